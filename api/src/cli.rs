@@ -1,0 +1,213 @@
+//! The `dartts` command line: serve, load, schema, migrate.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+
+use crate::config::{DatabaseKind, Settings};
+use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
+use crate::state::AppState;
+use crate::{db, graphql, server};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "dartts",
+    version,
+    about = "DARTTS trade-transparency analysis backend"
+)]
+pub struct Cli {
+    /// Optional TOML settings file; `DARTTS_*` environment variables override it.
+    #[arg(long, env = "DARTTS_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Serve the GraphQL API (migrates the database first).
+    Serve,
+    /// Load a data file as one batch.
+    Load {
+        dataset: Dataset,
+        /// The file (for `sdn`: the folder holding sdn.csv, add.csv, alt.csv, sdn_comments.csv,
+        /// or the path of sdn.csv with the others beside it).
+        path: PathBuf,
+        /// ISO 3166 alpha-2 code of the nation that provided a trade file.
+        #[arg(long)]
+        provider: Option<String>,
+        /// Trade layout: a built-in profile name (`canonical`, `kcs`) or a path to a .toml file.
+        #[arg(long)]
+        profile: Option<String>,
+        /// The date the data describes (YYYY-MM-DD); defaults to today.
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
+        /// Load nothing if any row is rejected.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the GraphQL schema (SDL).
+    Schema,
+    /// Apply pending migrations and exit.
+    Migrate,
+}
+
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a YYYY-MM-DD date"))
+}
+
+/// The process entry point shared by every build of the binary.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DARTTS_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn")
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime.block_on(run(cli)),
+        Err(e) => fail(&format!("cannot start the async runtime: {e}")),
+    }
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    if let Command::Schema = cli.command {
+        print!("{}", graphql::sdl());
+        return ExitCode::SUCCESS;
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    let db = match db::connect(&settings).await {
+        Ok(db) => db,
+        Err(e) => return fail(&e),
+    };
+    match cli.command {
+        Command::Schema => ExitCode::SUCCESS,
+        Command::Migrate => {
+            eprintln!("dartts: database {} is up to date", settings.database_url);
+            ExitCode::SUCCESS
+        }
+        Command::Serve => {
+            announce(&settings);
+            let state = AppState {
+                db,
+                settings: Arc::new(settings),
+            };
+            let graphiql = state.settings.graphiql;
+            let result = server::serve(state, |addr| {
+                eprintln!("dartts: serving GraphQL at http://{addr}/graphql");
+                if graphiql {
+                    eprintln!("dartts: GraphiQL at http://{addr}/graphql (open it in a browser)");
+                }
+            })
+            .await;
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Load {
+            dataset,
+            path,
+            provider,
+            profile,
+            as_of,
+            strict,
+        } => {
+            let request = LoadRequest {
+                dataset,
+                path,
+                provider,
+                profile,
+                as_of,
+                strict,
+                loaded_by: operator(),
+            };
+            report(ingest::load(&db, settings.instance, &settings.data_dir, &request).await)
+        }
+    }
+}
+
+/// Says plainly what kind of node this is, so nobody mistakes the embedded default for a
+/// production deployment.
+fn announce(settings: &Settings) {
+    eprintln!("dartts: {} instance", settings.instance.as_str());
+    match settings.database_kind {
+        DatabaseKind::Sqlite => eprintln!(
+            "dartts: embedded SQLite database {} (single node; set DARTTS_DATABASE_URL=postgres://… for production)",
+            settings.database_url
+        ),
+        DatabaseKind::Postgres => {
+            eprintln!("dartts: PostgreSQL database {}", settings.database_url)
+        }
+    }
+}
+
+/// Who ran the load, for the batch record: the operator's login name.
+fn operator() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "operator".to_owned())
+}
+
+/// Shown on stdout per rejected row, at most; every rejection is stored with the batch.
+const REJECTIONS_SHOWN: usize = 50;
+
+fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
+    match result {
+        Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => {
+            println!("already loaded as batch {batch_id} (sha256 {sha256}); nothing done");
+            ExitCode::SUCCESS
+        }
+        Ok(LoadOutcome::Loaded {
+            batch_id,
+            sha256,
+            accepted,
+            per_file,
+            rejections,
+        }) => {
+            println!(
+                "batch {batch_id}: {accepted} rows accepted, {} rejected (sha256 {sha256})",
+                rejections.len()
+            );
+            if per_file.len() > 1 {
+                for (file, n) in &per_file {
+                    println!("  {file}: {n} rows accepted");
+                }
+            }
+            for r in rejections.iter().take(REJECTIONS_SHOWN) {
+                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
+            }
+            if rejections.len() > REJECTIONS_SHOWN {
+                println!(
+                    "… and {} more; all are listed in Batch.rejections",
+                    rejections.len() - REJECTIONS_SHOWN
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(IngestError::StrictRejected(rejections)) => {
+            for r in rejections.iter().take(REJECTIONS_SHOWN) {
+                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
+            }
+            fail(&IngestError::StrictRejected(rejections))
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("dartts: error: {err}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,51 @@
+//! Connecting to the configured database and bringing its schema up to date.
+
+use std::time::Duration;
+
+use migration::{Migrator, MigratorTrait};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+
+use crate::config::{DatabaseKind, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot connect to {url}: {source}")]
+    Connect { url: String, source: DbErr },
+    #[error("migration failed: {0}")]
+    Migrate(DbErr),
+}
+
+/// Connects and runs pending migrations (they are idempotent and ordered).
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError> {
+    if settings.database_kind == DatabaseKind::Sqlite {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| DbError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
+        })?;
+    }
+    let mut options = ConnectOptions::new(settings.database_url.expose().to_owned());
+    // Fail start-up quickly and clearly when the database is unreachable, instead of the
+    // pool's default of retrying for half a minute.
+    options
+        .sqlx_logging(false)
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5));
+    if settings.database_kind == DatabaseKind::Sqlite {
+        // sqlx opens SQLite in WAL mode: readers never block the one writer (a `dartts load`
+        // in another process), and a handful of connections is all one node needs.
+        options.max_connections(4);
+    }
+    let db = Database::connect(options)
+        .await
+        .map_err(|source| DbError::Connect {
+            url: settings.database_url.redacted(),
+            source,
+        })?;
+    Migrator::up(&db, None).await.map_err(DbError::Migrate)?;
+    Ok(db)
+}

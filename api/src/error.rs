@@ -1,0 +1,148 @@
+//! The one error type that crosses the API boundary, and its stable client-facing codes.
+//!
+//! Module errors (`IngestError`, `DbErr`, …) are converted here and nowhere else. Internal
+//! failures are logged with a reference id and shown to clients only as that id, so SQL, file
+//! paths or connection strings never reach a partner's screen. `scrub` is the last line of
+//! defence: any error that leaves a resolver without a code is treated as internal.
+
+use async_graphql::{ErrorExtensionValues, ServerError, Value};
+
+/// `extensions.code` values. Clients match on these strings; never rename one.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadUserInput,
+    NotFound,
+    GraphqlValidationFailed,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadUserInput => "BAD_USER_INPUT",
+            ErrorCode::NotFound => "NOT_FOUND",
+            ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            ErrorCode::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// Deliberately not `Display`: async-graphql converts any `Display` type into an error
+/// verbatim, which would bypass the code and the scrubbing below.
+#[derive(Debug)]
+pub enum ApiError {
+    BadUserInput(String),
+    NotFound(String),
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        ApiError::BadUserInput(message.into())
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            ApiError::BadUserInput(_) => ErrorCode::BadUserInput,
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::Internal(_) => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<sea_orm::DbErr> for ApiError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        ApiError::Internal(Box::new(err))
+    }
+}
+
+/// Logs an internal failure and returns the message clients see instead.
+fn internal_message(detail: &dyn std::fmt::Display) -> String {
+    let reference = uuid::Uuid::new_v4();
+    tracing::error!(%reference, error = %detail, "internal error");
+    format!("internal error (reference {reference})")
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        let code = err.code();
+        let message = match err {
+            ApiError::BadUserInput(m) | ApiError::NotFound(m) => m,
+            ApiError::Internal(source) => internal_message(&source),
+        };
+        let mut extensions = ErrorExtensionValues::default();
+        extensions.set("code", code.as_str());
+        async_graphql::Error {
+            message,
+            source: None,
+            extensions: Some(extensions),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Gives every error in a response a code, hiding the text of any that has none.
+///
+/// Errors without a path come from parsing and validation of the document (safe to show,
+/// suggestions are disabled). Errors with a path but no code escaped a resolver without
+/// passing through `ApiError`; their text may hold internals, so it is replaced.
+pub fn scrub(errors: &mut [ServerError]) {
+    for error in errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|e| e.get("code").is_some());
+        if has_code {
+            continue;
+        }
+        let code = if error.path.is_empty() {
+            ErrorCode::GraphqlValidationFailed
+        } else if error.message.starts_with("Failed to parse") {
+            // async-graphql's wording for an argument or variable of the wrong shape.
+            ErrorCode::BadUserInput
+        } else {
+            error.message = internal_message(&error.message);
+            ErrorCode::Internal
+        };
+        error
+            .extensions
+            .get_or_insert_with(ErrorExtensionValues::default)
+            .set("code", Value::from(code.as_str()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_hide_their_source() {
+        let err: async_graphql::Error =
+            ApiError::Internal("password authentication failed for user dartts".into()).into();
+        assert!(err.message.starts_with("internal error (reference "));
+        assert!(!err.message.contains("password"));
+        let code = err.extensions.as_ref().and_then(|e| e.get("code")).cloned();
+        assert_eq!(code, Some(Value::from("INTERNAL")));
+    }
+
+    #[test]
+    fn uncoded_resolver_errors_are_scrubbed() {
+        let mut errors = vec![
+            ServerError {
+                path: vec![async_graphql::PathSegment::Field("tradeRecords".into())],
+                ..ServerError::new("relation \"trade_records\" does not exist", None)
+            },
+            ServerError::new("Unknown field \"x\"", None),
+        ];
+        scrub(&mut errors);
+        assert!(!errors[0].message.contains("relation"));
+        let code = |e: &ServerError| e.extensions.as_ref().and_then(|x| x.get("code")).cloned();
+        assert_eq!(code(&errors[0]), Some(Value::from("INTERNAL")));
+        assert_eq!(
+            code(&errors[1]),
+            Some(Value::from("GRAPHQL_VALIDATION_FAILED"))
+        );
+    }
+}

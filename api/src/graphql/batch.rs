@@ -1,0 +1,200 @@
+//! Ingest batches: provenance for every analytical row (`batches`, `Batch`, `TradeRecord.batch`).
+
+use std::collections::HashMap;
+
+use async_graphql::connection::Connection;
+use async_graphql::dataloader::Loader;
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+use entities::{batch, batch_rejection};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect,
+};
+
+use super::ids::{self, NodeType};
+use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::scalars::Date;
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetKind {
+    Trade,
+    Financial,
+    Subjects,
+    Sdn,
+}
+
+impl DatasetKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatasetKind::Trade => "trade",
+            DatasetKind::Financial => "financial",
+            DatasetKind::Subjects => "subjects",
+            DatasetKind::Sdn => "sdn",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "financial" => DatasetKind::Financial,
+            "subjects" => DatasetKind::Subjects,
+            "sdn" => DatasetKind::Sdn,
+            _ => DatasetKind::Trade,
+        }
+    }
+}
+
+/// One load of one input file (or, for SDN, one set of OFAC files).
+#[derive(SimpleObject, Clone)]
+#[graphql(complex)]
+pub struct Batch {
+    #[graphql(skip)]
+    row_id: i64,
+    pub dataset: DatasetKind,
+    pub file_name: String,
+    /// Hex SHA-256 of the raw input (for a set of files, of their names and digests).
+    pub sha256: String,
+    pub accepted_rows: i64,
+    pub rejected_rows: i64,
+    /// The date the data describes, as given at load.
+    pub as_of: Date,
+    pub loaded_at: DateTime<Utc>,
+    pub loaded_by: String,
+    pub provider_country: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// A row a load refused, and why.
+#[derive(SimpleObject)]
+pub struct BatchRejection {
+    pub file_name: String,
+    pub line_number: i64,
+    pub reason: String,
+}
+
+#[ComplexObject]
+impl Batch {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::Batch, self.row_id)
+    }
+
+    /// Refused rows in file order.
+    async fn rejections(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default = 100)] first: i32,
+    ) -> async_graphql::Result<Vec<BatchRejection>> {
+        let page = Page::new(Some(first), None)?;
+        let state = ctx.data::<AppState>()?;
+        let rows = batch_rejection::Entity::find()
+            .filter(batch_rejection::Column::BatchId.eq(self.row_id))
+            .order_by_asc(batch_rejection::Column::Id)
+            .limit(page.limit)
+            .all(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| BatchRejection {
+                file_name: r.file_name,
+                line_number: r.line_number,
+                reason: r.reason,
+            })
+            .collect())
+    }
+}
+
+impl From<batch::Model> for Batch {
+    fn from(m: batch::Model) -> Self {
+        Batch {
+            row_id: m.id,
+            dataset: DatasetKind::parse(&m.dataset),
+            file_name: m.file_name,
+            sha256: m.sha256,
+            accepted_rows: m.accepted_rows,
+            rejected_rows: m.rejected_rows,
+            as_of: Date(m.as_of),
+            loaded_at: m.loaded_at,
+            loaded_by: m.loaded_by,
+            provider_country: m.provider_country,
+            profile: m.profile,
+        }
+    }
+}
+
+/// Batches many `TradeRecord.batch` lookups on one page into a single query.
+pub struct BatchLoader(pub DatabaseConnection);
+
+impl Loader<i64> for BatchLoader {
+    type Value = Batch;
+    type Error = async_graphql::Error;
+
+    async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Batch>, Self::Error> {
+        let rows = batch::Entity::find()
+            .filter(batch::Column::Id.is_in(keys.iter().copied()))
+            .all(&self.0)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(rows.into_iter().map(|m| (m.id, Batch::from(m))).collect())
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct BatchFilter {
+    pub dataset: Option<DatasetKind>,
+    pub provider_country: Option<String>,
+    pub sha256: Option<String>,
+}
+
+#[derive(Default)]
+pub struct BatchQuery;
+
+#[Object]
+impl BatchQuery {
+    /// Loads, newest first.
+    #[graphql(complexity = "CONNECTION_COST + child_complexity")]
+    async fn batches(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<BatchFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<OffsetCursor, Batch, TotalCount>> {
+        let state = ctx.data::<AppState>()?;
+        let page = Page::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let mut c = Condition::all();
+        if let Some(d) = filter.dataset {
+            c = c.add(batch::Column::Dataset.eq(d.as_str()));
+        }
+        if let Some(p) = filter.provider_country {
+            c = c.add(batch::Column::ProviderCountry.eq(p.to_ascii_uppercase()));
+        }
+        if let Some(s) = filter.sha256 {
+            c = c.add(batch::Column::Sha256.eq(s.to_ascii_lowercase()));
+        }
+        let rows = batch::Entity::find()
+            .filter(c.clone())
+            .order_by_desc(batch::Column::Id)
+            .offset(page.offset)
+            .limit(page.limit + 1)
+            .all(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        let total = batch::Entity::find()
+            .filter(c)
+            .count(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(page.connection(rows.into_iter().map(Batch::from).collect(), total))
+    }
+}
+
+pub async fn by_id(state: &AppState, id: i64) -> ApiResult<Option<Batch>> {
+    Ok(batch::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .map(Batch::from))
+}

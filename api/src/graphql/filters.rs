@@ -1,0 +1,52 @@
+//! SQL predicate helpers shared by the domain modules. Everything here becomes part of the SQL
+//! query; nothing filters rows after they are fetched.
+
+use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
+use sea_orm::{ColumnTrait, Condition};
+
+use crate::error::ApiError;
+
+/// Case-insensitive substring match that treats `%` and `_` in the input literally.
+pub fn contains<C: ColumnTrait>(column: C, needle: &str) -> SimpleExpr {
+    let escaped: String = needle
+        .to_lowercase()
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            other => vec![other],
+        })
+        .collect();
+    Expr::expr(Func::lower(Expr::col(column.as_column_ref())))
+        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+}
+
+/// Adds `column IN (codes)` for a list of ISO country codes, validating each.
+pub fn countries<C: ColumnTrait>(
+    cond: Condition,
+    column: C,
+    codes: Option<&Vec<String>>,
+    argument: &str,
+) -> Result<Condition, ApiError> {
+    let Some(codes) = codes else { return Ok(cond) };
+    let mut upper = Vec::with_capacity(codes.len());
+    for code in codes {
+        let c = code.trim().to_ascii_uppercase();
+        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(ApiError::bad_input(format!(
+                "{argument}: {code:?} is not an ISO 3166 alpha-2 code"
+            )));
+        }
+        upper.push(c);
+    }
+    Ok(cond.add(column.is_in(upper)))
+}
+
+/// Rejects filters that would make a query scan without bound on hostile input.
+pub fn check_text(argument: &str, value: &str) -> Result<(), ApiError> {
+    if value.chars().count() > 200 {
+        return Err(ApiError::bad_input(format!(
+            "{argument} is longer than 200 characters"
+        )));
+    }
+    Ok(())
+}

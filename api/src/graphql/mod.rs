@@ -1,0 +1,68 @@
+//! The GraphQL schema: one module per domain, merged into one query root.
+//!
+//! Limits are set here for every request: depth, complexity (which also bounds aliases, since
+//! each aliased copy counts), and no field suggestions in error messages.
+
+mod batch;
+mod filters;
+mod ids;
+mod node;
+mod pagination;
+mod scalars;
+mod sdn;
+mod trade;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+
+use crate::state::AppState;
+
+#[derive(MergedObject, Default)]
+pub struct Query(
+    trade::TradeQuery,
+    sdn::SdnQuery,
+    batch::BatchQuery,
+    node::NodeQuery,
+);
+
+pub type DarttsSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+
+pub const MAX_DEPTH: usize = 12;
+/// High enough for the standard introspection query, low enough to bound aliased fan-out.
+pub const MAX_COMPLEXITY: usize = 1000;
+
+fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
+    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .disable_suggestions()
+}
+
+/// The schema serving requests against `state`.
+pub fn build(state: AppState) -> DarttsSchema {
+    builder()
+        .data(DataLoader::new(
+            batch::BatchLoader(state.db.clone()),
+            tokio::spawn,
+        ))
+        .data(state)
+        .finish()
+}
+
+/// The SDL clients code against; `schema.graphql` at the repository root is this text.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn committed_schema_matches_the_code() {
+        let committed = include_str!("../../../schema.graphql");
+        let current = super::sdl();
+        assert!(
+            committed == current,
+            "schema.graphql is out of date: run `cargo run -- schema > schema.graphql`"
+        );
+    }
+}

@@ -1,0 +1,379 @@
+//! Trade declarations: `tradeRecords` and the `TradeRecord` type.
+
+use async_graphql::connection::Connection;
+use async_graphql::dataloader::DataLoader;
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use entities::trade_record::{self, Column};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::batch::{Batch, BatchLoader};
+use super::filters::{check_text, contains, countries};
+use super::ids::{self, NodeType};
+use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::scalars::{Date, SortDirection};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    Import,
+    Export,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Import => "IMPORT",
+            Direction::Export => "EXPORT",
+        }
+    }
+}
+
+/// One line of one trade declaration.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct TradeRecord {
+    #[graphql(skip)]
+    row_id: i64,
+    #[graphql(skip)]
+    batch_id: i64,
+    pub declaration_id: String,
+    pub line_number: i32,
+    pub declaration_date: Date,
+    pub direction: Direction,
+    /// HS / HTS code, 2 to 10 digits.
+    pub hs_code: String,
+    pub commodity_description: Option<String>,
+    pub importer_name: Option<String>,
+    pub importer_id: Option<String>,
+    pub importer_address: Option<String>,
+    pub exporter_name: Option<String>,
+    pub manufacturer_name: Option<String>,
+    pub manufacturer_id: Option<String>,
+    pub country_of_origin: Option<String>,
+    pub country_of_export: Option<String>,
+    pub country_of_destination: Option<String>,
+    /// The country whose customs recorded the declaration.
+    pub reporting_country: String,
+    /// The other side of the trade, as the reporting country sees it.
+    pub partner_country: Option<String>,
+    /// The nation that provided the data.
+    pub provider_country: String,
+    pub port: Option<String>,
+    pub transport_mode: Option<String>,
+    pub quantity: Option<f64>,
+    pub quantity_unit: Option<String>,
+    pub net_weight_kg: Option<f64>,
+    /// The amount as declared, in `declaredCurrency`.
+    pub declared_value: f64,
+    /// ISO 4217 code of `declaredValue`.
+    pub declared_currency: String,
+    pub declared_value_usd: f64,
+}
+
+#[ComplexObject]
+impl TradeRecord {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::TradeRecord, self.row_id)
+    }
+
+    /// The load this record came from.
+    async fn batch(&self, ctx: &Context<'_>) -> async_graphql::Result<Batch> {
+        let loader = ctx.data::<DataLoader<BatchLoader>>()?;
+        loader
+            .load_one(self.batch_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("trade record without batch".into()).into())
+    }
+}
+
+impl From<trade_record::Model> for TradeRecord {
+    fn from(m: trade_record::Model) -> Self {
+        TradeRecord {
+            row_id: m.id,
+            batch_id: m.batch_id,
+            declaration_id: m.declaration_id,
+            line_number: m.line_number,
+            declaration_date: Date(m.declaration_date),
+            direction: if m.direction == "EXPORT" {
+                Direction::Export
+            } else {
+                Direction::Import
+            },
+            hs_code: m.hs_code,
+            commodity_description: m.commodity_description,
+            importer_name: m.importer_name,
+            importer_id: m.importer_id,
+            importer_address: m.importer_address,
+            exporter_name: m.exporter_name,
+            manufacturer_name: m.manufacturer_name,
+            manufacturer_id: m.manufacturer_id,
+            country_of_origin: m.country_of_origin,
+            country_of_export: m.country_of_export,
+            country_of_destination: m.country_of_destination,
+            reporting_country: m.reporting_country,
+            partner_country: m.partner_country,
+            provider_country: m.provider_country,
+            port: m.port,
+            transport_mode: m.transport_mode,
+            quantity: m.quantity,
+            quantity_unit: m.quantity_unit,
+            net_weight_kg: m.net_weight_kg,
+            declared_value: m.declared_value,
+            declared_currency: m.declared_currency,
+            declared_value_usd: m.declared_value_usd,
+        }
+    }
+}
+
+/// Every condition given must hold. List arguments match any of their values.
+#[derive(InputObject, Default)]
+pub struct TradeRecordFilter {
+    pub declaration_date_from: Option<Date>,
+    pub declaration_date_to: Option<Date>,
+    /// HS code starts with these digits (2, 4, 6, … digits).
+    pub hs_code_prefix: Option<String>,
+    pub direction: Option<Direction>,
+    pub declaration_id: Option<String>,
+    pub country_of_origin: Option<Vec<String>>,
+    pub country_of_export: Option<Vec<String>>,
+    pub country_of_destination: Option<Vec<String>>,
+    pub reporting_country: Option<Vec<String>>,
+    pub partner_country: Option<Vec<String>>,
+    pub provider_country: Option<Vec<String>>,
+    /// Case-insensitive substring of the importer's name.
+    pub importer_name_contains: Option<String>,
+    pub importer_id: Option<String>,
+    pub exporter_name_contains: Option<String>,
+    pub manufacturer_name_contains: Option<String>,
+    pub manufacturer_id: Option<String>,
+    pub port: Option<String>,
+    pub transport_mode: Option<String>,
+    pub declared_value_usd_min: Option<f64>,
+    pub declared_value_usd_max: Option<f64>,
+    pub batch_id: Option<ID>,
+}
+
+impl TradeRecordFilter {
+    fn condition(&self) -> ApiResult<Condition> {
+        let mut c = Condition::all();
+        if let Some(d) = self.declaration_date_from {
+            c = c.add(Column::DeclarationDate.gte(d.0));
+        }
+        if let Some(d) = self.declaration_date_to {
+            c = c.add(Column::DeclarationDate.lte(d.0));
+        }
+        if let Some(prefix) = &self.hs_code_prefix {
+            if prefix.is_empty() || prefix.len() > 10 || !prefix.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(ApiError::bad_input("hsCodePrefix must be 1 to 10 digits"));
+            }
+            c = c.add(Column::HsCode.starts_with(prefix));
+        }
+        if let Some(d) = self.direction {
+            c = c.add(Column::Direction.eq(d.as_str()));
+        }
+        for (value, column, argument) in [
+            (&self.declaration_id, Column::DeclarationId, "declarationId"),
+            (&self.importer_id, Column::ImporterId, "importerId"),
+            (
+                &self.manufacturer_id,
+                Column::ManufacturerId,
+                "manufacturerId",
+            ),
+            (&self.port, Column::Port, "port"),
+            (&self.transport_mode, Column::TransportMode, "transportMode"),
+        ] {
+            if let Some(v) = value {
+                check_text(argument, v)?;
+                c = c.add(column.eq(v.as_str()));
+            }
+        }
+        for (value, column, argument) in [
+            (
+                &self.importer_name_contains,
+                Column::ImporterName,
+                "importerNameContains",
+            ),
+            (
+                &self.exporter_name_contains,
+                Column::ExporterName,
+                "exporterNameContains",
+            ),
+            (
+                &self.manufacturer_name_contains,
+                Column::ManufacturerName,
+                "manufacturerNameContains",
+            ),
+        ] {
+            if let Some(v) = value {
+                check_text(argument, v)?;
+                c = c.add(contains(column, v));
+            }
+        }
+        c = countries(
+            c,
+            Column::CountryOfOrigin,
+            self.country_of_origin.as_ref(),
+            "countryOfOrigin",
+        )?;
+        c = countries(
+            c,
+            Column::CountryOfExport,
+            self.country_of_export.as_ref(),
+            "countryOfExport",
+        )?;
+        c = countries(
+            c,
+            Column::CountryOfDestination,
+            self.country_of_destination.as_ref(),
+            "countryOfDestination",
+        )?;
+        c = countries(
+            c,
+            Column::ReportingCountry,
+            self.reporting_country.as_ref(),
+            "reportingCountry",
+        )?;
+        c = countries(
+            c,
+            Column::PartnerCountry,
+            self.partner_country.as_ref(),
+            "partnerCountry",
+        )?;
+        c = countries(
+            c,
+            Column::ProviderCountry,
+            self.provider_country.as_ref(),
+            "providerCountry",
+        )?;
+        for (value, argument) in [
+            (self.declared_value_usd_min, "declaredValueUsdMin"),
+            (self.declared_value_usd_max, "declaredValueUsdMax"),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(ApiError::bad_input(format!(
+                    "{argument} must be a finite number"
+                )));
+            }
+        }
+        if let Some(v) = self.declared_value_usd_min {
+            c = c.add(Column::DeclaredValueUsd.gte(v));
+        }
+        if let Some(v) = self.declared_value_usd_max {
+            c = c.add(Column::DeclaredValueUsd.lte(v));
+        }
+        if let Some(id) = &self.batch_id {
+            c = c.add(Column::BatchId.eq(ids::decode_as(id, NodeType::Batch)?));
+        }
+        Ok(c)
+    }
+}
+
+/// Columns `tradeRecords` can be sorted on.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TradeRecordSortField {
+    DeclarationDate,
+    DeclarationId,
+    LineNumber,
+    HsCode,
+    ImporterName,
+    ImporterId,
+    ManufacturerName,
+    CountryOfOrigin,
+    CountryOfExport,
+    PartnerCountry,
+    ProviderCountry,
+    Port,
+    TransportMode,
+    Quantity,
+    NetWeightKg,
+    DeclaredValueUsd,
+}
+
+impl TradeRecordSortField {
+    fn column(self) -> Column {
+        match self {
+            Self::DeclarationDate => Column::DeclarationDate,
+            Self::DeclarationId => Column::DeclarationId,
+            Self::LineNumber => Column::LineNumber,
+            Self::HsCode => Column::HsCode,
+            Self::ImporterName => Column::ImporterName,
+            Self::ImporterId => Column::ImporterId,
+            Self::ManufacturerName => Column::ManufacturerName,
+            Self::CountryOfOrigin => Column::CountryOfOrigin,
+            Self::CountryOfExport => Column::CountryOfExport,
+            Self::PartnerCountry => Column::PartnerCountry,
+            Self::ProviderCountry => Column::ProviderCountry,
+            Self::Port => Column::Port,
+            Self::TransportMode => Column::TransportMode,
+            Self::Quantity => Column::Quantity,
+            Self::NetWeightKg => Column::NetWeightKg,
+            Self::DeclaredValueUsd => Column::DeclaredValueUsd,
+        }
+    }
+}
+
+#[derive(InputObject, Clone, Copy)]
+pub struct TradeRecordOrder {
+    pub field: TradeRecordSortField,
+    #[graphql(default_with = "SortDirection::Asc")]
+    pub direction: SortDirection,
+}
+
+/// More sort keys than this is a mistake or an attempt to make the database work hard.
+const MAX_SORT_KEYS: usize = 5;
+
+#[derive(Default)]
+pub struct TradeQuery;
+
+#[Object]
+impl TradeQuery {
+    /// Trade declaration lines, filtered and sorted in the database. Ties are broken by id, so
+    /// pages are stable.
+    #[graphql(complexity = "CONNECTION_COST + child_complexity")]
+    async fn trade_records(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TradeRecordFilter>,
+        order_by: Option<Vec<TradeRecordOrder>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<OffsetCursor, TradeRecord, TotalCount>> {
+        let state = ctx.data::<AppState>()?;
+        let page = Page::new(first, after)?;
+        let condition = filter.unwrap_or_default().condition()?;
+        let order_by = order_by.unwrap_or_default();
+        if order_by.len() > MAX_SORT_KEYS {
+            return Err(
+                ApiError::bad_input(format!("orderBy takes at most {MAX_SORT_KEYS} keys")).into(),
+            );
+        }
+        let mut query = trade_record::Entity::find().filter(condition.clone());
+        for key in &order_by {
+            query = query.order_by(key.field.column(), key.direction.into());
+        }
+        let rows = query
+            .order_by_asc(Column::Id)
+            .offset(page.offset)
+            .limit(page.limit + 1)
+            .all(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        let total = trade_record::Entity::find()
+            .filter(condition)
+            .count(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(page.connection(rows.into_iter().map(TradeRecord::from).collect(), total))
+    }
+}
+
+pub async fn by_id(state: &AppState, id: i64) -> ApiResult<Option<TradeRecord>> {
+    Ok(trade_record::Entity::find_by_id(id)
+        .one(&state.db)
+        .await?
+        .map(TradeRecord::from))
+}

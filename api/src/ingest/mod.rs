@@ -1,0 +1,494 @@
+//! `dartts load`: every data set enters the system here and only here (DESIGN §2: users cannot
+//! modify or append analytical data).
+//!
+//! A load is one batch and one transaction: the raw file is hashed and kept content-addressed,
+//! a file already loaded is a no-op, rows stream from disk in chunks into bulk writes, and each
+//! refused row is recorded with its line and reason. With `strict`, any refused row rolls the
+//! whole load back. Nothing is committed until the last row has been read.
+
+mod financial;
+mod input;
+pub mod profile;
+mod raw_store;
+mod sdn;
+mod sink;
+mod subjects;
+mod values;
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{NaiveDate, Utc};
+use sea_orm::DatabaseConnection;
+use sea_orm::sqlx;
+
+use crate::config::Instance;
+use input::{CsvInput, HeaderIndex, InputError};
+use profile::{ProfileError, ProfileFile, TRADE_COLUMNS};
+use sink::{Cell, LoadTx, NewBatch, Table};
+
+/// Rows per bulk write: large enough to amortise round trips, small enough to stream.
+const CHUNK_ROWS: usize = 5_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dataset {
+    Trade,
+    Financial,
+    Subjects,
+    Sdn,
+}
+
+impl Dataset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dataset::Trade => "trade",
+            Dataset::Financial => "financial",
+            Dataset::Subjects => "subjects",
+            Dataset::Sdn => "sdn",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct LoadRequest {
+    pub dataset: Dataset,
+    pub path: PathBuf,
+    pub provider: Option<String>,
+    pub profile: Option<String>,
+    pub as_of: Option<NaiveDate>,
+    pub strict: bool,
+    pub loaded_by: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    pub file: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+#[derive(Debug)]
+pub enum LoadOutcome {
+    Loaded {
+        batch_id: i64,
+        sha256: String,
+        accepted: i64,
+        /// Accepted rows per input file, in load order.
+        per_file: Vec<(String, i64)>,
+        rejections: Vec<Rejection>,
+    },
+    /// The same content was loaded before; nothing was written.
+    AlreadyLoaded { batch_id: i64, sha256: String },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("the foreign instance does not accept {0} data (DESIGN §1); nothing was written")]
+    RefusedOnForeignInstance(&'static str),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("{0}; nothing was written")]
+    Input(#[from] InputError),
+    #[error("cannot store the raw input: {0}")]
+    RawStore(#[from] std::io::Error),
+    #[error("{} row(s) rejected and --strict is set; nothing was written", .0.len())]
+    StrictRejected(Vec<Rejection>),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Orm(#[from] sea_orm::DbErr),
+}
+
+/// The files a request names, resolved and checked before anything is written.
+struct Inputs {
+    /// (display name, path) in load order; for SDN: sdn.csv then the optional companions.
+    files: Vec<(String, PathBuf)>,
+}
+
+fn resolve_inputs(req: &LoadRequest) -> Result<Inputs, IngestError> {
+    let path = &req.path;
+    if req.dataset != Dataset::Sdn {
+        if !path.is_file() {
+            return Err(IngestError::BadRequest(format!(
+                "{} is not a file",
+                path.display()
+            )));
+        }
+        return Ok(Inputs {
+            files: vec![(file_name(path), path.clone())],
+        });
+    }
+    let dir = if path.is_dir() {
+        path.clone()
+    } else if path.is_file() {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else {
+        return Err(IngestError::BadRequest(format!(
+            "{} does not exist",
+            path.display()
+        )));
+    };
+    let sdn = if path.is_dir() {
+        dir.join("sdn.csv")
+    } else {
+        path.clone()
+    };
+    if !sdn.is_file() {
+        return Err(IngestError::BadRequest(format!(
+            "no sdn.csv in {}",
+            dir.display()
+        )));
+    }
+    let mut files = vec![(file_name(&sdn), sdn)];
+    // Companions are only taken from beside sdn.csv when it was named as a folder or as
+    // `sdn.csv` itself; a file called anything else is loaded alone.
+    if path.is_dir() || file_name(path).eq_ignore_ascii_case("sdn.csv") {
+        for companion in ["sdn_comments.csv", "add.csv", "alt.csv"] {
+            let p = dir.join(companion);
+            if p.is_file() {
+                files.push((companion.to_owned(), p));
+            }
+        }
+    }
+    Ok(Inputs { files })
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn validate_provider(req: &LoadRequest) -> Result<Option<String>, IngestError> {
+    match (&req.provider, req.dataset) {
+        (None, Dataset::Trade) => Err(IngestError::BadRequest(
+            "trade loads need --provider <ISO country> (the nation that delivered the file)".into(),
+        )),
+        (Some(_), d) if d != Dataset::Trade => Err(IngestError::BadRequest(
+            "--provider only applies to trade loads".into(),
+        )),
+        (Some(p), _) => values::country(p, "--provider")
+            .map(Some)
+            .map_err(IngestError::BadRequest),
+        (None, _) => Ok(None),
+    }
+}
+
+pub async fn load(
+    db: &DatabaseConnection,
+    instance: Instance,
+    data_dir: &Path,
+    req: &LoadRequest,
+) -> Result<LoadOutcome, IngestError> {
+    if instance == Instance::Foreign && req.dataset != Dataset::Trade {
+        return Err(IngestError::RefusedOnForeignInstance(req.dataset.as_str()));
+    }
+    if req.profile.is_some() && req.dataset != Dataset::Trade {
+        return Err(IngestError::BadRequest(
+            "--profile only applies to trade loads".into(),
+        ));
+    }
+    let provider = validate_provider(req)?;
+    let profile = match req.dataset {
+        Dataset::Trade => Some(ProfileFile::resolve(
+            req.profile.as_deref().unwrap_or("canonical"),
+        )?),
+        _ => None,
+    };
+    let inputs = resolve_inputs(req)?;
+
+    // Hash and keep every raw file first: the digest decides whether this is a reload, and the
+    // rows are then read from the kept copy, so what is stored is exactly what was loaded.
+    let mut stored = Vec::with_capacity(inputs.files.len());
+    for (name, path) in &inputs.files {
+        stored.push((name.clone(), raw_store::keep(data_dir, path)?));
+    }
+    let sha256 = if stored.len() == 1 {
+        stored[0].1.sha256.clone()
+    } else {
+        raw_store::digest_of_set(stored.iter().map(|(n, s)| (n.as_str(), s.sha256.as_str())))
+    };
+    if let Some(batch_id) = existing_batch(db, req.dataset, &sha256).await? {
+        return Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 });
+    }
+
+    let file_name = stored
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect::<Vec<_>>()
+        .join("+");
+    let raw_path = stored
+        .iter()
+        .map(|(_, s)| s.relative_path.as_str())
+        .collect::<Vec<_>>()
+        .join(";");
+    let mut tx = LoadTx::begin(db).await?;
+    let batch_id = match tx
+        .insert_batch(&NewBatch {
+            dataset: req.dataset.as_str(),
+            file_name: &file_name,
+            sha256: &sha256,
+            as_of: req.as_of.unwrap_or_else(|| Utc::now().date_naive()),
+            provider_country: provider.as_deref(),
+            profile: profile.as_ref().map(|p| p.name.as_str()),
+            loaded_by: &req.loaded_by,
+            loaded_at: Utc::now(),
+            raw_path: &raw_path,
+        })
+        .await
+    {
+        Ok(id) => id,
+        // Another process committed the same file between our check and our insert.
+        Err(e) if is_unique_violation(&e) => {
+            drop(tx);
+            let batch_id = existing_batch(db, req.dataset, &sha256)
+                .await?
+                .ok_or(IngestError::Database(e))?;
+            return Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 });
+        }
+        Err(e) => return Err(e.into()),
+    };
+
+    let mut job = Job {
+        tx,
+        batch_id,
+        accepted: 0,
+        per_file: Vec::new(),
+        rejections: Vec::new(),
+    };
+    let files: Vec<(String, PathBuf)> = stored
+        .iter()
+        .map(|(n, s)| (n.clone(), data_dir.join(&s.relative_path)))
+        .collect();
+    match req.dataset {
+        Dataset::Trade => {
+            let (name, path) = &files[0];
+            let profile = profile
+                .as_ref()
+                .ok_or_else(|| IngestError::BadRequest("no profile".into()))?;
+            let provider = provider.as_deref().unwrap_or_default();
+            let mut input = CsvInput::open(path, name, true)?;
+            let headers = input.headers()?;
+            let bound = profile.bind(&headers)?;
+            let table = Table {
+                name: "trade_records",
+                columns: TRADE_COLUMNS,
+            };
+            job.stream(&mut input, &table, |r| {
+                bound.map(&r.fields, batch_id, provider)
+            })
+            .await?;
+        }
+        Dataset::Financial => {
+            let (name, path) = &files[0];
+            let mut input = CsvInput::open(path, name, true)?;
+            let headers = input.headers()?;
+            let index = HeaderIndex::bind(name, &headers, financial::COLUMNS, financial::REQUIRED)?;
+            let table = Table {
+                name: "financial_transactions",
+                columns: financial::TABLE_COLUMNS,
+            };
+            job.stream(&mut input, &table, |r| financial::map(&index, r, batch_id))
+                .await?;
+        }
+        Dataset::Subjects => {
+            let (name, path) = &files[0];
+            let mut input = CsvInput::open(path, name, true)?;
+            let headers = input.headers()?;
+            let index = HeaderIndex::bind(name, &headers, subjects::COLUMNS, subjects::REQUIRED)?;
+            let table = Table {
+                name: "subject_records",
+                columns: subjects::TABLE_COLUMNS,
+            };
+            job.stream(&mut input, &table, |r| subjects::map(&index, r, batch_id))
+                .await?;
+        }
+        Dataset::Sdn => job.load_sdn(&files).await?,
+    }
+
+    let Job {
+        mut tx,
+        accepted,
+        per_file,
+        rejections,
+        ..
+    } = job;
+    if req.strict && !rejections.is_empty() {
+        // Dropping the transaction rolls back the batch row and every row written so far.
+        drop(tx);
+        return Err(IngestError::StrictRejected(rejections));
+    }
+    let rejection_rows: Vec<Vec<Cell>> = rejections
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::Int(batch_id),
+                Cell::Text(r.file.clone()),
+                Cell::Int(i64::try_from(r.line).unwrap_or(i64::MAX)),
+                Cell::Text(r.reason.clone()),
+            ]
+        })
+        .collect();
+    tx.write(
+        &Table {
+            name: "batch_rejections",
+            columns: &["batch_id", "file_name", "line_number", "reason"],
+        },
+        &rejection_rows,
+    )
+    .await?;
+    let rejected = i64::try_from(rejections.len()).unwrap_or(i64::MAX);
+    tx.finish_batch(batch_id, accepted, rejected).await?;
+    tx.commit().await?;
+    Ok(LoadOutcome::Loaded {
+        batch_id,
+        sha256,
+        accepted,
+        per_file,
+        rejections,
+    })
+}
+
+async fn existing_batch(
+    db: &DatabaseConnection,
+    dataset: Dataset,
+    sha256: &str,
+) -> Result<Option<i64>, IngestError> {
+    use entities::batch;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let found = batch::Entity::find()
+        .filter(batch::Column::Dataset.eq(dataset.as_str()))
+        .filter(batch::Column::Sha256.eq(sha256))
+        .one(db)
+        .await?;
+    Ok(found.map(|b| b.id))
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// The state of one running load.
+struct Job {
+    tx: LoadTx,
+    batch_id: i64,
+    accepted: i64,
+    per_file: Vec<(String, i64)>,
+    rejections: Vec<Rejection>,
+}
+
+impl Job {
+    /// Reads every record of `input`, maps it, and writes accepted rows in chunks.
+    async fn stream<F>(
+        &mut self,
+        input: &mut CsvInput,
+        table: &Table,
+        mut map: F,
+    ) -> Result<(), IngestError>
+    where
+        F: FnMut(&input::Record) -> Result<Vec<Cell>, String>,
+    {
+        let before = self.accepted;
+        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+        while let Some(next) = input.next_record()? {
+            match next.and_then(|record| map(&record).map_err(|reason| (record.line, reason))) {
+                Ok(row) => chunk.push(row),
+                Err((line, reason)) => self.reject(input.file_name(), line, reason),
+            }
+            if chunk.len() == CHUNK_ROWS {
+                self.flush(table, &mut chunk).await?;
+            }
+        }
+        self.flush(table, &mut chunk).await?;
+        self.per_file
+            .push((input.file_name().to_owned(), self.accepted - before));
+        Ok(())
+    }
+
+    async fn flush(
+        &mut self,
+        table: &Table,
+        chunk: &mut Vec<Vec<Cell>>,
+    ) -> Result<(), IngestError> {
+        self.tx.write(table, chunk).await?;
+        self.accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+        chunk.clear();
+        Ok(())
+    }
+
+    fn reject(&mut self, file: &str, line: u64, reason: String) {
+        self.rejections.push(Rejection {
+            file: file.to_owned(),
+            line,
+            reason,
+        });
+    }
+
+    /// sdn.csv first (with comments folded into remarks), then addresses and aliases, which may
+    /// only refer to entries of this same list.
+    async fn load_sdn(&mut self, files: &[(String, PathBuf)]) -> Result<(), IngestError> {
+        let batch_id = self.batch_id;
+        let mut continuations: HashMap<i64, String> = HashMap::new();
+        if let Some((name, path)) = files.iter().find(|(n, _)| n == "sdn_comments.csv") {
+            let mut input = CsvInput::open(path, name, false)?;
+            while let Some(next) = input.next_record()? {
+                match next.and_then(|r| sdn::comment(&r.fields).map_err(|e| (r.line, e))) {
+                    Ok((ent, text)) => continuations.entry(ent).or_default().push_str(&text),
+                    Err((line, reason)) => self.reject(name, line, reason),
+                }
+            }
+        }
+
+        let mut known: HashSet<i64> = HashSet::new();
+        let (name, path) = &files[0];
+        let mut input = CsvInput::open(path, name, false)?;
+        let table = Table {
+            name: "sdn_entries",
+            columns: sdn::ENTRY_COLUMNS,
+        };
+        self.stream(&mut input, &table, |r| {
+            let (ent, cells) = sdn::entry(&r.fields, batch_id, &continuations)?;
+            if !known.insert(ent) {
+                return Err(format!("ent_num {ent} appears twice in sdn.csv"));
+            }
+            Ok(cells)
+        })
+        .await?;
+        for ent in continuations.keys().filter(|e| !known.contains(e)) {
+            self.reject(
+                "sdn_comments.csv",
+                0,
+                format!("ent_num {ent} is not in sdn.csv"),
+            );
+        }
+
+        for (file, table, mapper) in [
+            (
+                "add.csv",
+                Table {
+                    name: "sdn_addresses",
+                    columns: sdn::ADDRESS_COLUMNS,
+                },
+                sdn::address as fn(&[String], i64, &HashSet<i64>) -> Result<Vec<Cell>, String>,
+            ),
+            (
+                "alt.csv",
+                Table {
+                    name: "sdn_aliases",
+                    columns: sdn::ALIAS_COLUMNS,
+                },
+                sdn::alias,
+            ),
+        ] {
+            if let Some((name, path)) = files.iter().find(|(n, _)| n == file) {
+                let mut input = CsvInput::open(path, name, false)?;
+                self.stream(&mut input, &table, |r| mapper(&r.fields, batch_id, &known))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}

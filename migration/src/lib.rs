@@ -1,0 +1,15 @@
+//! Schema migrations. The same migration runs on SQLite (embedded default) and PostgreSQL
+//! (production); backend-specific SQL is confined to clearly marked branches.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_initial;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,306 @@
+#![expect(
+    clippy::expect_used,
+    reason = "test harness: a failed set-up step must fail the test loudly"
+)]
+
+//! Black-box test harness: runs the real `dartts` binary against a real database and talks to
+//! it over HTTP, as a client would.
+//!
+//! PostgreSQL comes from `DARTTS_TEST_DATABASE_URL` (set by `scripts/test`, which installs and
+//! starts it); every `TestEnv` gets a fresh database of its own, so tests run in parallel.
+//! SQLite environments use a file in a temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// The `dartts-under-test` binary cargo built beside the test executables (cargo only exposes
+/// `CARGO_BIN_EXE_*` to integration-test sources, not to this shared library, so we look where
+/// cargo puts it: the parent of the `deps/` directory holding the running test).
+pub fn bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_BIN_EXE_dartts-under-test") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| {
+            if deps.ends_with("deps") {
+                deps.parent()
+            } else {
+                Some(deps)
+            }
+        })
+        .expect("target directory");
+    let candidate = profile_dir.join(format!("dartts-under-test{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        candidate.exists(),
+        "{} not built; run the suite with scripts/test",
+        candidate.display()
+    );
+    candidate
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
+
+/// `../shared/data` (or `DARTTS_SHARED_DATA`): the real data sets the tests load.
+pub fn shared_data() -> PathBuf {
+    std::env::var_os("DARTTS_SHARED_DATA").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
+        PathBuf::from,
+    )
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn postgres_base() -> String {
+    std::env::var("DARTTS_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        panic!("DARTTS_TEST_DATABASE_URL is not set: run the suite with scripts/test")
+    })
+}
+
+/// Replaces the database name in a `postgres://…/name` URL.
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
+    let stem = base.rsplit_once('/').map_or(base, |(stem, _)| stem);
+    match query {
+        Some(q) => format!("{stem}/{name}?{q}"),
+        None => format!("{stem}/{name}"),
+    }
+}
+
+pub struct TestEnv {
+    pub backend: Backend,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl TestEnv {
+    pub async fn new(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match backend {
+            Backend::Sqlite => format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display()),
+            Backend::Postgres => {
+                let base = postgres_base();
+                let admin = Database::connect(&base).await.unwrap_or_else(|e| {
+                    panic!("cannot reach the test PostgreSQL at DARTTS_TEST_DATABASE_URL: {e}")
+                });
+                let name = format!("dartts_t_{}", uuid_like());
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .expect("create test database");
+                admin.close().await.ok();
+                with_database(&base, &name)
+            }
+        };
+        TestEnv {
+            backend,
+            dir,
+            database_url,
+            extra_env: Vec::new(),
+        }
+    }
+
+    pub fn with_env(mut self, key: &str, value: &str) -> Self {
+        self.extra_env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(bin());
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("USER", "test-operator")
+            .env("DARTTS_DATABASE_URL", &self.database_url)
+            .env("DARTTS_DATA_DIR", self.dir.path().join("data"))
+            .env("DARTTS_LOG", "warn");
+        for (k, v) in &self.extra_env {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    /// Runs `dartts <args>` to completion.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let output = self
+            .command()
+            .args(args)
+            .output()
+            .await
+            .expect("run dartts");
+        Run::from(output)
+    }
+
+    /// Runs `dartts load …` and asserts it succeeded.
+    pub async fn load_ok(&self, args: &[&str]) -> Run {
+        let mut full = vec!["load"];
+        full.extend_from_slice(args);
+        let run = self.run(&full).await;
+        assert!(
+            run.ok,
+            "dartts {full:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    }
+
+    pub async fn db(&self) -> DatabaseConnection {
+        Database::connect(&self.database_url)
+            .await
+            .expect("connect to test database")
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        let db = self.db().await;
+        let row = db
+            .query_one_raw(Statement::from_string(
+                db.get_database_backend(),
+                sql.to_owned(),
+            ))
+            .await
+            .expect("query")
+            .expect("one row");
+        let value: i64 = row.try_get_by_index(0).expect("integer");
+        db.close().await.ok();
+        value
+    }
+
+    /// Starts `dartts serve` on a free loopback port and waits until it listens.
+    pub async fn serve(&self) -> Server {
+        let mut child = self
+            .command()
+            .arg("serve")
+            .env("DARTTS_LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn dartts serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        let base = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some(rest) = line.split("serving GraphQL at ").nth(1) {
+                    return Some(rest.trim().trim_end_matches("/graphql").to_owned());
+                }
+                seen.push(line);
+            }
+            None
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| panic!("dartts serve did not start:\n{}", seen.join("\n")));
+        // Keep draining stderr so the server never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Server {
+            _child: child,
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{:x}_{:x}", nanos, std::process::id())
+}
+
+#[derive(Debug)]
+pub struct Run {
+    pub ok: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            ok: o.status.success(),
+            code: o.status.code(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+pub struct Server {
+    _child: Child,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Server {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POSTs a GraphQL operation and returns the JSON response (any HTTP status).
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.http
+            .post(self.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .expect("POST /graphql")
+            .json()
+            .await
+            .expect("JSON response")
+    }
+
+    /// Like `gql`, but fails the test on any GraphQL error and returns `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.gql(query, variables).await;
+        assert!(
+            response.get("errors").is_none(),
+            "unexpected errors: {response:#}"
+        );
+        response["data"].clone()
+    }
+}
+
+/// The `extensions.code` of every error in a response.
+pub fn error_codes(response: &Value) -> Vec<String> {
+    response["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| {
+                    e["extensions"]["code"]
+                        .as_str()
+                        .unwrap_or("<none>")
+                        .to_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

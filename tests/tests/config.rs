@@ -1,0 +1,64 @@
+//! Start-up configuration as an operator meets it: bad values stop the binary with the name of
+//! the setting, and the embedded default says what it is.
+
+use dartts_tests::{Backend, TestEnv};
+
+#[tokio::test]
+async fn bad_settings_stop_start_up_with_the_setting_named() {
+    for (key, value) in [
+        ("DARTTS_LISTEN", "localhost"),
+        ("DARTTS_INSTANCE", "offshore"),
+        ("DARTTS_REDIS_URL", "memcached://x"),
+        ("DARTTS_DATABASE_URL", "mysql://root@db/dartts"),
+    ] {
+        let env = TestEnv::new(Backend::Sqlite).await.with_env(key, value);
+        let run = env.run(&["serve"]).await;
+        assert_eq!(run.code, Some(1), "{key}={value}: {run:?}");
+        assert!(run.stderr.contains(key), "{key}: {}", run.stderr);
+    }
+}
+
+#[tokio::test]
+async fn serving_beyond_loopback_is_refused_until_access_control_exists() {
+    let env = TestEnv::new(Backend::Sqlite)
+        .await
+        .with_env("DARTTS_LISTEN", "0.0.0.0:0");
+    let run = env.run(&["serve"]).await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr.contains("only listens on a loopback address"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn database_passwords_never_reach_the_console() {
+    let env = TestEnv::new(Backend::Sqlite).await.with_env(
+        "DARTTS_DATABASE_URL",
+        "postgres://dartts:s3cret-pw@127.0.0.1:1/dartts",
+    );
+    let run = env.run(&["migrate"]).await;
+    assert_eq!(run.code, Some(1));
+    assert!(
+        run.stderr
+            .contains("postgres://dartts:***@127.0.0.1:1/dartts"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("s3cret-pw"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn schema_command_prints_the_committed_sdl() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let run = env.run(&["schema"]).await;
+    assert!(run.ok);
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../schema.graphql"))
+            .expect("schema.graphql");
+    assert_eq!(
+        run.stdout, committed,
+        "schema.graphql drifted: run `cargo run -- schema > schema.graphql`"
+    );
+}

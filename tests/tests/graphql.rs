@@ -1,0 +1,348 @@
+//! The GraphQL surface over HTTP: connections, paging, multi-column sort, filters, node ids,
+//! errors and the transport rules.
+
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
+use serde_json::{Value, json};
+
+async fn loaded(backend: Backend) -> (TestEnv, Server) {
+    let env = TestEnv::new(backend).await;
+    env.load_ok(&[
+        "trade",
+        fixture("trade_canonical.csv").to_str().expect("path"),
+        "--provider",
+        "US",
+    ])
+    .await;
+    let server = env.serve().await;
+    (env, server)
+}
+
+const PAGE: &str = r"query($first: Int, $after: String, $orderBy: [TradeRecordOrder!], $filter: TradeRecordFilter) {
+  tradeRecords(first: $first, after: $after, orderBy: $orderBy, filter: $filter) {
+    totalCount
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+    edges { cursor node { id declarationId lineNumber hsCode importerName countryOfOrigin declaredValueUsd transportMode } }
+  }
+}";
+
+fn ids(page: &Value) -> Vec<String> {
+    page["tradeRecords"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["node"]["declarationId"].as_str().expect("id"),
+                e["node"]["lineNumber"]
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn paging_visits_every_row_once_in_sort_order() {
+    for backend in BACKENDS {
+        let (_env, server) = loaded(backend).await;
+        let order = json!([{ "field": "TRANSPORT_MODE", "direction": "DESC" }, { "field": "DECLARED_VALUE_USD" }]);
+        let all = server
+            .data(PAGE, json!({ "first": 100, "orderBy": order }))
+            .await;
+        let expected = ids(&all);
+        assert_eq!(expected.len(), 10);
+
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = server
+                .data(
+                    PAGE,
+                    json!({ "first": 3, "after": after, "orderBy": order }),
+                )
+                .await;
+            let conn = &page["tradeRecords"];
+            assert_eq!(conn["totalCount"], 10);
+            assert_eq!(conn["pageInfo"]["hasPreviousPage"], json!(after.is_some()));
+            seen.extend(ids(&page));
+            if conn["pageInfo"]["hasNextPage"] == json!(false) {
+                break;
+            }
+            after = conn["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+        }
+        assert_eq!(seen, expected, "{backend:?}");
+
+        // The order itself: SEA before AIR (descending), then value ascending within each.
+        let edges = all["tradeRecords"]["edges"].as_array().expect("edges");
+        let keys: Vec<(String, f64)> = edges
+            .iter()
+            .map(|e| {
+                (
+                    e["node"]["transportMode"]
+                        .as_str()
+                        .expect("mode")
+                        .to_owned(),
+                    e["node"]["declaredValueUsd"].as_f64().expect("value"),
+                )
+            })
+            .collect();
+        let mut sorted = keys.clone();
+        sorted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.total_cmp(&b.1)));
+        assert_eq!(keys, sorted, "{backend:?}");
+        assert_eq!(keys[0], ("SEA".to_owned(), 4000.0));
+    }
+}
+
+#[tokio::test]
+async fn filters_compose_in_the_database() {
+    for backend in BACKENDS {
+        let (_env, server) = loaded(backend).await;
+        let count = |filter: Value| {
+            let server = &server;
+            async move {
+                let data = server.data(PAGE, json!({ "filter": filter })).await;
+                data["tradeRecords"]["totalCount"].as_i64().expect("count")
+            }
+        };
+        assert_eq!(count(json!({ "hsCodePrefix": "8471" })).await, 3);
+        assert_eq!(
+            count(json!({ "hsCodePrefix": "71", "countryOfOrigin": ["PE"] })).await,
+            2
+        );
+        assert_eq!(count(json!({ "countryOfOrigin": ["cn", "KR"] })).await, 3);
+        // Case-insensitive contains; LIKE wildcards in the input are literal.
+        assert_eq!(count(json!({ "importerNameContains": "ACME" })).await, 4);
+        assert_eq!(count(json!({ "importerNameContains": "100%" })).await, 1);
+        assert_eq!(count(json!({ "importerNameContains": "s_c" })).await, 0);
+        assert_eq!(count(json!({ "importerNameContains": "Pure_Co" })).await, 1);
+        assert_eq!(
+            count(
+                json!({ "declarationDateFrom": "2024-03-01", "declarationDateTo": "2024-03-31" })
+            )
+            .await,
+            3
+        );
+        assert_eq!(
+            count(json!({ "declaredValueUsdMin": 50000, "declaredValueUsdMax": 90000 })).await,
+            4
+        );
+        assert_eq!(count(json!({ "direction": "EXPORT" })).await, 1);
+        assert_eq!(count(json!({ "partnerCountry": ["AE"] })).await, 1);
+        assert_eq!(count(json!({ "providerCountry": ["KR"] })).await, 0);
+    }
+}
+
+#[tokio::test]
+async fn node_refetches_by_global_id_and_batch_resolves() {
+    let (_env, server) = loaded(Backend::Postgres).await;
+    let page = server.data(PAGE, json!({ "first": 1 })).await;
+    let id = page["tradeRecords"]["edges"][0]["node"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let data = server
+        .data(
+            "query($id: ID!) { node(id: $id) { id ... on TradeRecord { declarationId batch { id dataset fileName acceptedRows rejectedRows sha256 } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(data["node"]["id"], json!(id));
+    let batch = &data["node"]["batch"];
+    assert_eq!(batch["dataset"], "TRADE");
+    assert_eq!(batch["fileName"], "trade_canonical.csv");
+    assert_eq!(batch["acceptedRows"], 10);
+    let batch_id = batch["id"].as_str().expect("batch id").to_owned();
+    let again = server
+        .data(
+            "query($id: ID!) { node(id: $id) { ... on Batch { fileName } } }",
+            json!({ "id": batch_id }),
+        )
+        .await;
+    assert_eq!(again["node"]["fileName"], "trade_canonical.csv");
+    // A well-formed id of a row that does not exist is null, not an error.
+    let missing = server
+        .data(
+            "{ node(id: \"VHJhZGVSZWNvcmQ6OTk5OTk\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(missing["node"], Value::Null);
+}
+
+#[tokio::test]
+async fn bad_input_gets_stable_codes_and_no_internals() {
+    let (_env, server) = loaded(Backend::Postgres).await;
+    for (query, code) in [
+        (
+            "{ tradeRecords(first: 100000) { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ tradeRecords(after: \"garbage\") { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ tradeRecords(filter: { hsCodePrefix: \"84%\" }) { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ tradeRecords(filter: { countryOfOrigin: [\"China\"] }) { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ tradeRecords(filter: { declarationDateFrom: \"5 May\" }) { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
+        ("{ node(id: \"bm9wZQ\") { id } }", "BAD_USER_INPUT"),
+        (
+            "{ tradeRecords { totalCont } }",
+            "GRAPHQL_VALIDATION_FAILED",
+        ),
+        (
+            "{ sdnEntries(filter: { batchId: \"QmF0Y2g6OTk5\" }) { totalCount } }",
+            "NOT_FOUND",
+        ),
+    ] {
+        let response = server.gql(query, json!({})).await;
+        assert_eq!(
+            error_codes(&response),
+            vec![code.to_owned()],
+            "{query}: {response:#}"
+        );
+        let text = response.to_string();
+        assert!(
+            !text.contains("Did you mean"),
+            "suggestions leak schema: {text}"
+        );
+        assert!(
+            !text.to_lowercase().contains("sqlx") && !text.contains("SELECT"),
+            "{text}"
+        );
+    }
+    let variables = server
+        .gql(
+            PAGE,
+            json!({ "filter": { "declarationDateFrom": "2024-99-01" } }),
+        )
+        .await;
+    assert_eq!(
+        error_codes(&variables),
+        vec!["BAD_USER_INPUT".to_owned()],
+        "{variables:#}"
+    );
+}
+
+#[tokio::test]
+async fn transport_rules() {
+    let (_env, server) = loaded(Backend::Sqlite).await;
+    let http = &server.http;
+    // A form-encoded or text/plain POST (what a cross-site form can send) is refused.
+    let plain = http
+        .post(server.url("/graphql"))
+        .header("content-type", "text/plain")
+        .body(r#"{"query":"{ batches { totalCount } }"}"#)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(plain.status(), 415);
+    // Batched arrays are not accepted.
+    let batch = http
+        .post(server.url("/graphql"))
+        .json(&json!([{ "query": "{ batches { totalCount } }" }, { "query": "{ batches { totalCount } }" }]))
+        .send()
+        .await
+        .expect("send");
+    assert!(batch.status().is_client_error(), "{}", batch.status());
+    // Oversized bodies are refused before parsing.
+    let big = http
+        .post(server.url("/graphql"))
+        .json(
+            &json!({ "query": format!("{{ batches {{ totalCount }} }} #{}", "x".repeat(400_000)) }),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(big.status(), 413);
+    // Deep and wide (aliased) queries hit the limits.
+    let wide: String = (0..400)
+        .map(|i| format!("a{i}: batches {{ totalCount }} "))
+        .collect();
+    let response = server.gql(&format!("{{ {wide} }}"), json!({})).await;
+    assert!(
+        response["errors"][0]["message"]
+            .as_str()
+            .expect("message")
+            .contains("complex"),
+        "{response:#}"
+    );
+    // GraphiQL is on in the embedded default; health endpoints answer.
+    let page = http.get(server.url("/graphql")).send().await.expect("send");
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.text()
+            .await
+            .expect("body")
+            .to_lowercase()
+            .contains("graphiql")
+    );
+    assert_eq!(
+        http.get(server.url("/readyz"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn sdn_entries_carry_aliases_and_addresses() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let folder = dartts_tests::shared_data().join("ofac/2021-07_watchman_bench");
+    env.load_ok(&["sdn", folder.to_str().expect("path")]).await;
+    let server = env.serve().await;
+    let data = server
+        .data(
+            r#"{ sdnEntries(filter: { entNum: 306 }) { totalCount edges { node { entNum name sdnType programs remarks aliases { name type } addresses { address city country } } } } }"#,
+            json!({}),
+        )
+        .await;
+    let conn = &data["sdnEntries"];
+    assert_eq!(conn["totalCount"], 1);
+    let node = &conn["edges"][0]["node"];
+    assert_eq!(node["name"], "BANCO NACIONAL DE CUBA");
+    assert_eq!(node["sdnType"], "ENTITY");
+    assert_eq!(node["programs"], json!(["CUBA"]));
+    assert!(
+        node["aliases"]
+            .as_array()
+            .expect("aliases")
+            .iter()
+            .any(|a| a["name"] == "NATIONAL BANK OF CUBA" && a["type"] == "aka")
+    );
+    assert!(
+        node["addresses"]
+            .as_array()
+            .expect("addresses")
+            .iter()
+            .any(|a| a["city"] == "Zurich CH-8022" && a["country"] == "Switzerland")
+    );
+
+    let individuals = server
+        .data(r#"{ sdnEntries(first: 2, filter: { sdnType: INDIVIDUAL, program: "SDGT" }) { totalCount edges { node { name programs dateOfBirth } } } }"#, json!({}))
+        .await;
+    let total = individuals["sdnEntries"]["totalCount"]
+        .as_i64()
+        .expect("count");
+    assert!(total > 100, "{total}");
+    for edge in individuals["sdnEntries"]["edges"]
+        .as_array()
+        .expect("edges")
+    {
+        assert!(
+            edge["node"]["programs"]
+                .as_array()
+                .expect("programs")
+                .contains(&json!("SDGT"))
+        );
+    }
+}

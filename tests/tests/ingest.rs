@@ -1,0 +1,480 @@
+//! `dartts load` on both backends: the real data sets, their counts, reloads, atomicity and
+//! malformed input.
+
+use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, shared_data};
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+#[tokio::test]
+async fn ofac_2021_set_gives_the_published_counts() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let folder = shared_data().join("ofac/2021-07_watchman_bench");
+        let run = env.load_ok(&["sdn", path(&folder)]).await;
+        assert!(
+            run.stdout.contains("34723 rows accepted, 0 rejected"),
+            "{backend:?}: {}",
+            run.stdout
+        );
+        assert_eq!(env.count("sdn_entries").await, 8_976, "{backend:?}");
+        assert_eq!(env.count("sdn_addresses").await, 13_837, "{backend:?}");
+        assert_eq!(env.count("sdn_aliases").await, 11_910, "{backend:?}");
+        // Remarks facts were parsed out, and sdn_comments continuations were appended.
+        let with_dob = env
+            .scalar("SELECT COUNT(*) FROM sdn_entries WHERE date_of_birth IS NOT NULL")
+            .await;
+        assert!(
+            with_dob > 3_000,
+            "{backend:?}: only {with_dob} entries with a DOB"
+        );
+        let passports = env
+            .scalar("SELECT COUNT(*) FROM sdn_entries WHERE passports IS NOT NULL")
+            .await;
+        assert!(
+            passports > 500,
+            "{backend:?}: only {passports} entries with a passport"
+        );
+        let continued = env
+            .scalar("SELECT COUNT(*) FROM sdn_entries WHERE ent_num = 12300 AND remarks LIKE '%FUNDACION OKCOFFEE COLOMBIA%'")
+            .await;
+        assert_eq!(
+            continued, 1,
+            "{backend:?}: sdn_comments continuation missing"
+        );
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM batches WHERE dataset = 'sdn'")
+                .await,
+            1
+        );
+    }
+}
+
+#[tokio::test]
+async fn sdn_csv_alone_loads() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = shared_data().join("ofac/2024-05-03_sdn_scrape/sdn.csv");
+        env.load_ok(&["sdn", path(&file)]).await;
+        assert_eq!(env.count("sdn_entries").await, 14_965, "{backend:?}");
+        assert_eq!(env.count("sdn_aliases").await, 0);
+        assert_eq!(env.count("sdn_addresses").await, 0);
+    }
+}
+
+#[tokio::test]
+async fn korea_customs_files_load_through_the_kcs_profile() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        for split in ["train", "valid", "test"] {
+            let file = shared_data().join(format!("customs/kcs_synthetic/df_syn_{split}_eng.csv"));
+            let run = env
+                .load_ok(&["trade", path(&file), "--profile", "kcs", "--provider", "KR"])
+                .await;
+            assert!(
+                run.stdout.contains(" 0 rejected"),
+                "{backend:?} {split}: {}",
+                run.stdout
+            );
+        }
+        assert_eq!(env.count("trade_records").await, 54_000, "{backend:?}");
+        // Every row is tagged with the providing nation, keeps its won amount and has USD.
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM trade_records WHERE provider_country = 'KR' AND declared_currency = 'KRW' AND declared_value_usd > 0 AND declared_value_usd < declared_value").await,
+            54_000 - env.scalar("SELECT COUNT(*) FROM trade_records WHERE declared_value = 0").await,
+        );
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM trade_records WHERE transport_mode IS NULL")
+                .await,
+            0
+        );
+        assert_eq!(
+            env.scalar("SELECT COUNT(DISTINCT importer_id) FROM trade_records")
+                .await,
+            14_482
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_same_file_twice_is_a_no_op() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = fixture("trade_canonical.csv");
+        env.load_ok(&["trade", path(&file), "--provider", "US"])
+            .await;
+        let again = env
+            .load_ok(&["trade", path(&file), "--provider", "US"])
+            .await;
+        assert!(
+            again.stdout.contains("already loaded as batch"),
+            "{}",
+            again.stdout
+        );
+        assert_eq!(env.count("batches").await, 1);
+        assert_eq!(env.count("trade_records").await, 10);
+    }
+}
+
+/// A trade file whose lines 3, 4 and 6 are bad in different ways.
+fn bad_trade_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let good = std::fs::read_to_string(fixture("trade_canonical.csv")).expect("fixture");
+    let mut lines: Vec<String> = good.lines().take(6).map(str::to_owned).collect();
+    lines[2] = lines[2].replace("2024-01-05", "2024-13-45"); // bad date
+    lines[3] = lines[3].replacen(",30000,", ",thirty,", 1); // bad number
+    lines[5] = "US-9,1,2024-01-01,IMPORT".to_owned(); // too few columns
+    let file = dir.join("bad.csv");
+    std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+    file
+}
+
+#[tokio::test]
+async fn bad_rows_are_reported_by_line_and_good_rows_load() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = bad_trade_file(env.dir.path());
+        let run = env
+            .load_ok(&["trade", path(&file), "--provider", "US"])
+            .await;
+        assert!(
+            run.stdout.contains("2 rows accepted, 3 rejected"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout
+                .contains("line 3: declaration_date \"2024-13-45\""),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout
+                .contains("line 4: declared_value \"thirty\" is not a number"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("line 6: expected 25 columns, found 4"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(env.count("trade_records").await, 2);
+        assert_eq!(env.count("batch_rejections").await, 3);
+        assert_eq!(env.scalar("SELECT rejected_rows FROM batches").await, 3);
+    }
+}
+
+#[tokio::test]
+async fn strict_loads_are_all_or_nothing() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = bad_trade_file(env.dir.path());
+        let run = env
+            .run(&["load", "trade", path(&file), "--provider", "US", "--strict"])
+            .await;
+        assert!(!run.ok);
+        assert!(
+            run.stderr
+                .contains("3 row(s) rejected and --strict is set; nothing was written"),
+            "{}",
+            run.stderr
+        );
+        assert!(
+            run.stdout.contains("line 3"),
+            "rejections are still listed: {}",
+            run.stdout
+        );
+        assert_eq!(env.count("batches").await, 0, "{backend:?}");
+        assert_eq!(env.count("trade_records").await, 0, "{backend:?}");
+        assert_eq!(env.count("batch_rejections").await, 0, "{backend:?}");
+        // Fixing the file and loading again works: the failed attempt left nothing behind.
+        env.load_ok(&[
+            "trade",
+            path(&fixture("trade_canonical.csv")),
+            "--provider",
+            "US",
+            "--strict",
+        ])
+        .await;
+        assert_eq!(env.count("trade_records").await, 10);
+    }
+}
+
+#[tokio::test]
+async fn malformed_files_never_panic_and_never_half_commit() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let dir = env.dir.path();
+        let header = std::fs::read_to_string(fixture("trade_canonical.csv"))
+            .expect("fixture")
+            .lines()
+            .next()
+            .expect("header")
+            .to_owned();
+        let row = "X-1,1,2024-01-01,IMPORT,8471,Thing,Imp,1,Addr,Exp,Man,M1,CN,CN,US,US,CN,1,SEA,1,NO,1,10,USD,";
+
+        // Bad UTF-8 in one row: that row is rejected, the others load.
+        let mut bytes = format!("{header}\n{row}\n").into_bytes();
+        bytes.extend_from_slice(b"X-2,1,2024-01-01,IMPORT,8471,\xff\xfe,Imp,1,Addr,Exp,Man,M1,CN,CN,US,US,CN,1,SEA,1,NO,1,10,USD,\n");
+        std::fs::write(dir.join("utf8.csv"), bytes).expect("write");
+        let run = env
+            .load_ok(&["trade", path(&dir.join("utf8.csv")), "--provider", "US"])
+            .await;
+        assert!(
+            run.stdout.contains("line 3: column 6 is not valid UTF-8"),
+            "{}",
+            run.stdout
+        );
+
+        // A 2 MiB line: the file is refused as a whole, nothing written.
+        let huge = format!("{header}\n{row}\nX-3,{}\n", "A".repeat(2 << 20));
+        std::fs::write(dir.join("huge.csv"), huge).expect("write");
+        let run = env
+            .run(&[
+                "load",
+                "trade",
+                path(&dir.join("huge.csv")),
+                "--provider",
+                "US",
+            ])
+            .await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(run.stderr.contains("longer than"), "{}", run.stderr);
+
+        // Missing required columns: refused before any row.
+        std::fs::write(dir.join("cols.csv"), "declaration_id,hs_code\nA,8471\n").expect("write");
+        let run = env
+            .run(&[
+                "load",
+                "trade",
+                path(&dir.join("cols.csv")),
+                "--provider",
+                "US",
+            ])
+            .await;
+        assert_eq!(run.code, Some(1));
+        assert!(
+            run.stderr.contains("the file has no column(s)"),
+            "{}",
+            run.stderr
+        );
+
+        // Empty file and binary garbage.
+        std::fs::write(dir.join("empty.csv"), "").expect("write");
+        let run = env
+            .run(&[
+                "load",
+                "trade",
+                path(&dir.join("empty.csv")),
+                "--provider",
+                "US",
+            ])
+            .await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        std::fs::write(
+            dir.join("garbage.csv"),
+            [0u8, 159, 146, 150, 10, 0, 0, 34, 10],
+        )
+        .expect("write");
+        let run = env
+            .run(&["load", "financial", path(&dir.join("garbage.csv"))])
+            .await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+
+        assert_eq!(
+            env.count("batches").await,
+            1,
+            "{backend:?}: only the UTF-8 file committed"
+        );
+        assert_eq!(env.count("trade_records").await, 1);
+    }
+}
+
+#[tokio::test]
+async fn bad_arguments_are_explained() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let file = fixture("trade_canonical.csv");
+    let run = env.run(&["load", "trade", path(&file)]).await;
+    assert!(
+        run.stderr.contains("trade loads need --provider"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .run(&["load", "trade", path(&file), "--provider", "USA"])
+        .await;
+    assert!(
+        run.stderr.contains("not an ISO 3166 alpha-2"),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .run(&[
+            "load",
+            "trade",
+            path(&file),
+            "--provider",
+            "US",
+            "--profile",
+            "nope",
+        ])
+        .await;
+    assert!(
+        run.stderr.contains("unknown profile \"nope\""),
+        "{}",
+        run.stderr
+    );
+    let run = env
+        .run(&["load", "trade", "/does/not/exist.csv", "--provider", "US"])
+        .await;
+    assert!(run.stderr.contains("is not a file"), "{}", run.stderr);
+    let run = env
+        .run(&[
+            "load",
+            "trade",
+            path(&file),
+            "--provider",
+            "US",
+            "--as-of",
+            "yesterday",
+        ])
+        .await;
+    assert!(
+        !run.ok && run.stderr.contains("YYYY-MM-DD"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(env.count("batches").await, 0);
+}
+
+#[tokio::test]
+async fn subjects_accept_only_ice_and_cbp_and_never_store_victims() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let run = env
+            .load_ok(&["subjects", path(&fixture("subjects.csv"))])
+            .await;
+        assert!(
+            run.stdout.contains("3 rows accepted, 2 rejected"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout.contains("line 5: victim record"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.stdout
+                .contains("line 6: creating_agency \"FBI\": only ICE and CBP"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(env.count("subject_records").await, 3);
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM subject_records WHERE name = 'Jane Victim' OR ssn_tin = '123-45-6789'").await,
+            0
+        );
+        // The rejection reason must not carry the victim's details either.
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM batch_rejections WHERE reason LIKE '%Jane%' OR reason LIKE '%123-45%'").await,
+            0
+        );
+        assert_eq!(
+            env.scalar("SELECT COUNT(DISTINCT kind) FROM subject_records")
+                .await,
+            3
+        );
+    }
+}
+
+#[tokio::test]
+async fn financial_reports_load() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let run = env
+            .load_ok(&["financial", path(&fixture("financial.csv"))])
+            .await;
+        assert!(
+            run.stdout.contains("4 rows accepted, 0 rejected"),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(
+            env.scalar("SELECT COUNT(*) FROM financial_transactions WHERE report_type = 'CTR'")
+                .await,
+            2
+        );
+    }
+}
+
+#[tokio::test]
+async fn foreign_instance_refuses_domestic_only_data_sets() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend)
+            .await
+            .with_env("DARTTS_INSTANCE", "foreign");
+        for (dataset, file) in [
+            ("financial", fixture("financial.csv")),
+            ("subjects", fixture("subjects.csv")),
+            ("sdn", shared_data().join("ofac/2021-07_watchman_bench")),
+        ] {
+            let run = env.run(&["load", dataset, path(&file)]).await;
+            assert_eq!(run.code, Some(1), "{dataset}: {run:?}");
+            assert!(
+                run.stderr.contains("foreign instance does not accept"),
+                "{}",
+                run.stderr
+            );
+        }
+        assert_eq!(env.count("batches").await, 0);
+        // Nothing was kept on disk either: the raw store is only written for accepted loads.
+        assert!(!env.dir.path().join("data/raw").exists());
+        env.load_ok(&[
+            "trade",
+            path(&fixture("trade_canonical.csv")),
+            "--provider",
+            "US",
+        ])
+        .await;
+        assert_eq!(env.count("trade_records").await, 10);
+    }
+}
+
+#[tokio::test]
+async fn raw_inputs_are_kept_content_addressed() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let file = fixture("financial.csv");
+    env.load_ok(&["financial", path(&file)]).await;
+    let sha = {
+        use sha_check::digest;
+        digest(&std::fs::read(&file).expect("read"))
+    };
+    let kept = env.dir.path().join("data/raw").join(&sha[..2]).join(&sha);
+    assert_eq!(
+        std::fs::read(kept).expect("kept copy"),
+        std::fs::read(&file).expect("read")
+    );
+}
+
+/// SHA-256 computed independently of the code under test (via `sha256sum`).
+mod sha_check {
+    pub fn digest(bytes: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sha256sum");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(bytes)
+            .expect("write");
+        let out = child.wait_with_output().expect("sha256sum output");
+        String::from_utf8(out.stdout).expect("utf-8")[..64].to_owned()
+    }
+}
