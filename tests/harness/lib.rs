@@ -1,8 +1,3 @@
-#![expect(
-    clippy::expect_used,
-    reason = "test harness: a failed set-up step must fail the test loudly"
-)]
-
 //! Black-box test harness: runs the real `dartts` binary against a real database and talks to
 //! it over HTTP, as a client would.
 //!
