@@ -7,10 +7,14 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
+use sea_orm::DatabaseConnection;
+
+use crate::auth::local_token::LocalSigner;
 use crate::config::{DatabaseKind, Settings};
 use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
+use crate::policy::Policy;
 use crate::state::AppState;
-use crate::{db, graphql, server};
+use crate::{accounts, db, graphql, server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -53,6 +57,33 @@ enum Command {
     Schema,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Manage local accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Print a token for a local account (embedded default and development only).
+    Token {
+        username: String,
+        /// Lifetime in minutes.
+        #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(i64).range(1..=10_080))]
+        ttl_minutes: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum UserCommand {
+    /// Create an ACTIVE account (operator bootstrap).
+    Add {
+        username: String,
+        #[arg(long)]
+        role: String,
+        /// ISO alpha-2 nation, for nation-scoped roles (FOREIGN_PARTNER).
+        #[arg(long)]
+        nation: Option<String>,
+    },
+    /// List accounts.
+    List,
+    /// Disable an account: it gets no data from the next request on.
+    Disable { username: String },
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -92,17 +123,36 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(db) => db,
         Err(e) => return fail(&e),
     };
+    let policy = match Policy::load(
+        settings.policy_dir.as_deref(),
+        &graphql::sdl(),
+        accounts::ROLES,
+    ) {
+        Ok(p) => Arc::new(p),
+        Err(e) => return fail(&e),
+    };
     match cli.command {
         Command::Schema => ExitCode::SUCCESS,
         Command::Migrate => {
             eprintln!("dartts: database {} is up to date", settings.database_url);
             ExitCode::SUCCESS
         }
+        Command::User(command) => user(&db, &policy, command).await,
+        Command::Token {
+            username,
+            ttl_minutes,
+        } => token(&db, &settings, &username, ttl_minutes).await,
         Command::Serve => {
             announce(&settings);
+            let signer = match LocalSigner::load_or_create(&settings.data_dir) {
+                Ok(s) => Arc::new(s),
+                Err(e) => return fail(&e),
+            };
             let state = AppState {
                 db,
                 settings: Arc::new(settings),
+                policy,
+                signer,
             };
             let graphiql = state.settings.graphiql;
             let result = server::serve(state, |addr| {
@@ -136,6 +186,96 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             report(ingest::load(&db, settings.instance, &settings.data_dir, &request).await)
         }
+    }
+}
+
+async fn user(db: &DatabaseConnection, policy: &Policy, command: UserCommand) -> ExitCode {
+    match command {
+        UserCommand::Add {
+            username,
+            role,
+            nation,
+        } => {
+            match accounts::add(db, policy, &username, &role, nation.as_deref(), &operator()).await
+            {
+                Ok(account) => {
+                    println!(
+                        "created {} ({}{}) ACTIVE",
+                        account.username,
+                        account.role,
+                        account.nation.map(|n| format!(", {n}")).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        UserCommand::List => match accounts::list(db).await {
+            Ok(rows) => {
+                println!(
+                    "{:<24} {:<22} {:<6} {:<9} last sign-in",
+                    "username", "role", "nation", "status"
+                );
+                for a in rows {
+                    println!(
+                        "{:<24} {:<22} {:<6} {:<9} {}",
+                        a.username,
+                        a.role,
+                        a.nation.as_deref().unwrap_or("-"),
+                        a.status,
+                        a.last_login_at
+                            .map_or_else(|| "never".to_owned(), |t| t.to_rfc3339())
+                    );
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        UserCommand::Disable { username } => match accounts::disable(db, &username).await {
+            Ok(_) => {
+                println!("disabled {username}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+/// Prints the token alone on stdout so scripts can capture it.
+async fn token(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    username: &str,
+    ttl_minutes: i64,
+) -> ExitCode {
+    let account = match accounts::find(db, username).await {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            return fail(&format!(
+                "no account named {username:?}; create it with `dartts user add`"
+            ));
+        }
+        Err(e) => return fail(&e),
+    };
+    if account.status != accounts::ACTIVE {
+        return fail(&format!(
+            "account {username:?} is {}; only ACTIVE accounts get tokens",
+            account.status
+        ));
+    }
+    let signer = match LocalSigner::load_or_create(&settings.data_dir) {
+        Ok(s) => s,
+        Err(e) => return fail(&e),
+    };
+    match signer.issue(username, ttl_minutes * 60) {
+        Ok(token) => {
+            if let Err(e) = accounts::touch_login(db, account.id).await {
+                return fail(&e);
+            }
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 

@@ -98,19 +98,64 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// GraphiQL at `GET /graphql`; on by default only in the embedded default.
     pub graphiql: bool,
+    /// Schema introspection; on by default only in the embedded default.
+    pub introspection: bool,
+    /// A directory with `roles.toml` and `fields.toml` replacing the built-in policy.
+    pub policy_dir: Option<PathBuf>,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
 /// wrong type is reported by us with the setting's name rather than by serde.
 #[derive(Debug, Default, Deserialize)]
 struct Raw {
+    #[serde(default, deserialize_with = "lenient")]
     database_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     redis_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     listen: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     instance: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     data_dir: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     graphiql: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    introspection: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    policy_dir: Option<String>,
 }
+
+/// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
+/// `DARTTS_LISTEN=8080` as a number, and we want to validate (and name) them ourselves.
+fn lenient<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Text(String),
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+    }
+    Ok(Option::<Scalar>::deserialize(d)?.map(|v| match v {
+        Scalar::Text(t) => t,
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => f.to_string(),
+    }))
+}
+
+/// Every setting, as read from `DARTTS_<NAME>` or the TOML file; must match `Raw`'s fields.
+const SETTINGS: &[&str] = &[
+    "database_url",
+    "redis_url",
+    "listen",
+    "instance",
+    "data_dir",
+    "graphiql",
+    "introspection",
+    "policy_dir",
+];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -128,19 +173,11 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        // Strings only: `DARTTS_LISTEN=8080` must not become an integer before we validate it.
         figment = figment.merge(
             Env::prefixed("DARTTS_")
                 .ignore(&["CONFIG"])
                 .map(|k| k.as_str().to_ascii_lowercase().into())
-                .only(&[
-                    "database_url",
-                    "redis_url",
-                    "listen",
-                    "instance",
-                    "data_dir",
-                    "graphiql",
-                ]),
+                .only(SETTINGS),
         );
         let raw: Raw = figment
             .extract()
@@ -201,17 +238,17 @@ impl Settings {
             }
         };
         let embedded = database_kind == DatabaseKind::Sqlite && redis_url.is_none();
-        let graphiql = match non_empty(raw.graphiql).as_deref() {
-            None => embedded,
-            Some("true" | "1" | "on") => true,
-            Some("false" | "0" | "off") => false,
-            Some(other) => {
-                return Err(ConfigError::Invalid {
-                    setting: "DARTTS_GRAPHIQL",
-                    reason: format!("{other:?} is not true or false"),
-                });
-            }
-        };
+        let graphiql = flag(raw.graphiql, embedded, "DARTTS_GRAPHIQL")?;
+        let introspection = flag(raw.introspection, embedded, "DARTTS_INTROSPECTION")?;
+        let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
+        if let Some(dir) = &policy_dir
+            && !dir.is_dir()
+        {
+            return Err(ConfigError::Invalid {
+                setting: "DARTTS_POLICY_DIR",
+                reason: format!("{} is not a directory", dir.display()),
+            });
+        }
         Ok(Settings {
             database_url,
             database_kind,
@@ -220,12 +257,26 @@ impl Settings {
             instance,
             data_dir,
             graphiql,
+            introspection,
+            policy_dir,
         })
     }
 
     /// True when nothing points the server at shared infrastructure.
     pub fn is_embedded(&self) -> bool {
         self.database_kind == DatabaseKind::Sqlite && self.redis_url.is_none()
+    }
+}
+
+fn flag(value: Option<String>, default: bool, setting: &'static str) -> Result<bool, ConfigError> {
+    match non_empty(value).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "on") => Ok(true),
+        Some("false" | "0" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::Invalid {
+            setting,
+            reason: format!("{other:?} is not true or false"),
+        }),
     }
 }
 
@@ -297,6 +348,29 @@ mod tests {
                 "{err} should name {setting}"
             );
         }
+    }
+
+    #[test]
+    fn every_setting_is_read_from_the_environment() {
+        // `Raw`'s fields are what serde fills; `SETTINGS` is what figment passes through.
+        let raw = Raw {
+            database_url: Some("sqlite://x".into()),
+            redis_url: Some("redis://x".into()),
+            listen: Some("127.0.0.1:1".into()),
+            instance: Some("foreign".into()),
+            data_dir: Some("d".into()),
+            graphiql: Some("true".into()),
+            introspection: Some("true".into()),
+            policy_dir: Some(".".into()),
+        };
+        let as_json = format!("{raw:?}");
+        for key in SETTINGS {
+            assert!(
+                as_json.contains(&format!("{key}: Some(")),
+                "{key} missing from SETTINGS or Raw"
+            );
+        }
+        assert_eq!(as_json.matches(": Some(").count(), SETTINGS.len());
     }
 
     #[test]

@@ -14,6 +14,11 @@ pub enum ErrorCode {
     BadUserInput,
     NotFound,
     GraphqlValidationFailed,
+    Unauthenticated,
+    Forbidden,
+    ForbiddenField,
+    AccountDisabled,
+    AccountLocked,
     Internal,
 }
 
@@ -23,6 +28,11 @@ impl ErrorCode {
             ErrorCode::BadUserInput => "BAD_USER_INPUT",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::GraphqlValidationFailed => "GRAPHQL_VALIDATION_FAILED",
+            ErrorCode::Unauthenticated => "UNAUTHENTICATED",
+            ErrorCode::Forbidden => "FORBIDDEN",
+            ErrorCode::ForbiddenField => "FORBIDDEN_FIELD",
+            ErrorCode::AccountDisabled => "ACCOUNT_DISABLED",
+            ErrorCode::AccountLocked => "ACCOUNT_LOCKED",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -34,6 +44,8 @@ impl ErrorCode {
 pub enum ApiError {
     BadUserInput(String),
     NotFound(String),
+    /// A field, filter or sort key whose data category the caller may not read.
+    ForbiddenField(String),
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -46,6 +58,7 @@ impl ApiError {
         match self {
             ApiError::BadUserInput(_) => ErrorCode::BadUserInput,
             ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::ForbiddenField(_) => ErrorCode::ForbiddenField,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -68,7 +81,7 @@ impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         let code = err.code();
         let message = match err {
-            ApiError::BadUserInput(m) | ApiError::NotFound(m) => m,
+            ApiError::BadUserInput(m) | ApiError::NotFound(m) | ApiError::ForbiddenField(m) => m,
             ApiError::Internal(source) => internal_message(&source),
         };
         let mut extensions = ErrorExtensionValues::default();

@@ -1,11 +1,14 @@
 //! DARTTS: trade-transparency analysis backend. The `dartts` binary is a thin shell over this
 //! library so tests can drive the same code paths. See ARCHITECTURE.md for the map.
 
+pub mod accounts;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod graphql;
 pub mod ingest;
+pub mod policy;
 pub mod server;
 pub mod state;

@@ -11,6 +11,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::auth::{self, AuthError};
 use crate::graphql::{self, DarttsSchema};
 use crate::state::AppState;
 
@@ -128,9 +129,44 @@ async fn graphql_post(
         )
             .into_response();
     }
-    let mut response = http.schema.execute(request.into_inner()).await;
+    let principal = match auth::authenticate(&http.state, &headers).await {
+        Ok(p) => p,
+        Err(e) => return refuse(&e),
+    };
+    let mut response = http
+        .schema
+        .execute(request.into_inner().data(principal))
+        .await;
     crate::error::scrub(&mut response.errors);
     GraphQLResponse::from(response).into_response()
+}
+
+/// A GraphQL-shaped error body with the right HTTP status, for requests refused before
+/// execution. The reason for an invalid token is logged, not sent.
+fn refuse(err: &AuthError) -> Response {
+    match err {
+        AuthError::Invalid(reason) | AuthError::UnknownAccount(reason) => {
+            tracing::info!(reason, "token refused");
+        }
+        AuthError::Internal(reason) => tracing::error!(reason, "authentication failed"),
+        _ => {}
+    }
+    let message = match err {
+        AuthError::Internal(_) => "internal error".to_owned(),
+        other => other.to_string(),
+    };
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": message, "extensions": { "code": err.code().as_str() } }],
+    });
+    let mut response = (err.status(), axum::Json(body)).into_response();
+    if err.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }
 
 async fn ready(State(http): State<Http>) -> Response {

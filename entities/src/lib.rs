@@ -12,3 +12,4 @@ pub mod sdn_alias;
 pub mod sdn_entry;
 pub mod subject_record;
 pub mod trade_record;
+pub mod user;

@@ -158,6 +158,23 @@ impl TestEnv {
         run
     }
 
+    /// Creates an ACTIVE account and returns a token for it, through the CLI an operator uses.
+    pub async fn user(&self, username: &str, role: &str, nation: Option<&str>) -> String {
+        let mut args = vec!["user", "add", username, "--role", role];
+        if let Some(n) = nation {
+            args.extend(["--nation", n]);
+        }
+        let run = self.run(&args).await;
+        assert!(run.ok, "user add {username}: {}", run.stderr);
+        self.token(username).await
+    }
+
+    pub async fn token(&self, username: &str) -> String {
+        let run = self.run(&["token", username]).await;
+        assert!(run.ok, "token {username}: {}", run.stderr);
+        run.stdout.trim().to_owned()
+    }
+
     pub async fn db(&self) -> DatabaseConnection {
         Database::connect(&self.database_url)
             .await
@@ -216,7 +233,16 @@ impl TestEnv {
             _child: child,
             base,
             http: reqwest::Client::new(),
+            token: None,
         }
+    }
+
+    /// `serve`, with requests sent as a freshly created analyst who may read everything.
+    pub async fn serve_as_analyst(&self) -> Server {
+        let token = self.user("analyst", "HSI_ANALYST", None).await;
+        let mut server = self.serve().await;
+        server.token = Some(token);
+        server
     }
 }
 
@@ -251,6 +277,14 @@ pub struct Server {
     _child: Child,
     pub base: String,
     pub http: reqwest::Client,
+    /// Bearer token sent by `gql`/`data` unless a session says otherwise.
+    pub token: Option<String>,
+}
+
+/// Requests sent with one principal's token.
+pub struct Session<'a> {
+    server: &'a Server,
+    token: Option<String>,
 }
 
 impl Server {
@@ -258,20 +292,48 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    /// POSTs a GraphQL operation and returns the JSON response (any HTTP status).
+    pub fn session(&self, token: Option<&str>) -> Session<'_> {
+        Session {
+            server: self,
+            token: token.map(str::to_owned),
+        }
+    }
+
+    /// POSTs a GraphQL operation with the default token; returns the JSON response.
     pub async fn gql(&self, query: &str, variables: Value) -> Value {
-        self.http
-            .post(self.url("/graphql"))
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
+        self.session(self.token.as_deref())
+            .gql(query, variables)
             .await
-            .expect("POST /graphql")
-            .json()
-            .await
-            .expect("JSON response")
     }
 
     /// Like `gql`, but fails the test on any GraphQL error and returns `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        self.session(self.token.as_deref())
+            .data(query, variables)
+            .await
+    }
+}
+
+impl Session<'_> {
+    /// POSTs a GraphQL operation; returns the HTTP status and the JSON body.
+    pub async fn post(&self, query: &str, variables: Value) -> (u16, Value) {
+        let mut request = self
+            .server
+            .http
+            .post(self.server.url("/graphql"))
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("POST /graphql");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON response"))
+    }
+
+    pub async fn gql(&self, query: &str, variables: Value) -> Value {
+        self.post(query, variables).await.1
+    }
+
     pub async fn data(&self, query: &str, variables: Value) -> Value {
         let response = self.gql(query, variables).await;
         assert!(

@@ -7,6 +7,9 @@ use dartts_tests::{Backend, TestEnv};
 async fn bad_settings_stop_start_up_with_the_setting_named() {
     for (key, value) in [
         ("DARTTS_LISTEN", "localhost"),
+        ("DARTTS_LISTEN", "8080"),
+        ("DARTTS_GRAPHIQL", "maybe"),
+        ("DARTTS_POLICY_DIR", "/no/such/dir"),
         ("DARTTS_INSTANCE", "offshore"),
         ("DARTTS_REDIS_URL", "memcached://x"),
         ("DARTTS_DATABASE_URL", "mysql://root@db/dartts"),

@@ -13,7 +13,7 @@ async fn loaded(backend: Backend) -> (TestEnv, Server) {
         "US",
     ])
     .await;
-    let server = env.serve().await;
+    let server = env.serve_as_analyst().await;
     (env, server)
 }
 
@@ -236,8 +236,10 @@ async fn transport_rules() {
     let (_env, server) = loaded(Backend::Sqlite).await;
     let http = &server.http;
     // A form-encoded or text/plain POST (what a cross-site form can send) is refused.
+    let token = server.token.clone().expect("token");
     let plain = http
         .post(server.url("/graphql"))
+        .bearer_auth(&token)
         .header("content-type", "text/plain")
         .body(r#"{"query":"{ batches { totalCount } }"}"#)
         .send()
@@ -247,6 +249,7 @@ async fn transport_rules() {
     // Batched arrays are not accepted.
     let batch = http
         .post(server.url("/graphql"))
+        .bearer_auth(&token)
         .json(&json!([{ "query": "{ batches { totalCount } }" }, { "query": "{ batches { totalCount } }" }]))
         .send()
         .await
@@ -255,6 +258,7 @@ async fn transport_rules() {
     // Oversized bodies are refused before parsing.
     let big = http
         .post(server.url("/graphql"))
+        .bearer_auth(&token)
         .json(
             &json!({ "query": format!("{{ batches {{ totalCount }} }} #{}", "x".repeat(400_000)) }),
         )
@@ -299,7 +303,7 @@ async fn sdn_entries_carry_aliases_and_addresses() {
     let env = TestEnv::new(Backend::Postgres).await;
     let folder = dartts_tests::shared_data().join("ofac/2021-07_watchman_bench");
     env.load_ok(&["sdn", folder.to_str().expect("path")]).await;
-    let server = env.serve().await;
+    let server = env.serve_as_analyst().await;
     let data = server
         .data(
             r#"{ sdnEntries(filter: { entNum: 306 }) { totalCount edges { node { entNum name sdnType programs remarks aliases { name type } addresses { address city country } } } } }"#,

@@ -8,14 +8,17 @@ use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, Simpl
 use chrono::{DateTime, Utc};
 use entities::{batch, batch_rejection};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
+use super::guard::principal;
 use super::ids::{self, NodeType};
 use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
 use super::scalars::Date;
+use super::scope;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::PermissionSet;
 use crate::state::AppState;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,7 +168,7 @@ impl BatchQuery {
         let state = ctx.data::<AppState>()?;
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
-        let mut c = Condition::all();
+        let mut c = scope::batches(&principal(ctx)?.permissions);
         if let Some(d) = filter.dataset {
             c = c.add(batch::Column::Dataset.eq(d.as_str()));
         }
@@ -192,8 +195,10 @@ impl BatchQuery {
     }
 }
 
-pub async fn by_id(state: &AppState, id: i64) -> ApiResult<Option<Batch>> {
+/// A batch by row id, within the caller's scope.
+pub async fn by_id(state: &AppState, perms: &PermissionSet, id: i64) -> ApiResult<Option<Batch>> {
     Ok(batch::Entity::find_by_id(id)
+        .filter(scope::batches(perms))
         .one(&state.db)
         .await?
         .map(Batch::from))

@@ -8,14 +8,27 @@ use crate::error::ApiError;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeType {
     TradeRecord,
+    FinancialTransaction,
+    SubjectRecord,
     SdnEntry,
     Batch,
 }
 
+const ALL: [NodeType; 5] = [
+    NodeType::TradeRecord,
+    NodeType::FinancialTransaction,
+    NodeType::SubjectRecord,
+    NodeType::SdnEntry,
+    NodeType::Batch,
+];
+
 impl NodeType {
-    fn as_str(self) -> &'static str {
+    /// The GraphQL type name, which is also the id prefix.
+    pub fn type_name(self) -> &'static str {
         match self {
             NodeType::TradeRecord => "TradeRecord",
+            NodeType::FinancialTransaction => "FinancialTransaction",
+            NodeType::SubjectRecord => "SubjectRecord",
             NodeType::SdnEntry => "SdnEntry",
             NodeType::Batch => "Batch",
         }
@@ -23,7 +36,7 @@ impl NodeType {
 }
 
 pub fn encode(kind: NodeType, id: i64) -> async_graphql::ID {
-    async_graphql::ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.as_str())))
+    async_graphql::ID(URL_SAFE_NO_PAD.encode(format!("{}:{id}", kind.type_name())))
 }
 
 pub fn decode(id: &str) -> Result<(NodeType, i64), ApiError> {
@@ -31,12 +44,10 @@ pub fn decode(id: &str) -> Result<(NodeType, i64), ApiError> {
     let bytes = URL_SAFE_NO_PAD.decode(id).map_err(|_| invalid())?;
     let text = String::from_utf8(bytes).map_err(|_| invalid())?;
     let (kind, number) = text.split_once(':').ok_or_else(invalid)?;
-    let kind = match kind {
-        "TradeRecord" => NodeType::TradeRecord,
-        "SdnEntry" => NodeType::SdnEntry,
-        "Batch" => NodeType::Batch,
-        _ => return Err(invalid()),
-    };
+    let kind = ALL
+        .into_iter()
+        .find(|k| k.type_name() == kind)
+        .ok_or_else(invalid)?;
     let number: i64 = number.parse().map_err(|_| invalid())?;
     Ok((kind, number))
 }
@@ -47,7 +58,7 @@ pub fn decode_as(id: &str, expected: NodeType) -> Result<i64, ApiError> {
         (kind, n) if kind == expected => Ok(n),
         _ => Err(ApiError::bad_input(format!(
             "{id:?} is not a {} id",
-            expected.as_str()
+            expected.type_name()
         ))),
     }
 }

@@ -5,11 +5,16 @@
 
 mod batch;
 mod filters;
+mod financial;
+pub mod guard;
 mod ids;
+mod me;
 mod node;
 mod pagination;
 mod scalars;
+mod scope;
 mod sdn;
+mod subjects;
 mod trade;
 
 use async_graphql::dataloader::DataLoader;
@@ -20,9 +25,12 @@ use crate::state::AppState;
 #[derive(MergedObject, Default)]
 pub struct Query(
     trade::TradeQuery,
+    financial::FinancialQuery,
+    subjects::SubjectQuery,
     sdn::SdnQuery,
     batch::BatchQuery,
     node::NodeQuery,
+    me::MeQuery,
 );
 
 pub type DarttsSchema = Schema<Query, EmptyMutation, EmptySubscription>;
@@ -38,15 +46,19 @@ fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
         .disable_suggestions()
 }
 
-/// The schema serving requests against `state`.
+/// The schema serving requests against `state`. Every request must carry a `Principal`.
 pub fn build(state: AppState) -> DarttsSchema {
-    builder()
+    let mut builder = builder()
+        .extension(guard::FieldGuard)
         .data(DataLoader::new(
             batch::BatchLoader(state.db.clone()),
             tokio::spawn,
         ))
-        .data(state)
-        .finish()
+        .data(state.policy.clone());
+    if !state.settings.introspection {
+        builder = builder.disable_introspection();
+    }
+    builder.data(state).finish()
 }
 
 /// The SDL clients code against; `schema.graphql` at the repository root is this text.

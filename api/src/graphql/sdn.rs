@@ -10,9 +10,12 @@ use sea_orm::{
 };
 
 use super::filters::{check_text, contains};
+use super::guard::principal;
 use super::ids::{self, NodeType};
 use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::scope;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::PermissionSet;
 use crate::state::AppState;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -101,7 +104,7 @@ impl SdnEntry {
 
     async fn batch(&self, ctx: &Context<'_>) -> async_graphql::Result<super::batch::Batch> {
         let state = ctx.data::<AppState>()?;
-        super::batch::by_id(state, self.batch_id)
+        super::batch::by_id(state, &principal(ctx)?.permissions, self.batch_id)
             .await?
             .ok_or_else(|| ApiError::Internal("SDN entry without batch".into()).into())
     }
@@ -211,7 +214,7 @@ impl SdnQuery {
         filter: Option<SdnEntryFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<OffsetCursor, SdnEntry, TotalCount>> {
+    ) -> async_graphql::Result<Option<Connection<OffsetCursor, SdnEntry, TotalCount>>> {
         let state = ctx.data::<AppState>()?;
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
@@ -240,9 +243,10 @@ impl SdnQuery {
                 .map(|b| b.id),
         };
         let Some(batch_id) = batch_id else {
-            return Ok(page.connection(Vec::new(), 0));
+            return Ok(Some(page.connection(Vec::new(), 0)));
         };
-        let mut c = Condition::all().add(sdn_entry::Column::BatchId.eq(batch_id));
+        let mut c = scope::all_or_nothing(&principal(ctx)?.permissions, sdn_entry::Column::Id)
+            .add(sdn_entry::Column::BatchId.eq(batch_id));
         if let Some(name) = &filter.name_contains {
             check_text("nameContains", name)?;
             c = c.add(contains(sdn_entry::Column::Name, name));
@@ -278,12 +282,22 @@ impl SdnQuery {
             .count(&state.db)
             .await
             .map_err(ApiError::from)?;
-        Ok(page.connection(with_children(state, rows).await?, total))
+        Ok(Some(
+            page.connection(with_children(state, rows).await?, total),
+        ))
     }
 }
 
-pub async fn by_id(state: &AppState, id: i64) -> ApiResult<Option<SdnEntry>> {
-    let Some(row) = sdn_entry::Entity::find_by_id(id).one(&state.db).await? else {
+pub async fn by_id(
+    state: &AppState,
+    perms: &PermissionSet,
+    id: i64,
+) -> ApiResult<Option<SdnEntry>> {
+    let found = sdn_entry::Entity::find_by_id(id)
+        .filter(scope::all_or_nothing(perms, sdn_entry::Column::Id))
+        .one(&state.db)
+        .await?;
+    let Some(row) = found else {
         return Ok(None);
     };
     Ok(with_children(state, vec![row]).await?.pop())

@@ -4,16 +4,21 @@ use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::trade_record::{self, Column};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::batch::{Batch, BatchLoader};
 use super::filters::{check_text, contains, countries};
+use super::financial::{self, FinancialTransaction};
+use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
 use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
 use super::scalars::{Date, SortDirection};
+use super::scope;
 use crate::error::{ApiError, ApiResult};
+use crate::policy::PermissionSet;
 use crate::state::AppState;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +44,9 @@ pub struct TradeRecord {
     row_id: i64,
     #[graphql(skip)]
     batch_id: i64,
+    /// Kept for the financial link even when the caller cannot read the field itself.
+    #[graphql(skip)]
+    importer_key: (Option<String>, Option<String>),
     pub declaration_id: String,
     pub line_number: i32,
     pub declaration_date: Date,
@@ -79,6 +87,25 @@ impl TradeRecord {
         ids::encode(NodeType::TradeRecord, self.row_id)
     }
 
+    /// FinCEN reports whose subject is this record's importer (by TIN, else by exact name).
+    async fn linked_financial_transactions(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<Vec<FinancialTransaction>>> {
+        let state = ctx.data::<AppState>()?;
+        let principal = principal(ctx)?;
+        let (id, name) = &self.importer_key;
+        Ok(Some(
+            financial::for_subject(
+                state,
+                &principal.permissions,
+                id.as_deref(),
+                name.as_deref(),
+            )
+            .await?,
+        ))
+    }
+
     /// The load this record came from.
     async fn batch(&self, ctx: &Context<'_>) -> async_graphql::Result<Batch> {
         let loader = ctx.data::<DataLoader<BatchLoader>>()?;
@@ -94,6 +121,7 @@ impl From<trade_record::Model> for TradeRecord {
         TradeRecord {
             row_id: m.id,
             batch_id: m.batch_id,
+            importer_key: (m.importer_id.clone(), m.importer_name.clone()),
             declaration_id: m.declaration_id,
             line_number: m.line_number,
             declaration_date: Date(m.declaration_date),
@@ -154,9 +182,58 @@ pub struct TradeRecordFilter {
     pub declared_value_usd_min: Option<f64>,
     pub declared_value_usd_max: Option<f64>,
     pub batch_id: Option<ID>,
+    /// Only records whose importer does (true) or does not (false) appear as the subject of a
+    /// FinCEN report. A FINANCIAL predicate: refused to roles that may not read financial data.
+    pub linked_financial_activity: Option<bool>,
 }
 
 impl TradeRecordFilter {
+    /// The `TradeRecord` fields this filter reads, for the same permission check as reading them.
+    fn fields_read(&self) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        let mut uses = |used: bool, field: &'static str| {
+            if used {
+                fields.push(field);
+            }
+        };
+        uses(
+            self.declaration_date_from.is_some() || self.declaration_date_to.is_some(),
+            "declarationDate",
+        );
+        uses(self.hs_code_prefix.is_some(), "hsCode");
+        uses(self.direction.is_some(), "direction");
+        uses(self.declaration_id.is_some(), "declarationId");
+        uses(self.country_of_origin.is_some(), "countryOfOrigin");
+        uses(self.country_of_export.is_some(), "countryOfExport");
+        uses(
+            self.country_of_destination.is_some(),
+            "countryOfDestination",
+        );
+        uses(self.reporting_country.is_some(), "reportingCountry");
+        uses(self.partner_country.is_some(), "partnerCountry");
+        uses(self.provider_country.is_some(), "providerCountry");
+        uses(self.importer_name_contains.is_some(), "importerName");
+        uses(self.importer_id.is_some(), "importerId");
+        uses(self.exporter_name_contains.is_some(), "exporterName");
+        uses(
+            self.manufacturer_name_contains.is_some(),
+            "manufacturerName",
+        );
+        uses(self.manufacturer_id.is_some(), "manufacturerId");
+        uses(self.port.is_some(), "port");
+        uses(self.transport_mode.is_some(), "transportMode");
+        uses(
+            self.declared_value_usd_min.is_some() || self.declared_value_usd_max.is_some(),
+            "declaredValueUsd",
+        );
+        uses(self.batch_id.is_some(), "batch");
+        uses(
+            self.linked_financial_activity.is_some(),
+            "linkedFinancialTransactions",
+        );
+        fields
+    }
+
     fn condition(&self) -> ApiResult<Condition> {
         let mut c = Condition::all();
         if let Some(d) = self.declaration_date_from {
@@ -268,6 +345,10 @@ impl TradeRecordFilter {
         if let Some(id) = &self.batch_id {
             c = c.add(Column::BatchId.eq(ids::decode_as(id, NodeType::Batch)?));
         }
+        if let Some(linked) = self.linked_financial_activity {
+            let exists = Expr::exists(financial::subject_matches_importer());
+            c = c.add(if linked { exists } else { exists.not() });
+        }
         Ok(c)
     }
 }
@@ -294,6 +375,28 @@ pub enum TradeRecordSortField {
 }
 
 impl TradeRecordSortField {
+    /// The `TradeRecord` field sorted on (its name in `policies/fields.toml`).
+    fn field_name(self) -> &'static str {
+        match self {
+            Self::DeclarationDate => "declarationDate",
+            Self::DeclarationId => "declarationId",
+            Self::LineNumber => "lineNumber",
+            Self::HsCode => "hsCode",
+            Self::ImporterName => "importerName",
+            Self::ImporterId => "importerId",
+            Self::ManufacturerName => "manufacturerName",
+            Self::CountryOfOrigin => "countryOfOrigin",
+            Self::CountryOfExport => "countryOfExport",
+            Self::PartnerCountry => "partnerCountry",
+            Self::ProviderCountry => "providerCountry",
+            Self::Port => "port",
+            Self::TransportMode => "transportMode",
+            Self::Quantity => "quantity",
+            Self::NetWeightKg => "netWeightKg",
+            Self::DeclaredValueUsd => "declaredValueUsd",
+        }
+    }
+
     fn column(self) -> Column {
         match self {
             Self::DeclarationDate => Column::DeclarationDate,
@@ -341,16 +444,23 @@ impl TradeQuery {
         order_by: Option<Vec<TradeRecordOrder>>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<OffsetCursor, TradeRecord, TotalCount>> {
+    ) -> async_graphql::Result<Option<Connection<OffsetCursor, TradeRecord, TotalCount>>> {
         let state = ctx.data::<AppState>()?;
         let page = Page::new(first, after)?;
-        let condition = filter.unwrap_or_default().condition()?;
+        let filter = filter.unwrap_or_default();
         let order_by = order_by.unwrap_or_default();
         if order_by.len() > MAX_SORT_KEYS {
             return Err(
                 ApiError::bad_input(format!("orderBy takes at most {MAX_SORT_KEYS} keys")).into(),
             );
         }
+        let mut read = filter.fields_read();
+        read.extend(order_by.iter().map(|o| o.field.field_name()));
+        require_readable(ctx, "TradeRecord", &read)?;
+        let principal = principal(ctx)?;
+        let condition = filter
+            .condition()?
+            .add(scope::trade(&principal.permissions));
         let mut query = trade_record::Entity::find().filter(condition.clone());
         for key in &order_by {
             query = query.order_by(key.field.column(), key.direction.into());
@@ -367,12 +477,22 @@ impl TradeQuery {
             .count(&state.db)
             .await
             .map_err(ApiError::from)?;
-        Ok(page.connection(rows.into_iter().map(TradeRecord::from).collect(), total))
+        Ok(Some(page.connection(
+            rows.into_iter().map(TradeRecord::from).collect(),
+            total,
+        )))
     }
 }
 
-pub async fn by_id(state: &AppState, id: i64) -> ApiResult<Option<TradeRecord>> {
+/// A trade record by row id, if it exists *within the caller's scope*: a row of another
+/// nation is indistinguishable from one that does not exist.
+pub async fn by_id(
+    state: &AppState,
+    perms: &PermissionSet,
+    id: i64,
+) -> ApiResult<Option<TradeRecord>> {
     Ok(trade_record::Entity::find_by_id(id)
+        .filter(scope::trade(perms))
         .one(&state.db)
         .await?
         .map(TradeRecord::from))

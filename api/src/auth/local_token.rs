@@ -1,0 +1,197 @@
+//! Tokens the server signs itself, for the embedded default and development (`dartts token`).
+//!
+//! HS256 with a 256-bit key generated on first use and kept in the data directory (mode 0600).
+//! The verifier fixes the algorithm, issuer, audience and key id itself; nothing in the token's
+//! header chooses how it is checked, so `alg: none` or a token signed for another key fails.
+
+use std::path::Path;
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const ISSUER: &str = "dartts-local";
+pub const AUDIENCE: &str = "dartts";
+/// Clock skew tolerated on `exp` and `nbf`.
+pub const LEEWAY_SECONDS: u64 = 30;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub iss: String,
+    pub aud: String,
+    pub exp: i64,
+    pub nbf: i64,
+    pub iat: i64,
+}
+
+pub struct LocalSigner {
+    key: Vec<u8>,
+    kid: String,
+}
+
+impl std::fmt::Debug for LocalSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSigner")
+            .field("kid", &self.kid)
+            .field("key", &"***")
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignerError {
+    #[error("cannot read or create the token key {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("token key {0} is not 32 bytes; delete it to generate a new one")]
+    Corrupt(String),
+    #[error("cannot generate a key: {0}")]
+    Random(String),
+    #[error("cannot sign: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+impl LocalSigner {
+    /// Reads `<data_dir>/local-token.key`, creating it on first use.
+    pub fn load_or_create(data_dir: &Path) -> Result<Self, SignerError> {
+        let path = data_dir.join("local-token.key");
+        let io = |source| SignerError::Io {
+            path: path.display().to_string(),
+            source,
+        };
+        let key = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir).map_err(io)?;
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).map_err(|e| SignerError::Random(e.to_string()))?;
+                write_private(&path, &key).map_err(io)?;
+                key
+            }
+            Err(e) => return Err(io(e)),
+        };
+        if key.len() != 32 {
+            return Err(SignerError::Corrupt(path.display().to_string()));
+        }
+        Ok(Self::from_key(key))
+    }
+
+    fn from_key(key: Vec<u8>) -> Self {
+        let kid = hex::encode(&Sha256::digest(&key)[..8]);
+        LocalSigner { key, kid }
+    }
+
+    pub fn issue(&self, username: &str, ttl_seconds: i64) -> Result<String, SignerError> {
+        let now = chrono::Utc::now().timestamp();
+        let claims = Claims {
+            sub: username.to_owned(),
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            exp: now + ttl_seconds,
+            nbf: now,
+            iat: now,
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.kid.clone());
+        Ok(jsonwebtoken::encode(
+            &header,
+            &claims,
+            &EncodingKey::from_secret(&self.key),
+        )?)
+    }
+
+    /// The subject of a valid token, or why it is not valid (for the log, never the client).
+    pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| format!("bad header: {e}"))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(format!("algorithm {:?} not allowed", header.alg));
+        }
+        if header.kid.as_deref() != Some(self.kid.as_str()) {
+            return Err("unknown key id".into());
+        }
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_audience(&[AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECONDS;
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.key), &validation)
+            .map(|data| data.claims)
+            .map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    std::fs::write(path, bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_tokens_verify_and_forgeries_do_not() {
+        let signer = LocalSigner::from_key(vec![7; 32]);
+        let token = signer.issue("alice", 60).unwrap();
+        assert_eq!(signer.verify(&token).unwrap().sub, "alice");
+
+        let other = LocalSigner::from_key(vec![8; 32]);
+        assert!(
+            signer.verify(&other.issue("alice", 60).unwrap()).is_err(),
+            "other key"
+        );
+        assert!(
+            signer
+                .verify(&signer.issue("alice", -120).unwrap())
+                .is_err(),
+            "expired"
+        );
+
+        // alg: none with the right claims.
+        let parts: Vec<&str> = token.split('.').collect();
+        use base64::Engine;
+        let none_header = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"none","typ":"JWT","kid":"{}"}}"#,
+            signer.kid
+        ));
+        assert!(
+            signer
+                .verify(&format!("{none_header}.{}.", parts[1]))
+                .is_err(),
+            "alg none"
+        );
+    }
+
+    #[test]
+    fn key_file_is_created_once_and_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LocalSigner::load_or_create(dir.path()).unwrap();
+        let b = LocalSigner::load_or_create(dir.path()).unwrap();
+        assert_eq!(a.kid, b.kid);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("local-token.key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

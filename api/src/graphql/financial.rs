@@ -1,0 +1,264 @@
+//! FinCEN financial transactions: `financialTransactions`, `FinancialTransaction`, and the
+//! link from a trade record's importer. Every field here carries FINANCIAL data
+//! (`policies/fields.toml`); the guard refuses them to roles without it.
+
+use async_graphql::connection::Connection;
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use entities::financial_transaction::{self, Column};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::filters::{check_text, contains};
+use super::guard::{principal, require_readable};
+use super::ids::{self, NodeType};
+use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::scalars::Date;
+use super::scope;
+use crate::error::{ApiError, ApiResult};
+use crate::policy::PermissionSet;
+use crate::state::AppState;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportType {
+    Ctr,
+    Cmir,
+    Sar,
+}
+
+impl ReportType {
+    fn as_str(self) -> &'static str {
+        match self {
+            ReportType::Ctr => "CTR",
+            ReportType::Cmir => "CMIR",
+            ReportType::Sar => "SAR",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "CMIR" => ReportType::Cmir,
+            "SAR" => ReportType::Sar,
+            _ => ReportType::Ctr,
+        }
+    }
+}
+
+/// One transaction from a Bank Secrecy Act report.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct FinancialTransaction {
+    #[graphql(skip)]
+    row_id: i64,
+    pub report_id: String,
+    pub report_type: ReportType,
+    pub transaction_date: Date,
+    pub amount_usd: f64,
+    /// `IN` or `OUT` for cash transactions.
+    pub cash_direction: Option<String>,
+    pub filer_institution: Option<String>,
+    pub subject_name: String,
+    pub subject_tin: Option<String>,
+    pub subject_dob: Option<Date>,
+    pub subject_address: Option<String>,
+    pub subject_id_number: Option<String>,
+    pub account_number: Option<String>,
+    pub counterparty_name: Option<String>,
+    pub counterparty_account: Option<String>,
+}
+
+#[ComplexObject]
+impl FinancialTransaction {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::FinancialTransaction, self.row_id)
+    }
+}
+
+impl From<financial_transaction::Model> for FinancialTransaction {
+    fn from(m: financial_transaction::Model) -> Self {
+        FinancialTransaction {
+            row_id: m.id,
+            report_id: m.report_id,
+            report_type: ReportType::parse(&m.report_type),
+            transaction_date: Date(m.transaction_date),
+            amount_usd: m.amount_usd,
+            cash_direction: m.cash_direction,
+            filer_institution: m.filer_institution,
+            subject_name: m.subject_name,
+            subject_tin: m.subject_tin,
+            subject_dob: m.subject_dob.map(Date),
+            subject_address: m.subject_address,
+            subject_id_number: m.subject_id_number,
+            account_number: m.account_number,
+            counterparty_name: m.counterparty_name,
+            counterparty_account: m.counterparty_account,
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct FinancialTransactionFilter {
+    pub report_type: Option<ReportType>,
+    pub transaction_date_from: Option<Date>,
+    pub transaction_date_to: Option<Date>,
+    pub amount_usd_min: Option<f64>,
+    pub amount_usd_max: Option<f64>,
+    /// Case-insensitive substring of the subject's name.
+    pub subject_name_contains: Option<String>,
+    pub subject_tin: Option<String>,
+    pub account_number: Option<String>,
+}
+
+impl FinancialTransactionFilter {
+    fn condition(&self) -> ApiResult<Condition> {
+        let mut c = Condition::all();
+        if let Some(t) = self.report_type {
+            c = c.add(Column::ReportType.eq(t.as_str()));
+        }
+        if let Some(d) = self.transaction_date_from {
+            c = c.add(Column::TransactionDate.gte(d.0));
+        }
+        if let Some(d) = self.transaction_date_to {
+            c = c.add(Column::TransactionDate.lte(d.0));
+        }
+        for v in [self.amount_usd_min, self.amount_usd_max]
+            .into_iter()
+            .flatten()
+        {
+            if !v.is_finite() {
+                return Err(ApiError::bad_input("amount bounds must be finite numbers"));
+            }
+        }
+        if let Some(v) = self.amount_usd_min {
+            c = c.add(Column::AmountUsd.gte(v));
+        }
+        if let Some(v) = self.amount_usd_max {
+            c = c.add(Column::AmountUsd.lte(v));
+        }
+        if let Some(name) = &self.subject_name_contains {
+            check_text("subjectNameContains", name)?;
+            c = c.add(contains(Column::SubjectName, name));
+        }
+        if let Some(tin) = &self.subject_tin {
+            check_text("subjectTin", tin)?;
+            c = c.add(Column::SubjectTin.eq(tin.as_str()));
+        }
+        if let Some(account) = &self.account_number {
+            check_text("accountNumber", account)?;
+            c = c.add(Column::AccountNumber.eq(account.as_str()));
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Default)]
+pub struct FinancialQuery;
+
+#[Object]
+impl FinancialQuery {
+    /// FinCEN transactions, newest first.
+    #[graphql(complexity = "CONNECTION_COST + child_complexity")]
+    async fn financial_transactions(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<FinancialTransactionFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<Connection<OffsetCursor, FinancialTransaction, TotalCount>>>
+    {
+        let state = ctx.data::<AppState>()?;
+        let page = Page::new(first, after)?;
+        let perms = &principal(ctx)?.permissions;
+        let filter = filter.unwrap_or_default();
+        if filter.report_type.is_some() || filter.subject_name_contains.is_some() {
+            require_readable(ctx, "FinancialTransaction", &["reportType", "subjectName"])?;
+        }
+        let condition = filter
+            .condition()?
+            .add(scope::all_or_nothing(perms, Column::Id));
+        let rows = financial_transaction::Entity::find()
+            .filter(condition.clone())
+            .order_by_desc(Column::TransactionDate)
+            .order_by_asc(Column::Id)
+            .offset(page.offset)
+            .limit(page.limit + 1)
+            .all(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        let total = financial_transaction::Entity::find()
+            .filter(condition)
+            .count(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Some(page.connection(
+            rows.into_iter().map(FinancialTransaction::from).collect(),
+            total,
+        )))
+    }
+}
+
+/// A correlated subquery: FinCEN reports whose subject is the outer trade record's importer,
+/// matched the same way as `for_subject` (TIN when the record has one, else exact name).
+pub fn subject_matches_importer() -> SelectStatement {
+    use entities::trade_record;
+    let fin = |c: Column| Expr::col((financial_transaction::Entity, c));
+    let trade = |c: trade_record::Column| Expr::col((trade_record::Entity, c));
+    Query::select()
+        .expr(Expr::val(1))
+        .from(financial_transaction::Entity)
+        .cond_where(
+            Condition::any()
+                .add(
+                    fin(Column::SubjectTin)
+                        .equals((trade_record::Entity, trade_record::Column::ImporterId)),
+                )
+                .add(
+                    Condition::all()
+                        .add(trade(trade_record::Column::ImporterId).is_null())
+                        .add(
+                            fin(Column::SubjectName)
+                                .equals((trade_record::Entity, trade_record::Column::ImporterName)),
+                        ),
+                ),
+        )
+        .to_owned()
+}
+
+/// Most transactions one link returns; a trade record page must not pull a whole ledger.
+const LINK_LIMIT: u64 = 200;
+
+/// Transactions whose subject is the given importer: by TIN when known, else by exact name.
+pub async fn for_subject(
+    state: &AppState,
+    perms: &PermissionSet,
+    tin: Option<&str>,
+    name: Option<&str>,
+) -> ApiResult<Vec<FinancialTransaction>> {
+    let matches = match (tin, name) {
+        (Some(tin), _) => Column::SubjectTin.eq(tin),
+        (None, Some(name)) => Column::SubjectName.eq(name),
+        (None, None) => return Ok(Vec::new()),
+    };
+    let rows = financial_transaction::Entity::find()
+        .filter(scope::all_or_nothing(perms, Column::Id))
+        .filter(matches)
+        .order_by_desc(Column::TransactionDate)
+        .order_by_asc(Column::Id)
+        .limit(LINK_LIMIT)
+        .all(&state.db)
+        .await?;
+    Ok(rows.into_iter().map(FinancialTransaction::from).collect())
+}
+
+pub async fn by_id(
+    state: &AppState,
+    perms: &PermissionSet,
+    id: i64,
+) -> ApiResult<Option<FinancialTransaction>> {
+    Ok(financial_transaction::Entity::find_by_id(id)
+        .filter(scope::all_or_nothing(perms, Column::Id))
+        .one(&state.db)
+        .await?
+        .map(FinancialTransaction::from))
+}

@@ -1,0 +1,112 @@
+//! Field-level authorization, applied to every field the executor resolves.
+//!
+//! Because it runs on resolution, not on the query text, it holds however a field is reached:
+//! directly, nested, under an alias, through a fragment or `@include`. The category of each
+//! field comes from `policies/fields.toml`; the answer comes from the request's
+//! `PermissionSet`. A refused field is null with a `FORBIDDEN_FIELD` error; its siblings resolve.
+
+use std::sync::Arc;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
+};
+use async_graphql::{Context, PathSegment, ServerError, ServerResult, Value};
+
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::policy::Policy;
+
+pub struct FieldGuard;
+
+impl ExtensionFactory for FieldGuard {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(FieldGuardExtension)
+    }
+}
+
+struct FieldGuardExtension;
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for FieldGuardExtension {
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        // Introspection is governed by its own switch; list items (`[T!]`) were decided when
+        // the list field itself was resolved.
+        if info.is_for_introspection
+            || info.parent_type.starts_with("__")
+            || info.parent_type.starts_with('[')
+            || info.name.starts_with("__")
+        {
+            return next.run(ctx, info).await;
+        }
+
+        let (Ok(policy), Some(principal)) =
+            (ctx.data::<Arc<Policy>>(), ctx.data_opt::<Principal>())
+        else {
+            // No principal means the request bypassed authentication: refuse everything.
+            return Err(ServerError::new(
+                "not authenticated",
+                Some(info.field.name.pos),
+            ));
+        };
+        let category = policy.field_category(info.parent_type, info.name);
+        if principal.permissions.allows(category) {
+            return next.run(ctx, info).await;
+        }
+        let err: async_graphql::Error = ApiError::ForbiddenField(format!(
+            "{}.{} carries {} data, which your role may not read",
+            info.parent_type,
+            info.name,
+            category.as_str()
+        ))
+        .into();
+        let mut server_error = err.into_server_error(info.field.name.pos);
+        server_error.path = path_of(&info);
+        Err(server_error)
+    }
+}
+
+/// The response path of the field being resolved (`["tradeRecords", "edges", 0, "node", …]`).
+fn path_of(info: &ResolveInfo<'_>) -> Vec<PathSegment> {
+    info.path_node
+        .to_string_vec()
+        .into_iter()
+        .map(|segment| match segment.parse::<usize>() {
+            // GraphQL names cannot start with a digit, so a number is always a list index.
+            Ok(index) => PathSegment::Index(index),
+            Err(_) => PathSegment::Field(segment),
+        })
+        .collect()
+}
+
+/// Refuses filters and sort keys on fields the caller may not read: a predicate on a hidden
+/// field leaks its values one comparison at a time. `fields` are field names of `type_name`.
+pub fn require_readable(
+    ctx: &Context<'_>,
+    type_name: &str,
+    fields: &[&str],
+) -> Result<(), ApiError> {
+    let policy = ctx
+        .data::<Arc<Policy>>()
+        .map_err(|_| ApiError::Internal("policy missing".into()))?;
+    let principal = principal(ctx)?;
+    for field in fields {
+        let category = policy.field_category(type_name, field);
+        if !principal.permissions.allows(category) {
+            return Err(ApiError::ForbiddenField(format!(
+                "filtering or sorting on {type_name}.{field} needs {} access, which your role does not have",
+                category.as_str()
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, ApiError> {
+    ctx.data_opt::<Principal>()
+        .ok_or_else(|| ApiError::Internal("request without principal".into()))
+}

@@ -1,0 +1,62 @@
+//! Row scopes as SQL predicates. Every query that returns analytical rows adds one of these to
+//! its `WHERE`, so rows outside the caller's scope are never fetched, counted or sorted.
+
+use entities::{batch, trade_record};
+use sea_orm::{ColumnTrait, Condition};
+
+use crate::policy::{Category, PermissionSet, RowScope};
+
+/// The nation whose trade with each partner the foreign instance receives, anonymized.
+pub const US: &str = "US";
+
+/// A condition no row satisfies (ids are never NULL), portable across SQLite and PostgreSQL.
+fn nothing<C: ColumnTrait>(id: C) -> Condition {
+    Condition::all().add(id.is_null())
+}
+
+/// Trade rows the caller may see: all, or those their nation provided plus US rows whose
+/// partner is their nation.
+pub fn trade(perms: &PermissionSet) -> Condition {
+    use trade_record::Column;
+    match (perms.rows, perms.nation.as_deref()) {
+        (RowScope::All, _) => Condition::all(),
+        (RowScope::OwnNation, Some(nation)) => Condition::any()
+            .add(Column::ProviderCountry.eq(nation))
+            .add(
+                Condition::all()
+                    .add(Column::ProviderCountry.eq(US))
+                    .add(Column::PartnerCountry.eq(nation)),
+            ),
+        _ => nothing(Column::Id),
+    }
+}
+
+/// Rows of non-trade data sets: all or nothing (no nation-scoped role may read them).
+pub fn all_or_nothing<C: ColumnTrait>(perms: &PermissionSet, id: C) -> Condition {
+    match perms.rows {
+        RowScope::All => Condition::all(),
+        _ => nothing(id),
+    }
+}
+
+/// Batches of the data sets the caller may read; nation-scoped callers see their own loads.
+pub fn batches(perms: &PermissionSet) -> Condition {
+    use batch::Column;
+    let readable: Vec<&str> = [
+        (Category::Trade, "trade"),
+        (Category::Financial, "financial"),
+        (Category::LawEnforcement, "subjects"),
+        (Category::Sdn, "sdn"),
+    ]
+    .into_iter()
+    .filter(|(category, _)| perms.allows(*category))
+    .map(|(_, dataset)| dataset)
+    .collect();
+    match (perms.rows, perms.nation.as_deref()) {
+        (RowScope::All, _) => Condition::all().add(Column::Dataset.is_in(readable)),
+        (RowScope::OwnNation, Some(nation)) => Condition::all()
+            .add(Column::Dataset.is_in(readable))
+            .add(Column::ProviderCountry.eq(nation)),
+        _ => nothing(Column::Id),
+    }
+}

@@ -1,0 +1,213 @@
+//! TECS subject records: `subjectRecords` and `SubjectRecord` (LAW_ENFORCEMENT data).
+
+use async_graphql::connection::Connection;
+use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
+use entities::subject_record::{self, Column};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+
+use super::filters::{check_text, contains};
+use super::guard::principal;
+use super::ids::{self, NodeType};
+use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::scalars::Date;
+use super::scope;
+use crate::error::{ApiError, ApiResult};
+use crate::policy::PermissionSet;
+use crate::state::AppState;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubjectKind {
+    Person,
+    Vehicle,
+    Vessel,
+    Aircraft,
+    Thing,
+    Business,
+    Organization,
+}
+
+impl SubjectKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SubjectKind::Person => "PERSON",
+            SubjectKind::Vehicle => "VEHICLE",
+            SubjectKind::Vessel => "VESSEL",
+            SubjectKind::Aircraft => "AIRCRAFT",
+            SubjectKind::Thing => "THING",
+            SubjectKind::Business => "BUSINESS",
+            SubjectKind::Organization => "ORGANIZATION",
+        }
+    }
+
+    fn parse(s: &str) -> Self {
+        match s {
+            "VEHICLE" => SubjectKind::Vehicle,
+            "VESSEL" => SubjectKind::Vessel,
+            "AIRCRAFT" => SubjectKind::Aircraft,
+            "THING" => SubjectKind::Thing,
+            "BUSINESS" => SubjectKind::Business,
+            "ORGANIZATION" => SubjectKind::Organization,
+            _ => SubjectKind::Person,
+        }
+    }
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaseStatus {
+    Open,
+    Closed,
+}
+
+/// A TECS record created by ICE or CBP.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct SubjectRecord {
+    #[graphql(skip)]
+    row_id: i64,
+    pub record_id: String,
+    pub kind: SubjectKind,
+    /// `ICE` or `CBP`.
+    pub creating_agency: String,
+    pub case_status: CaseStatus,
+    pub created_date: Option<Date>,
+    pub name: Option<String>,
+    pub business_name: Option<String>,
+    pub address: Option<String>,
+    pub date_of_birth: Option<Date>,
+    pub ssn_tin: Option<String>,
+    pub passport_number: Option<String>,
+    pub passport_country: Option<String>,
+    pub bank_accounts: Option<String>,
+    pub phones: Option<String>,
+    pub drivers_license: Option<String>,
+    pub drivers_license_state: Option<String>,
+    pub a_number: Option<String>,
+    pub plate: Option<String>,
+    pub vessel_name: Option<String>,
+    pub aircraft_tail_number: Option<String>,
+    pub description: Option<String>,
+}
+
+#[ComplexObject]
+impl SubjectRecord {
+    pub async fn id(&self) -> ID {
+        ids::encode(NodeType::SubjectRecord, self.row_id)
+    }
+}
+
+impl From<subject_record::Model> for SubjectRecord {
+    fn from(m: subject_record::Model) -> Self {
+        SubjectRecord {
+            row_id: m.id,
+            record_id: m.record_id,
+            kind: SubjectKind::parse(&m.kind),
+            creating_agency: m.creating_agency,
+            case_status: if m.case_status == "CLOSED" {
+                CaseStatus::Closed
+            } else {
+                CaseStatus::Open
+            },
+            created_date: m.created_date.map(Date),
+            name: m.name,
+            business_name: m.business_name,
+            address: m.address,
+            date_of_birth: m.date_of_birth.map(Date),
+            ssn_tin: m.ssn_tin,
+            passport_number: m.passport_number,
+            passport_country: m.passport_country,
+            bank_accounts: m.bank_accounts,
+            phones: m.phones,
+            drivers_license: m.drivers_license,
+            drivers_license_state: m.drivers_license_state,
+            a_number: m.a_number,
+            plate: m.plate,
+            vessel_name: m.vessel_name,
+            aircraft_tail_number: m.aircraft_tail_number,
+            description: m.description,
+        }
+    }
+}
+
+#[derive(InputObject, Default)]
+pub struct SubjectRecordFilter {
+    pub kind: Option<SubjectKind>,
+    pub case_status: Option<CaseStatus>,
+    /// Case-insensitive substring of the person's or the business's name.
+    pub name_contains: Option<String>,
+    pub record_id: Option<String>,
+}
+
+#[derive(Default)]
+pub struct SubjectQuery;
+
+#[Object]
+impl SubjectQuery {
+    /// TECS subject records by record id.
+    #[graphql(complexity = "CONNECTION_COST + child_complexity")]
+    async fn subject_records(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<SubjectRecordFilter>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<Connection<OffsetCursor, SubjectRecord, TotalCount>>> {
+        let state = ctx.data::<AppState>()?;
+        let page = Page::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let mut c = scope::all_or_nothing(&principal(ctx)?.permissions, Column::Id);
+        if let Some(k) = filter.kind {
+            c = c.add(Column::Kind.eq(k.as_str()));
+        }
+        if let Some(s) = filter.case_status {
+            c = c.add(Column::CaseStatus.eq(if s == CaseStatus::Closed {
+                "CLOSED"
+            } else {
+                "OPEN"
+            }));
+        }
+        if let Some(name) = &filter.name_contains {
+            check_text("nameContains", name)?;
+            c = c.add(
+                Condition::any()
+                    .add(contains(Column::Name, name))
+                    .add(contains(Column::BusinessName, name)),
+            );
+        }
+        if let Some(id) = &filter.record_id {
+            check_text("recordId", id)?;
+            c = c.add(Column::RecordId.eq(id.as_str()));
+        }
+        let rows = subject_record::Entity::find()
+            .filter(c.clone())
+            .order_by_asc(Column::RecordId)
+            .order_by_asc(Column::Id)
+            .offset(page.offset)
+            .limit(page.limit + 1)
+            .all(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        let total = subject_record::Entity::find()
+            .filter(c)
+            .count(&state.db)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Some(page.connection(
+            rows.into_iter().map(SubjectRecord::from).collect(),
+            total,
+        )))
+    }
+}
+
+pub async fn by_id(
+    state: &AppState,
+    perms: &PermissionSet,
+    id: i64,
+) -> ApiResult<Option<SubjectRecord>> {
+    Ok(subject_record::Entity::find_by_id(id)
+        .filter(scope::all_or_nothing(perms, Column::Id))
+        .one(&state.db)
+        .await?
+        .map(SubjectRecord::from))
+}

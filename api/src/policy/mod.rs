@@ -1,0 +1,380 @@
+//! Authorization as data: `policies/roles.toml` (role → categories, row scope) and
+//! `policies/fields.toml` (GraphQL field → category), loaded and validated at start-up.
+//!
+//! Decisions are made once per request: `Policy::permissions` turns an account into a
+//! `PermissionSet`, and every guard, filter check and row scope reads only that set. No code
+//! outside this module mentions a role name when deciding anything.
+//!
+//! Why not Cedar: the rules today are role → category grants with deny-wins, plus row scopes
+//! that must become SQL predicates (DESIGN §2: "compiled into the SQL query"). Cedar decides
+//! one request about one resource; turning its policies into a SQL `WHERE` needs its
+//! experimental partial evaluation. Two small TOML tables evaluated by ~100 lines of checked
+//! code are easier to review and cannot drift from the SQL they produce. If rules grow
+//! attribute conditions (time of day, case assignment), Cedar is the place to move them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::Deserialize;
+
+/// Data categories. `Authenticated` is any active account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Category {
+    Trade,
+    TradePii,
+    Financial,
+    LawEnforcement,
+    Sdn,
+    Audit,
+    Admin,
+    Authenticated,
+}
+
+impl Category {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Category::Trade => "TRADE",
+            Category::TradePii => "TRADE_PII",
+            Category::Financial => "FINANCIAL",
+            Category::LawEnforcement => "LAW_ENFORCEMENT",
+            Category::Sdn => "SDN",
+            Category::Audit => "AUDIT",
+            Category::Admin => "ADMIN",
+            Category::Authenticated => "AUTHENTICATED",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowScope {
+    All,
+    OwnNation,
+    None,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleRule {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    allow: Vec<Category>,
+    #[serde(default)]
+    deny: Vec<Category>,
+    rows: RowScope,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RolesFile {
+    roles: BTreeMap<String, RoleRule>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("cannot read policy file {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("policy file {file} is invalid: {reason}")]
+    Invalid { file: String, reason: String },
+}
+
+/// What one account may do, decided once per request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PermissionSet {
+    pub role: String,
+    pub categories: BTreeSet<Category>,
+    pub rows: RowScope,
+    /// The nation rows are scoped to, for `RowScope::OwnNation`.
+    pub nation: Option<String>,
+}
+
+impl PermissionSet {
+    pub fn allows(&self, category: Category) -> bool {
+        category == Category::Authenticated || self.categories.contains(&category)
+    }
+}
+
+#[derive(Debug)]
+pub struct Policy {
+    roles: BTreeMap<String, RoleRule>,
+    /// type → field → category, with `"*"` as the type's default.
+    fields: BTreeMap<String, BTreeMap<String, Category>>,
+}
+
+/// The policy shipped with this build; `DARTTS_POLICY_DIR` replaces it in deployments.
+const BUILT_IN_ROLES: &str = include_str!("../../../policies/roles.toml");
+const BUILT_IN_FIELDS: &str = include_str!("../../../policies/fields.toml");
+
+impl Policy {
+    /// Loads from `dir` (or the built-in copy) and validates against `sdl`.
+    pub fn load(dir: Option<&Path>, sdl: &str, known_roles: &[&str]) -> Result<Self, PolicyError> {
+        let (roles_text, fields_text, label) = match dir {
+            Some(dir) => (
+                read(&dir.join("roles.toml"))?,
+                read(&dir.join("fields.toml"))?,
+                dir.display().to_string(),
+            ),
+            None => (
+                BUILT_IN_ROLES.to_owned(),
+                BUILT_IN_FIELDS.to_owned(),
+                "policies".to_owned(),
+            ),
+        };
+        let roles_file = format!("{label}/roles.toml");
+        let fields_file = format!("{label}/fields.toml");
+        let roles: RolesFile = toml::from_str(&roles_text).map_err(|e| PolicyError::Invalid {
+            file: roles_file.clone(),
+            reason: e.to_string(),
+        })?;
+        let fields: BTreeMap<String, BTreeMap<String, Category>> = toml::from_str(&fields_text)
+            .map_err(|e| PolicyError::Invalid {
+                file: fields_file.clone(),
+                reason: e.to_string(),
+            })?;
+        let policy = Policy {
+            roles: roles.roles,
+            fields,
+        };
+        policy
+            .check_roles(known_roles)
+            .map_err(|reason| PolicyError::Invalid {
+                file: roles_file,
+                reason,
+            })?;
+        policy
+            .check_fields(sdl)
+            .map_err(|reason| PolicyError::Invalid {
+                file: fields_file,
+                reason,
+            })?;
+        Ok(policy)
+    }
+
+    fn check_roles(&self, known_roles: &[&str]) -> Result<(), String> {
+        for name in self.roles.keys() {
+            if !known_roles.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown role {name:?} (known: {})",
+                    known_roles.join(", ")
+                ));
+            }
+        }
+        for role in known_roles {
+            if !self.roles.contains_key(*role) {
+                return Err(format!(
+                    "role {role} has no rule; every role must be stated"
+                ));
+            }
+        }
+        for (name, rule) in &self.roles {
+            if rule.allow.contains(&Category::Authenticated)
+                || rule.deny.contains(&Category::Authenticated)
+            {
+                return Err(format!(
+                    "role {name}: AUTHENTICATED is implicit and cannot be granted or denied"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every field of every object type in the schema has a category, and every entry in the
+    /// file names a real type and field: a typo must not silently leave a field open.
+    fn check_fields(&self, sdl: &str) -> Result<(), String> {
+        use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
+        let doc = async_graphql::parser::parse_schema(sdl).map_err(|e| format!("schema: {e}"))?;
+        let mut schema_fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for def in doc.definitions {
+            if let TypeSystemDefinition::Type(t) = def {
+                // Interface fields are resolved under the interface's name when selected on it
+                // (`node(id:) { id }`), so interfaces need categories too.
+                let fields = match &t.node.kind {
+                    TypeKind::Object(object) => &object.fields,
+                    TypeKind::Interface(interface) => &interface.fields,
+                    _ => continue,
+                };
+                let names = fields
+                    .iter()
+                    .map(|f| f.node.name.node.to_string())
+                    .collect();
+                schema_fields.insert(t.node.name.node.to_string(), names);
+            }
+        }
+        for (type_name, fields) in &schema_fields {
+            let rules = self.fields.get(type_name);
+            for field in fields {
+                let covered = rules.is_some_and(|r| r.contains_key(field) || r.contains_key("*"));
+                if !covered {
+                    return Err(format!(
+                        "{type_name}.{field} has no category (deny by default refuses to guess)"
+                    ));
+                }
+            }
+        }
+        for (type_name, rules) in &self.fields {
+            let Some(fields) = schema_fields.get(type_name) else {
+                return Err(format!("type {type_name} is not in the schema"));
+            };
+            for field in rules.keys().filter(|f| *f != "*") {
+                if !fields.contains(field) {
+                    return Err(format!("{type_name}.{field} is not in the schema"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The category a field carries. Unknown fields (only possible if validation was skipped)
+    /// are treated as ADMIN, which no analytical role holds: deny by default.
+    pub fn field_category(&self, type_name: &str, field: &str) -> Category {
+        self.fields
+            .get(type_name)
+            .and_then(|r| r.get(field).or_else(|| r.get("*")))
+            .copied()
+            .unwrap_or(Category::Admin)
+    }
+
+    /// The permission set of an account with `role` (and `nation`). Unknown roles get nothing.
+    pub fn permissions(&self, role: &str, nation: Option<&str>) -> PermissionSet {
+        let Some(rule) = self.roles.get(role) else {
+            return PermissionSet {
+                role: role.to_owned(),
+                categories: BTreeSet::new(),
+                rows: RowScope::None,
+                nation: None,
+            };
+        };
+        let denied: BTreeSet<Category> = rule.deny.iter().copied().collect();
+        let categories = rule
+            .allow
+            .iter()
+            .copied()
+            .filter(|c| !denied.contains(c))
+            .collect();
+        // A nation-scoped role without a nation sees no rows rather than all of them.
+        let rows = match (rule.rows, nation) {
+            (RowScope::OwnNation, None) => RowScope::None,
+            (scope, _) => scope,
+        };
+        PermissionSet {
+            role: role.to_owned(),
+            categories,
+            rows,
+            nation: nation.map(str::to_owned),
+        }
+    }
+
+    pub fn role_description(&self, role: &str) -> Option<&str> {
+        self.roles.get(role).map(|r| r.description.as_str())
+    }
+}
+
+fn read(path: &Path) -> Result<String, PolicyError> {
+    std::fs::read_to_string(path).map_err(|e| PolicyError::Read {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ROLES: &[&str] = &[
+        "HSI_AGENT",
+        "HSI_ANALYST",
+        "CBP_OFFICER",
+        "CBP_IMPORT_SPECIALIST",
+        "FOREIGN_PARTNER",
+        "ADMIN",
+    ];
+
+    fn policy() -> Policy {
+        Policy::load(None, &crate::graphql::sdl(), ROLES).unwrap()
+    }
+
+    #[test]
+    fn shipped_policy_is_valid_and_cbp_never_reads_financial() {
+        let p = policy();
+        for role in ["CBP_OFFICER", "CBP_IMPORT_SPECIALIST"] {
+            let set = p.permissions(role, None);
+            assert!(!set.allows(Category::Financial));
+            assert!(set.allows(Category::LawEnforcement));
+        }
+        assert!(p.permissions("HSI_AGENT", None).allows(Category::Financial));
+        assert_eq!(
+            p.field_category("TradeRecord", "linkedFinancialTransactions"),
+            Category::Financial
+        );
+        assert_eq!(p.field_category("TradeRecord", "hsCode"), Category::Trade);
+        assert_eq!(p.field_category("NoSuchType", "x"), Category::Admin);
+    }
+
+    #[test]
+    fn deny_wins_over_allow() {
+        let mut p = policy();
+        if let Some(rule) = p.roles.get_mut("CBP_OFFICER") {
+            rule.allow.push(Category::Financial);
+        }
+        assert!(
+            !p.permissions("CBP_OFFICER", None)
+                .allows(Category::Financial)
+        );
+    }
+
+    #[test]
+    fn unknown_role_and_nationless_partner_get_nothing() {
+        let p = policy();
+        let nobody = p.permissions("JANITOR", None);
+        assert!(nobody.categories.is_empty());
+        assert_eq!(nobody.rows, RowScope::None);
+        assert_eq!(p.permissions("FOREIGN_PARTNER", None).rows, RowScope::None);
+        assert_eq!(
+            p.permissions("FOREIGN_PARTNER", Some("KR")).rows,
+            RowScope::OwnNation
+        );
+    }
+
+    #[test]
+    fn bad_policies_stop_start_up_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |roles: &str, fields: &str| {
+            std::fs::write(dir.path().join("roles.toml"), roles).unwrap();
+            std::fs::write(dir.path().join("fields.toml"), fields).unwrap();
+            Policy::load(Some(dir.path()), &crate::graphql::sdl(), ROLES)
+                .unwrap_err()
+                .to_string()
+        };
+        let err = write(
+            BUILT_IN_ROLES,
+            &BUILT_IN_FIELDS.replace(
+                "linkedFinancialTransactions = \"FINANCIAL\"\n",
+                "linkedFinancialTransaction = \"FINANCIAL\"\n",
+            ),
+        );
+        assert!(
+            err.contains("linkedFinancialTransaction is not in the schema"),
+            "{err}"
+        );
+        let err = write(
+            BUILT_IN_ROLES,
+            &BUILT_IN_FIELDS.replace("[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\n", ""),
+        );
+        assert!(
+            err.contains("FinancialTransaction.") && err.contains("has no category"),
+            "{err}"
+        );
+        let err = write(
+            &BUILT_IN_ROLES.replace("\"SDN\"]", "\"SECRET\"]"),
+            BUILT_IN_FIELDS,
+        );
+        assert!(err.contains("roles.toml"), "{err}");
+        let err = write(
+            &BUILT_IN_ROLES.replace("[roles.ADMIN]", "[roles.JANITOR]"),
+            BUILT_IN_FIELDS,
+        );
+        assert!(err.contains("JANITOR"), "{err}");
+    }
+}

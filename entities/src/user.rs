@@ -1,0 +1,27 @@
+//! A local account. Roles and nations are assigned here by admins, never taken from a token.
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+#[sea_orm(table_name = "users")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i64,
+    /// The SSO subject / login name the account is bound to.
+    #[sea_orm(unique)]
+    pub username: String,
+    /// One of the roles named in `policies/roles.toml`.
+    pub role: String,
+    /// ISO alpha-2 nation of a foreign partner; absent for domestic roles.
+    pub nation: Option<String>,
+    /// `PENDING`, `ACTIVE`, `LOCKED` or `DISABLED`.
+    pub status: String,
+    pub created_at: DateTimeUtc,
+    pub created_by: String,
+    pub last_login_at: Option<DateTimeUtc>,
+    pub last_reviewed_at: Option<DateTimeUtc>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,131 @@
+//! Golden permission cases: `tests/permissions/<case>/case.toml` names a principal and a query;
+//! `expected.json` beside it is the exact response. The same data set and the same principals
+//! serve every case. Run with `DARTTS_BLESS=1` to (re)write the expected files after a change
+//! that is meant to alter them — and review the diff like code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use dartts_tests::{Backend, TestEnv, fixture};
+use serde_json::{Value, json};
+
+struct Case {
+    name: String,
+    principal: String,
+    query: String,
+    variables: Value,
+}
+
+fn cases() -> Vec<Case> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("permissions");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&root).expect("permissions dir") {
+        let dir = entry.expect("entry").path();
+        let text = std::fs::read_to_string(dir.join("case.toml")).expect("case.toml");
+        let table: toml::Table = toml::from_str(&text).expect("valid case.toml");
+        out.push(Case {
+            name: dir
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned(),
+            principal: table["principal"].as_str().expect("principal").to_owned(),
+            query: table["query"].as_str().expect("query").to_owned(),
+            variables: table
+                .get("variables")
+                .map(|v| serde_json::to_value(v).expect("variables"))
+                .unwrap_or_else(|| json!({})),
+        });
+    }
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// Internal-error references are random; nothing else in a response may vary between runs.
+fn normalize(mut v: Value) -> Value {
+    if let Some(errors) = v.pointer_mut("/body/errors").and_then(Value::as_array_mut) {
+        for e in errors {
+            let internal = e
+                .get("message")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.starts_with("internal error (reference"));
+            if internal {
+                e["message"] = json!("internal error (reference …)");
+            }
+        }
+    }
+    v
+}
+
+#[tokio::test]
+async fn golden_permission_cases() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
+    env.load_ok(&["trade", &f("trade_canonical.csv"), "--provider", "US"])
+        .await;
+    env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
+        .await;
+    env.load_ok(&["trade", &f("trade_cn.csv"), "--provider", "CN"])
+        .await;
+    env.load_ok(&["financial", &f("financial.csv")]).await;
+    env.load_ok(&["subjects", &f("subjects.csv")]).await;
+    let mut tokens = BTreeMap::new();
+    for (name, role, nation) in [
+        ("hsi", "HSI_ANALYST", None),
+        ("agent", "HSI_AGENT", None),
+        ("cbp", "CBP_OFFICER", None),
+        ("specialist", "CBP_IMPORT_SPECIALIST", None),
+        ("kr", "FOREIGN_PARTNER", Some("KR")),
+        ("cn", "FOREIGN_PARTNER", Some("CN")),
+        ("admin", "ADMIN", None),
+    ] {
+        tokens.insert(name, env.user(name, role, nation).await);
+    }
+    let server = env.serve().await;
+    let bless = std::env::var_os("DARTTS_BLESS").is_some();
+    let mut failures = Vec::new();
+    let cases = cases();
+    assert!(
+        cases.len() >= 20,
+        "golden cases went missing: {}",
+        cases.len()
+    );
+    for case in &cases {
+        let token = tokens
+            .get(case.principal.as_str())
+            .unwrap_or_else(|| panic!("{}: unknown principal {}", case.name, case.principal));
+        let (status, body) = server
+            .session(Some(token))
+            .post(&case.query, case.variables.clone())
+            .await;
+        let actual = normalize(json!({ "status": status, "body": body }));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("permissions")
+            .join(&case.name)
+            .join("expected.json");
+        if bless {
+            std::fs::write(
+                &path,
+                serde_json::to_string_pretty(&actual).expect("json") + "\n",
+            )
+            .expect("write");
+            continue;
+        }
+        let expected: Value = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null);
+        if expected != actual {
+            failures.push(format!(
+                "{}:\nexpected {expected:#}\nactual   {actual:#}",
+                case.name
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} golden case(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
