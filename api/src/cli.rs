@@ -14,7 +14,7 @@ use crate::config::{DatabaseKind, Settings};
 use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
 use crate::policy::Policy;
 use crate::state::AppState;
-use crate::{accounts, db, graphql, server};
+use crate::{accounts, db, export_foreign, graphql, server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,6 +57,18 @@ enum Command {
     Schema,
     /// Apply pending migrations and exit.
     Migrate,
+    /// Write the US trade rows with partner XX, identities pseudonymized, for XX's instance.
+    ExportForeign {
+        /// ISO alpha-2 code of the partner nation.
+        #[arg(long)]
+        partner: String,
+        /// Output CSV (canonical trade layout); written atomically.
+        #[arg(long)]
+        out: PathBuf,
+        /// Secret for the keyed pseudonyms (at least 32 bytes); keep it stable across exports.
+        #[arg(long, env = "DARTTS_PSEUDONYM_KEY", hide_env_values = true)]
+        pseudonym_key: String,
+    },
     /// Manage local accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -119,16 +131,17 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(&e),
     };
-    let db = match db::connect(&settings).await {
-        Ok(db) => db,
-        Err(e) => return fail(&e),
-    };
+    // The policy is checked before anything connects: a bad policy file stops start-up.
     let policy = match Policy::load(
         settings.policy_dir.as_deref(),
         &graphql::sdl(),
         accounts::ROLES,
     ) {
-        Ok(p) => Arc::new(p),
+        Ok(p) => Arc::new(p.for_instance(settings.instance)),
+        Err(e) => return fail(&e),
+    };
+    let db = match db::connect(&settings).await {
+        Ok(db) => db,
         Err(e) => return fail(&e),
     };
     match cli.command {
@@ -138,6 +151,23 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::User(command) => user(&db, &policy, command).await,
+        Command::ExportForeign {
+            partner,
+            out,
+            pseudonym_key,
+        } => {
+            let key = match export_foreign::PseudonymKey::new(&pseudonym_key) {
+                Ok(k) => k,
+                Err(e) => return fail(&e),
+            };
+            match export_foreign::export(&db, settings.instance, &partner, &key, &out).await {
+                Ok(summary) => {
+                    println!("wrote {} rows to {}", summary.rows, out.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Token {
             username,
             ttl_minutes,

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod export_foreign;
 pub mod graphql;
 pub mod ingest;
 pub mod policy;

@@ -268,6 +268,36 @@ pub struct BoundProfile<'a> {
     usd_column: Option<usize>,
 }
 
+/// The header of the canonical trade layout (`profiles/canonical.toml`, docs/formats.md), in
+/// the order `dartts export-foreign` writes it.
+pub const CANONICAL_HEADER: &[&str] = &[
+    "declaration_id",
+    "line_number",
+    "declaration_date",
+    "direction",
+    "hs_code",
+    "commodity_description",
+    "importer_name",
+    "importer_id",
+    "importer_address",
+    "exporter_name",
+    "manufacturer_name",
+    "manufacturer_id",
+    "country_of_origin",
+    "country_of_export",
+    "country_of_destination",
+    "reporting_country",
+    "partner_country",
+    "port",
+    "transport_mode",
+    "quantity",
+    "quantity_unit",
+    "net_weight_kg",
+    "declared_value",
+    "declared_currency",
+    "declared_value_usd",
+];
+
 /// Columns of `trade_records` in the order `BoundProfile::map` produces them.
 pub const TRADE_COLUMNS: &[&str] = &[
     "batch_id",
@@ -599,6 +629,21 @@ mod tests {
         let unknown_field =
             "name = \"x\"\n[columns]\nfavourite_colour = \"c\"\n[currency]\ncode = \"USD\"\n";
         assert!(ProfileFile::parse("x", unknown_field).is_err());
+    }
+
+    #[test]
+    fn canonical_profile_reads_exactly_the_canonical_header() {
+        let canonical = ProfileFile::resolve("canonical").unwrap();
+        let headers: Vec<String> = CANONICAL_HEADER.iter().map(|h| (*h).to_owned()).collect();
+        let bound = canonical.bind(&headers).unwrap();
+        let mut mapped: Vec<&str> = canonical.columns.values().map(String::as_str).collect();
+        mapped.extend(canonical.currency.column.as_deref());
+        mapped.extend(canonical.currency.usd_column.as_deref());
+        mapped.sort_unstable();
+        let mut expected = CANONICAL_HEADER.to_vec();
+        expected.sort_unstable();
+        assert_eq!(mapped, expected);
+        assert_eq!(bound.width, CANONICAL_HEADER.len());
     }
 
     #[test]

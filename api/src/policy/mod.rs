@@ -17,6 +17,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::config::Instance;
+
 /// Data categories. `Authenticated` is any active account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -98,6 +100,9 @@ impl PermissionSet {
 
 #[derive(Debug)]
 pub struct Policy {
+    /// Categories this deployment never serves, whatever a role allows (the foreign instance
+    /// holds no financial, law-enforcement or SDN data and must not pretend to).
+    instance_denies: BTreeSet<Category>,
     roles: BTreeMap<String, RoleRule>,
     /// type → field → category, with `"*"` as the type's default.
     fields: BTreeMap<String, BTreeMap<String, Category>>,
@@ -134,6 +139,7 @@ impl Policy {
                 reason: e.to_string(),
             })?;
         let policy = Policy {
+            instance_denies: BTreeSet::new(),
             roles: roles.roles,
             fields,
         };
@@ -150,6 +156,18 @@ impl Policy {
                 reason,
             })?;
         Ok(policy)
+    }
+
+    /// The policy as served by `instance`: deny wins, so an instance-level denial beats any
+    /// role's allow.
+    pub fn for_instance(mut self, instance: Instance) -> Self {
+        self.instance_denies = match instance {
+            Instance::Domestic => BTreeSet::new(),
+            Instance::Foreign => {
+                [Category::Financial, Category::LawEnforcement, Category::Sdn].into()
+            }
+        };
+        self
     }
 
     fn check_roles(&self, known_roles: &[&str]) -> Result<(), String> {
@@ -246,7 +264,12 @@ impl Policy {
                 nation: None,
             };
         };
-        let denied: BTreeSet<Category> = rule.deny.iter().copied().collect();
+        let denied: BTreeSet<Category> = rule
+            .deny
+            .iter()
+            .chain(&self.instance_denies)
+            .copied()
+            .collect();
         let categories = rule
             .allow
             .iter()
@@ -322,6 +345,18 @@ mod tests {
             !p.permissions("CBP_OFFICER", None)
                 .allows(Category::Financial)
         );
+    }
+
+    #[test]
+    fn foreign_instance_serves_no_domestic_only_data_to_anyone() {
+        let p = policy().for_instance(Instance::Foreign);
+        for role in ROLES {
+            let set = p.permissions(role, Some("KR"));
+            for c in [Category::Financial, Category::LawEnforcement, Category::Sdn] {
+                assert!(!set.allows(c), "{role} gets {c:?} on the foreign instance");
+            }
+        }
+        assert!(p.permissions("HSI_AGENT", None).allows(Category::Trade));
     }
 
     #[test]
