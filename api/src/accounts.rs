@@ -39,6 +39,14 @@ pub enum AccountError {
     Exists(String),
     #[error("no account named {0:?}")]
     NotFound(String),
+    #[error("supervisor {0:?} is not an active account (and cannot be the requester)")]
+    BadSupervisor(String),
+    #[error("account {0:?} is {1}, not PENDING")]
+    NotPending(String, String),
+    #[error("account {0:?} awaits its supervisor's approval first")]
+    AwaitsSupervisor(String),
+    #[error("you may not approve {0:?}: only its supervisor, then a different administrator")]
+    NotApprover(String),
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
 }
@@ -53,6 +61,24 @@ pub async fn add(
     nation: Option<&str>,
     created_by: &str,
 ) -> Result<user::Model, AccountError> {
+    check_username(username)?;
+    let (role, nation) = check_role(policy, role, nation)?;
+    if find(db, username).await?.is_some() {
+        return Err(AccountError::Exists(username.to_owned()));
+    }
+    let row = user::ActiveModel {
+        username: Set(username.to_owned()),
+        role: Set(role),
+        nation: Set(nation),
+        status: Set(ACTIVE.to_owned()),
+        created_at: Set(Utc::now()),
+        created_by: Set(created_by.to_owned()),
+        ..Default::default()
+    };
+    Ok(row.insert(db).await?)
+}
+
+fn check_username(username: &str) -> Result<(), AccountError> {
     if username.is_empty()
         || username.len() > 128
         || username
@@ -61,6 +87,15 @@ pub async fn add(
     {
         return Err(AccountError::BadUsername);
     }
+    Ok(())
+}
+
+/// A known role with a nation exactly when its row scope needs one; returns them normalized.
+fn check_role(
+    policy: &Policy,
+    role: &str,
+    nation: Option<&str>,
+) -> Result<(String, Option<String>), AccountError> {
     if !ROLES.contains(&role) {
         return Err(AccountError::UnknownRole(role.to_owned()));
     }
@@ -77,23 +112,10 @@ pub async fn add(
     // Whether a role needs a nation follows from its row scope in the policy, not its name.
     let scoped = policy.permissions(role, Some("ZZ")).rows == RowScope::OwnNation;
     match (scoped, &nation) {
-        (true, None) => return Err(AccountError::NationRequired(role.to_owned())),
-        (false, Some(_)) => return Err(AccountError::NationNotApplicable(role.to_owned())),
-        _ => {}
+        (true, None) => Err(AccountError::NationRequired(role.to_owned())),
+        (false, Some(_)) => Err(AccountError::NationNotApplicable(role.to_owned())),
+        _ => Ok((role.to_owned(), nation)),
     }
-    if find(db, username).await?.is_some() {
-        return Err(AccountError::Exists(username.to_owned()));
-    }
-    let row = user::ActiveModel {
-        username: Set(username.to_owned()),
-        role: Set(role.to_owned()),
-        nation: Set(nation),
-        status: Set(ACTIVE.to_owned()),
-        created_at: Set(Utc::now()),
-        created_by: Set(created_by.to_owned()),
-        ..Default::default()
-    };
-    Ok(row.insert(db).await?)
 }
 
 pub async fn find(
@@ -133,4 +155,152 @@ pub async fn touch_login(db: &DatabaseConnection, id: i64) -> Result<(), sea_orm
         .exec(db)
         .await?;
     Ok(())
+}
+
+/// Files an access request: a PENDING account that a supervisor, then an admin, must approve.
+pub async fn request_access(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    request: AccessRequest<'_>,
+) -> Result<user::Model, AccountError> {
+    let supervisor = find(db, request.supervisor)
+        .await?
+        .filter(|s| s.status == ACTIVE)
+        .ok_or_else(|| AccountError::BadSupervisor(request.supervisor.to_owned()))?;
+    if supervisor.username == request.username {
+        return Err(AccountError::BadSupervisor(request.supervisor.to_owned()));
+    }
+    let (role, nation) = check_role(policy, request.role, request.nation)?;
+    check_username(request.username)?;
+    if find(db, request.username).await?.is_some() {
+        return Err(AccountError::Exists(request.username.to_owned()));
+    }
+    let row = user::ActiveModel {
+        username: Set(request.username.to_owned()),
+        role: Set(role),
+        nation: Set(nation),
+        status: Set(PENDING.to_owned()),
+        created_at: Set(Utc::now()),
+        created_by: Set(request.username.to_owned()),
+        supervisor: Set(Some(supervisor.username)),
+        justification: Set(Some(request.justification.to_owned())),
+        ..Default::default()
+    };
+    Ok(row.insert(db).await?)
+}
+
+#[derive(Debug)]
+pub struct AccessRequest<'a> {
+    pub username: &'a str,
+    pub role: &'a str,
+    pub nation: Option<&'a str>,
+    pub supervisor: &'a str,
+    pub justification: &'a str,
+}
+
+/// What an approval did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Approval {
+    /// The supervisor vouched; an admin must still grant.
+    BySupervisor,
+    /// An admin granted; the account is ACTIVE.
+    Granted,
+}
+
+/// Records an approval by `approver`. The supervisor named in the request vouches first; then
+/// someone holding the ADMIN category grants — never the same person for both steps.
+pub async fn approve(
+    db: &DatabaseConnection,
+    approver: &str,
+    approver_is_admin: bool,
+    username: &str,
+) -> Result<(Approval, user::Model), AccountError> {
+    let account = find(db, username)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(username.to_owned()))?;
+    if account.status != PENDING {
+        return Err(AccountError::NotPending(
+            username.to_owned(),
+            account.status,
+        ));
+    }
+    let is_supervisor = account.supervisor.as_deref() == Some(approver);
+    let mut row: user::ActiveModel = account.clone().into();
+    let step = match (
+        &account.supervisor_approved_by,
+        is_supervisor,
+        approver_is_admin,
+    ) {
+        (None, true, _) => {
+            row.supervisor_approved_by = Set(Some(approver.to_owned()));
+            row.supervisor_approved_at = Set(Some(Utc::now()));
+            Approval::BySupervisor
+        }
+        (Some(vouched_by), _, true) if vouched_by != approver => {
+            row.admin_approved_by = Set(Some(approver.to_owned()));
+            row.admin_approved_at = Set(Some(Utc::now()));
+            row.status = Set(ACTIVE.to_owned());
+            // Approval is a review: the clock for the next access review starts now.
+            row.last_reviewed_at = Set(Some(Utc::now()));
+            Approval::Granted
+        }
+        (None, false, true) => return Err(AccountError::AwaitsSupervisor(username.to_owned())),
+        _ => return Err(AccountError::NotApprover(username.to_owned())),
+    };
+    Ok((step, row.update(db).await?))
+}
+
+/// Changes an account's role (and nation); the same rules as creating it.
+pub async fn change_role(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    username: &str,
+    role: &str,
+    nation: Option<&str>,
+) -> Result<user::Model, AccountError> {
+    let (role, nation) = check_role(policy, role, nation)?;
+    let account = find(db, username)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(username.to_owned()))?;
+    let mut row: user::ActiveModel = account.into();
+    row.role = Set(role);
+    row.nation = Set(nation);
+    Ok(row.update(db).await?)
+}
+
+/// ACTIVE accounts not reviewed for `not_reviewed_days`, or not signed in for
+/// `not_signed_in_days` (never counts as long ago).
+pub async fn review_due(
+    db: &DatabaseConnection,
+    not_reviewed_days: i64,
+    not_signed_in_days: i64,
+) -> Result<Vec<user::Model>, sea_orm::DbErr> {
+    use sea_orm::Condition;
+    let now = Utc::now();
+    let reviewed_before = now - chrono::Duration::days(not_reviewed_days);
+    let signed_in_before = now - chrono::Duration::days(not_signed_in_days);
+    user::Entity::find()
+        .filter(user::Column::Status.eq(ACTIVE))
+        .filter(
+            Condition::any()
+                .add(user::Column::LastReviewedAt.is_null())
+                .add(user::Column::LastReviewedAt.lt(reviewed_before))
+                .add(user::Column::LastLoginAt.is_null())
+                .add(user::Column::LastLoginAt.lt(signed_in_before)),
+        )
+        .order_by_asc(user::Column::Username)
+        .all(db)
+        .await
+}
+
+pub async fn mark_reviewed(
+    db: &DatabaseConnection,
+    username: &str,
+) -> Result<user::Model, AccountError> {
+    let account = find(db, username)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(username.to_owned()))?;
+    let mut row: user::ActiveModel = account.into();
+    row.last_reviewed_at = Set(Some(Utc::now()));
+    Ok(row.update(db).await?)
 }

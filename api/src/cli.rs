@@ -14,7 +14,7 @@ use crate::config::{DatabaseKind, Settings};
 use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
 use crate::policy::Policy;
 use crate::state::AppState;
-use crate::{accounts, db, export_foreign, graphql, server};
+use crate::{accounts, auth, db, export_foreign, graphql, server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -178,11 +178,29 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(s) => Arc::new(s),
                 Err(e) => return fail(&e),
             };
+            // Discovery happens here, before listening: a provider that is down or
+            // misdescribed stops start-up instead of failing every sign-in later.
+            let (oidc, login) = match &settings.oidc {
+                None => (None, None),
+                Some(config) => match auth::login::start(config).await {
+                    Ok((verifier, flow)) => {
+                        let sign_in = flow.as_ref().map_or("", |_| "; sign-in at /auth/login");
+                        eprintln!(
+                            "dartts: single sign-on through {} (local tokens refused){sign_in}",
+                            config.issuer
+                        );
+                        (Some(Arc::new(verifier)), flow.map(Arc::new))
+                    }
+                    Err(e) => return fail(&e),
+                },
+            };
             let state = AppState {
                 db,
                 settings: Arc::new(settings),
                 policy,
                 signer,
+                oidc,
+                login,
             };
             let graphiql = state.settings.graphiql;
             let result = server::serve(state, |addr| {
@@ -278,6 +296,15 @@ async fn token(
     username: &str,
     ttl_minutes: i64,
 ) -> ExitCode {
+    // With a provider configured the server refuses local tokens anyway; saying so here
+    // beats handing out a token that only fails later.
+    if let Some(oidc) = &settings.oidc {
+        return fail(&format!(
+            "DARTTS_OIDC_ISSUER is set ({}): users sign in through single sign-on and local \
+             tokens are refused; `dartts token` is for the embedded default and development only",
+            oidc.issuer
+        ));
+    }
     let account = match accounts::find(db, username).await {
         Ok(Some(a)) => a,
         Ok(None) => {

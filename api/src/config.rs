@@ -80,6 +80,46 @@ impl fmt::Display for SecretUrl {
     }
 }
 
+/// A secret value (an OAuth client secret) that never reaches logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Single sign-on through the agency's OpenID provider (`DARTTS_OIDC_*`).
+#[derive(Clone, Debug)]
+pub struct OidcSettings {
+    /// Exactly as the provider writes it in `iss`; discovery is `<issuer>/.well-known/…`.
+    pub issuer: String,
+    /// Must be one of the token's `aud` values: the API's identifier at the provider.
+    pub audience: String,
+    /// The claim holding the local account name (`sub`, `preferred_username`, `email`, …).
+    pub username_claim: String,
+    /// Set when the server drives the sign-in flow itself (`/auth/login`, `/auth/callback`).
+    pub login: Option<OidcLoginSettings>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OidcLoginSettings {
+    pub client_id: String,
+    /// Unset for a public client (PKCE only); a confidential client's secret otherwise.
+    pub client_secret: Option<Secret>,
+    /// This server's own `…/auth/callback` URL, as registered at the provider.
+    pub redirect_url: String,
+}
+
+pub const DEFAULT_OIDC_USERNAME_CLAIM: &str = "sub";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite,
@@ -102,6 +142,9 @@ pub struct Settings {
     pub introspection: bool,
     /// A directory with `roles.toml` and `fields.toml` replacing the built-in policy.
     pub policy_dir: Option<PathBuf>,
+    /// Unset: tokens are signed locally (`dartts token`). Set: users sign in through SSO and
+    /// locally signed tokens are refused.
+    pub oidc: Option<OidcSettings>,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
@@ -124,6 +167,18 @@ struct Raw {
     introspection: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     policy_dir: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    oidc_issuer: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    oidc_audience: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    oidc_username_claim: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    oidc_client_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    oidc_client_secret: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    oidc_redirect_url: Option<String>,
 }
 
 /// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
@@ -155,6 +210,12 @@ const SETTINGS: &[&str] = &[
     "graphiql",
     "introspection",
     "policy_dir",
+    "oidc_issuer",
+    "oidc_audience",
+    "oidc_username_claim",
+    "oidc_client_id",
+    "oidc_client_secret",
+    "oidc_redirect_url",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
@@ -240,6 +301,14 @@ impl Settings {
         let embedded = database_kind == DatabaseKind::Sqlite && redis_url.is_none();
         let graphiql = flag(raw.graphiql, embedded, "DARTTS_GRAPHIQL")?;
         let introspection = flag(raw.introspection, embedded, "DARTTS_INTROSPECTION")?;
+        let oidc = oidc_settings(
+            raw.oidc_issuer,
+            raw.oidc_audience,
+            raw.oidc_username_claim,
+            raw.oidc_client_id,
+            raw.oidc_client_secret,
+            raw.oidc_redirect_url,
+        )?;
         let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
         if let Some(dir) = &policy_dir
             && !dir.is_dir()
@@ -259,6 +328,7 @@ impl Settings {
             graphiql,
             introspection,
             policy_dir,
+            oidc,
         })
     }
 
@@ -278,6 +348,137 @@ fn flag(value: Option<String>, default: bool, setting: &'static str) -> Result<b
             reason: format!("{other:?} is not true or false"),
         }),
     }
+}
+
+/// Validates the `DARTTS_OIDC_*` group: all or nothing around the issuer, and the sign-in flow
+/// (client id + redirect URL) all or nothing too.
+fn oidc_settings(
+    issuer: Option<String>,
+    audience: Option<String>,
+    username_claim: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    redirect_url: Option<String>,
+) -> Result<Option<OidcSettings>, ConfigError> {
+    let invalid = |setting, reason: &str| ConfigError::Invalid {
+        setting,
+        reason: reason.to_owned(),
+    };
+    let (audience, username_claim, client_id, client_secret, redirect_url) = (
+        non_empty(audience),
+        non_empty(username_claim),
+        non_empty(client_id),
+        non_empty(client_secret),
+        non_empty(redirect_url),
+    );
+    let Some(issuer) = non_empty(issuer) else {
+        // Any other OIDC setting without an issuer is a half-done configuration: say so
+        // rather than silently running with local tokens.
+        for (value, setting) in [
+            (&audience, "DARTTS_OIDC_AUDIENCE"),
+            (&username_claim, "DARTTS_OIDC_USERNAME_CLAIM"),
+            (&client_id, "DARTTS_OIDC_CLIENT_ID"),
+            (&client_secret, "DARTTS_OIDC_CLIENT_SECRET"),
+            (&redirect_url, "DARTTS_OIDC_REDIRECT_URL"),
+        ] {
+            if value.is_some() {
+                return Err(invalid(setting, "is set but DARTTS_OIDC_ISSUER is not"));
+            }
+        }
+        return Ok(None);
+    };
+    web_url(&issuer, false).map_err(|reason| invalid("DARTTS_OIDC_ISSUER", &reason))?;
+    let audience = audience.ok_or_else(|| {
+        invalid(
+            "DARTTS_OIDC_AUDIENCE",
+            "is required with DARTTS_OIDC_ISSUER: the `aud` value the provider puts in tokens \
+             for this API",
+        )
+    })?;
+    let username_claim = username_claim.unwrap_or_else(|| DEFAULT_OIDC_USERNAME_CLAIM.to_owned());
+    if !username_claim
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':'))
+    {
+        return Err(invalid(
+            "DARTTS_OIDC_USERNAME_CLAIM",
+            "expected a claim name such as sub, preferred_username or email",
+        ));
+    }
+    let login = match (client_id, redirect_url) {
+        (None, None) => {
+            if client_secret.is_some() {
+                return Err(invalid(
+                    "DARTTS_OIDC_CLIENT_SECRET",
+                    "is set but DARTTS_OIDC_CLIENT_ID is not",
+                ));
+            }
+            None
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "DARTTS_OIDC_CLIENT_ID",
+                "is required with DARTTS_OIDC_REDIRECT_URL",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(invalid(
+                "DARTTS_OIDC_REDIRECT_URL",
+                "is required with DARTTS_OIDC_CLIENT_ID: this server's own …/auth/callback URL",
+            ));
+        }
+        (Some(client_id), Some(redirect_url)) => {
+            let url = web_url(&redirect_url, true)
+                .map_err(|reason| invalid("DARTTS_OIDC_REDIRECT_URL", &reason))?;
+            if !url.path().ends_with("/auth/callback") {
+                return Err(invalid(
+                    "DARTTS_OIDC_REDIRECT_URL",
+                    "must be this server's …/auth/callback URL",
+                ));
+            }
+            Some(OidcLoginSettings {
+                client_id,
+                client_secret: client_secret.map(Secret),
+                redirect_url,
+            })
+        }
+    };
+    Ok(Some(OidcSettings {
+        issuer,
+        audience,
+        username_claim,
+        login,
+    }))
+}
+
+/// An absolute https URL, or http on a loopback host (a provider or server on the same
+/// machine, as in tests and development): tokens and codes never cross a network in clear.
+pub fn web_url(text: &str, allow_query: bool) -> Result<url::Url, String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => {}
+        "http" if loopback => {}
+        _ => {
+            return Err(format!(
+                "{text:?} must be an https:// URL (http:// only for a loopback host)"
+            ));
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "{text:?} must not carry credentials or a #fragment"
+        ));
+    }
+    if !allow_query && url.query().is_some() {
+        return Err(format!("{text:?} must not carry a ?query"));
+    }
+    Ok(url)
 }
 
 fn non_empty(value: Option<String>) -> Option<String> {
@@ -362,6 +563,12 @@ mod tests {
             graphiql: Some("true".into()),
             introspection: Some("true".into()),
             policy_dir: Some(".".into()),
+            oidc_issuer: Some("https://sso.example".into()),
+            oidc_audience: Some("dartts".into()),
+            oidc_username_claim: Some("sub".into()),
+            oidc_client_id: Some("dartts".into()),
+            oidc_client_secret: Some("s3cret".into()),
+            oidc_redirect_url: Some("https://dartts.example/auth/callback".into()),
         };
         let as_json = format!("{raw:?}");
         for key in SETTINGS {
@@ -371,6 +578,90 @@ mod tests {
             );
         }
         assert_eq!(as_json.matches(": Some(").count(), SETTINGS.len());
+    }
+
+    fn oidc(issuer: &str) -> Raw {
+        Raw {
+            oidc_issuer: Some(issuer.into()),
+            oidc_audience: Some("urn:dartts:api".into()),
+            ..raw()
+        }
+    }
+
+    #[test]
+    fn oidc_settings_are_all_or_nothing() {
+        let s = Settings::from_raw(oidc("https://sso.agency.example/realms/dartts")).unwrap();
+        let o = s.oidc.unwrap();
+        assert_eq!(o.username_claim, "sub");
+        assert!(o.login.is_none());
+        let s = Settings::from_raw(Raw {
+            oidc_client_id: Some("dartts".into()),
+            oidc_client_secret: Some("hunter2".into()),
+            oidc_redirect_url: Some("http://127.0.0.1:8080/auth/callback".into()),
+            oidc_username_claim: Some("preferred_username".into()),
+            ..oidc("http://127.0.0.1:9000")
+        })
+        .unwrap();
+        let o = s.oidc.unwrap();
+        assert_eq!(o.username_claim, "preferred_username");
+        let login = o.login.unwrap();
+        assert_eq!(login.client_secret.as_ref().unwrap().expose(), "hunter2");
+        assert!(!format!("{login:?}").contains("hunter2"), "secret in Debug");
+
+        for (raw, setting) in [
+            (oidc("http://sso.agency.example"), "DARTTS_OIDC_ISSUER"),
+            (oidc("sso.agency.example"), "DARTTS_OIDC_ISSUER"),
+            (oidc("https://sso.example/?x=1"), "DARTTS_OIDC_ISSUER"),
+            (
+                Raw {
+                    oidc_audience: None,
+                    ..oidc("https://sso.example")
+                },
+                "DARTTS_OIDC_AUDIENCE",
+            ),
+            (
+                Raw {
+                    oidc_audience: Some("dartts".into()),
+                    ..raw()
+                },
+                "DARTTS_OIDC_AUDIENCE",
+            ),
+            (
+                Raw {
+                    oidc_username_claim: Some("a b".into()),
+                    ..oidc("https://sso.example")
+                },
+                "DARTTS_OIDC_USERNAME_CLAIM",
+            ),
+            (
+                Raw {
+                    oidc_client_id: Some("dartts".into()),
+                    ..oidc("https://sso.example")
+                },
+                "DARTTS_OIDC_REDIRECT_URL",
+            ),
+            (
+                Raw {
+                    oidc_client_id: Some("dartts".into()),
+                    oidc_redirect_url: Some("https://dartts.example/graphql".into()),
+                    ..oidc("https://sso.example")
+                },
+                "DARTTS_OIDC_REDIRECT_URL",
+            ),
+            (
+                Raw {
+                    oidc_client_secret: Some("s".into()),
+                    ..oidc("https://sso.example")
+                },
+                "DARTTS_OIDC_CLIENT_SECRET",
+            ),
+        ] {
+            let err = Settings::from_raw(raw).unwrap_err();
+            assert!(
+                err.to_string().contains(setting),
+                "{err} should name {setting}"
+            );
+        }
     }
 
     #[test]

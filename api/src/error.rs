@@ -46,6 +46,8 @@ pub enum ApiError {
     NotFound(String),
     /// A field, filter or sort key whose data category the caller may not read.
     ForbiddenField(String),
+    /// An action the caller may not take (e.g. approving someone else's request).
+    Forbidden(String),
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -59,6 +61,7 @@ impl ApiError {
             ApiError::BadUserInput(_) => ErrorCode::BadUserInput,
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::ForbiddenField(_) => ErrorCode::ForbiddenField,
+            ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -81,7 +84,10 @@ impl From<ApiError> for async_graphql::Error {
     fn from(err: ApiError) -> Self {
         let code = err.code();
         let message = match err {
-            ApiError::BadUserInput(m) | ApiError::NotFound(m) | ApiError::ForbiddenField(m) => m,
+            ApiError::BadUserInput(m)
+            | ApiError::NotFound(m)
+            | ApiError::ForbiddenField(m)
+            | ApiError::Forbidden(m) => m,
             ApiError::Internal(source) => internal_message(&source),
         };
         let mut extensions = ErrorExtensionValues::default();

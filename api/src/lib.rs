@@ -1,6 +1,7 @@
 //! DARTTS: trade-transparency analysis backend. The `dartts` binary is a thin shell over this
 //! library so tests can drive the same code paths. See ARCHITECTURE.md for the map.
 
+pub mod access_request;
 pub mod accounts;
 pub mod auth;
 pub mod cli;

@@ -1,16 +1,18 @@
-//! The HTTP surface: `POST /graphql`, GraphiQL where enabled, and health probes.
+//! The HTTP surface: `POST /graphql`, GraphiQL where enabled, sign-in (`/auth/*`), and health
+//! probes.
 
 use std::net::SocketAddr;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::access_request;
 use crate::auth::{self, AuthError};
 use crate::graphql::{self, DarttsSchema};
 use crate::state::AppState;
@@ -40,6 +42,12 @@ struct Http {
     state: AppState,
 }
 
+impl FromRef<Http> for AppState {
+    fn from_ref(http: &Http) -> AppState {
+        http.state.clone()
+    }
+}
+
 pub fn router(state: AppState) -> Router {
     let http = Http {
         schema: graphql::build(state.clone()),
@@ -47,6 +55,10 @@ pub fn router(state: AppState) -> Router {
     };
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
+        .route("/auth/request-access", post(access_request::handle))
+        // Single sign-on driven by the server (404 unless an OIDC client is configured).
+        .route("/auth/login", get(auth::login::login))
+        .route("/auth/callback", get(auth::login::callback))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))

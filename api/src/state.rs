@@ -5,6 +5,8 @@ use std::sync::Arc;
 use sea_orm::DatabaseConnection;
 
 use crate::auth::local_token::LocalSigner;
+use crate::auth::login::LoginFlow;
+use crate::auth::oidc::OidcVerifier;
 use crate::config::Settings;
 use crate::policy::Policy;
 
@@ -14,4 +16,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub policy: Arc<Policy>,
     pub signer: Arc<LocalSigner>,
+    /// The agency's OpenID provider, when `DARTTS_OIDC_ISSUER` is set.
+    pub oidc: Option<Arc<OidcVerifier>>,
+    /// The server-driven sign-in (`/auth/login`), when a client is configured too.
+    pub login: Option<Arc<LoginFlow>>,
 }

@@ -4,6 +4,7 @@
 //! shape and the API shape can move independently (a column rename must not silently rename a
 //! field partners rely on).
 
+pub mod audit_event;
 pub mod batch;
 pub mod batch_rejection;
 pub mod financial_transaction;

@@ -19,6 +19,13 @@ pub struct Model {
     pub created_by: String,
     pub last_login_at: Option<DateTimeUtc>,
     pub last_reviewed_at: Option<DateTimeUtc>,
+    /// Username of the supervisor who must vouch for an access request.
+    pub supervisor: Option<String>,
+    pub justification: Option<String>,
+    pub supervisor_approved_by: Option<String>,
+    pub supervisor_approved_at: Option<DateTimeUtc>,
+    pub admin_approved_by: Option<String>,
+    pub admin_approved_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

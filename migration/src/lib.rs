@@ -5,6 +5,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261127_000001_initial;
 mod m20261127_000002_users;
+mod m20261127_000003_account_lifecycle;
+mod m20261127_000004_audit;
 
 pub struct Migrator;
 
@@ -14,6 +16,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_users::Migration),
+            Box::new(m20261127_000003_account_lifecycle::Migration),
+            Box::new(m20261127_000004_audit::Migration),
         ]
     }
 }

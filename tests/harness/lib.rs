@@ -5,6 +5,8 @@
 //! starts it); every `TestEnv` gets a fresh database of its own, so tests run in parallel.
 //! SQLite environments use a file in a temporary directory.
 
+pub mod oidc;
+
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
@@ -175,6 +177,25 @@ impl TestEnv {
         run.stdout.trim().to_owned()
     }
 
+    /// A token signed with this environment's local key for any subject and claims: how the
+    /// tests impersonate a forger who stole nothing, or an SSO user without an account.
+    pub fn forge_local_token(&self, header: &Value, claims: &Value) -> String {
+        let key = std::fs::read(self.dir.path().join("data/local-token.key"))
+            .expect("local key (start the server or issue a token first)");
+        sign_hs256(&key, header, claims)
+    }
+
+    /// A valid local token for `subject`, whether or not an account exists.
+    pub fn local_token_for(&self, subject: &str) -> String {
+        let key = std::fs::read(self.dir.path().join("data/local-token.key")).expect("local key");
+        let now = unix_now();
+        sign_hs256(
+            &key,
+            &json!({ "alg": "HS256", "typ": "JWT", "kid": key_id(&key) }),
+            &json!({ "sub": subject, "iss": "dartts-local", "aud": "dartts", "exp": now + 600, "nbf": now - 5, "iat": now - 5 }),
+        )
+    }
+
     pub async fn db(&self) -> DatabaseConnection {
         Database::connect(&self.database_url)
             .await
@@ -202,10 +223,15 @@ impl TestEnv {
 
     /// Starts `dartts serve` on a free loopback port and waits until it listens.
     pub async fn serve(&self) -> Server {
+        self.serve_at("127.0.0.1:0").await
+    }
+
+    /// `serve` on a given address, for a server whose URL must be known in advance.
+    pub async fn serve_at(&self, listen: &str) -> Server {
         let mut child = self
             .command()
             .arg("serve")
-            .env("DARTTS_LISTEN", "127.0.0.1:0")
+            .env("DARTTS_LISTEN", listen)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -244,6 +270,36 @@ impl TestEnv {
         server.token = Some(token);
         server
     }
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The key id the server derives for its local key (first 8 bytes of its SHA-256, in hex).
+pub fn key_id(key: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(key)[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A compact JWS, HS256, written out by hand so the tests depend on no JWT library's choices.
+pub fn sign_hs256(key: &[u8], header: &Value, claims: &Value) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use hmac::Mac;
+    let h = URL_SAFE_NO_PAD.encode(header.to_string());
+    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).expect("hmac key");
+    mac.update(format!("{h}.{c}").as_bytes());
+    format!(
+        "{h}.{c}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
 }
 
 fn uuid_like() -> String {

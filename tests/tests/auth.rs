@@ -3,30 +3,10 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use dartts_tests::{Backend, Server, TestEnv, error_codes};
-use hmac::{Hmac, Mac};
+use dartts_tests::{Backend, Server, TestEnv, error_codes, key_id, sign_hs256, unix_now};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 const ME: &str = "{ me { username role } }";
-
-fn sign(key: &[u8], header: &Value, claims: &Value) -> String {
-    let h = URL_SAFE_NO_PAD.encode(header.to_string());
-    let c = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("hmac key");
-    mac.update(format!("{h}.{c}").as_bytes());
-    format!(
-        "{h}.{c}.{}",
-        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
-    )
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-}
 
 async fn refused(server: &Server, token: Option<&str>) -> (u16, Vec<String>, Value) {
     let (status, body) = server.session(token).post(ME, json!({})).await;
@@ -43,17 +23,21 @@ async fn forged_and_stale_tokens_are_refused() {
     assert_eq!(body["data"]["me"]["username"], "alice");
 
     let key = std::fs::read(env.dir.path().join("data/local-token.key")).expect("key file");
-    let kid = hex_prefix(&key);
+    let kid = key_id(&key);
     let header = json!({ "alg": "HS256", "typ": "JWT", "kid": kid });
     let claims = |overrides: Value| {
-        let mut c = json!({ "sub": "alice", "iss": "dartts-local", "aud": "dartts", "exp": now() + 600, "nbf": now() - 10, "iat": now() - 10 });
+        let mut c = json!({ "sub": "alice", "iss": "dartts-local", "aud": "dartts", "exp": unix_now() + 600, "nbf": unix_now() - 10, "iat": unix_now() - 10 });
         for (k, v) in overrides.as_object().expect("object") {
             c[k] = v.clone();
         }
         c
     };
     // Sanity: the hand-made signer is right, so each refusal below is about the one thing changed.
-    let (status, _, body) = refused(&server, Some(&sign(&key, &header, &claims(json!({}))))).await;
+    let (status, _, body) = refused(
+        &server,
+        Some(&sign_hs256(&key, &header, &claims(json!({})))),
+    )
+    .await;
     assert_eq!(status, 200, "hand-signed control token should work: {body}");
 
     let none_header =
@@ -61,18 +45,21 @@ async fn forged_and_stale_tokens_are_refused() {
     let none_claims = URL_SAFE_NO_PAD.encode(claims(json!({})).to_string());
     let cases: Vec<(&str, String)> = vec![
         ("alg none", format!("{none_header}.{none_claims}.")),
-        ("other key", sign(&[9u8; 32], &header, &claims(json!({})))),
+        (
+            "other key",
+            sign_hs256(&[9u8; 32], &header, &claims(json!({}))),
+        ),
         (
             "expired",
-            sign(&key, &header, &claims(json!({ "exp": now() - 3600 }))),
+            sign_hs256(&key, &header, &claims(json!({ "exp": unix_now() - 3600 }))),
         ),
         (
             "not yet valid",
-            sign(&key, &header, &claims(json!({ "nbf": now() + 3600 }))),
+            sign_hs256(&key, &header, &claims(json!({ "nbf": unix_now() + 3600 }))),
         ),
         (
             "wrong issuer",
-            sign(
+            sign_hs256(
                 &key,
                 &header,
                 &claims(json!({ "iss": "https://evil.example" })),
@@ -80,11 +67,11 @@ async fn forged_and_stale_tokens_are_refused() {
         ),
         (
             "wrong audience",
-            sign(&key, &header, &claims(json!({ "aud": "other-api" }))),
+            sign_hs256(&key, &header, &claims(json!({ "aud": "other-api" }))),
         ),
         (
             "unknown kid",
-            sign(
+            sign_hs256(
                 &key,
                 &json!({ "alg": "HS256", "typ": "JWT", "kid": "0000000000000000" }),
                 &claims(json!({})),
@@ -92,7 +79,7 @@ async fn forged_and_stale_tokens_are_refused() {
         ),
         (
             "no kid",
-            sign(
+            sign_hs256(
                 &key,
                 &json!({ "alg": "HS256", "typ": "JWT" }),
                 &claims(json!({})),
@@ -100,7 +87,7 @@ async fn forged_and_stale_tokens_are_refused() {
         ),
         (
             "RS256 header",
-            sign(
+            sign_hs256(
                 &key,
                 &json!({ "alg": "RS256", "typ": "JWT", "kid": kid }),
                 &claims(json!({})),
@@ -109,14 +96,14 @@ async fn forged_and_stale_tokens_are_refused() {
         ("no exp", {
             let mut c = claims(json!({}));
             c.as_object_mut().expect("object").remove("exp");
-            sign(&key, &header, &c)
+            sign_hs256(&key, &header, &c)
         }),
         (
             "unknown account",
-            sign(&key, &header, &claims(json!({ "sub": "mallory" }))),
+            sign_hs256(&key, &header, &claims(json!({ "sub": "mallory" }))),
         ),
         ("tampered payload", {
-            let t = sign(&key, &header, &claims(json!({})));
+            let t = sign_hs256(&key, &header, &claims(json!({})));
             let parts: Vec<&str> = t.split('.').collect();
             let evil = URL_SAFE_NO_PAD.encode(claims(json!({ "sub": "admin" })).to_string());
             format!("{}.{evil}.{}", parts[0], parts[2])
@@ -146,13 +133,6 @@ async fn forged_and_stale_tokens_are_refused() {
         .expect("send");
     assert_eq!(basic.status(), 401);
     assert_eq!(basic.headers()["www-authenticate"], "Bearer");
-}
-
-fn hex_prefix(key: &[u8]) -> String {
-    Sha256::digest(key)[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[tokio::test]

@@ -1,8 +1,15 @@
-//! Tokens the server signs itself, for the embedded default and development (`dartts token`).
+//! Tokens the server signs itself: local tokens for the embedded default and development
+//! (`dartts token`), and short-lived session tokens handed out after a single sign-on
+//! (`/auth/callback`).
 //!
 //! HS256 with a 256-bit key generated on first use and kept in the data directory (mode 0600).
 //! The verifier fixes the algorithm, issuer, audience and key id itself; nothing in the token's
 //! header chooses how it is checked, so `alg: none` or a token signed for another key fails.
+//!
+//! One key signs both kinds, so the kind is bound into the token as its audience and checked
+//! on the way in: a session token is not a local token and vice versa. That matters because a
+//! server with SSO configured refuses local tokens (anyone with a shell and the key file could
+//! mint them) but must accept the sessions it issued itself.
 
 use std::path::Path;
 
@@ -11,7 +18,28 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub const ISSUER: &str = "dartts-local";
+/// The audience of local tokens (`dartts token`).
 pub const AUDIENCE: &str = "dartts";
+/// The audience of session tokens issued after a single sign-on.
+pub const SESSION_AUDIENCE: &str = "dartts-session";
+
+/// What a server-signed token is for; each kind has its own audience.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenUse {
+    /// `dartts token`: only accepted when no OIDC provider is configured.
+    Local,
+    /// Issued by `/auth/callback` after the provider vouched for the user.
+    Session,
+}
+
+impl TokenUse {
+    fn audience(self) -> &'static str {
+        match self {
+            TokenUse::Local => AUDIENCE,
+            TokenUse::Session => SESSION_AUDIENCE,
+        }
+    }
+}
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 30;
 
@@ -84,12 +112,22 @@ impl LocalSigner {
         LocalSigner { key, kid }
     }
 
+    /// A local token (`dartts token`).
     pub fn issue(&self, username: &str, ttl_seconds: i64) -> Result<String, SignerError> {
+        self.issue_for(TokenUse::Local, username, ttl_seconds)
+    }
+
+    pub fn issue_for(
+        &self,
+        kind: TokenUse,
+        username: &str,
+        ttl_seconds: i64,
+    ) -> Result<String, SignerError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: username.to_owned(),
             iss: ISSUER.to_owned(),
-            aud: AUDIENCE.to_owned(),
+            aud: kind.audience().to_owned(),
             exp: now + ttl_seconds,
             nbf: now,
             iat: now,
@@ -103,8 +141,14 @@ impl LocalSigner {
         )?)
     }
 
-    /// The subject of a valid token, or why it is not valid (for the log, never the client).
+    /// The claims of a valid local token, or why it is not valid (for the log, never the
+    /// client).
     pub fn verify(&self, token: &str) -> Result<Claims, String> {
+        self.verify_for(TokenUse::Local, token)
+    }
+
+    /// Like `verify`, for the given kind of token only.
+    pub fn verify_for(&self, kind: TokenUse, token: &str) -> Result<Claims, String> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| format!("bad header: {e}"))?;
         if header.alg != Algorithm::HS256 {
             return Err(format!("algorithm {:?} not allowed", header.alg));
@@ -114,7 +158,7 @@ impl LocalSigner {
         }
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[ISSUER]);
-        validation.set_audience(&[AUDIENCE]);
+        validation.set_audience(&[kind.audience()]);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECONDS;
@@ -175,6 +219,22 @@ mod tests {
                 .verify(&format!("{none_header}.{}.", parts[1]))
                 .is_err(),
             "alg none"
+        );
+    }
+
+    #[test]
+    fn session_and_local_tokens_are_not_interchangeable() {
+        let signer = LocalSigner::from_key(vec![7; 32]);
+        let session = signer.issue_for(TokenUse::Session, "alice", 60).unwrap();
+        let local = signer.issue("alice", 60).unwrap();
+        assert_eq!(
+            signer.verify_for(TokenUse::Session, &session).unwrap().sub,
+            "alice"
+        );
+        assert!(signer.verify(&session).is_err(), "session used as local");
+        assert!(
+            signer.verify_for(TokenUse::Session, &local).is_err(),
+            "local used as session"
         );
     }
 

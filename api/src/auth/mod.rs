@@ -1,12 +1,21 @@
 //! Authentication: a request's bearer token becomes a `Principal` — an account, its status
 //! checked, and its permissions decided once from the policy. Authorization happens elsewhere
 //! (the GraphQL guard and the SQL row scopes) and only ever reads the `Principal`.
+//!
+//! Which tokens are accepted depends on the configuration:
+//! - no OIDC provider (embedded default, development): local tokens from `dartts token`;
+//! - `DARTTS_OIDC_ISSUER` set (production): the provider's tokens (`oidc`), and the session
+//!   tokens this server issues after a sign-in through it (`login`). Local tokens are refused:
+//!   anyone with a shell on the server could mint them, bypassing the agency's sign-on.
 
 pub mod local_token;
+pub mod login;
+pub mod oidc;
 
 use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::accounts;
+use crate::auth::local_token::TokenUse;
 use crate::error::ErrorCode;
 use crate::policy::PermissionSet;
 use crate::state::AppState;
@@ -82,11 +91,42 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
 
 pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, AuthError> {
     let token = bearer(headers)?;
-    let claims = state.signer.verify(token).map_err(AuthError::Invalid)?;
-    let account = accounts::find(&state.db, &claims.sub)
+    let username = match &state.oidc {
+        // The unverified `iss` only picks the verifier; that verifier then checks everything,
+        // including that `iss` really is its issuer.
+        Some(provider) if oidc::unverified_issuer(token).as_deref() == Some(provider.issuer()) => {
+            provider
+                .verify(token)
+                .await
+                .map_err(|e| AuthError::Invalid(e.to_string()))?
+                .username
+        }
+        Some(_) => {
+            state
+                .signer
+                .verify_for(TokenUse::Session, token)
+                .map_err(|e| AuthError::Invalid(format!("not a provider or session token: {e}")))?
+                .sub
+        }
+        None => {
+            state
+                .signer
+                .verify_for(TokenUse::Local, token)
+                .map_err(AuthError::Invalid)?
+                .sub
+        }
+    };
+    principal_for(state, &username).await
+}
+
+/// The principal for a local account name that a verified token vouched for: the account must
+/// exist and be ACTIVE; its role, nation and status, never the token's claims, decide what it
+/// may see.
+pub async fn principal_for(state: &AppState, username: &str) -> Result<Principal, AuthError> {
+    let account = accounts::find(&state.db, username)
         .await
         .map_err(|e| AuthError::Internal(e.to_string()))?
-        .ok_or_else(|| AuthError::UnknownAccount(claims.sub.clone()))?;
+        .ok_or_else(|| AuthError::UnknownAccount(username.to_owned()))?;
     match account.status.as_str() {
         accounts::ACTIVE => {}
         accounts::DISABLED => return Err(AuthError::Disabled),

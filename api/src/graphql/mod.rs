@@ -3,6 +3,7 @@
 //! Limits are set here for every request: depth, complexity (which also bounds aliases, since
 //! each aliased copy counts), and no field suggestions in error messages.
 
+mod admin;
 mod batch;
 mod filters;
 mod financial;
@@ -18,7 +19,7 @@ mod subjects;
 mod trade;
 
 use async_graphql::dataloader::DataLoader;
-use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema, SchemaBuilder};
+use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::state::AppState;
 
@@ -31,16 +32,20 @@ pub struct Query(
     batch::BatchQuery,
     node::NodeQuery,
     me::MeQuery,
+    admin::AdminQuery,
 );
 
-pub type DarttsSchema = Schema<Query, EmptyMutation, EmptySubscription>;
+#[derive(MergedObject, Default)]
+pub struct Mutation(admin::AdminMutation);
+
+pub type DarttsSchema = Schema<Query, Mutation, EmptySubscription>;
 
 pub const MAX_DEPTH: usize = 12;
 /// High enough for the standard introspection query, low enough to bound aliased fan-out.
 pub const MAX_COMPLEXITY: usize = 1000;
 
-fn builder() -> SchemaBuilder<Query, EmptyMutation, EmptySubscription> {
-    Schema::build(Query::default(), EmptyMutation, EmptySubscription)
+fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .disable_suggestions()
