@@ -5,6 +5,7 @@
 //! account that the supervisor and then an administrator approve (`approveAccess`). The role
 //! asked for is only a request: nothing is granted until both approvals are recorded.
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::State;
 use axum::extract::rejection::JsonRejection;
@@ -14,6 +15,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::accounts::{self, AccessRequest, AccountError};
+use crate::auth::partner::ClientCert;
 use crate::auth::{self, AuthError};
 use crate::error::ErrorCode;
 use crate::state::AppState;
@@ -39,10 +41,12 @@ fn error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
 
 pub async fn handle(
     State(state): State<AppState>,
+    client_cert: Option<Extension<ClientCert>>,
     headers: HeaderMap,
     body: Result<Json<Body>, JsonRejection>,
 ) -> Response {
-    let username = match auth::authenticate(&state, &headers).await {
+    let cert = client_cert.map(|Extension(c)| c);
+    let username = match auth::authenticate(&state, &headers, cert.as_ref()).await {
         Err(AuthError::UnknownAccount(username)) => username,
         Ok(_) => {
             return error(

@@ -47,6 +47,8 @@ pub enum AccountError {
     AwaitsSupervisor(String),
     #[error("you may not approve {0:?}: only its supervisor, then a different administrator")]
     NotApprover(String),
+    #[error("account {0:?} is {1}, not LOCKED")]
+    NotLocked(String, String),
     #[error("database error: {0}")]
     Database(#[from] sea_orm::DbErr),
 }
@@ -302,5 +304,99 @@ pub async fn mark_reviewed(
         .ok_or_else(|| AccountError::NotFound(username.to_owned()))?;
     let mut row: user::ActiveModel = account.into();
     row.last_reviewed_at = Set(Some(Utc::now()));
+    Ok(row.update(db).await?)
+}
+
+/// Stores a new password hash (an argon2id PHC string made by `auth::partner::hash_password`)
+/// and clears the failure count: the old password's failures say nothing about the new one.
+/// The status is left alone; a LOCKED account stays locked until an administrator unlocks it.
+pub async fn set_password_hash(
+    db: &DatabaseConnection,
+    username: &str,
+    hash: &str,
+) -> Result<user::Model, AccountError> {
+    let account = find(db, username)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(username.to_owned()))?;
+    let mut row: user::ActiveModel = account.into();
+    row.password_hash = Set(Some(hash.to_owned()));
+    row.failed_logins = Set(0);
+    row.last_failed_login_at = Set(None);
+    Ok(row.update(db).await?)
+}
+
+/// Counts a failed password sign-in and locks the account when the count reaches
+/// `max_failures`. Both steps are single UPDATEs with the arithmetic and the condition in SQL,
+/// so concurrent failures (several replicas, several certificates) cannot lose a count or skip
+/// the lock. Only an ACTIVE account is locked: a DISABLED one stays disabled. Returns whether
+/// this failure locked the account.
+pub async fn record_failed_login(
+    db: &DatabaseConnection,
+    id: i64,
+    max_failures: u32,
+) -> Result<bool, sea_orm::DbErr> {
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FailedLogins,
+            Expr::col(user::Column::FailedLogins).add(1),
+        )
+        .col_expr(user::Column::LastFailedLoginAt, Expr::value(Utc::now()))
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    let locked = user::Entity::update_many()
+        .col_expr(user::Column::Status, Expr::value(LOCKED))
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::Status.eq(ACTIVE))
+        .filter(user::Column::FailedLogins.gte(i64::from(max_failures)))
+        .exec(db)
+        .await?;
+    Ok(locked.rows_affected > 0)
+}
+
+/// A successful password sign-in: the failure count starts again from zero.
+pub async fn clear_failed_logins(db: &DatabaseConnection, id: i64) -> Result<(), sea_orm::DbErr> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::FailedLogins,
+            sea_orm::sea_query::Expr::value(0),
+        )
+        .filter(user::Column::Id.eq(id))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Marks an ACTIVE account LOCKED (a quota was crossed). The database, not Redis, is the
+/// record that survives: authentication refuses LOCKED accounts on every request.
+pub async fn lock(db: &DatabaseConnection, id: i64) -> Result<(), sea_orm::DbErr> {
+    user::Entity::update_many()
+        .col_expr(
+            user::Column::Status,
+            sea_orm::sea_query::Expr::value(LOCKED),
+        )
+        .filter(user::Column::Id.eq(id))
+        .filter(user::Column::Status.eq(ACTIVE))
+        .exec(db)
+        .await?;
+    Ok(())
+}
+
+/// Unlocks a LOCKED account and starts its quota count over from now.
+pub async fn unlock(db: &DatabaseConnection, id: i64) -> Result<user::Model, AccountError> {
+    let account = user::Entity::find_by_id(id)
+        .one(db)
+        .await?
+        .ok_or_else(|| AccountError::NotFound(id.to_string()))?;
+    if account.status != LOCKED {
+        return Err(AccountError::NotLocked(account.username, account.status));
+    }
+    let mut row: user::ActiveModel = account.into();
+    row.status = Set(ACTIVE.to_owned());
+    row.quota_reset_at = Set(Some(Utc::now()));
+    // A lock from failed partner sign-ins too: with the old count kept, one more typo would
+    // lock the account again at once.
+    row.failed_logins = Set(0);
     Ok(row.update(db).await?)
 }

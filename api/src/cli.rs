@@ -8,11 +8,15 @@ use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 
 use sea_orm::DatabaseConnection;
+use serde_json::json;
 
 use crate::auth::local_token::LocalSigner;
 use crate::config::{DatabaseKind, Settings};
 use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
+
+use crate::audit::{self, AuditEvent, AuditSink, DbAudit, EventType};
 use crate::policy::Policy;
+use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
 use crate::state::AppState;
 use crate::{accounts, auth, db, export_foreign, graphql, server};
 
@@ -69,6 +73,9 @@ enum Command {
         #[arg(long, env = "DARTTS_PSEUDONYM_KEY", hide_env_values = true)]
         pseudonym_key: String,
     },
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Manage local accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -79,6 +86,12 @@ enum Command {
         #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(i64).range(1..=10_080))]
         ttl_minutes: i64,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Check the whole hash chain; exits non-zero and names the first bad event if broken.
+    Verify,
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +109,9 @@ enum UserCommand {
     List,
     /// Disable an account: it gets no data from the next request on.
     Disable { username: String },
+    /// Set the password a foreign partner signs in with over the mTLS listener (`login`),
+    /// read as one line from standard input; clears the failed sign-in count.
+    SetPassword { username: String },
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, String> {
@@ -144,13 +160,32 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(db) => db,
         Err(e) => return fail(&e),
     };
+    let audit = DbAudit::new(db.clone(), settings.instance);
     match cli.command {
         Command::Schema => ExitCode::SUCCESS,
         Command::Migrate => {
             eprintln!("dartts: database {} is up to date", settings.database_url);
             ExitCode::SUCCESS
         }
-        Command::User(command) => user(&db, &policy, command).await,
+        Command::User(command) => user(&db, &policy, &audit, command).await,
+        Command::Audit(AuditCommand::Verify) => match audit::verify(&db).await {
+            Ok(report) if report.ok() => {
+                println!(
+                    "audit log intact: {} events, head {}",
+                    report.events, report.last_hash
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(report) => {
+                let (id, problem) = report.problem.unwrap_or_default();
+                println!(
+                    "audit log BROKEN at event {id}: {problem} ({} events read)",
+                    report.events
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => fail(&e),
+        },
         Command::ExportForeign {
             partner,
             out,
@@ -160,7 +195,24 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(k) => k,
                 Err(e) => return fail(&e),
             };
-            match export_foreign::export(&db, settings.instance, &partner, &key, &out).await {
+            let intent = json!({ "partner": partner, "out": out.display().to_string() });
+            if let Err(e) = audit
+                .record(cli_event(EventType::Export, "attempted", intent.clone()))
+                .await
+            {
+                return fail(&e);
+            }
+            let result = export_foreign::export(&db, settings.instance, &partner, &key, &out).await;
+            let (outcome, rows) = match &result {
+                Ok(summary) => ("ok", summary.rows),
+                Err(_) => ("failed", 0),
+            };
+            let event = cli_event(EventType::Export, outcome, intent)
+                .records(i64::try_from(rows).unwrap_or(i64::MAX));
+            if let Err(e) = audit.record(event).await {
+                return fail(&e);
+            }
+            match result {
                 Ok(summary) => {
                     println!("wrote {} rows to {}", summary.rows, out.display());
                     ExitCode::SUCCESS
@@ -194,21 +246,52 @@ pub async fn run(cli: Cli) -> ExitCode {
                     Err(e) => return fail(&e),
                 },
             };
+            let quota: Arc<dyn QuotaStore> = match &settings.redis_url {
+                None => Arc::new(MemoryQuota::default()),
+                Some(url) => match RedisQuota::connect(url).await {
+                    Ok(store) => Arc::new(store),
+                    Err(e) => return fail(&e),
+                },
+            };
+            eprintln!("dartts: {}", quota.describe());
+            // Made before listening: it hashes the dummy password that unknown usernames are
+            // checked against.
+            let partner_login = match &settings.tls {
+                None => None,
+                Some(_) => match auth::partner::PartnerLogin::new(settings.login_max_failures) {
+                    Ok(p) => Some(Arc::new(p)),
+                    Err(e) => return fail(&e),
+                },
+            };
             let state = AppState {
+                audit: Arc::new(DbAudit::new(db.clone(), settings.instance)),
                 db,
                 settings: Arc::new(settings),
                 policy,
                 signer,
                 oidc,
                 login,
+                quota,
+                partner_login,
             };
             let graphiql = state.settings.graphiql;
-            let result = server::serve(state, |addr| {
-                eprintln!("dartts: serving GraphQL at http://{addr}/graphql");
-                if graphiql {
-                    eprintln!("dartts: GraphiQL at http://{addr}/graphql (open it in a browser)");
-                }
-            })
+            let result = server::serve(
+                state,
+                |addr| {
+                    eprintln!("dartts: serving GraphQL at http://{addr}/graphql");
+                    if graphiql {
+                        eprintln!(
+                            "dartts: GraphiQL at http://{addr}/graphql (open it in a browser)"
+                        );
+                    }
+                },
+                |addr| {
+                    eprintln!(
+                        "dartts: serving mTLS GraphQL at https://{addr}/graphql (client \
+                         certificate required; partners sign in with `login`)"
+                    );
+                },
+            )
             .await;
             match result {
                 Ok(()) => ExitCode::SUCCESS,
@@ -232,12 +315,93 @@ pub async fn run(cli: Cli) -> ExitCode {
                 strict,
                 loaded_by: operator(),
             };
-            report(ingest::load(&db, settings.instance, &settings.data_dir, &request).await)
+            let intent =
+                json!({ "dataset": dataset.as_str(), "path": request.path.display().to_string() });
+            if let Err(e) = audit
+                .record(cli_event(EventType::Ingest, "attempted", intent))
+                .await
+            {
+                return fail(&e);
+            }
+            let result = ingest::load(&db, settings.instance, &settings.data_dir, &request).await;
+            let (outcome, detail) = match &result {
+                Ok(LoadOutcome::Loaded {
+                    batch_id,
+                    sha256,
+                    accepted,
+                    rejections,
+                    ..
+                }) => (
+                    "ok",
+                    json!({ "batchId": batch_id, "sha256": sha256, "accepted": accepted, "rejected": rejections.len() }),
+                ),
+                Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => (
+                    "ok",
+                    json!({ "batchId": batch_id, "sha256": sha256, "alreadyLoaded": true }),
+                ),
+                Err(e) => ("failed", json!({ "error": e.to_string() })),
+            };
+            if let Err(e) = audit
+                .record(cli_event(EventType::Ingest, outcome, detail))
+                .await
+            {
+                return fail(&e);
+            }
+            report(result)
         }
     }
 }
 
-async fn user(db: &DatabaseConnection, policy: &Policy, command: UserCommand) -> ExitCode {
+async fn user(
+    db: &DatabaseConnection,
+    policy: &Policy,
+    audit: &DbAudit,
+    command: UserCommand,
+) -> ExitCode {
+    // Account changes by an operator are admin changes: audited before they happen.
+    let intent = match &command {
+        UserCommand::Add {
+            username,
+            role,
+            nation,
+        } => Some(json!({ "action": "add", "username": username, "role": role, "nation": nation })),
+        UserCommand::Disable { username } => {
+            Some(json!({ "action": "disable", "username": username }))
+        }
+        UserCommand::SetPassword { username } => {
+            Some(json!({ "action": "set-password", "username": username }))
+        }
+        UserCommand::List => None,
+    };
+    if let Some(detail) = &intent
+        && let Err(e) = audit
+            .record(cli_event(
+                EventType::AdminChange,
+                "attempted",
+                detail.clone(),
+            ))
+            .await
+    {
+        return fail(&e);
+    }
+    let code = user_command(db, policy, command).await;
+    if let Some(detail) = intent {
+        let outcome = if code == ExitCode::SUCCESS {
+            "ok"
+        } else {
+            "failed"
+        };
+        if let Err(e) = audit
+            .record(cli_event(EventType::AdminChange, outcome, detail))
+            .await
+        {
+            return fail(&e);
+        }
+    }
+    code
+}
+
+async fn user_command(db: &DatabaseConnection, policy: &Policy, command: UserCommand) -> ExitCode {
     match command {
         UserCommand::Add {
             username,
@@ -248,10 +412,14 @@ async fn user(db: &DatabaseConnection, policy: &Policy, command: UserCommand) ->
             {
                 Ok(account) => {
                     println!(
-                        "created {} ({}{}) ACTIVE",
+                        "created {} ({}{}) ACTIVE{}",
                         account.username,
                         account.role,
-                        account.nation.map(|n| format!(", {n}")).unwrap_or_default()
+                        account.nation.map(|n| format!(", {n}")).unwrap_or_default(),
+                        policy
+                            .role_description(&account.role)
+                            .map(|d| format!(": {d}"))
+                            .unwrap_or_default()
                     );
                     ExitCode::SUCCESS
                 }
@@ -286,6 +454,38 @@ async fn user(db: &DatabaseConnection, policy: &Policy, command: UserCommand) ->
             }
             Err(e) => fail(&e),
         },
+        UserCommand::SetPassword { username } => set_password(db, &username).await,
+    }
+}
+
+/// `dartts user set-password NAME`: the password is one line on standard input, so it never
+/// appears in the process list or shell history (`… < file`, or a pipe from a password
+/// manager). Nothing is echoed by us; a terminal echoes what is typed, so prefer a pipe.
+async fn set_password(db: &DatabaseConnection, username: &str) -> ExitCode {
+    match accounts::find(db, username).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return fail(&format!("no account named {username:?}")),
+        Err(e) => return fail(&e),
+    }
+    let mut line = String::new();
+    match std::io::stdin().read_line(&mut line) {
+        Ok(0) => return fail(&"no password on standard input"),
+        Ok(_) => {}
+        Err(e) => return fail(&format!("cannot read the password: {e}")),
+    }
+    let password = line
+        .strip_suffix('\n')
+        .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
+    let hash = match auth::partner::hash_password(password) {
+        Ok(h) => h,
+        Err(e) => return fail(&e),
+    };
+    match accounts::set_password_hash(db, username, &hash).await {
+        Ok(_) => {
+            println!("password set for {username}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
     }
 }
 
@@ -334,6 +534,18 @@ async fn token(
         }
         Err(e) => fail(&e),
     }
+}
+
+/// An audit event for an operator command: the operator's login name, source `cli`.
+fn cli_event(
+    event_type: EventType,
+    outcome: &'static str,
+    detail: serde_json::Value,
+) -> AuditEvent {
+    AuditEvent::new(event_type, outcome)
+        .actor(operator())
+        .source("cli")
+        .detail(detail)
 }
 
 /// Says plainly what kind of node this is, so nobody mistakes the embedded default for a

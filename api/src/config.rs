@@ -120,6 +120,23 @@ pub struct OidcLoginSettings {
 
 pub const DEFAULT_OIDC_USERNAME_CLAIM: &str = "sub";
 
+/// The foreign partners' mTLS listener (`DARTTS_TLS_*`): partners present a client certificate
+/// signed by `client_ca`, then sign in with a password (`login`).
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    pub listen: SocketAddr,
+    /// The server's certificate chain, PEM, leaf first.
+    pub cert: PathBuf,
+    /// The server's private key, PEM (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM of the CA (or CAs) that sign partner client certificates.
+    pub client_ca: PathBuf,
+}
+
+pub const DEFAULT_LOGIN_MAX_FAILURES: u32 = 5;
+/// Above this a lockout no longer slows guessing meaningfully.
+pub const MAX_LOGIN_MAX_FAILURES: u32 = 100;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DatabaseKind {
     Sqlite,
@@ -145,6 +162,10 @@ pub struct Settings {
     /// Unset: tokens are signed locally (`dartts token`). Set: users sign in through SSO and
     /// locally signed tokens are refused.
     pub oidc: Option<OidcSettings>,
+    /// Unset: no mTLS listener, so no password sign-in.
+    pub tls: Option<TlsSettings>,
+    /// Consecutive failed password sign-ins that lock an account.
+    pub login_max_failures: u32,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
@@ -179,6 +200,16 @@ struct Raw {
     oidc_client_secret: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     oidc_redirect_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    tls_listen: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    tls_cert: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    tls_key: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    tls_client_ca: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    login_max_failures: Option<String>,
 }
 
 /// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
@@ -216,6 +247,11 @@ const SETTINGS: &[&str] = &[
     "oidc_client_id",
     "oidc_client_secret",
     "oidc_redirect_url",
+    "tls_listen",
+    "tls_cert",
+    "tls_key",
+    "tls_client_ca",
+    "login_max_failures",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
@@ -309,6 +345,21 @@ impl Settings {
             raw.oidc_client_secret,
             raw.oidc_redirect_url,
         )?;
+        let tls = tls_settings(raw.tls_listen, raw.tls_cert, raw.tls_key, raw.tls_client_ca)?;
+        let login_max_failures = match non_empty(raw.login_max_failures) {
+            None => DEFAULT_LOGIN_MAX_FAILURES,
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=MAX_LOGIN_MAX_FAILURES).contains(n))
+                .ok_or_else(|| ConfigError::Invalid {
+                    setting: "DARTTS_LOGIN_MAX_FAILURES",
+                    reason: format!(
+                        "{text:?} is not a whole number from 1 to {MAX_LOGIN_MAX_FAILURES}"
+                    ),
+                })?,
+        };
         let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
         if let Some(dir) = &policy_dir
             && !dir.is_dir()
@@ -329,6 +380,8 @@ impl Settings {
             introspection,
             policy_dir,
             oidc,
+            tls,
+            login_max_failures,
         })
     }
 
@@ -451,6 +504,54 @@ fn oidc_settings(
     }))
 }
 
+/// Validates the `DARTTS_TLS_*` group: the listener needs all three files, and the files mean
+/// nothing without the listener. The files must exist; their contents are checked when the
+/// listener starts (`server::tls`), still before anything is served.
+fn tls_settings(
+    listen: Option<String>,
+    cert: Option<String>,
+    key: Option<String>,
+    client_ca: Option<String>,
+) -> Result<Option<TlsSettings>, ConfigError> {
+    let files = [
+        (non_empty(cert), "DARTTS_TLS_CERT"),
+        (non_empty(key), "DARTTS_TLS_KEY"),
+        (non_empty(client_ca), "DARTTS_TLS_CLIENT_CA"),
+    ];
+    let Some(listen_text) = non_empty(listen) else {
+        if let Some((_, setting)) = files.iter().find(|(value, _)| value.is_some()) {
+            return Err(ConfigError::Invalid {
+                setting,
+                reason: "is set but DARTTS_TLS_LISTEN is not".into(),
+            });
+        }
+        return Ok(None);
+    };
+    let listen: SocketAddr = listen_text.parse().map_err(|_| ConfigError::Invalid {
+        setting: "DARTTS_TLS_LISTEN",
+        reason: format!("{listen_text:?} is not an address:port such as 0.0.0.0:8443"),
+    })?;
+    let [cert, key, client_ca] = files.map(|(value, setting)| {
+        let path = PathBuf::from(value.ok_or_else(|| ConfigError::Invalid {
+            setting,
+            reason: "is required with DARTTS_TLS_LISTEN (a PEM file)".into(),
+        })?);
+        if !path.is_file() {
+            return Err(ConfigError::Invalid {
+                setting,
+                reason: format!("{} is not a file", path.display()),
+            });
+        }
+        Ok(path)
+    });
+    Ok(Some(TlsSettings {
+        listen,
+        cert: cert?,
+        key: key?,
+        client_ca: client_ca?,
+    }))
+}
+
 /// An absolute https URL, or http on a loopback host (a provider or server on the same
 /// machine, as in tests and development): tokens and codes never cross a network in clear.
 pub fn web_url(text: &str, allow_query: bool) -> Result<url::Url, String> {
@@ -569,6 +670,11 @@ mod tests {
             oidc_client_id: Some("dartts".into()),
             oidc_client_secret: Some("s3cret".into()),
             oidc_redirect_url: Some("https://dartts.example/auth/callback".into()),
+            tls_listen: Some("127.0.0.1:8443".into()),
+            tls_cert: Some("cert.pem".into()),
+            tls_key: Some("key.pem".into()),
+            tls_client_ca: Some("ca.pem".into()),
+            login_max_failures: Some("5".into()),
         };
         let as_json = format!("{raw:?}");
         for key in SETTINGS {
@@ -654,6 +760,86 @@ mod tests {
                     ..oidc("https://sso.example")
                 },
                 "DARTTS_OIDC_CLIENT_SECRET",
+            ),
+        ] {
+            let err = Settings::from_raw(raw).unwrap_err();
+            assert!(
+                err.to_string().contains(setting),
+                "{err} should name {setting}"
+            );
+        }
+    }
+
+    #[test]
+    fn tls_settings_are_all_or_nothing_and_files_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "pem").unwrap();
+            Some(path.display().to_string())
+        };
+        let complete = || Raw {
+            tls_listen: Some("0.0.0.0:8443".into()),
+            tls_cert: file("cert.pem"),
+            tls_key: file("key.pem"),
+            tls_client_ca: file("ca.pem"),
+            ..raw()
+        };
+        let s = Settings::from_raw(complete()).unwrap();
+        let tls = s.tls.unwrap();
+        assert_eq!(tls.listen.to_string(), "0.0.0.0:8443");
+        assert!(tls.client_ca.ends_with("ca.pem"));
+        assert_eq!(s.login_max_failures, DEFAULT_LOGIN_MAX_FAILURES);
+        assert!(Settings::from_raw(raw()).unwrap().tls.is_none());
+        let max = Settings::from_raw(Raw {
+            login_max_failures: Some("3".into()),
+            ..raw()
+        })
+        .unwrap();
+        assert_eq!(max.login_max_failures, 3);
+
+        for (raw, setting) in [
+            (
+                Raw {
+                    tls_listen: Some("8443".into()),
+                    ..complete()
+                },
+                "DARTTS_TLS_LISTEN",
+            ),
+            (
+                Raw {
+                    tls_listen: None,
+                    ..complete()
+                },
+                "DARTTS_TLS_CERT",
+            ),
+            (
+                Raw {
+                    tls_key: None,
+                    ..complete()
+                },
+                "DARTTS_TLS_KEY",
+            ),
+            (
+                Raw {
+                    tls_client_ca: Some(dir.path().join("missing.pem").display().to_string()),
+                    ..complete()
+                },
+                "DARTTS_TLS_CLIENT_CA",
+            ),
+            (
+                Raw {
+                    login_max_failures: Some("0".into()),
+                    ..raw()
+                },
+                "DARTTS_LOGIN_MAX_FAILURES",
+            ),
+            (
+                Raw {
+                    login_max_failures: Some("many".into()),
+                    ..raw()
+                },
+                "DARTTS_LOGIN_MAX_FAILURES",
             ),
         ] {
             let err = Settings::from_raw(raw).unwrap_err();

@@ -19,6 +19,7 @@ pub enum ErrorCode {
     ForbiddenField,
     AccountDisabled,
     AccountLocked,
+    QuotaUnavailable,
     Internal,
 }
 
@@ -33,6 +34,7 @@ impl ErrorCode {
             ErrorCode::ForbiddenField => "FORBIDDEN_FIELD",
             ErrorCode::AccountDisabled => "ACCOUNT_DISABLED",
             ErrorCode::AccountLocked => "ACCOUNT_LOCKED",
+            ErrorCode::QuotaUnavailable => "QUOTA_UNAVAILABLE",
             ErrorCode::Internal => "INTERNAL",
         }
     }
@@ -48,6 +50,11 @@ pub enum ApiError {
     ForbiddenField(String),
     /// An action the caller may not take (e.g. approving someone else's request).
     Forbidden(String),
+    /// A sign-in refused inside a resolver (the partners' `login`), or a field reached
+    /// without authentication.
+    Unauthenticated(String),
+    /// A sign-in to a LOCKED account.
+    AccountLocked(String),
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -62,6 +69,8 @@ impl ApiError {
             ApiError::NotFound(_) => ErrorCode::NotFound,
             ApiError::ForbiddenField(_) => ErrorCode::ForbiddenField,
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
+            ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            ApiError::AccountLocked(_) => ErrorCode::AccountLocked,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -87,7 +96,9 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::BadUserInput(m)
             | ApiError::NotFound(m)
             | ApiError::ForbiddenField(m)
-            | ApiError::Forbidden(m) => m,
+            | ApiError::Forbidden(m)
+            | ApiError::Unauthenticated(m)
+            | ApiError::AccountLocked(m) => m,
             ApiError::Internal(source) => internal_message(&source),
         };
         let mut extensions = ErrorExtensionValues::default();

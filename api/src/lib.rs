@@ -3,14 +3,18 @@
 
 pub mod access_request;
 pub mod accounts;
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod delivery;
 pub mod error;
+pub mod export;
 pub mod export_foreign;
 pub mod graphql;
 pub mod ingest;
 pub mod policy;
+pub mod quota;
 pub mod server;
 pub mod state;

@@ -1,19 +1,26 @@
 //! The HTTP surface: `POST /graphql`, GraphiQL where enabled, sign-in (`/auth/*`), and health
-//! probes.
+//! probes. Served on the plain listener (`DARTTS_LISTEN`) and, when configured, on the
+//! foreign partners' mTLS listener (`DARTTS_TLS_LISTEN`, `tls`) too.
+
+pub mod tls;
 
 use std::net::SocketAddr;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLRequest;
+use axum::Extension;
 use axum::Router;
-use axum::extract::{FromRef, State};
+use axum::extract::{ConnectInfo, FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::access_request;
+use crate::auth::partner::{ClientCert, PreAuth};
 use crate::auth::{self, AuthError};
+use crate::delivery;
+use crate::export;
 use crate::graphql::{self, DarttsSchema};
 use crate::state::AppState;
 
@@ -23,10 +30,12 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error(
-        "DARTTS_LISTEN={0}: until access control is in place the server only listens on a \
-         loopback address (127.0.0.1 or ::1)"
+        "DARTTS_LISTEN={0}: without a sign-in configured (DARTTS_OIDC_ISSUER or \
+         DARTTS_TLS_LISTEN) the server only listens on a loopback address (127.0.0.1 or ::1)"
     )]
     NotLoopback(SocketAddr),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -56,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_post))
         .route("/auth/request-access", post(access_request::handle))
+        .route("/export/{file}", get(export::handle))
         // Single sign-on driven by the server (404 unless an OIDC client is configured).
         .route("/auth/login", get(auth::login::login))
         .route("/auth/callback", get(auth::login::callback))
@@ -65,19 +75,74 @@ pub fn router(state: AppState) -> Router {
         .with_state(http)
 }
 
-/// Binds (refusing non-loopback addresses for now) and serves until Ctrl-C / SIGTERM.
-pub async fn serve(state: AppState, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+/// How long open mTLS connections get to finish once shutdown starts.
+const TLS_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Binds both listeners (the mTLS one first, when configured) and serves until Ctrl-C /
+/// SIGTERM; `on_tls_ready` and `on_ready` get their bound addresses.
+///
+/// The plain listener stays on loopback unless real sign-in is configured. With OIDC, every
+/// token on it comes from the agency's provider or a session it vouched for. With the mTLS
+/// listener, partners sign in there and their certificate-bound tokens are refused here; the
+/// plain listener then serves health probes and operators inside the deployment's network,
+/// with tokens that need a shell on the server (`dartts token`). Without either, the only
+/// tokens are local ones and the server stays a single-machine tool.
+pub async fn serve(
+    state: AppState,
+    on_ready: impl FnOnce(SocketAddr),
+    on_tls_ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
     let addr = state.settings.listen;
-    if !addr.ip().is_loopback() {
+    let sign_in_configured = state.settings.oidc.is_some() || state.settings.tls.is_some();
+    if !addr.ip().is_loopback() && !sign_in_configured {
         return Err(ServeError::NotLoopback(addr));
     }
+    let mtls = match &state.settings.tls {
+        Some(settings) => Some(tls::bind(settings).await?),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
+    let app = router(state);
+    if let Some(mtls) = &mtls {
+        on_tls_ready(mtls.addr);
+    }
     on_ready(listener.local_addr()?);
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    // Connection info gives the audit log each request's source address.
+    let plain = axum::serve(
+        listener,
+        app.clone()
+            .into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let Some(mtls) = mtls else {
+        plain.await?;
+        return Ok(());
+    };
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    let stop_tls = stopped(stop_rx);
+    tokio::spawn(async move {
+        stop_tls.await;
+        stopper.graceful_shutdown(Some(TLS_GRACE));
+    });
+    let plain = async { plain.await.map_err(ServeError::from) };
+    let secure = async {
+        tls::serve(mtls, app, handle)
+            .await
+            .map_err(ServeError::from)
+    };
+    tokio::try_join!(plain, secure)?;
     Ok(())
 }
 
@@ -123,6 +188,8 @@ async fn graphiql(State(http): State<Http>) -> Response {
 /// plain HTML form post a query cross-site.
 async fn graphql_post(
     State(http): State<Http>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client_cert: Option<Extension<ClientCert>>,
     headers: HeaderMap,
     request: GraphQLRequest,
 ) -> Response {
@@ -141,16 +208,53 @@ async fn graphql_post(
         )
             .into_response();
     }
-    let principal = match auth::authenticate(&http.state, &headers).await {
+    let source = client.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
+    let cert = client_cert.map(|Extension(c)| c);
+    // A partner signing in has no token yet: over mTLS, a document that only asks for `login`
+    // runs without one (an Authorization header is ignored, so an expired token does not
+    // stand in the way of a new one). Anything else needs a token, as everywhere.
+    if let Some(cert) = &cert
+        && graphql::login::is_login_only(&request.0)
+    {
+        return pre_auth(&http, request, cert.clone(), source).await;
+    }
+    let principal = match auth::authenticate(&http.state, &headers, cert.as_ref()).await {
         Ok(p) => p,
-        Err(e) => return refuse(&e),
+        Err(e) => {
+            delivery::audit_refusal(&http.state, &e, source).await;
+            return refuse(&e);
+        }
     };
+    delivery::execute(
+        &http.state,
+        &http.schema,
+        principal,
+        request.into_inner(),
+        source,
+    )
+    .await
+}
+
+/// Runs a login-only document without a principal: the field guard then resolves only
+/// PRE_AUTH fields (`Mutation.login` and its result). The answer may hold a token: never
+/// cached.
+async fn pre_auth(
+    http: &Http,
+    request: GraphQLRequest,
+    cert: ClientCert,
+    source: Option<String>,
+) -> Response {
     let mut response = http
         .schema
-        .execute(request.into_inner().data(principal))
+        .execute(request.into_inner().data(PreAuth { cert, source }))
         .await;
     crate::error::scrub(&mut response.errors);
-    GraphQLResponse::from(response).into_response()
+    let mut response = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    response
 }
 
 /// A GraphQL-shaped error body with the right HTTP status, for requests refused before

@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::audit::AuditSink;
 use crate::auth::local_token::LocalSigner;
 use crate::auth::login::LoginFlow;
 use crate::auth::oidc::OidcVerifier;
+use crate::auth::partner::PartnerLogin;
 use crate::config::Settings;
 use crate::policy::Policy;
+use crate::quota::QuotaStore;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -20,4 +23,10 @@ pub struct AppState {
     pub oidc: Option<Arc<OidcVerifier>>,
     /// The server-driven sign-in (`/auth/login`), when a client is configured too.
     pub login: Option<Arc<LoginFlow>>,
+    /// The foreign partners' password sign-in, when the mTLS listener is configured.
+    pub partner_login: Option<Arc<PartnerLogin>>,
+    /// The tamper-evident audit log (a port, so tests could substitute it).
+    pub audit: Arc<dyn AuditSink>,
+    /// Download quotas: Redis when `DARTTS_REDIS_URL` is set, else in-process.
+    pub quota: Arc<dyn QuotaStore>,
 }

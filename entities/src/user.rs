@@ -26,6 +26,15 @@ pub struct Model {
     pub supervisor_approved_at: Option<DateTimeUtc>,
     pub admin_approved_by: Option<String>,
     pub admin_approved_at: Option<DateTimeUtc>,
+    /// Last unlock: quota usage before it no longer counts.
+    pub quota_reset_at: Option<DateTimeUtc>,
+    /// argon2id PHC string for the partners' sign-in (certificate + password); unset means the
+    /// account cannot sign in with a password.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub password_hash: Option<String>,
+    /// Consecutive failed password sign-ins; the account is LOCKED when it reaches the limit.
+    pub failed_logins: i32,
+    pub last_failed_login_at: Option<DateTimeUtc>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -7,6 +7,8 @@ mod m20261127_000001_initial;
 mod m20261127_000002_users;
 mod m20261127_000003_account_lifecycle;
 mod m20261127_000004_audit;
+mod m20261127_000005_passwords;
+mod m20261127_000006_quota_reset;
 
 pub struct Migrator;
 
@@ -18,6 +20,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_users::Migration),
             Box::new(m20261127_000003_account_lifecycle::Migration),
             Box::new(m20261127_000004_audit::Migration),
+            Box::new(m20261127_000005_passwords::Migration),
+            Box::new(m20261127_000006_quota_reset::Migration),
         ]
     }
 }

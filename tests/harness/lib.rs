@@ -6,6 +6,7 @@
 //! SQLite environments use a file in a temporary directory.
 
 pub mod oidc;
+pub mod redis;
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -117,6 +118,23 @@ impl TestEnv {
         }
     }
 
+    /// Serves with the repository's policy, edited by text replacements in `roles.toml` (how
+    /// the tests give a role a small quota). Each replacement must apply.
+    pub fn with_roles_edited(self, edits: &[(&str, &str)]) -> Self {
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
+        let target = self.dir.path().join("policies");
+        std::fs::create_dir_all(&target).expect("policy dir");
+        let mut roles = std::fs::read_to_string(source.join("roles.toml")).expect("roles.toml");
+        for (from, to) in edits {
+            assert!(roles.contains(from), "roles.toml has no {from:?}");
+            roles = roles.replace(from, to);
+        }
+        std::fs::write(target.join("roles.toml"), roles).expect("write roles");
+        std::fs::copy(source.join("fields.toml"), target.join("fields.toml")).expect("fields.toml");
+        let dir = target.to_str().expect("utf-8").to_owned();
+        self.with_env("DARTTS_POLICY_DIR", &dir)
+    }
+
     pub fn with_env(mut self, key: &str, value: &str) -> Self {
         self.extra_env.push((key.to_owned(), value.to_owned()));
         self
@@ -145,6 +163,26 @@ impl TestEnv {
             .await
             .expect("run dartts");
         Run::from(output)
+    }
+
+    /// Runs `dartts <args>` with `input` on its standard input (`user set-password`).
+    pub async fn run_with_input(&self, args: &[&str], input: &str) -> Run {
+        use tokio::io::AsyncWriteExt;
+        let mut child = self
+            .command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn dartts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .expect("write stdin");
+        drop(stdin);
+        Run::from(child.wait_with_output().await.expect("run dartts"))
     }
 
     /// Runs `dartts load …` and asserts it succeeded.
@@ -228,6 +266,19 @@ impl TestEnv {
 
     /// `serve` on a given address, for a server whose URL must be known in advance.
     pub async fn serve_at(&self, listen: &str) -> Server {
+        self.start(listen).await.0
+    }
+
+    /// `serve` with the partners' mTLS listener configured (`DARTTS_TLS_*` given with
+    /// `with_env`); also returns that listener's `https://127.0.0.1:<port>` base, which the
+    /// server announces before the plain one.
+    pub async fn serve_mtls(&self) -> (Server, String) {
+        let (server, mtls) = self.start("127.0.0.1:0").await;
+        let mtls = mtls.unwrap_or_else(|| panic!("no mTLS listener announced ({})", server.base));
+        (server, mtls)
+    }
+
+    async fn start(&self, listen: &str) -> (Server, Option<String>) {
         let mut child = self
             .command()
             .arg("serve")
@@ -240,8 +291,13 @@ impl TestEnv {
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let mut seen = Vec::new();
+        let mut mtls = None;
         let base = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some(rest) = line.split("serving mTLS GraphQL at ").nth(1) {
+                    let url = rest.split_whitespace().next().unwrap_or_default();
+                    mtls = Some(url.trim_end_matches("/graphql").to_owned());
+                }
                 if let Some(rest) = line.split("serving GraphQL at ").nth(1) {
                     return Some(rest.trim().trim_end_matches("/graphql").to_owned());
                 }
@@ -255,12 +311,13 @@ impl TestEnv {
         .unwrap_or_else(|| panic!("dartts serve did not start:\n{}", seen.join("\n")));
         // Keep draining stderr so the server never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Server {
+        let server = Server {
             _child: child,
             base,
             http: reqwest::Client::new(),
             token: None,
-        }
+        };
+        (server, mtls)
     }
 
     /// `serve`, with requests sent as a freshly created analyst who may read everything.

@@ -10,6 +10,11 @@
 //! on the way in: a session token is not a local token and vice versa. That matters because a
 //! server with SSO configured refuses local tokens (anyone with a shell and the key file could
 //! mint them) but must accept the sessions it issued itself.
+//!
+//! A third kind, partner tokens, is issued by the foreign partners' `login` over the mTLS
+//! listener and is bound to the client certificate it was issued to (RFC 8705 §3:
+//! `cnf: {"x5t#S256": …}`): `verify_bound` accepts it only with that certificate, so a stolen
+//! token is useless without the partner's private key.
 
 use std::path::Path;
 
@@ -22,6 +27,8 @@ pub const ISSUER: &str = "dartts-local";
 pub const AUDIENCE: &str = "dartts";
 /// The audience of session tokens issued after a single sign-on.
 pub const SESSION_AUDIENCE: &str = "dartts-session";
+/// The audience of certificate-bound partner tokens (`login` over mTLS).
+pub const PARTNER_AUDIENCE: &str = "dartts-partner";
 
 /// What a server-signed token is for; each kind has its own audience.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +37,8 @@ pub enum TokenUse {
     Local,
     /// Issued by `/auth/callback` after the provider vouched for the user.
     Session,
+    /// Issued by the partners' `login`; always carries `cnf` (see `issue_bound`).
+    Partner,
 }
 
 impl TokenUse {
@@ -37,6 +46,7 @@ impl TokenUse {
         match self {
             TokenUse::Local => AUDIENCE,
             TokenUse::Session => SESSION_AUDIENCE,
+            TokenUse::Partner => PARTNER_AUDIENCE,
         }
     }
 }
@@ -51,6 +61,16 @@ pub struct Claims {
     pub exp: i64,
     pub nbf: i64,
     pub iat: i64,
+    /// RFC 7800 confirmation: the key the bearer must also prove possession of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
+}
+
+/// RFC 8705 §3.1: the base64url SHA-256 thumbprint of the client certificate (DER).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    #[serde(rename = "x5t#S256")]
+    pub x5t_s256: String,
 }
 
 pub struct LocalSigner {
@@ -123,6 +143,29 @@ impl LocalSigner {
         username: &str,
         ttl_seconds: i64,
     ) -> Result<String, SignerError> {
+        self.sign(kind, username, ttl_seconds, None)
+    }
+
+    /// A partner token bound to the client certificate with thumbprint `x5t_s256`.
+    pub fn issue_bound(
+        &self,
+        username: &str,
+        ttl_seconds: i64,
+        x5t_s256: &str,
+    ) -> Result<String, SignerError> {
+        let cnf = Confirmation {
+            x5t_s256: x5t_s256.to_owned(),
+        };
+        self.sign(TokenUse::Partner, username, ttl_seconds, Some(cnf))
+    }
+
+    fn sign(
+        &self,
+        kind: TokenUse,
+        username: &str,
+        ttl_seconds: i64,
+        cnf: Option<Confirmation>,
+    ) -> Result<String, SignerError> {
         let now = chrono::Utc::now().timestamp();
         let claims = Claims {
             sub: username.to_owned(),
@@ -131,6 +174,7 @@ impl LocalSigner {
             exp: now + ttl_seconds,
             nbf: now,
             iat: now,
+            cnf,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
@@ -165,6 +209,38 @@ impl LocalSigner {
         jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(&self.key), &validation)
             .map(|data| data.claims)
             .map_err(|e| e.to_string())
+    }
+
+    /// The claims of a valid partner token presented over a connection whose client
+    /// certificate has thumbprint `presented` (`None`: no certificate, e.g. the plain
+    /// listener). The token's `cnf` must name exactly that certificate.
+    pub fn verify_bound(&self, token: &str, presented: Option<&str>) -> Result<Claims, String> {
+        let claims = self.verify_for(TokenUse::Partner, token)?;
+        let bound = claims
+            .cnf
+            .as_ref()
+            .map(|c| c.x5t_s256.as_str())
+            .ok_or("partner token without cnf")?;
+        match presented {
+            Some(thumbprint) if thumbprint == bound => Ok(claims),
+            Some(_) => Err("token bound to another client certificate".into()),
+            None => Err("certificate-bound token without a client certificate".into()),
+        }
+    }
+}
+
+/// The `aud` of a token, unverified: it only picks which verifier then checks everything.
+pub fn unverified_audience(token: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Audience {
+        aud: Option<serde_json::Value>,
+    }
+    match jsonwebtoken::dangerous::insecure_decode_claims::<Audience>(token)
+        .ok()?
+        .aud?
+    {
+        serde_json::Value::String(aud) => Some(aud),
+        _ => None,
     }
 }
 
@@ -236,6 +312,30 @@ mod tests {
             signer.verify_for(TokenUse::Session, &local).is_err(),
             "local used as session"
         );
+    }
+
+    #[test]
+    fn partner_tokens_need_their_certificate() {
+        let signer = LocalSigner::from_key(vec![7; 32]);
+        let token = signer.issue_bound("kr-partner", 60, "thumb-a").unwrap();
+        assert_eq!(
+            unverified_audience(&token).as_deref(),
+            Some(PARTNER_AUDIENCE)
+        );
+        let claims = signer.verify_bound(&token, Some("thumb-a")).unwrap();
+        assert_eq!(claims.sub, "kr-partner");
+        assert!(signer.verify_bound(&token, Some("thumb-b")).is_err());
+        assert!(signer.verify_bound(&token, None).is_err());
+        // Not usable as another kind, and other kinds are not partner tokens.
+        assert!(signer.verify(&token).is_err());
+        assert!(signer.verify_for(TokenUse::Session, &token).is_err());
+        let local = signer.issue("kr-partner", 60).unwrap();
+        assert!(signer.verify_bound(&local, Some("thumb-a")).is_err());
+        // A partner-audience token without `cnf` is refused, whatever certificate comes with it.
+        let unbound = signer
+            .issue_for(TokenUse::Partner, "kr-partner", 60)
+            .unwrap();
+        assert!(signer.verify_bound(&unbound, Some("thumb-a")).is_err());
     }
 
     #[test]

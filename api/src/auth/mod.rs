@@ -7,15 +7,19 @@
 //! - `DARTTS_OIDC_ISSUER` set (production): the provider's tokens (`oidc`), and the session
 //!   tokens this server issues after a sign-in through it (`login`). Local tokens are refused:
 //!   anyone with a shell on the server could mint them, bypassing the agency's sign-on.
+//! - in either case, partner tokens from the foreign partners' `login` (`partner`), only over
+//!   the mTLS listener and only with the client certificate they were issued to.
 
 pub mod local_token;
 pub mod login;
 pub mod oidc;
+pub mod partner;
 
 use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::accounts;
-use crate::auth::local_token::TokenUse;
+use crate::auth::local_token::{PARTNER_AUDIENCE, TokenUse};
+use crate::auth::partner::ClientCert;
 use crate::error::ErrorCode;
 use crate::policy::PermissionSet;
 use crate::state::AppState;
@@ -28,6 +32,8 @@ pub struct Principal {
     pub nation: Option<String>,
     pub status: String,
     pub permissions: PermissionSet,
+    /// The account's last quota reset (unlock): usage before it no longer counts.
+    pub quota_reset_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,8 +95,24 @@ fn bearer(headers: &HeaderMap) -> Result<&str, AuthError> {
     Ok(token.trim())
 }
 
-pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Principal, AuthError> {
+/// The principal of a request with `headers`, which arrived with `client_cert` (the mTLS
+/// listener) or without one (the plain listener).
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    client_cert: Option<&ClientCert>,
+) -> Result<Principal, AuthError> {
     let token = bearer(headers)?;
+    // The unverified audience only picks the verifier, which checks it again. A partner token
+    // is accepted only with the certificate it is bound to, so over the plain listener, or
+    // with another partner's certificate, it is refused.
+    if local_token::unverified_audience(token).as_deref() == Some(PARTNER_AUDIENCE) {
+        let claims = state
+            .signer
+            .verify_bound(token, client_cert.map(|c| c.thumbprint.as_str()))
+            .map_err(AuthError::Invalid)?;
+        return principal_for(state, &claims.sub).await;
+    }
     let username = match &state.oidc {
         // The unverified `iss` only picks the verifier; that verifier then checks everything,
         // including that `iss` really is its issuer.
@@ -142,5 +164,6 @@ pub async fn principal_for(state: &AppState, username: &str) -> Result<Principal
         nation: account.nation,
         status: account.status,
         permissions,
+        quota_reset_at: account.quota_reset_at,
     })
 }

@@ -111,7 +111,7 @@ pub struct FinancialTransactionFilter {
 }
 
 impl FinancialTransactionFilter {
-    fn condition(&self) -> ApiResult<Condition> {
+    pub(crate) fn condition(&self) -> ApiResult<Condition> {
         let mut c = Condition::all();
         if let Some(t) = self.report_type {
             c = c.add(Column::ReportType.eq(t.as_str()));

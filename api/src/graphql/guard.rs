@@ -4,6 +4,9 @@
 //! directly, nested, under an alias, through a fragment or `@include`. The category of each
 //! field comes from `policies/fields.toml`; the answer comes from the request's
 //! `PermissionSet`. A refused field is null with a `FORBIDDEN_FIELD` error; its siblings resolve.
+//!
+//! A request without a principal resolves nothing, except in one case: a partner signing in
+//! over mTLS (`auth::partner::PreAuth`) may resolve PRE_AUTH fields, and only those.
 
 use std::sync::Arc;
 
@@ -13,8 +16,9 @@ use async_graphql::extensions::{
 use async_graphql::{Context, PathSegment, ServerError, ServerResult, Value};
 
 use crate::auth::Principal;
+use crate::auth::partner::PreAuth;
 use crate::error::ApiError;
-use crate::policy::Policy;
+use crate::policy::{Category, PermissionSet, Policy};
 
 pub struct FieldGuard;
 
@@ -44,16 +48,25 @@ impl Extension for FieldGuardExtension {
             return next.run(ctx, info).await;
         }
 
-        let (Ok(policy), Some(principal)) =
-            (ctx.data::<Arc<Policy>>(), ctx.data_opt::<Principal>())
-        else {
-            // No principal means the request bypassed authentication: refuse everything.
+        let Ok(policy) = ctx.data::<Arc<Policy>>() else {
             return Err(ServerError::new(
-                "not authenticated",
+                "policy missing",
                 Some(info.field.name.pos),
             ));
         };
         let category = policy.field_category(info.parent_type, info.name);
+        let Some(principal) = ctx.data_opt::<Principal>() else {
+            if category == Category::PreAuth && ctx.data_opt::<PreAuth>().is_some() {
+                return next.run(ctx, info).await;
+            }
+            // No principal (and not a sign-in) means the request bypassed authentication:
+            // refuse everything.
+            let err: async_graphql::Error =
+                ApiError::Unauthenticated("not authenticated".into()).into();
+            let mut server_error = err.into_server_error(info.field.name.pos);
+            server_error.path = path_of(&info);
+            return Err(server_error);
+        };
         if principal.permissions.allows(category) {
             return next.run(ctx, info).await;
         }
@@ -93,10 +106,19 @@ pub fn require_readable(
     let policy = ctx
         .data::<Arc<Policy>>()
         .map_err(|_| ApiError::Internal("policy missing".into()))?;
-    let principal = principal(ctx)?;
+    readable(policy, &principal(ctx)?.permissions, type_name, fields)
+}
+
+/// `require_readable` outside GraphQL (the CSV exports use the same rule).
+pub fn readable(
+    policy: &Policy,
+    perms: &PermissionSet,
+    type_name: &str,
+    fields: &[&str],
+) -> Result<(), ApiError> {
     for field in fields {
         let category = policy.field_category(type_name, field);
-        if !principal.permissions.allows(category) {
+        if !perms.allows(category) {
             return Err(ApiError::ForbiddenField(format!(
                 "filtering or sorting on {type_name}.{field} needs {} access, which your role does not have",
                 category.as_str()

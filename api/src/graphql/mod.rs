@@ -6,17 +6,19 @@
 mod admin;
 mod batch;
 mod filters;
-mod financial;
+pub(crate) mod financial;
 pub mod guard;
 mod ids;
+pub mod login;
 mod me;
 mod node;
 mod pagination;
+mod quota;
 mod scalars;
-mod scope;
+pub(crate) mod scope;
 mod sdn;
-mod subjects;
-mod trade;
+pub(crate) mod subjects;
+pub(crate) mod trade;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
@@ -33,10 +35,15 @@ pub struct Query(
     node::NodeQuery,
     me::MeQuery,
     admin::AdminQuery,
+    quota::QuotaQuery,
 );
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(admin::AdminMutation);
+pub struct Mutation(
+    admin::AdminMutation,
+    quota::QuotaMutation,
+    login::LoginMutation,
+);
 
 pub type DarttsSchema = Schema<Query, Mutation, EmptySubscription>;
 

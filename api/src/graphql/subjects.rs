@@ -139,6 +139,35 @@ pub struct SubjectRecordFilter {
     pub record_id: Option<String>,
 }
 
+impl SubjectRecordFilter {
+    pub(crate) fn condition(&self) -> ApiResult<Condition> {
+        let mut c = Condition::all();
+        if let Some(k) = self.kind {
+            c = c.add(Column::Kind.eq(k.as_str()));
+        }
+        if let Some(s) = self.case_status {
+            c = c.add(Column::CaseStatus.eq(if s == CaseStatus::Closed {
+                "CLOSED"
+            } else {
+                "OPEN"
+            }));
+        }
+        if let Some(name) = &self.name_contains {
+            check_text("nameContains", name)?;
+            c = c.add(
+                Condition::any()
+                    .add(contains(Column::Name, name))
+                    .add(contains(Column::BusinessName, name)),
+            );
+        }
+        if let Some(id) = &self.record_id {
+            check_text("recordId", id)?;
+            c = c.add(Column::RecordId.eq(id.as_str()));
+        }
+        Ok(c)
+    }
+}
+
 #[derive(Default)]
 pub struct SubjectQuery;
 
@@ -156,29 +185,10 @@ impl SubjectQuery {
         let state = ctx.data::<AppState>()?;
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
-        let mut c = scope::all_or_nothing(&principal(ctx)?.permissions, Column::Id);
-        if let Some(k) = filter.kind {
-            c = c.add(Column::Kind.eq(k.as_str()));
-        }
-        if let Some(s) = filter.case_status {
-            c = c.add(Column::CaseStatus.eq(if s == CaseStatus::Closed {
-                "CLOSED"
-            } else {
-                "OPEN"
-            }));
-        }
-        if let Some(name) = &filter.name_contains {
-            check_text("nameContains", name)?;
-            c = c.add(
-                Condition::any()
-                    .add(contains(Column::Name, name))
-                    .add(contains(Column::BusinessName, name)),
-            );
-        }
-        if let Some(id) = &filter.record_id {
-            check_text("recordId", id)?;
-            c = c.add(Column::RecordId.eq(id.as_str()));
-        }
+        let c = filter.condition()?.add(scope::all_or_nothing(
+            &principal(ctx)?.permissions,
+            Column::Id,
+        ));
         let rows = subject_record::Entity::find()
             .filter(c.clone())
             .order_by_asc(Column::RecordId)

@@ -189,7 +189,7 @@ pub struct TradeRecordFilter {
 
 impl TradeRecordFilter {
     /// The `TradeRecord` fields this filter reads, for the same permission check as reading them.
-    fn fields_read(&self) -> Vec<&'static str> {
+    pub(crate) fn fields_read(&self) -> Vec<&'static str> {
         let mut fields = Vec::new();
         let mut uses = |used: bool, field: &'static str| {
             if used {
@@ -234,7 +234,7 @@ impl TradeRecordFilter {
         fields
     }
 
-    fn condition(&self) -> ApiResult<Condition> {
+    pub(crate) fn condition(&self) -> ApiResult<Condition> {
         let mut c = Condition::all();
         if let Some(d) = self.declaration_date_from {
             c = c.add(Column::DeclarationDate.gte(d.0));

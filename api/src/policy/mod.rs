@@ -18,8 +18,11 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::config::Instance;
+use crate::quota::Quota;
 
-/// Data categories. `Authenticated` is any active account.
+/// Data categories. `Authenticated` is any active account. `PreAuth` is the one exception to
+/// "a principal first": fields a partner may resolve before signing in (`login` over mTLS);
+/// no role holds it, and a request with a principal never resolves it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Category {
@@ -31,6 +34,7 @@ pub enum Category {
     Audit,
     Admin,
     Authenticated,
+    PreAuth,
 }
 
 impl Category {
@@ -44,6 +48,7 @@ impl Category {
             Category::Audit => "AUDIT",
             Category::Admin => "ADMIN",
             Category::Authenticated => "AUTHENTICATED",
+            Category::PreAuth => "PRE_AUTH",
         }
     }
 }
@@ -66,6 +71,9 @@ struct RoleRule {
     #[serde(default)]
     deny: Vec<Category>,
     rows: RowScope,
+    /// Records the role may pull out per window; absent means unlimited.
+    #[serde(default)]
+    quota: Option<Quota>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +98,8 @@ pub struct PermissionSet {
     pub rows: RowScope,
     /// The nation rows are scoped to, for `RowScope::OwnNation`.
     pub nation: Option<String>,
+    /// The role's download allowance; `None` is unlimited.
+    pub quota: Option<Quota>,
 }
 
 impl PermissionSet {
@@ -187,12 +197,13 @@ impl Policy {
             }
         }
         for (name, rule) in &self.roles {
-            if rule.allow.contains(&Category::Authenticated)
-                || rule.deny.contains(&Category::Authenticated)
-            {
-                return Err(format!(
-                    "role {name}: AUTHENTICATED is implicit and cannot be granted or denied"
-                ));
+            for implicit in [Category::Authenticated, Category::PreAuth] {
+                if rule.allow.contains(&implicit) || rule.deny.contains(&implicit) {
+                    return Err(format!(
+                        "role {name}: {} is implicit and cannot be granted or denied",
+                        implicit.as_str()
+                    ));
+                }
             }
         }
         Ok(())
@@ -262,6 +273,7 @@ impl Policy {
                 categories: BTreeSet::new(),
                 rows: RowScope::None,
                 nation: None,
+                quota: None,
             };
         };
         let denied: BTreeSet<Category> = rule
@@ -286,11 +298,16 @@ impl Policy {
             categories,
             rows,
             nation: nation.map(str::to_owned),
+            quota: rule.quota,
         }
     }
 
+    /// The role's description from `roles.toml`, for operators.
     pub fn role_description(&self, role: &str) -> Option<&str> {
-        self.roles.get(role).map(|r| r.description.as_str())
+        self.roles
+            .get(role)
+            .map(|r| r.description.as_str())
+            .filter(|d| !d.is_empty())
     }
 }
 
@@ -333,6 +350,11 @@ mod tests {
         );
         assert_eq!(p.field_category("TradeRecord", "hsCode"), Category::Trade);
         assert_eq!(p.field_category("NoSuchType", "x"), Category::Admin);
+        // Signing in is the only thing that runs before authentication, and no role has it.
+        assert_eq!(p.field_category("Mutation", "login"), Category::PreAuth);
+        for role in ROLES {
+            assert!(!p.permissions(role, Some("KR")).allows(Category::PreAuth));
+        }
     }
 
     #[test]
@@ -406,6 +428,11 @@ mod tests {
             BUILT_IN_FIELDS,
         );
         assert!(err.contains("roles.toml"), "{err}");
+        let err = write(
+            &BUILT_IN_ROLES.replace("\"SDN\"]", "\"SDN\", \"PRE_AUTH\"]"),
+            BUILT_IN_FIELDS,
+        );
+        assert!(err.contains("PRE_AUTH is implicit"), "{err}");
         let err = write(
             &BUILT_IN_ROLES.replace("[roles.ADMIN]", "[roles.JANITOR]"),
             BUILT_IN_FIELDS,

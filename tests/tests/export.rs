@@ -1,0 +1,205 @@
+//! CSV exports: same guards, scopes and quota as the GraphQL queries; streamed; idempotent.
+
+use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture};
+use serde_json::{Value, json};
+
+async fn get(server: &Server, token: Option<&str>, path: &str, key: Option<&str>) -> (u16, String) {
+    let mut request = server.http.get(server.url(path));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    if let Some(k) = key {
+        request = request.header("Idempotency-Key", k);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.text().await.expect("body"))
+}
+
+fn code(body: &str) -> String {
+    let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
+    error_codes(&v).join(",")
+}
+
+fn path_with_filter(file: &str, filter: Value) -> String {
+    let encoded: String = url_encode(&filter.to_string());
+    format!("/export/{file}?filter={encoded}")
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+const CBP_QUOTA: &str = r#"quota = { records = 20000, window = "day" }"#;
+
+#[tokio::test]
+async fn exports_follow_the_same_rules_as_queries() {
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        // CBP without TRADE_PII here: columns and predicates on importer names must vanish.
+        .with_roles_edited(&[
+            (CBP_QUOTA, r#"quota = { records = 12, window = "day" }"#),
+            (
+                "allow = [\"TRADE\", \"TRADE_PII\", \"LAW_ENFORCEMENT\", \"SDN\"]\ndeny = [\"FINANCIAL\", \"ADMIN\", \"AUDIT\"]\nrows = \"all\"\nquota = { records = 12",
+                "allow = [\"TRADE\", \"LAW_ENFORCEMENT\", \"SDN\"]\ndeny = [\"FINANCIAL\", \"ADMIN\", \"AUDIT\", \"TRADE_PII\"]\nrows = \"all\"\nquota = { records = 12",
+            ),
+        ]);
+    let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
+    env.load_ok(&["trade", &f("trade_canonical.csv"), "--provider", "US"])
+        .await;
+    env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
+        .await;
+    env.load_ok(&["financial", &f("financial.csv")]).await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let cbp = env.user("cbp", "CBP_OFFICER", None).await;
+    let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+    let server = env.serve().await;
+
+    // HSI: filtered, every column.
+    let (status, csv) = get(
+        &server,
+        Some(&hsi),
+        &path_with_filter("trade.csv", json!({ "hsCodePrefix": "8471" })),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 1 + 4, "{csv}");
+    assert!(
+        lines[0].starts_with("declarationId,lineNumber,declarationDate"),
+        "{}",
+        lines[0]
+    );
+    assert!(lines[0].contains("importerName") && csv.contains("Acme Imports LLC"));
+    let (status, csv) = get(&server, Some(&hsi), "/export/financial.csv", None).await;
+    assert_eq!((status, csv.lines().count()), (200, 5), "{csv}");
+
+    // CBP: no financial export; no PII columns; no PII predicates or sort keys anywhere.
+    let (status, body) = get(&server, Some(&cbp), "/export/financial.csv", None).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "FORBIDDEN_FIELD".to_owned()),
+        "{body}"
+    );
+    let (status, body) = get(
+        &server,
+        Some(&cbp),
+        &path_with_filter("trade.csv", json!({ "linkedFinancialActivity": true })),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "FORBIDDEN_FIELD".to_owned()),
+        "{body}"
+    );
+    let (status, body) = get(
+        &server,
+        Some(&cbp),
+        &path_with_filter("trade.csv", json!({ "importerNameContains": "acme" })),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "FORBIDDEN_FIELD".to_owned()),
+        "{body}"
+    );
+    let sorted = server
+        .session(Some(&cbp))
+        .gql(
+            "{ tradeRecords(orderBy: [{ field: IMPORTER_NAME }]) { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_codes(&sorted), vec!["FORBIDDEN_FIELD"], "{sorted}");
+    let (status, csv) = get(
+        &server,
+        Some(&cbp),
+        "/export/trade.csv?limit=5",
+        Some("cbp-1"),
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(
+        !csv.lines().next().expect("header").contains("importer"),
+        "{csv}"
+    );
+    assert!(!csv.contains("Acme"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 5);
+
+    // Idempotent retry: same key, same request, same rows, counted once.
+    let (status, again) = get(
+        &server,
+        Some(&cbp),
+        "/export/trade.csv?limit=5",
+        Some("cbp-1"),
+    )
+    .await;
+    assert_eq!((status, &again), (200, &csv));
+    let used = server
+        .session(Some(&cbp))
+        .data("{ quotaStatus { used } }", json!({}))
+        .await;
+    assert_eq!(used["quotaStatus"]["used"], 5);
+    // The same key for a different request is a different request.
+    let (status, _) = get(
+        &server,
+        Some(&cbp),
+        "/export/trade.csv?limit=4",
+        Some("cbp-1"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    // 9 used of 12: a 10-row export would cross it — nothing delivered, account locked.
+    let (status, body) = get(&server, Some(&cbp), "/export/trade.csv", Some("cbp-2")).await;
+    assert_eq!(
+        (status, code(&body)),
+        (403, "ACCOUNT_LOCKED".to_owned()),
+        "{body}"
+    );
+    assert!(!body.contains("declarationId"));
+
+    // Foreign partner: its own rows and US rows with KR, nothing else.
+    let (status, csv) = get(&server, Some(&kr), "/export/trade.csv", None).await;
+    assert_eq!(status, 200, "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 4, "{csv}");
+    assert!(!csv.contains("US-1001"), "{csv}");
+
+    // Bad requests say what is wrong.
+    for (path, status, expected) in [
+        ("/export/trade.csv?limit=0", 400, "BAD_USER_INPUT"),
+        ("/export/trade.csv?sort=x", 400, "BAD_USER_INPUT"),
+        ("/export/trade.csv?filter=%7Bnope", 400, "BAD_USER_INPUT"),
+        (
+            "/export/trade.csv?filter=%7B%22hsCodePrefix%22%3A5%7D",
+            400,
+            "BAD_USER_INPUT",
+        ),
+        ("/export/secrets.csv", 404, "NOT_FOUND"),
+    ] {
+        let (got, body) = get(&server, Some(&hsi), path, None).await;
+        assert_eq!(
+            (got, code(&body)),
+            (status, expected.to_owned()),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = get(&server, None, "/export/trade.csv", None).await;
+    assert_eq!((status, code(&body)), (401, "UNAUTHENTICATED".to_owned()));
+    assert!(
+        env.scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = 'export' AND actor = 'cbp'"
+        )
+        .await
+            >= 3
+    );
+}
