@@ -14,7 +14,7 @@ use crate::auth::local_token::LocalSigner;
 use crate::config::{DatabaseKind, Settings};
 use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
 
-use crate::audit::{self, AuditEvent, AuditSink, DbAudit, EventType};
+use crate::audit::{self, AuditEvent, AuditSink, DbAudit, EventType, NoAudit};
 use crate::policy::Policy;
 use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
 use crate::state::AppState;
@@ -264,7 +264,14 @@ pub async fn run(cli: Cli) -> ExitCode {
                 },
             };
             let state = AppState {
-                audit: Arc::new(DbAudit::new(db.clone(), settings.instance)),
+                audit: if settings.audit {
+                    Arc::new(DbAudit::new(db.clone(), settings.instance))
+                } else {
+                    eprintln!(
+                        "dartts: WARNING: audit log OFF (DARTTS_AUDIT=off-for-benchmarks); never run like this with real users"
+                    );
+                    Arc::new(NoAudit)
+                },
                 db,
                 settings: Arc::new(settings),
                 policy,

@@ -166,6 +166,8 @@ pub struct Settings {
     pub tls: Option<TlsSettings>,
     /// Consecutive failed password sign-ins that lock an account.
     pub login_max_failures: u32,
+    /// False only with `DARTTS_AUDIT=off-for-benchmarks`, to measure what auditing costs.
+    pub audit: bool,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
@@ -210,6 +212,8 @@ struct Raw {
     tls_client_ca: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     login_max_failures: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    audit: Option<String>,
 }
 
 /// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
@@ -252,6 +256,7 @@ const SETTINGS: &[&str] = &[
     "tls_key",
     "tls_client_ca",
     "login_max_failures",
+    "audit",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
@@ -360,6 +365,26 @@ impl Settings {
                     ),
                 })?,
         };
+        // Auditing can only be switched off by name, for the audit-cost benchmark, and never
+        // where real users could reach the server.
+        let audit = match non_empty(raw.audit).as_deref() {
+            None | Some("on") => true,
+            Some("off-for-benchmarks") if oidc.is_none() && tls.is_none() => false,
+            Some("off-for-benchmarks") => {
+                return Err(ConfigError::Invalid {
+                    setting: "DARTTS_AUDIT",
+                    reason:
+                        "cannot be off while single sign-on or the partner listener is configured"
+                            .into(),
+                });
+            }
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    setting: "DARTTS_AUDIT",
+                    reason: format!("{other:?} is neither \"on\" nor \"off-for-benchmarks\""),
+                });
+            }
+        };
         let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
         if let Some(dir) = &policy_dir
             && !dir.is_dir()
@@ -382,6 +407,7 @@ impl Settings {
             oidc,
             tls,
             login_max_failures,
+            audit,
         })
     }
 
@@ -643,6 +669,13 @@ mod tests {
                 },
                 "DARTTS_GRAPHIQL",
             ),
+            (
+                Raw {
+                    audit: Some("off".into()),
+                    ..raw()
+                },
+                "DARTTS_AUDIT",
+            ),
         ] {
             let err = Settings::from_raw(raw).unwrap_err();
             assert!(
@@ -675,6 +708,7 @@ mod tests {
             tls_key: Some("key.pem".into()),
             tls_client_ca: Some("ca.pem".into()),
             login_max_failures: Some("5".into()),
+            audit: Some("on".into()),
         };
         let as_json = format!("{raw:?}");
         for key in SETTINGS {

@@ -64,11 +64,19 @@ fn operation(request: &async_graphql::Request) -> (bool, Option<String>) {
         return (false, request.operation_name.clone());
     };
     let wanted = request.operation_name.as_deref();
-    let mutation = doc.operations.iter().any(|(name, op)| {
-        (wanted.is_none() || name.map(|n| n.as_str()) == wanted)
-            && op.node.ty == OperationType::Mutation
-    });
-    (mutation, request.operation_name.clone())
+    // The operation that runs: the one named by `operationName`, else the document's only one.
+    let chosen = doc
+        .operations
+        .iter()
+        .find(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted);
+    match chosen {
+        Some((name, op)) => (
+            op.node.ty == OperationType::Mutation,
+            name.map(|n| n.to_string())
+                .or_else(|| request.operation_name.clone()),
+        ),
+        None => (false, request.operation_name.clone()),
+    }
 }
 
 fn variables_hash(request: &async_graphql::Request) -> String {
@@ -97,8 +105,13 @@ pub async fn execute(
         }
         event
     };
-    let detail =
-        json!({ "operationName": operation_name, "variablesSha256": variables_hash(&request) });
+    // Ties the audit rows of this request together and to the client's `x-request-id`.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let detail = json!({
+        "requestId": request_id,
+        "operationName": operation_name,
+        "variablesSha256": variables_hash(&request),
+    });
     if is_mutation {
         let intent = base("attempted").detail(detail.clone());
         if let Err(e) = state.audit.record(intent).await {
@@ -170,8 +183,11 @@ pub async fn execute(
     }
 
     if !denied.is_empty() {
-        let event = base("denied")
-            .detail(json!({ "operationName": detail["operationName"], "denied": denied }));
+        let event = base("denied").detail(json!({
+            "requestId": request_id,
+            "operationName": detail["operationName"],
+            "denied": denied,
+        }));
         let event = AuditEvent {
             event_type: EventType::AccessDenied,
             ..event
@@ -193,7 +209,11 @@ pub async fn execute(
     {
         return internal("audit write failed; response withheld", &e);
     }
-    async_graphql_axum::GraphQLResponse::from(response).into_response()
+    let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
+        http.headers_mut().insert("x-request-id", value);
+    }
+    http
 }
 
 /// The quota was crossed (or the store holds a lock): lock the account durably, audit it, and

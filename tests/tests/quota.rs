@@ -197,6 +197,15 @@ async fn fifty_racing_clients_get_exactly_the_quota() {
             .await,
         1
     );
+    // Fifty concurrent audit appends (group-committed) still form one unbroken chain, and the
+    // audit log holds exactly the 20 delivered records.
+    let verify = env.run(&["audit", "verify"]).await;
+    assert!(verify.ok, "{}", verify.stdout);
+    assert_eq!(
+        env.scalar("SELECT CAST(SUM(records) AS BIGINT) FROM audit_events WHERE actor = 'officer'")
+            .await,
+        20
+    );
 }
 
 use futures_util::future::join_all;
@@ -333,6 +342,52 @@ async fn the_audit_chain_is_append_only_and_tampering_is_found() {
         "{}",
         ok.stdout
     );
+
+    // The request id a client sees is the one in its audit row.
+    let response = server
+        .http
+        .post(server.url("/graphql"))
+        .bearer_auth(&token)
+        .json(&json!({ "query": "query Mine { me { role } }" }))
+        .send()
+        .await
+        .expect("send");
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .expect("id")
+        .to_owned();
+    let found = env
+        .scalar(&format!("SELECT COUNT(*) FROM audit_events WHERE detail LIKE '%{request_id}%' AND detail LIKE '%Mine%'"))
+        .await;
+    assert_eq!(found, 1);
+
+    // The log is readable through the API by auditors only; account changes are in it.
+    let admin = env.user("auditor", "ADMIN", None).await;
+    server
+        .session(Some(&admin))
+        .data(
+            r#"mutation { markReviewed(username: "alice") { username } }"#,
+            json!({}),
+        )
+        .await;
+    let events = server
+        .session(Some(&admin))
+        .data(r#"{ auditEvents(first: 5, filter: { eventType: "admin_change" }) { totalCount edges { node { sequence actor eventType outcome detail hash } } } }"#, json!({}))
+        .await;
+    let edges = events["auditEvents"]["edges"].as_array().expect("edges");
+    assert!(
+        edges.iter().any(|e| e["node"]["actor"] == "auditor"
+            && e["node"]["detail"]
+                .as_str()
+                .expect("detail")
+                .contains("mark_reviewed")),
+        "{events}"
+    );
+    let body = server
+        .session(Some(&token))
+        .gql("{ auditEvents { totalCount } }", json!({}))
+        .await;
+    assert_eq!(error_codes(&body), vec!["FORBIDDEN_FIELD"]);
 
     // Updates and deletes are refused by the database itself.
     let db = env.db().await;

@@ -11,10 +11,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use entities::audit_event;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement, TransactionTrait,
 };
 use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{VerifyReport, event_hash};
 
@@ -104,6 +105,8 @@ impl AuditEvent {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     #[error("audit write failed: {0}")]
+    Writer(String),
+    #[error("audit write failed: {0}")]
     Database(#[from] sea_orm::DbErr),
     #[error("audit head is missing; run `dartts migrate`")]
     NoHead,
@@ -115,82 +118,158 @@ pub trait AuditSink: Send + Sync {
     async fn record(&self, event: AuditEvent) -> Result<i64, AuditError>;
 }
 
+/// The database sink, with group commit: callers hand their event to one writer task per
+/// process, which appends everything waiting in one transaction (one head lock, one multi-row
+/// INSERT, one commit) and then answers each caller. A request still waits until its own row
+/// is durable, but requests no longer queue behind one database round trip each.
 pub struct DbAudit {
-    db: DatabaseConnection,
-    instance: Instance,
+    queue: mpsc::Sender<Pending>,
 }
 
+struct Pending {
+    event: AuditEvent,
+    reply: oneshot::Sender<Result<i64, String>>,
+}
+
+/// Most events in one transaction; a bound on how long the head row stays locked.
+const MAX_BATCH: usize = 512;
+
 impl DbAudit {
+    /// Starts the writer task (needs a Tokio runtime).
     pub fn new(db: DatabaseConnection, instance: Instance) -> Self {
-        DbAudit { db, instance }
+        let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
+        tokio::spawn(writer(db, instance, receiver));
+        DbAudit { queue }
     }
 }
 
 #[async_trait]
 impl AuditSink for DbAudit {
     async fn record(&self, event: AuditEvent) -> Result<i64, AuditError> {
-        let backend = self.db.get_database_backend();
-        let txn = self.db.begin().await?;
-        // Taking the head row's write lock first serializes appenders (PostgreSQL row lock,
-        // SQLite's single writer) before anyone reads the head.
-        txn.execute_raw(Statement::from_string(
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { event, reply })
+            .await
+            .map_err(|_| AuditError::Writer("audit writer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| AuditError::Writer("audit writer stopped".into()))?
+            .map_err(AuditError::Writer)
+    }
+}
+
+async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::Receiver<Pending>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
+        match append(&db, instance, &events).await {
+            Ok(first_id) => {
+                for (offset, pending) in batch.into_iter().enumerate() {
+                    let _ = pending.reply.send(Ok(first_id + offset as i64));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, events = batch.len(), "audit append failed");
+                let message = e.to_string();
+                for pending in batch {
+                    let _ = pending.reply.send(Err(message.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Appends `events` in order as one transaction; returns the first new id.
+async fn append(
+    db: &DatabaseConnection,
+    instance: Instance,
+    events: &[&AuditEvent],
+) -> Result<i64, AuditError> {
+    let backend = db.get_database_backend();
+    let txn = db.begin().await?;
+    // Taking the head row's write lock first serializes appenders across replicas
+    // (PostgreSQL row lock, SQLite's single writer) before anyone reads the head.
+    txn.execute_raw(Statement::from_string(
+        backend,
+        "UPDATE audit_head SET last_id = last_id WHERE id = 1",
+    ))
+    .await?;
+    let head = txn
+        .query_one_raw(Statement::from_string(
             backend,
-            "UPDATE audit_head SET last_id = last_id WHERE id = 1",
+            "SELECT last_id, last_hash FROM audit_head WHERE id = 1",
         ))
-        .await?;
-        let head = txn
-            .query_one_raw(Statement::from_string(
-                backend,
-                "SELECT last_id, last_hash FROM audit_head WHERE id = 1",
-            ))
-            .await?
-            .ok_or(AuditError::NoHead)?;
-        let last_id: i64 = head.try_get_by_index(0)?;
-        let prev_hash: String = head.try_get_by_index(1)?;
-        let id = last_id + 1;
-        // Microseconds: what both databases store, so the hash recomputes from the stored row.
-        let at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
-        let detail = if event.detail.is_null() {
-            "{}".to_owned()
-        } else {
-            event.detail.to_string()
-        };
-        let row = audit_event::Model {
-            id,
+        .await?
+        .ok_or(AuditError::NoHead)?;
+    let last_id: i64 = head.try_get_by_index(0)?;
+    let mut prev_hash: String = head.try_get_by_index(1)?;
+    // Microseconds: what both databases store, so the hash recomputes from the stored row.
+    let at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
+    let mut rows = Vec::with_capacity(events.len());
+    for (offset, event) in events.iter().enumerate() {
+        let mut row = audit_event::Model {
+            id: last_id + 1 + offset as i64,
             at,
-            instance: self.instance.as_str().to_owned(),
-            source: event.source,
-            actor: event.actor,
+            instance: instance.as_str().to_owned(),
+            source: event.source.clone(),
+            actor: event.actor.clone(),
             event_type: event.event_type.as_str().to_owned(),
             outcome: event.outcome.to_owned(),
             records: event.records,
-            detail,
-            prev_hash,
+            detail: if event.detail.is_null() {
+                "{}".to_owned()
+            } else {
+                event.detail.to_string()
+            },
+            prev_hash: prev_hash.clone(),
             hash: String::new(),
         };
-        let hash = event_hash(&row);
-        let active = audit_event::ActiveModel {
-            id: Set(row.id),
-            at: Set(row.at),
-            instance: Set(row.instance),
-            source: Set(row.source),
-            actor: Set(row.actor),
-            event_type: Set(row.event_type),
-            outcome: Set(row.outcome),
-            records: Set(row.records),
-            detail: Set(row.detail),
-            prev_hash: Set(row.prev_hash),
-            hash: Set(hash.clone()),
-        };
-        active.insert(&txn).await?;
-        txn.execute_raw(Statement::from_sql_and_values(
-            backend,
-            "UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE id = 1",
-            [id.into(), hash.into()],
-        ))
-        .await?;
-        txn.commit().await?;
-        Ok(id)
+        row.hash = event_hash(&row);
+        prev_hash = row.hash.clone();
+        rows.push(row);
+    }
+    let last = rows.last().map_or(last_id, |r| r.id);
+    // SQLite allows 32,766 parameters per statement; 11 per row keeps chunks well inside.
+    for chunk in rows.chunks(1_000) {
+        let actives = chunk.iter().cloned().map(|m| audit_event::ActiveModel {
+            id: Set(m.id),
+            at: Set(m.at),
+            instance: Set(m.instance),
+            source: Set(m.source),
+            actor: Set(m.actor),
+            event_type: Set(m.event_type),
+            outcome: Set(m.outcome),
+            records: Set(m.records),
+            detail: Set(m.detail),
+            prev_hash: Set(m.prev_hash),
+            hash: Set(m.hash),
+        });
+        audit_event::Entity::insert_many(actives).exec(&txn).await?;
+    }
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE id = 1",
+        [last.into(), prev_hash.into()],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(last_id + 1)
+}
+
+/// Accepts and discards everything: only for `DARTTS_AUDIT=off-for-benchmarks`, which the
+/// configuration refuses wherever real users could connect.
+pub struct NoAudit;
+
+#[async_trait]
+impl AuditSink for NoAudit {
+    async fn record(&self, _event: AuditEvent) -> Result<i64, AuditError> {
+        Ok(0)
     }
 }
 

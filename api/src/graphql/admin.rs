@@ -12,9 +12,25 @@ use entities::user;
 
 use super::guard::principal;
 use crate::accounts::{self, AccountError, Approval};
+use crate::audit::{AuditEvent, EventType};
 use crate::error::ApiError;
 use crate::policy::{Category, Policy};
 use crate::state::AppState;
+
+/// Records an account change before it is made: a change that cannot be audited is not made.
+async fn audit_change(ctx: &Context<'_>, detail: serde_json::Value) -> async_graphql::Result<()> {
+    let state = ctx.data::<AppState>()?;
+    let me = principal(ctx)?;
+    let event = AuditEvent::new(EventType::AdminChange, "attempted")
+        .actor(me.username.clone())
+        .detail(detail);
+    state
+        .audit
+        .record(event)
+        .await
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(())
+}
 
 /// A local account as administrators see it.
 #[derive(SimpleObject)]
@@ -129,6 +145,11 @@ impl AdminMutation {
         ctx: &Context<'_>,
         username: String,
     ) -> async_graphql::Result<ApprovalResult> {
+        audit_change(
+            ctx,
+            serde_json::json!({ "action": "approve_access", "username": username }),
+        )
+        .await?;
         let state = ctx.data::<AppState>()?;
         let me = principal(ctx)?;
         let is_admin = me.permissions.allows(Category::Admin);
@@ -151,6 +172,11 @@ impl AdminMutation {
         ctx: &Context<'_>,
         username: String,
     ) -> async_graphql::Result<Account> {
+        audit_change(
+            ctx,
+            serde_json::json!({ "action": "disable_user", "username": username }),
+        )
+        .await?;
         let state = ctx.data::<AppState>()?;
         if principal(ctx)?.username == username {
             return Err(
@@ -171,6 +197,7 @@ impl AdminMutation {
         role: String,
         nation: Option<String>,
     ) -> async_graphql::Result<Account> {
+        audit_change(ctx, serde_json::json!({ "action": "change_role", "username": username, "role": role, "nation": nation })).await?;
         let state = ctx.data::<AppState>()?;
         let policy = ctx.data::<Arc<Policy>>()?;
         if principal(ctx)?.username == username {
@@ -190,6 +217,11 @@ impl AdminMutation {
         ctx: &Context<'_>,
         username: String,
     ) -> async_graphql::Result<Account> {
+        audit_change(
+            ctx,
+            serde_json::json!({ "action": "mark_reviewed", "username": username }),
+        )
+        .await?;
         let state = ctx.data::<AppState>()?;
         Ok(accounts::mark_reviewed(&state.db, &username)
             .await

@@ -4,6 +4,7 @@
 //! each aliased copy counts), and no field suggestions in error messages.
 
 mod admin;
+mod audit_log;
 mod batch;
 mod filters;
 pub(crate) mod financial;
@@ -36,6 +37,7 @@ pub struct Query(
     me::MeQuery,
     admin::AdminQuery,
     quota::QuotaQuery,
+    audit_log::AuditQuery,
 );
 
 #[derive(MergedObject, Default)]
