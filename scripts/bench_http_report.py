@@ -19,7 +19,7 @@ from collections import defaultdict
 FIELDS = [
     "query", "conc", "audit", "round", "ok", "total_s", "rps", "p50_ms", "p99_ms", "non200",
     "errors", "audit_rows", "cpu_dartts", "cpu_pg", "cpu_redis", "cpu_hey", "cpu_machine",
-    "wal_syncs", "wal_bytes", "disturbed",
+    "wal_syncs", "wal_bytes", "fsync_ms", "disturbed",
 ]
 
 
@@ -64,49 +64,58 @@ def table(path):
             row[key] = float(row[key])
         row["conc"] = int(row["conc"])
         runs.append(row)
-    cells = defaultdict(lambda: {"off": [], "on": []})
+    # cell (query, connections) -> attempt -> {"off": run, "on": run}
+    cells = defaultdict(lambda: defaultdict(dict))
     order = []
     for r in runs:
         key = (r["query"], r["conc"])
         if key not in cells:
             order.append(key)
-        cells[key][r["audit"]].append(r)
+        cells[key][r["round"]][r["audit"]] = r
 
-    mean = lambda rows, k: statistics.fmean(r[k] for r in rows) if rows else float("nan")
+    def pairs_used(key):
+        """The complete OFF/ON pairs without disturbance; all complete pairs if none is."""
+        pairs = [p for p in cells[key].values() if "off" in p and "on" in p]
+        clean = [p for p in pairs if not p["off"]["disturbed"] and not p["on"]["disturbed"]]
+        return (clean, False) if clean else (pairs, True)
+
+    def mean(rows, k):
+        return statistics.fmean(r[k] for r in rows) if rows else float("nan")
+
     out = []
-    out.append("requests/s = responses with status 200 per second (mean of the rounds); latency in ms")
-    out.append("(mean of the rounds' p50 and p99); audit cost = 1 - ON/OFF requests/s, per round in brackets")
+    out.append("requests/s = responses with status 200 per second, mean over the undisturbed OFF/ON pairs")
+    out.append("(n); latency p50/p99 in ms, mean over the same runs; audit cost = 1 - ON/OFF requests/s,")
+    out.append("each pair's in brackets; * = no undisturbed pair, all pairs used")
     out.append("")
-    head = (f"{'query':<8} {'conn':>4} | {'OFF req/s':>9} {'ON req/s':>9} {'audit cost':>10} "
-            f"{'(per round)':<15} | {'p50 OFF':>7} {'p50 ON':>7} | {'p99 OFF':>7} {'p99 ON':>7}")
+    head = (f"{'query':<8} {'conn':>4} {'n':>2} | {'OFF req/s':>9} {'ON req/s':>9} {'audit cost':>10} "
+            f"{'(per pair)':<16} | {'p50 OFF':>7} {'p50 ON':>7} | {'p99 OFF':>7} {'p99 ON':>7}")
     out.append(head)
     out.append("-" * len(head))
     for key in order:
-        off, on = cells[key]["off"], cells[key]["on"]
-        rounds = sorted({r["round"] for r in off} & {r["round"] for r in on})
-        per_round = []
-        for rd in rounds:
-            o = next(r for r in off if r["round"] == rd)
-            n = next(r for r in on if r["round"] == rd)
-            per_round.append(f"{pct(o['rps'], n['rps']):.0f}%")
-        flag = " *" if any(r["disturbed"] for r in off + on) else ""
+        pairs, flagged = pairs_used(key)
+        off = [p["off"] for p in pairs]
+        on = [p["on"] for p in pairs]
+        per_pair = ", ".join(f"{pct(p['off']['rps'], p['on']['rps']):.0f}%" for p in pairs)
         out.append(
-            f"{key[0]:<8} {key[1]:>4} | {mean(off, 'rps'):>9.0f} {mean(on, 'rps'):>9.0f} "
-            f"{pct(mean(off, 'rps'), mean(on, 'rps')):>9.1f}% {'(' + ', '.join(per_round) + ')':<15} | "
+            f"{key[0]:<8} {key[1]:>4} {len(pairs):>2} | {mean(off, 'rps'):>9.0f} {mean(on, 'rps'):>9.0f} "
+            f"{pct(mean(off, 'rps'), mean(on, 'rps')):>9.1f}% {'(' + per_pair + ')':<16} | "
             f"{mean(off, 'p50_ms'):>7.2f} {mean(on, 'p50_ms'):>7.2f} | "
-            f"{mean(off, 'p99_ms'):>7.2f} {mean(on, 'p99_ms'):>7.2f}{flag}"
+            f"{mean(off, 'p99_ms'):>7.2f} {mean(on, 'p99_ms'):>7.2f}{' *' if flagged else ''}"
         )
     out.append("")
-    out.append("CPU per request in microseconds (CPU seconds of the run / responses), mean of the rounds;")
-    out.append("WAL fsyncs (pg_stat_wal.wal_sync) per 1,000 requests; audit rows per fsync ~ rows per group commit")
+    out.append("CPU per request in microseconds (CPU seconds of the run / responses; machine = all CPU")
+    out.append("used on the machine, kernel included), same runs; WAL fsyncs (pg_stat_wal.wal_sync) per")
+    out.append("1,000 requests; audit rows per WAL fsync ~ events per group commit; fsync ms = median")
+    out.append("fdatasync of an 8 kB write measured just before each run")
     out.append("")
     head = (f"{'query':<8} {'conn':>4} {'audit':<5} | {'dartts':>7} {'Postgres':>8} {'Redis':>6} "
-            f"{'hey':>6} {'machine':>8} | {'fsync/1k':>8} {'WAL B/req':>9} {'rows/fsync':>10}")
+            f"{'hey':>6} {'machine':>8} | {'fsync/1k':>8} {'WAL B/req':>9} {'rows/fsync':>10} {'fsync ms':>8}")
     out.append(head)
     out.append("-" * len(head))
     for key in order:
+        pairs, _ = pairs_used(key)
         for audit in ("off", "on"):
-            rows = cells[key][audit]
+            rows = [p[audit] for p in pairs]
             per = lambda k: statistics.fmean(r[k] / r["ok"] * 1e6 for r in rows if r["ok"])
             syncs = sum(r["wal_syncs"] for r in rows)
             audited = sum(r["audit_rows"] for r in rows)
@@ -117,7 +126,7 @@ def table(path):
                 f"{per('cpu_machine'):>8.0f} | "
                 f"{statistics.fmean(r['wal_syncs'] / r['ok'] * 1000 for r in rows if r['ok']):>8.1f} "
                 f"{statistics.fmean(r['wal_bytes'] / r['ok'] for r in rows if r['ok']):>9.0f} "
-                f"{rows_per_sync:>10}"
+                f"{rows_per_sync:>10} {statistics.median(r['fsync_ms'] for r in rows):>8.2f}"
             )
     print("\n".join(out))
 

@@ -18,6 +18,7 @@ use crate::audit::{AuditEvent, EventType};
 use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
 use crate::graphql::DarttsSchema;
+use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
 use crate::state::AppState;
 
@@ -122,7 +123,20 @@ pub async fn execute(
     let quota = principal.permissions.quota;
     let user_id = principal.user_id;
     let reset_at = principal.quota_reset_at;
+    // Introspection shows only what this principal may use; the permissions go into the
+    // request with the principal, so they are kept here for after execution.
+    let introspection =
+        introspection::Plan::of(&request).map(|plan| (plan, principal.permissions.clone()));
     let mut response = schema.execute(request.data(principal)).await;
+    if let Some((plan, permissions)) = introspection {
+        match introspection::View::parse(&schema.sdl()) {
+            Ok(view) => plan.apply(
+                &view.restrict(introspection::rule(&state.policy, &permissions)),
+                &mut response,
+            ),
+            Err(e) => return internal("cannot read the served schema for introspection", &e),
+        }
+    }
     crate::error::scrub(&mut response.errors);
     let data = serde_json::to_value(&response.data).unwrap_or(Value::Null);
     let records = count_records(&data);

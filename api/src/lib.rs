@@ -3,6 +3,7 @@
 
 pub mod access_request;
 pub mod accounts;
+pub mod agreements;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod export;
 pub mod export_foreign;
 pub mod graphql;
 pub mod ingest;
+pub mod introspection;
 pub mod policy;
 pub mod quota;
 pub mod server;

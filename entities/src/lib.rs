@@ -11,6 +11,7 @@ pub mod financial_transaction;
 pub mod sdn_address;
 pub mod sdn_alias;
 pub mod sdn_entry;
+pub mod sharing_agreement;
 pub mod subject_record;
 pub mod trade_record;
 pub mod user;

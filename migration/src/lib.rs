@@ -9,6 +9,7 @@ mod m20261127_000003_account_lifecycle;
 mod m20261127_000004_audit;
 mod m20261127_000005_passwords;
 mod m20261127_000006_quota_reset;
+mod m20261127_000007_sharing_agreements;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000004_audit::Migration),
             Box::new(m20261127_000005_passwords::Migration),
             Box::new(m20261127_000006_quota_reset::Migration),
+            Box::new(m20261127_000007_sharing_agreements::Migration),
         ]
     }
 }

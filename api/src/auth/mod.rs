@@ -17,12 +17,13 @@ pub mod partner;
 
 use axum::http::{HeaderMap, StatusCode, header};
 
-use crate::accounts;
 use crate::auth::local_token::{PARTNER_AUDIENCE, TokenUse};
 use crate::auth::partner::ClientCert;
 use crate::error::ErrorCode;
 use crate::policy::PermissionSet;
+use crate::policy::RowScope;
 use crate::state::AppState;
+use crate::{accounts, agreements};
 
 /// Who is asking, and what they may see. Inserted into every GraphQL request's data.
 #[derive(Clone, Debug)]
@@ -155,9 +156,18 @@ pub async fn principal_for(state: &AppState, username: &str) -> Result<Principal
         accounts::LOCKED => return Err(AuthError::Locked),
         _ => return Err(AuthError::Pending),
     }
-    let permissions = state
+    let mut permissions = state
         .policy
         .permissions(&account.role, account.nation.as_deref());
+    // A nation-scoped account also sees what sharing agreements grant its nation: read here,
+    // once, so every scope in this request applies the same grants.
+    if permissions.rows == RowScope::OwnNation
+        && let Some(nation) = &permissions.nation
+    {
+        permissions.grants = agreements::grants_for(&state.db, nation)
+            .await
+            .map_err(|e| AuthError::Internal(e.to_string()))?;
+    }
     Ok(Principal {
         user_id: account.id,
         username: account.username,

@@ -18,7 +18,10 @@ use crate::policy::{Category, Policy};
 use crate::state::AppState;
 
 /// Records an account change before it is made: a change that cannot be audited is not made.
-async fn audit_change(ctx: &Context<'_>, detail: serde_json::Value) -> async_graphql::Result<()> {
+pub(super) async fn audit_change(
+    ctx: &Context<'_>,
+    detail: serde_json::Value,
+) -> async_graphql::Result<()> {
     let state = ctx.data::<AppState>()?;
     let me = principal(ctx)?;
     let event = AuditEvent::new(EventType::AdminChange, "attempted")

@@ -4,6 +4,7 @@
 use entities::{batch, trade_record};
 use sea_orm::{ColumnTrait, Condition};
 
+use crate::agreements::Grant;
 use crate::policy::{Category, PermissionSet, RowScope};
 
 /// The nation whose trade with each partner the foreign instance receives, anonymized.
@@ -15,20 +16,44 @@ fn nothing<C: ColumnTrait>(id: C) -> Condition {
 }
 
 /// Trade rows the caller may see: all, or those their nation provided plus US rows whose
-/// partner is their nation.
+/// partner is their nation plus what sharing agreements grant their nation.
 pub fn trade(perms: &PermissionSet) -> Condition {
     use trade_record::Column;
     match (perms.rows, perms.nation.as_deref()) {
         (RowScope::All, _) => Condition::all(),
-        (RowScope::OwnNation, Some(nation)) => Condition::any()
-            .add(Column::ProviderCountry.eq(nation))
-            .add(
-                Condition::all()
-                    .add(Column::ProviderCountry.eq(US))
-                    .add(Column::PartnerCountry.eq(nation)),
-            ),
+        (RowScope::OwnNation, Some(nation)) => {
+            let mut any = Condition::any()
+                .add(Column::ProviderCountry.eq(nation))
+                .add(
+                    Condition::all()
+                        .add(Column::ProviderCountry.eq(US))
+                        .add(Column::PartnerCountry.eq(nation)),
+                );
+            for grant in &perms.grants {
+                any = any.add(granted(grant));
+            }
+            any
+        }
         _ => nothing(Column::Id),
     }
+}
+
+/// The trade rows one sharing agreement covers.
+fn granted(grant: &Grant) -> Condition {
+    use trade_record::Column;
+    let mut c = Condition::all()
+        .add(Column::ProviderCountry.eq(grant.provider_country.as_str()))
+        .add(Column::DeclarationDate.gte(grant.valid_from));
+    if let Some(to) = grant.valid_to {
+        c = c.add(Column::DeclarationDate.lte(to));
+    }
+    if let Some(partner) = &grant.partner_country {
+        c = c.add(Column::PartnerCountry.eq(partner.as_str()));
+    }
+    if let Some(prefix) = &grant.hs_prefix {
+        c = c.add(Column::HsCode.starts_with(prefix));
+    }
+    c
 }
 
 /// Rows of non-trade data sets: all or nothing (no nation-scoped role may read them).

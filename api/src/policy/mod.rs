@@ -17,6 +17,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::agreements::Grant;
 use crate::config::Instance;
 use crate::quota::Quota;
 
@@ -100,6 +101,9 @@ pub struct PermissionSet {
     pub nation: Option<String>,
     /// The role's download allowance; `None` is unlimited.
     pub quota: Option<Quota>,
+    /// Sharing agreements widening a nation-scoped role's rows (filled in per request by
+    /// authentication, from the database).
+    pub grants: Vec<Grant>,
 }
 
 impl PermissionSet {
@@ -274,6 +278,7 @@ impl Policy {
                 rows: RowScope::None,
                 nation: None,
                 quota: None,
+                grants: Vec::new(),
             };
         };
         let denied: BTreeSet<Category> = rule
@@ -299,6 +304,7 @@ impl Policy {
             rows,
             nation: nation.map(str::to_owned),
             quota: rule.quota,
+            grants: Vec::new(),
         }
     }
 
