@@ -34,7 +34,11 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
     options
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(5))
-        .acquire_timeout(Duration::from_secs(5));
+        .acquire_timeout(Duration::from_secs(5))
+        // sqlx pings every connection it hands out by default: a round trip in front of each
+        // query and each audit batch. A connection used within the last half minute is alive
+        // often enough; one that broke anyway fails its query, which the caller reports.
+        .test_before_acquire_if_idle_for(Duration::from_secs(30));
     if settings.database_kind == DatabaseKind::Sqlite {
         // sqlx opens SQLite in WAL mode: readers never block the one writer (a `dartts load`
         // in another process), and a handful of connections is all one node needs.
@@ -46,6 +50,15 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
             url: settings.database_url.redacted(),
             source,
         })?;
-    Migrator::up(&db, None).await.map_err(DbError::Migrate)?;
+    // Production runs the API as a role that may not create tables (docs/operations.md), with
+    // migrations applied by the schema owner beforehand: only migrate when one is pending, and
+    // read the migration table without trying to create it. A fresh database (no table yet)
+    // reads as "pending".
+    let pending = Migrator::get_pending_migrations_read_only(&db)
+        .await
+        .map_or(true, |p| !p.is_empty());
+    if pending {
+        Migrator::up(&db, None).await.map_err(DbError::Migrate)?;
+    }
     Ok(db)
 }

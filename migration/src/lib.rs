@@ -10,6 +10,7 @@ mod m20261127_000004_audit;
 mod m20261127_000005_passwords;
 mod m20261127_000006_quota_reset;
 mod m20261127_000007_sharing_agreements;
+mod m20261127_000008_audit_privileges;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000005_passwords::Migration),
             Box::new(m20261127_000006_quota_reset::Migration),
             Box::new(m20261127_000007_sharing_agreements::Migration),
+            Box::new(m20261127_000008_audit_privileges::Migration),
         ]
     }
 }

@@ -11,8 +11,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use entities::audit_event;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, Statement, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
 };
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
@@ -119,9 +119,10 @@ pub trait AuditSink: Send + Sync {
 }
 
 /// The database sink, with group commit: callers hand their event to one writer task per
-/// process, which appends everything waiting in one transaction (one head lock, one multi-row
-/// INSERT, one commit) and then answers each caller. A request still waits until its own row
-/// is durable, but requests no longer queue behind one database round trip each.
+/// process, which appends everything waiting as one unit and then answers each caller. On
+/// PostgreSQL that unit is a single statement (move the head if it is still where this process
+/// left it, insert the batch); on SQLite a transaction holding the head's lock. A request still
+/// waits until its own row is durable, but requests do not queue behind a round trip each.
 pub struct DbAudit {
     queue: mpsc::Sender<Pending>,
 }
@@ -159,6 +160,10 @@ impl AuditSink for DbAudit {
 }
 
 async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::Receiver<Pending>) {
+    // The chain's head as this process last wrote it. PostgreSQL appends are checked against it
+    // in the same statement, so a stale copy (another replica appended) costs a retry, never a
+    // fork in the chain.
+    let mut head: Option<Head> = None;
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -168,7 +173,11 @@ async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::
             }
         }
         let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
-        match append(&db, instance, &events).await {
+        let appended = match db.get_database_backend() {
+            DbBackend::Postgres => append_postgres(&db, instance, &events, &mut head).await,
+            _ => append_locked(&db, instance, &events).await,
+        };
+        match appended {
             Ok(first_id) => {
                 for (offset, pending) in batch.into_iter().enumerate() {
                     let _ = pending.reply.send(Ok(first_id + offset as i64));
@@ -185,36 +194,35 @@ async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::
     }
 }
 
-/// Appends `events` in order as one transaction; returns the first new id.
-async fn append(
-    db: &DatabaseConnection,
-    instance: Instance,
-    events: &[&AuditEvent],
-) -> Result<i64, AuditError> {
-    let backend = db.get_database_backend();
-    let txn = db.begin().await?;
-    // Taking the head row's write lock first serializes appenders across replicas
-    // (PostgreSQL row lock, SQLite's single writer) before anyone reads the head.
-    txn.execute_raw(Statement::from_string(
-        backend,
-        "UPDATE audit_head SET last_id = last_id WHERE id = 1",
-    ))
-    .await?;
-    let head = txn
+/// The last row of the chain, as `audit_head` records it.
+struct Head {
+    last_id: i64,
+    last_hash: String,
+}
+
+async fn read_head(db: &impl ConnectionTrait) -> Result<Head, AuditError> {
+    let row = db
         .query_one_raw(Statement::from_string(
-            backend,
+            db.get_database_backend(),
             "SELECT last_id, last_hash FROM audit_head WHERE id = 1",
         ))
         .await?
         .ok_or(AuditError::NoHead)?;
-    let last_id: i64 = head.try_get_by_index(0)?;
-    let mut prev_hash: String = head.try_get_by_index(1)?;
+    Ok(Head {
+        last_id: row.try_get_by_index(0)?,
+        last_hash: row.try_get_by_index(1)?,
+    })
+}
+
+/// The rows that extend the chain after `head` with `events`, in order.
+fn chain_rows(instance: Instance, head: &Head, events: &[&AuditEvent]) -> Vec<audit_event::Model> {
     // Microseconds: what both databases store, so the hash recomputes from the stored row.
     let at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
+    let mut prev_hash = head.last_hash.clone();
     let mut rows = Vec::with_capacity(events.len());
     for (offset, event) in events.iter().enumerate() {
         let mut row = audit_event::Model {
-            id: last_id + 1 + offset as i64,
+            id: head.last_id + 1 + offset as i64,
             at,
             instance: instance.as_str().to_owned(),
             source: event.source.clone(),
@@ -227,14 +235,142 @@ async fn append(
             } else {
                 event.detail.to_string()
             },
-            prev_hash: prev_hash.clone(),
+            prev_hash,
             hash: String::new(),
         };
         row.hash = event_hash(&row);
         prev_hash = row.hash.clone();
         rows.push(row);
     }
-    let last = rows.last().map_or(last_id, |r| r.id);
+    rows
+}
+
+/// Moves the head and inserts the batch in one autocommit statement, but only if the head is
+/// still where `head` says: one round trip per batch, and the UPDATE's row lock orders
+/// concurrent appenders. When another process appended in between, the head no longer
+/// matches, nothing is written, and the batch is rebuilt on the new head.
+const POSTGRES_APPEND: &str = "\
+    WITH moved AS ( \
+        UPDATE audit_head SET last_id = $1, last_hash = $2 \
+        WHERE id = 1 AND last_id = $3 AND last_hash = $4 \
+        RETURNING id \
+    ) \
+    INSERT INTO audit_events \
+        (id, at, instance, source, actor, event_type, outcome, records, detail, prev_hash, hash) \
+    SELECT r.id, $5, r.instance, r.source, r.actor, r.event_type, r.outcome, r.records, \
+        r.detail, r.prev_hash, r.hash \
+    FROM moved, json_to_recordset($6::json) AS r( \
+        id bigint, instance text, source text, actor text, event_type text, outcome text, \
+        records bigint, detail text, prev_hash text, hash text)";
+
+/// Other appenders a batch may lose the race to before the writer gives up.
+const MAX_ATTEMPTS: usize = 50;
+
+/// The rows as `json_to_recordset` reads them: one text parameter whatever the batch size, so
+/// the statement is prepared once per connection and NULLs need no separate encoding.
+#[derive(serde::Serialize)]
+struct RowJson<'a> {
+    id: i64,
+    instance: &'a str,
+    source: Option<&'a str>,
+    actor: Option<&'a str>,
+    event_type: &'a str,
+    outcome: &'a str,
+    records: i64,
+    detail: &'a str,
+    prev_hash: &'a str,
+    hash: &'a str,
+}
+
+async fn append_postgres(
+    db: &DatabaseConnection,
+    instance: Instance,
+    events: &[&AuditEvent],
+    head: &mut Option<Head>,
+) -> Result<i64, AuditError> {
+    for _ in 0..MAX_ATTEMPTS {
+        // Taken, not borrowed: after any error the next batch starts from a fresh read.
+        let current = match head.take() {
+            Some(h) => h,
+            None => read_head(db).await?,
+        };
+        let rows = chain_rows(instance, &current, events);
+        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+            *head = Some(current);
+            return Ok(0);
+        };
+        let json: Vec<RowJson<'_>> = rows
+            .iter()
+            .map(|r| RowJson {
+                id: r.id,
+                instance: &r.instance,
+                source: r.source.as_deref(),
+                actor: r.actor.as_deref(),
+                event_type: &r.event_type,
+                outcome: &r.outcome,
+                records: r.records,
+                detail: &r.detail,
+                prev_hash: &r.prev_hash,
+                hash: &r.hash,
+            })
+            .collect();
+        let json = serde_json::to_string(&json)
+            .map_err(|e| AuditError::Writer(format!("encoding the batch: {e}")))?;
+        let written = db
+            .execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                POSTGRES_APPEND,
+                [
+                    last.id.into(),
+                    last.hash.clone().into(),
+                    current.last_id.into(),
+                    current.last_hash.into(),
+                    first.at.into(),
+                    json.into(),
+                ],
+            ))
+            .await?
+            .rows_affected();
+        if written == rows.len() as u64 {
+            *head = Some(Head {
+                last_id: last.id,
+                last_hash: last.hash.clone(),
+            });
+            return Ok(first.id);
+        }
+        if written != 0 {
+            return Err(AuditError::Writer(format!(
+                "appended {written} of {} events",
+                rows.len()
+            )));
+        }
+    }
+    Err(AuditError::Writer(format!(
+        "the audit head moved {MAX_ATTEMPTS} times in a row"
+    )))
+}
+
+/// Appends `events` in order as one transaction that holds the head row's write lock (SQLite's
+/// single writer); returns the first new id.
+async fn append_locked(
+    db: &DatabaseConnection,
+    instance: Instance,
+    events: &[&AuditEvent],
+) -> Result<i64, AuditError> {
+    let backend = db.get_database_backend();
+    let txn = db.begin().await?;
+    // Taking the write lock first serializes appenders before anyone reads the head.
+    txn.execute_raw(Statement::from_string(
+        backend,
+        "UPDATE audit_head SET last_id = last_id WHERE id = 1",
+    ))
+    .await?;
+    let head = read_head(&txn).await?;
+    let rows = chain_rows(instance, &head, events);
+    let Some(last) = rows.last() else {
+        return Ok(head.last_id + 1);
+    };
+    let (last_id, last_hash) = (last.id, last.hash.clone());
     // SQLite allows 32,766 parameters per statement; 11 per row keeps chunks well inside.
     for chunk in rows.chunks(1_000) {
         let actives = chunk.iter().cloned().map(|m| audit_event::ActiveModel {
@@ -255,11 +391,11 @@ async fn append(
     txn.execute_raw(Statement::from_sql_and_values(
         backend,
         "UPDATE audit_head SET last_id = $1, last_hash = $2 WHERE id = 1",
-        [last.into(), prev_hash.into()],
+        [last_id.into(), last_hash.into()],
     ))
     .await?;
     txn.commit().await?;
-    Ok(last_id + 1)
+    Ok(head.last_id + 1)
 }
 
 /// Accepts and discards everything: only for `DARTTS_AUDIT=off-for-benchmarks`, which the
@@ -291,16 +427,6 @@ pub async fn verify(db: &DatabaseConnection) -> Result<VerifyReport, AuditError>
             checker.check(row);
         }
     }
-    let backend = db.get_database_backend();
-    let head = db
-        .query_one_raw(Statement::from_string(
-            backend,
-            "SELECT last_id, last_hash FROM audit_head WHERE id = 1",
-        ))
-        .await?
-        .ok_or(AuditError::NoHead)?;
-    Ok(checker.finish(
-        head.try_get_by_index(0)?,
-        &head.try_get_by_index::<String>(1)?,
-    ))
+    let head = read_head(db).await?;
+    Ok(checker.finish(head.last_id, &head.last_hash))
 }

@@ -1,0 +1,162 @@
+//! The audit log on PostgreSQL: who may change it (nobody the API runs as), and one chain when
+//! several processes append at once.
+
+use dartts_tests::{Backend, TestEnv, fixture};
+use futures_util::future::join_all;
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
+use serde_json::json;
+
+/// The role set-up from `docs/operations.md`, run as written with only the role's name and
+/// password filled in: the test fails if the guide stops giving what it promises.
+fn operations_guide_sql(role: &str, password: &str) -> String {
+    let guide = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/operations.md"),
+    )
+    .expect("docs/operations.md");
+    let start = guide.find("```sql\n").expect("an sql block in the guide") + "```sql\n".len();
+    let end = start + guide[start..].find("```").expect("end of the sql block");
+    let sql = &guide[start..end];
+    assert!(
+        sql.contains("dartts_app") && sql.contains("'…'"),
+        "the guide's role block changed shape:\n{sql}"
+    );
+    sql.replace("dartts_app", role)
+        .replace("'…'", &format!("'{password}'"))
+}
+
+/// `url` with its user and password replaced.
+fn as_user(url: &str, user: &str, password: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("scheme");
+    let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    format!("{scheme}://{user}:{password}@{host}")
+}
+
+async fn refused(db: &DatabaseConnection, sql: &str) -> String {
+    db.execute_unprepared(sql)
+        .await
+        .expect_err(&format!("{sql} must be refused"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_api_role_cannot_rewrite_the_log_and_whoever_can_is_caught() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_ok(&[
+        "trade",
+        fixture("trade_canonical.csv").to_str().expect("path"),
+        "--provider",
+        "US",
+    ])
+    .await;
+    let token = env.user("alice", "HSI_ANALYST", None).await;
+    let owner = env.db().await;
+
+    // The API as the separate application role of the operations guide.
+    let role = format!("dartts_t_app_{}", std::process::id());
+    owner
+        .execute_unprepared(&operations_guide_sql(&role, "app-secret"))
+        .await
+        .expect("the guide's role set-up runs");
+    let app_url = as_user(&env.database_url, &role, "app-secret");
+    // From here on, the server and the CLI connect as the application role.
+    let env = env.with_env("DARTTS_DATABASE_URL", &app_url);
+    let before = env.count("audit_events").await;
+    let server = env.serve().await;
+    for _ in 0..3 {
+        let (status, body) = server
+            .session(Some(&token))
+            .post("{ me { role } }", json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(
+        env.count("audit_events").await,
+        before + 3,
+        "the application role appends"
+    );
+
+    // Neither the application role nor the owner that migrated may rewrite history.
+    let app = Database::connect(&app_url).await.expect("connect as app");
+    for db in [&app, &owner] {
+        for sql in [
+            "UPDATE audit_events SET records = 0",
+            "DELETE FROM audit_events",
+            "TRUNCATE audit_events",
+        ] {
+            let error = refused(db, sql).await;
+            assert!(error.contains("permission denied"), "{sql}: {error}");
+        }
+    }
+    // With the privilege granted back, the append-only trigger still refuses, TRUNCATE too.
+    owner
+        .execute_unprepared("GRANT UPDATE, DELETE, TRUNCATE ON audit_events TO CURRENT_USER")
+        .await
+        .expect("grant back");
+    for sql in [
+        "UPDATE audit_events SET records = 0",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+    ] {
+        let error = refused(&owner, sql).await;
+        assert!(error.contains("append-only"), "{sql}: {error}");
+    }
+    let intact = env.run(&["audit", "verify"]).await;
+    assert!(intact.ok, "{}{}", intact.stdout, intact.stderr);
+
+    // Someone who also disables the trigger can delete a row, but not unnoticed.
+    owner
+        .execute_unprepared("ALTER TABLE audit_events DISABLE TRIGGER USER")
+        .await
+        .expect("disable triggers");
+    owner
+        .execute_unprepared("DELETE FROM audit_events WHERE id = 2")
+        .await
+        .expect("tamper");
+    let broken = env.run(&["audit", "verify"]).await;
+    assert!(!broken.ok, "{}", broken.stdout);
+    assert!(
+        broken
+            .stdout
+            .contains("BROKEN at event 3: expected event 2 next"),
+        "{}",
+        broken.stdout
+    );
+
+    drop(server);
+    app.close().await.ok();
+    // Roles outlive databases; this one goes once nothing refers to it.
+    owner
+        .execute_unprepared(&format!(
+            "REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}; \
+             REVOKE ALL ON SCHEMA public FROM {role}; DROP ROLE {role}"
+        ))
+        .await
+        .expect("drop the application role");
+}
+
+#[tokio::test]
+async fn processes_appending_in_turn_and_at_once_keep_one_chain() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let token = env.user("alice", "HSI_ANALYST", None).await;
+    let (a, b) = (env.serve().await, env.serve().await);
+    let before = env.count("audit_events").await;
+    // In turn: each process's idea of the chain's head is stale every time it appends.
+    for i in 0..10 {
+        let server = if i % 2 == 0 { &a } else { &b };
+        let (status, body) = server
+            .session(Some(&token))
+            .post("{ me { role } }", json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // At once: both writers race for the head.
+    let requests = (0..60).map(|i| {
+        let session = if i % 2 == 0 { &a } else { &b }.session(Some(&token));
+        async move { session.post("{ me { role } }", json!({})).await.0 }
+    });
+    let statuses = join_all(requests).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(env.count("audit_events").await, before + 70);
+    let verify = env.run(&["audit", "verify"]).await;
+    assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
+}
