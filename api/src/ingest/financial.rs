@@ -4,22 +4,19 @@ use super::input::{HeaderIndex, Record};
 use super::sink::Cell;
 use super::values;
 
-pub const COLUMNS: &[&str] = &[
-    "report_id",
-    "report_type",
-    "transaction_date",
-    "amount_usd",
-    "cash_direction",
-    "filer_institution",
-    "subject_name",
-    "subject_tin",
-    "subject_dob",
-    "subject_address",
-    "subject_id_number",
-    "account_number",
-    "counterparty_name",
-    "counterparty_account",
-];
+/// The canonical file's columns, written once for the two lists below.
+macro_rules! financial_columns {
+    ($($first:literal),*) => {
+        &[
+            $($first,)*
+            "report_id", "report_type", "transaction_date", "amount_usd", "cash_direction",
+            "filer_institution", "subject_name", "subject_tin", "subject_dob", "subject_address",
+            "subject_id_number", "account_number", "counterparty_name", "counterparty_account",
+        ]
+    };
+}
+
+pub const COLUMNS: &[&str] = financial_columns!();
 
 pub const REQUIRED: &[&str] = &[
     "report_id",
@@ -30,23 +27,7 @@ pub const REQUIRED: &[&str] = &[
 ];
 
 /// Table columns: `batch_id` then `COLUMNS`.
-pub const TABLE_COLUMNS: &[&str] = &[
-    "batch_id",
-    "report_id",
-    "report_type",
-    "transaction_date",
-    "amount_usd",
-    "cash_direction",
-    "filer_institution",
-    "subject_name",
-    "subject_tin",
-    "subject_dob",
-    "subject_address",
-    "subject_id_number",
-    "account_number",
-    "counterparty_name",
-    "counterparty_account",
-];
+pub const TABLE_COLUMNS: &[&str] = financial_columns!("batch_id");
 
 const DATE: &str = "%Y-%m-%d";
 

@@ -268,66 +268,27 @@ pub struct BoundProfile<'a> {
     usd_column: Option<usize>,
 }
 
+/// The canonical trade fields in order, written once for the two lists below.
+macro_rules! canonical_trade_fields {
+    ($($first:literal),*) => {
+        &[
+            $($first,)*
+            "declaration_id", "line_number", "declaration_date", "direction", "hs_code",
+            "commodity_description", "importer_name", "importer_id", "importer_address",
+            "exporter_name", "manufacturer_name", "manufacturer_id", "country_of_origin",
+            "country_of_export", "country_of_destination", "reporting_country", "partner_country",
+            "port", "transport_mode", "quantity", "quantity_unit", "net_weight_kg",
+            "declared_value", "declared_currency", "declared_value_usd",
+        ]
+    };
+}
+
 /// The header of the canonical trade layout (`profiles/canonical.toml`, docs/formats.md), in
 /// the order `dartts export-foreign` writes it.
-pub const CANONICAL_HEADER: &[&str] = &[
-    "declaration_id",
-    "line_number",
-    "declaration_date",
-    "direction",
-    "hs_code",
-    "commodity_description",
-    "importer_name",
-    "importer_id",
-    "importer_address",
-    "exporter_name",
-    "manufacturer_name",
-    "manufacturer_id",
-    "country_of_origin",
-    "country_of_export",
-    "country_of_destination",
-    "reporting_country",
-    "partner_country",
-    "port",
-    "transport_mode",
-    "quantity",
-    "quantity_unit",
-    "net_weight_kg",
-    "declared_value",
-    "declared_currency",
-    "declared_value_usd",
-];
+pub const CANONICAL_HEADER: &[&str] = canonical_trade_fields!();
 
 /// Columns of `trade_records` in the order `BoundProfile::map` produces them.
-pub const TRADE_COLUMNS: &[&str] = &[
-    "batch_id",
-    "provider_country",
-    "declaration_id",
-    "line_number",
-    "declaration_date",
-    "direction",
-    "hs_code",
-    "commodity_description",
-    "importer_name",
-    "importer_id",
-    "importer_address",
-    "exporter_name",
-    "manufacturer_name",
-    "manufacturer_id",
-    "country_of_origin",
-    "country_of_export",
-    "country_of_destination",
-    "reporting_country",
-    "partner_country",
-    "port",
-    "transport_mode",
-    "quantity",
-    "quantity_unit",
-    "net_weight_kg",
-    "declared_value",
-    "declared_currency",
-    "declared_value_usd",
-];
+pub const TRADE_COLUMNS: &[&str] = canonical_trade_fields!("batch_id", "provider_country");
 
 impl BoundProfile<'_> {
     /// The field's value after code mapping; `None` when unmapped or empty.

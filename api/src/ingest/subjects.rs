@@ -8,30 +8,23 @@ use super::input::{HeaderIndex, Record};
 use super::sink::Cell;
 use super::values;
 
-pub const COLUMNS: &[&str] = &[
-    "record_id",
-    "kind",
-    "creating_agency",
-    "involvement",
-    "case_status",
-    "created_date",
-    "name",
-    "business_name",
-    "address",
-    "date_of_birth",
-    "ssn_tin",
-    "passport_number",
-    "passport_country",
-    "bank_accounts",
-    "phones",
-    "drivers_license",
-    "drivers_license_state",
-    "a_number",
-    "plate",
-    "vessel_name",
-    "aircraft_tail_number",
-    "description",
-];
+/// The stored columns, written once for the two lists below.
+macro_rules! subject_columns {
+    ($($first:literal),* ; $($last:literal),*) => {
+        &[
+            $($first,)*
+            "record_id", "kind", "creating_agency", "case_status", "created_date", "name",
+            "business_name", "address", "date_of_birth", "ssn_tin", "passport_number",
+            "passport_country", "bank_accounts", "phones", "drivers_license",
+            "drivers_license_state", "a_number", "plate", "vessel_name", "aircraft_tail_number",
+            "description",
+            $($last,)*
+        ]
+    };
+}
+
+/// The file's columns: the stored ones, then `involvement`, which is checked, not stored.
+pub const COLUMNS: &[&str] = subject_columns!(; "involvement");
 
 pub const REQUIRED: &[&str] = &[
     "record_id",
@@ -41,31 +34,8 @@ pub const REQUIRED: &[&str] = &[
     "case_status",
 ];
 
-/// Table columns (the `involvement` column is checked, not stored).
-pub const TABLE_COLUMNS: &[&str] = &[
-    "batch_id",
-    "record_id",
-    "kind",
-    "creating_agency",
-    "case_status",
-    "created_date",
-    "name",
-    "business_name",
-    "address",
-    "date_of_birth",
-    "ssn_tin",
-    "passport_number",
-    "passport_country",
-    "bank_accounts",
-    "phones",
-    "drivers_license",
-    "drivers_license_state",
-    "a_number",
-    "plate",
-    "vessel_name",
-    "aircraft_tail_number",
-    "description",
-];
+/// Table columns: `batch_id`, then the stored columns of the file.
+pub const TABLE_COLUMNS: &[&str] = subject_columns!("batch_id";);
 
 pub const KINDS: &[&str] = &[
     "PERSON",
