@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 /// The fields covered by the hash, in a fixed order. Serialized as JSON so no separator can be
 /// smuggled inside a value to make two different events hash alike.
 #[derive(Serialize)]
-struct Canonical<'a> {
+pub(super) struct Canonical<'a> {
     id: i64,
     at: String,
     instance: &'a str,
@@ -21,21 +21,26 @@ struct Canonical<'a> {
     prev_hash: &'a str,
 }
 
+impl<'a> Canonical<'a> {
+    pub(super) fn of(row: &'a audit_event::Model) -> Self {
+        Canonical {
+            id: row.id,
+            at: row.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
+            instance: &row.instance,
+            source: row.source.as_deref(),
+            actor: row.actor.as_deref(),
+            event_type: &row.event_type,
+            outcome: &row.outcome,
+            records: row.records,
+            detail: &row.detail,
+            prev_hash: &row.prev_hash,
+        }
+    }
+}
+
 pub fn event_hash(row: &audit_event::Model) -> String {
-    let canonical = Canonical {
-        id: row.id,
-        at: row.at.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string(),
-        instance: &row.instance,
-        source: row.source.as_deref(),
-        actor: row.actor.as_deref(),
-        event_type: &row.event_type,
-        outcome: &row.outcome,
-        records: row.records,
-        detail: &row.detail,
-        prev_hash: &row.prev_hash,
-    };
     // Serializing plain strings and integers cannot fail.
-    let text = serde_json::to_string(&canonical).unwrap_or_default();
+    let text = serde_json::to_string(&Canonical::of(row)).unwrap_or_default();
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 

@@ -257,28 +257,22 @@ const POSTGRES_APPEND: &str = "\
     ) \
     INSERT INTO audit_events \
         (id, at, instance, source, actor, event_type, outcome, records, detail, prev_hash, hash) \
-    SELECT r.id, $5, r.instance, r.source, r.actor, r.event_type, r.outcome, r.records, \
+    SELECT r.id, r.at, r.instance, r.source, r.actor, r.event_type, r.outcome, r.records, \
         r.detail, r.prev_hash, r.hash \
-    FROM moved, json_to_recordset($6::json) AS r( \
-        id bigint, instance text, source text, actor text, event_type text, outcome text, \
-        records bigint, detail text, prev_hash text, hash text)";
+    FROM moved, json_to_recordset($5::json) AS r( \
+        id bigint, at timestamptz, instance text, source text, actor text, event_type text, \
+        outcome text, records bigint, detail text, prev_hash text, hash text)";
 
 /// Other appenders a batch may lose the race to before the writer gives up.
 const MAX_ATTEMPTS: usize = 50;
 
-/// The rows as `json_to_recordset` reads them: one text parameter whatever the batch size, so
-/// the statement is prepared once per connection and NULLs need no separate encoding.
+/// A row as `json_to_recordset` reads it: the hashed content plus its hash. One text parameter
+/// whatever the batch size, so the statement is prepared once per connection and NULLs need no
+/// separate encoding.
 #[derive(serde::Serialize)]
 struct RowJson<'a> {
-    id: i64,
-    instance: &'a str,
-    source: Option<&'a str>,
-    actor: Option<&'a str>,
-    event_type: &'a str,
-    outcome: &'a str,
-    records: i64,
-    detail: &'a str,
-    prev_hash: &'a str,
+    #[serde(flatten)]
+    content: chain::Canonical<'a>,
     hash: &'a str,
 }
 
@@ -302,15 +296,7 @@ async fn append_postgres(
         let json: Vec<RowJson<'_>> = rows
             .iter()
             .map(|r| RowJson {
-                id: r.id,
-                instance: &r.instance,
-                source: r.source.as_deref(),
-                actor: r.actor.as_deref(),
-                event_type: &r.event_type,
-                outcome: &r.outcome,
-                records: r.records,
-                detail: &r.detail,
-                prev_hash: &r.prev_hash,
+                content: chain::Canonical::of(r),
                 hash: &r.hash,
             })
             .collect();
@@ -325,7 +311,6 @@ async fn append_postgres(
                     last.hash.clone().into(),
                     current.last_id.into(),
                     current.last_hash.into(),
-                    first.at.into(),
                     json.into(),
                 ],
             ))
