@@ -273,6 +273,56 @@ async fn redis_loss_fails_closed_and_recovers_without_forgetting() {
 }
 
 #[tokio::test]
+async fn a_cumulative_quota_counts_across_flushes_until_an_unlock() {
+    let redis = RedisServer::start();
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        .with_roles_edited(&[(
+            CBP_QUOTA,
+            r#"quota = { records = 7, window = "until_unlock" }"#,
+        )])
+        .with_env("DARTTS_REDIS_URL", &redis.url());
+    env.load_ok(&[
+        "trade",
+        fixture("trade_canonical.csv").to_str().expect("path"),
+        "--provider",
+        "US",
+    ])
+    .await;
+    let cbp = env.user("officer", "CBP_OFFICER", None).await;
+    let admin = env.user("root", "ADMIN", None).await;
+    let server = env.serve().await;
+    let id = user_id(&server, &cbp).await;
+    assert_eq!(pull(&server, &cbp, 4).await.0, 200);
+    // Lost counters come back from the audit log with no window start but the last unlock.
+    assert_eq!(redis.cli(&["FLUSHALL"]).as_deref(), Some("OK"));
+    assert_eq!(
+        status_of(&server, &admin, &id).await,
+        json!({ "used": 4, "limit": 7, "window": "UNTIL_UNLOCK", "locked": false })
+    );
+    let (status, body) = pull(&server, &cbp, 4).await;
+    assert_eq!(
+        (status, error_codes(&body)),
+        (403, vec!["ACCOUNT_LOCKED".to_owned()]),
+        "{body}"
+    );
+    let body = server
+        .session(Some(&admin))
+        .data(
+            "mutation($u: ID!) { unlockUser(userId: $u, reason: \"case closed\") { status } }",
+            json!({ "u": id }),
+        )
+        .await;
+    assert_eq!(body["unlockUser"]["status"], "ACTIVE");
+    // The unlock starts the count over, also for a rebuild after another flush.
+    assert_eq!(pull(&server, &cbp, 5).await.0, 200);
+    assert_eq!(redis.cli(&["FLUSHALL"]).as_deref(), Some("OK"));
+    assert_eq!(status_of(&server, &admin, &id).await["used"], 5);
+    let (status, _) = pull(&server, &cbp, 3).await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
 async fn embedded_store_has_the_same_rules_and_survives_a_restart() {
     let env = env_with(Backend::Sqlite, 15, None).await;
     let cbp = env.user("officer", "CBP_OFFICER", None).await;
