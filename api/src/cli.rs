@@ -1,21 +1,22 @@
-//! The `dartts` command line: serve, load, schema, migrate.
+//! The `dartts` command line: serve, load, purge, schema, migrate.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, Utc};
 use clap::{Parser, Subcommand};
 
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
 use crate::auth::local_token::LocalSigner;
-use crate::config::{DatabaseKind, Settings};
+use crate::config::{self, DatabaseKind, Settings};
 use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
 
 use crate::audit::{self, AuditEvent, AuditSink, DbAudit, EventType, NoAudit};
 use crate::policy::Policy;
+use crate::purge::{self, PurgeError, PurgeReport, PurgeRequest};
 use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
 use crate::state::AppState;
 use crate::{accounts, auth, db, export_foreign, graphql, server};
@@ -56,6 +57,17 @@ enum Command {
         /// Load nothing if any row is rejected.
         #[arg(long)]
         strict: bool,
+    },
+    /// Remove every batch loaded longer ago than the retention period: its rows, rejections
+    /// and raw files (unless a kept batch shares them). The batch row stays, marked purged.
+    /// Audited; meant to run on a schedule.
+    Purge {
+        /// Retention in years for this run, instead of DARTTS_RETENTION_YEARS (default 10).
+        #[arg(long, value_parser = config::retention_years)]
+        older_than_years: Option<u32>,
+        /// Report what would be purged; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -168,6 +180,28 @@ pub async fn run(cli: Cli) -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::User(command) => user(&db, &policy, &audit, command).await,
+        Command::Purge {
+            older_than_years,
+            dry_run,
+        } => {
+            let request = PurgeRequest {
+                retention_years: older_than_years.unwrap_or(settings.retention_years),
+                dry_run,
+                actor: operator(),
+            };
+            let result = purge::run(&db, &audit, &settings.data_dir, &request, Utc::now()).await;
+            match result {
+                Ok(report) => {
+                    print_purge(&report);
+                    ExitCode::SUCCESS
+                }
+                Err(PurgeError::Incomplete { report, cause }) => {
+                    print_purge(&report);
+                    fail(&PurgeError::Incomplete { report, cause })
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::Audit(AuditCommand::Verify) => match audit::verify(&db).await {
             Ok(report) if report.ok() => {
                 println!(
@@ -575,6 +609,63 @@ fn operator() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "operator".to_owned())
+}
+
+/// One line per batch, then the totals; a dry run says plainly that nothing was deleted.
+fn print_purge(report: &PurgeReport) {
+    let cutoff = report
+        .cutoff
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (verb, would) = if report.dry_run {
+        ("would purge", "would be ")
+    } else {
+        ("purged", "")
+    };
+    if report.batches.is_empty() {
+        println!(
+            "nothing to purge: no batch loaded before {cutoff} (retention {} years)",
+            report.retention_years
+        );
+    }
+    for b in &report.batches {
+        println!(
+            "{verb} batch {} ({}, {}, loaded {}): {}",
+            b.id,
+            b.dataset,
+            b.file_name,
+            b.loaded_at.format("%Y-%m-%d"),
+            table_counts(&b.rows)
+        );
+    }
+    if !report.batches.is_empty() {
+        println!(
+            "{} batch(es) loaded before {cutoff} (retention {} years) {would}purged: {} rows ({})",
+            report.batches.len(),
+            report.retention_years,
+            report.total_rows(),
+            table_counts(&report.rows_by_table())
+        );
+    }
+    if !report.raw_files_removed.is_empty() || !report.raw_files_shared.is_empty() {
+        println!(
+            "raw files: {} {would}removed, {} kept (still used by a kept batch)",
+            report.raw_files_removed.len(),
+            report.raw_files_shared.len()
+        );
+    }
+    if report.dry_run {
+        println!("dry run: nothing was deleted");
+    }
+}
+
+fn table_counts(rows: &std::collections::BTreeMap<&'static str, u64>) -> String {
+    if rows.is_empty() {
+        return "no rows".to_owned();
+    }
+    rows.iter()
+        .map(|(table, n)| format!("{table} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Shown on stdout per rejected row, at most; every rejection is stored with the batch.

@@ -134,6 +134,13 @@ pub struct TlsSettings {
 }
 
 pub const DEFAULT_LOGIN_MAX_FAILURES: u32 = 5;
+
+/// Data and raw inputs are kept this many years after their load, then purged (DESIGN §3).
+pub const DEFAULT_RETENTION_YEARS: u32 = 10;
+/// Bounds for the retention period: below one year a typo could purge what was just loaded;
+/// above a century the cutoff says "never", which is what not running `dartts purge` does.
+pub const MIN_RETENTION_YEARS: u32 = 1;
+pub const MAX_RETENTION_YEARS: u32 = 100;
 /// Above this a lockout no longer slows guessing meaningfully.
 pub const MAX_LOGIN_MAX_FAILURES: u32 = 100;
 
@@ -168,6 +175,8 @@ pub struct Settings {
     pub login_max_failures: u32,
     /// False only with `DARTTS_AUDIT=off-for-benchmarks`, to measure what auditing costs.
     pub audit: bool,
+    /// Years a batch is kept after its load before `dartts purge` removes it.
+    pub retention_years: u32,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
@@ -214,6 +223,8 @@ struct Raw {
     login_max_failures: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     audit: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    retention_years: Option<String>,
 }
 
 /// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
@@ -257,6 +268,7 @@ const SETTINGS: &[&str] = &[
     "tls_client_ca",
     "login_max_failures",
     "audit",
+    "retention_years",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
@@ -385,6 +397,13 @@ impl Settings {
                 });
             }
         };
+        let retention_years = match non_empty(raw.retention_years) {
+            None => DEFAULT_RETENTION_YEARS,
+            Some(text) => retention_years(&text).map_err(|reason| ConfigError::Invalid {
+                setting: "DARTTS_RETENTION_YEARS",
+                reason,
+            })?,
+        };
         let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
         if let Some(dir) = &policy_dir
             && !dir.is_dir()
@@ -408,6 +427,7 @@ impl Settings {
             tls,
             login_max_failures,
             audit,
+            retention_years,
         })
     }
 
@@ -415,6 +435,21 @@ impl Settings {
     pub fn is_embedded(&self) -> bool {
         self.database_kind == DatabaseKind::Sqlite && self.redis_url.is_none()
     }
+}
+
+/// A retention period in whole years, within the bounds; shared with `dartts purge
+/// --older-than-years` so both say the same thing about the same mistake.
+pub fn retention_years(text: &str) -> Result<u32, String> {
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (MIN_RETENTION_YEARS..=MAX_RETENTION_YEARS).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a whole number of years from {MIN_RETENTION_YEARS} to \
+                 {MAX_RETENTION_YEARS}"
+            )
+        })
 }
 
 fn flag(value: Option<String>, default: bool, setting: &'static str) -> Result<bool, ConfigError> {
@@ -629,6 +664,22 @@ mod tests {
         assert_eq!(s.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(s.instance, Instance::Domestic);
         assert!(s.database_url.expose().contains("dartts-data"));
+        assert_eq!(s.retention_years, DEFAULT_RETENTION_YEARS);
+    }
+
+    #[test]
+    fn retention_is_whole_years_within_bounds() {
+        let s = Settings::from_raw(Raw {
+            retention_years: Some(" 7 ".into()),
+            ..raw()
+        })
+        .unwrap();
+        assert_eq!(s.retention_years, 7);
+        assert_eq!(retention_years("1"), Ok(1));
+        assert_eq!(retention_years("100"), Ok(100));
+        for bad in ["0", "101", "1.5", "", "ten", "-1"] {
+            assert!(retention_years(bad).is_err(), "{bad:?} accepted");
+        }
     }
 
     #[test]
@@ -676,6 +727,27 @@ mod tests {
                 },
                 "DARTTS_AUDIT",
             ),
+            (
+                Raw {
+                    retention_years: Some("0".into()),
+                    ..raw()
+                },
+                "DARTTS_RETENTION_YEARS",
+            ),
+            (
+                Raw {
+                    retention_years: Some("ten".into()),
+                    ..raw()
+                },
+                "DARTTS_RETENTION_YEARS",
+            ),
+            (
+                Raw {
+                    retention_years: Some("-3".into()),
+                    ..raw()
+                },
+                "DARTTS_RETENTION_YEARS",
+            ),
         ] {
             let err = Settings::from_raw(raw).unwrap_err();
             assert!(
@@ -709,6 +781,7 @@ mod tests {
             tls_client_ca: Some("ca.pem".into()),
             login_max_failures: Some("5".into()),
             audit: Some("on".into()),
+            retention_years: Some("10".into()),
         };
         let as_json = format!("{raw:?}");
         for key in SETTINGS {

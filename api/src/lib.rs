@@ -17,6 +17,7 @@ pub mod graphql;
 pub mod ingest;
 pub mod introspection;
 pub mod policy;
+pub mod purge;
 pub mod quota;
 pub mod server;
 pub mod state;

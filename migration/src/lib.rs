@@ -11,6 +11,7 @@ mod m20261127_000005_passwords;
 mod m20261127_000006_quota_reset;
 mod m20261127_000007_sharing_agreements;
 mod m20261127_000008_audit_privileges;
+mod m20261127_000009_purge;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_quota_reset::Migration),
             Box::new(m20261127_000007_sharing_agreements::Migration),
             Box::new(m20261127_000008_audit_privileges::Migration),
+            Box::new(m20261127_000009_purge::Migration),
         ]
     }
 }

@@ -359,9 +359,12 @@ async fn existing_batch(
 ) -> Result<Option<i64>, IngestError> {
     use entities::batch;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    // A purged batch no longer holds the data, so the same file may be loaded again (the
+    // unique index on `(dataset, sha256)` only covers batches that are not purged).
     let found = batch::Entity::find()
         .filter(batch::Column::Dataset.eq(dataset.as_str()))
         .filter(batch::Column::Sha256.eq(sha256))
+        .filter(batch::Column::PurgedAt.is_null())
         .one(db)
         .await?;
     Ok(found.map(|b| b.id))
