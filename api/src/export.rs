@@ -28,11 +28,13 @@ use crate::auth::partner::ClientCert;
 use crate::auth::{self, Principal};
 use crate::delivery::{self, error_response};
 use crate::error::{ApiError, ErrorCode};
+use crate::graphql::filters::RecordFilter;
 use crate::graphql::financial::FinancialTransactionFilter;
 use crate::graphql::guard::readable;
 use crate::graphql::scope;
 use crate::graphql::subjects::SubjectRecordFilter;
 use crate::graphql::trade::TradeRecordFilter;
+use crate::policy::PermissionSet;
 use crate::quota::{self, Reservation};
 use crate::state::AppState;
 
@@ -55,15 +57,6 @@ impl Dataset {
             "financial.csv" => Some(Dataset::Financial),
             "subjects.csv" => Some(Dataset::Subjects),
             _ => None,
-        }
-    }
-
-    /// The GraphQL type whose field categories govern the columns.
-    fn type_name(self) -> &'static str {
-        match self {
-            Dataset::Trade => "TradeRecord",
-            Dataset::Financial => "FinancialTransaction",
-            Dataset::Subjects => "SubjectRecord",
         }
     }
 
@@ -455,34 +448,22 @@ pub async fn handle(
             &state,
             &principal,
             params.get("filter"),
-            Dataset::Trade.type_name(),
             trade_columns(),
-            |f, p| {
-                readable(&state.policy, p, "TradeRecord", &f.fields_read())?;
-                Ok(f.condition()?.add(scope::trade(p)))
-            },
+            scope::trade,
         ),
         Dataset::Financial => prepare::<FinancialTransactionFilter, _>(
             &state,
             &principal,
             params.get("filter"),
-            Dataset::Financial.type_name(),
             financial_columns(),
-            |f, p| {
-                Ok(f.condition()?
-                    .add(scope::all_or_nothing(p, financial_transaction::Column::Id)))
-            },
+            |p| scope::all_or_nothing(p, financial_transaction::Column::Id),
         ),
         Dataset::Subjects => prepare::<SubjectRecordFilter, _>(
             &state,
             &principal,
             params.get("filter"),
-            Dataset::Subjects.type_name(),
             subject_columns(),
-            |f, p| {
-                Ok(f.condition()?
-                    .add(scope::all_or_nothing(p, subject_record::Column::Id)))
-            },
+            |p| scope::all_or_nothing(p, subject_record::Column::Id),
         ),
     };
     let (condition, header_fields) = match result {
@@ -565,27 +546,26 @@ pub async fn handle(
     )
 }
 
-/// Parses the filter, checks it, and decides the columns.
+/// Parses the filter, checks it, and decides the columns. The check is here, once for every
+/// data set, rather than beside each data set's row scope, so none can be exported without it.
+/// Rows go out in id order, so no other field is compared.
 fn prepare<F, M>(
     state: &AppState,
     principal: &Principal,
     raw_filter: Option<&String>,
-    record_type: &str,
     columns: Vec<Column<M>>,
-    condition: impl Fn(&F, &crate::policy::PermissionSet) -> Result<Condition, ApiError>,
+    row_scope: impl Fn(&PermissionSet) -> Condition,
 ) -> Result<(Condition, Vec<&'static str>), ApiError>
 where
-    F: async_graphql::InputType + Default,
+    F: RecordFilter,
 {
     let filter: F = parse_filter(raw_filter)?;
-    let condition = condition(&filter, &principal.permissions)?;
+    let perms = &principal.permissions;
+    readable(&state.policy, perms, F::RECORD, &filter.fields_read())?;
+    let condition = filter.condition()?.add(row_scope(perms));
     let fields = columns
         .iter()
-        .filter(|c| {
-            principal
-                .permissions
-                .allows(state.policy.field_category(record_type, c.field))
-        })
+        .filter(|c| perms.allows(state.policy.field_category(F::RECORD, c.field)))
         .map(|c| c.field)
         .collect();
     Ok((condition, fields))

@@ -34,7 +34,7 @@ const BUILT_IN_SCALARS: [&str; 5] = ["Boolean", "Int", "Float", "String", "ID"];
 /// Filter arguments and sort keys that read record fields: the resolvers refuse them when a
 /// field is unreadable (`guard::require_readable`), so introspection does not offer them
 /// either. Unlisted input fields and enum values read no guarded field and are shown. Kept in
-/// step with `TradeRecordFilter::fields_read` by a test below.
+/// step with each filter's `RecordFilter::fields_read` by a test below.
 const READS: &[Reads] = &[
     Reads {
         ty: "TradeRecordFilter",
@@ -68,8 +68,24 @@ const READS: &[Reads] = &[
         ty: "FinancialTransactionFilter",
         record: "FinancialTransaction",
         members: &[
-            ("reportType", &["reportType", "subjectName"]),
-            ("subjectNameContains", &["reportType", "subjectName"]),
+            ("reportType", &["reportType"]),
+            ("transactionDateFrom", &["transactionDate"]),
+            ("transactionDateTo", &["transactionDate"]),
+            ("amountUsdMin", &["amountUsd"]),
+            ("amountUsdMax", &["amountUsd"]),
+            ("subjectNameContains", &["subjectName"]),
+            ("subjectTin", &["subjectTin"]),
+            ("accountNumber", &["accountNumber"]),
+        ],
+    },
+    Reads {
+        ty: "SubjectRecordFilter",
+        record: "SubjectRecord",
+        members: &[
+            ("kind", &["kind"]),
+            ("caseStatus", &["caseStatus"]),
+            ("nameContains", &["name", "businessName"]),
+            ("recordId", &["recordId"]),
         ],
     },
     Reads {
@@ -1678,15 +1694,52 @@ mod tests {
     }
 
     #[test]
-    fn reads_match_what_the_trade_filter_checks() {
-        use async_graphql::InputType;
+    fn a_partial_view_of_records_hides_the_filters_that_read_its_hidden_fields() {
+        use crate::config::Instance;
+        // No shipped role reads some but not all of a financial or subject record, so this
+        // policy makes one: HSI_AGENT loses TRADE_PII, and these fields become TRADE_PII.
+        let roles = include_str!("../../policies/roles.toml").replace(
+            "description = \"HSI special agent\"\nallow = [\"TRADE\", \"TRADE_PII\", ",
+            "description = \"HSI special agent\"\nallow = [\"TRADE\", ",
+        );
+        let fields = include_str!("../../policies/fields.toml")
+            .replace(
+                "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\n",
+                "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\nsubjectTin = \"TRADE_PII\"\n",
+            )
+            .replace(
+                "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\n",
+                "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\nbusinessName = \"TRADE_PII\"\n",
+            );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("roles.toml"), roles).unwrap();
+        std::fs::write(dir.path().join("fields.toml"), fields).unwrap();
+        let sdl = crate::graphql::sdl();
+        let policy = Policy::load(Some(dir.path()), &sdl, crate::accounts::ROLES)
+            .unwrap()
+            .for_instance(Instance::Domestic);
+        let perms = policy.permissions("HSI_AGENT", None);
+        let view = View::parse(&sdl).unwrap().restrict(rule(&policy, &perms));
+        assert!(!view.has_field("FinancialTransaction", "subjectTin"));
+        assert!(!view.has_input_field("FinancialTransactionFilter", "subjectTin"));
+        assert!(view.has_input_field("FinancialTransactionFilter", "subjectNameContains"));
+        assert!(view.has_input_field("FinancialTransactionFilter", "reportType"));
+        // `nameContains` reads both names; one of them hidden is enough to hide it.
+        assert!(view.has_field("SubjectRecord", "name"));
+        assert!(!view.has_input_field("SubjectRecordFilter", "nameContains"));
+        assert!(view.has_input_field("SubjectRecordFilter", "recordId"));
+    }
 
-        use crate::graphql::trade::TradeRecordFilter;
-        let view = View::parse(&crate::graphql::sdl()).unwrap();
-        let table: BTreeMap<&str, BTreeSet<&str>> = READS
+    /// READS' entry for the filter type `F` agrees with `F::fields_read`, member by member:
+    /// what introspection hides is exactly what the resolvers and exports refuse.
+    fn reads_match_fields_read<F: crate::graphql::filters::RecordFilter>(view: &View) {
+        let ty = F::type_name();
+        let entries: Vec<&Reads> = READS.iter().filter(|reads| reads.ty == ty).collect();
+        assert_eq!(entries.len(), 1, "READS must list {ty} once");
+        assert_eq!(entries[0].record, F::RECORD, "{ty}");
+        let table: BTreeMap<&str, BTreeSet<&str>> = entries[0]
+            .members
             .iter()
-            .filter(|reads| reads.ty == "TradeRecordFilter")
-            .flat_map(|reads| reads.members.iter())
             .map(|(m, fields)| (*m, fields.iter().copied().collect()))
             .collect();
         let sample = |ty: &str| match ty {
@@ -1700,21 +1753,48 @@ mod tests {
                 Value::Enum(Name::new(first))
             }
         };
-        let inputs = &view.types["TradeRecordFilter"].input_fields;
+        let inputs = &view.types[ty.as_ref()].input_fields;
         assert_eq!(
             inputs.keys().map(String::as_str).collect::<BTreeSet<_>>(),
             table.keys().copied().collect::<BTreeSet<_>>(),
-            "READS must list every TradeRecordFilter field"
+            "READS must list every {ty} field"
         );
         for (name, input) in inputs {
             let mut object = async_graphql::indexmap::IndexMap::new();
             object.insert(Name::new(name), sample(&input.ty));
-            let filter = TradeRecordFilter::parse(Some(Value::Object(object)))
+            let filter = F::parse(Some(Value::Object(object)))
                 .map_err(|e| e.into_server_error(Default::default()).message)
                 .unwrap();
             let read: BTreeSet<&str> = filter.fields_read().into_iter().collect();
-            assert_eq!(read, table[name.as_str()], "{name}");
+            assert_eq!(read, table[name.as_str()], "{ty}.{name}");
         }
+        assert!(F::default().fields_read().is_empty(), "{ty}: empty filter");
+    }
+
+    #[test]
+    fn reads_match_what_each_filter_checks() {
+        use crate::graphql::financial::FinancialTransactionFilter;
+        use crate::graphql::subjects::SubjectRecordFilter;
+        use crate::graphql::trade::TradeRecordFilter;
+        let view = View::parse(&crate::graphql::sdl()).unwrap();
+        reads_match_fields_read::<TradeRecordFilter>(&view);
+        reads_match_fields_read::<FinancialTransactionFilter>(&view);
+        reads_match_fields_read::<SubjectRecordFilter>(&view);
+        // Every filter input READS lists is one of those checked above (sort keys are checked
+        // by `reads_name_real_members_and_fields`).
+        let filters: BTreeSet<&str> = READS
+            .iter()
+            .filter(|reads| view.types[reads.ty].kind == Kind::InputObject)
+            .map(|reads| reads.ty)
+            .collect();
+        assert_eq!(
+            filters,
+            BTreeSet::from([
+                "TradeRecordFilter",
+                "FinancialTransactionFilter",
+                "SubjectRecordFilter"
+            ])
+        );
     }
 
     #[test]

@@ -121,16 +121,31 @@ impl TestEnv {
     /// Serves with the repository's policy, edited by text replacements in `roles.toml` (how
     /// the tests give a role a small quota). Each replacement must apply.
     pub fn with_roles_edited(self, edits: &[(&str, &str)]) -> Self {
+        self.with_policy_edited(&PolicyEdits {
+            roles: edits,
+            fields: &[],
+        })
+    }
+
+    /// Serves (and runs the CLI) with the repository's policy, edited by text replacements in
+    /// `roles.toml` and `fields.toml`. Each replacement must apply. Every call writes a
+    /// directory of its own, so a server started before keeps the policy it was given.
+    pub fn with_policy_edited(self, edits: &PolicyEdits<'_>) -> Self {
         let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies");
-        let target = self.dir.path().join("policies");
-        std::fs::create_dir_all(&target).expect("policy dir");
-        let mut roles = std::fs::read_to_string(source.join("roles.toml")).expect("roles.toml");
-        for (from, to) in edits {
-            assert!(roles.contains(from), "roles.toml has no {from:?}");
-            roles = roles.replace(from, to);
+        let target = tempfile::Builder::new()
+            .prefix("policies")
+            .tempdir_in(self.dir.path())
+            .expect("policy dir")
+            // Removed with `self.dir`, after every server using it.
+            .keep();
+        for (file, edits) in [("roles.toml", edits.roles), ("fields.toml", edits.fields)] {
+            let mut text = std::fs::read_to_string(source.join(file)).expect(file);
+            for (from, to) in edits {
+                assert!(text.contains(from), "{file} has no {from:?}");
+                text = text.replace(from, to);
+            }
+            std::fs::write(target.join(file), text).expect(file);
         }
-        std::fs::write(target.join("roles.toml"), roles).expect("write roles");
-        std::fs::copy(source.join("fields.toml"), target.join("fields.toml")).expect("fields.toml");
         let dir = target.to_str().expect("utf-8").to_owned();
         self.with_env("DARTTS_POLICY_DIR", &dir)
     }
@@ -328,6 +343,54 @@ impl TestEnv {
         server
     }
 }
+
+/// Text replacements in the repository's `roles.toml` and `fields.toml`
+/// (`TestEnv::with_policy_edited`).
+pub struct PolicyEdits<'a> {
+    pub roles: &'a [(&'a str, &'a str)],
+    pub fields: &'a [(&'a str, &'a str)],
+}
+
+/// A policy under which a role reads financial and subject records only in part: HSI_AGENT
+/// loses TRADE_PII, and the subject's identity in FinCEN reports and the person's name in TECS
+/// records become TRADE_PII. No shipped role has such a view (each of those record types is one
+/// category), so without it a filter on a hidden field of theirs could not be tried.
+pub const AGENT_WITHOUT_PII: PolicyEdits<'static> = PolicyEdits {
+    roles: &[(
+        "description = \"HSI special agent\"\nallow = [\"TRADE\", \"TRADE_PII\", \"FINANCIAL\"",
+        "description = \"HSI special agent\"\nallow = [\"TRADE\", \"FINANCIAL\"",
+    )],
+    fields: &[
+        (
+            "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\n",
+            "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\nsubjectName = \"TRADE_PII\"\nsubjectTin = \"TRADE_PII\"\naccountNumber = \"TRADE_PII\"\n",
+        ),
+        (
+            "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\n",
+            "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\nname = \"TRADE_PII\"\n",
+        ),
+    ],
+};
+
+/// A policy under which HSI_ANALYST may read financial and subject records but not the fields
+/// `financialTransactions` and `subjectRecords` order their pages by (`transactionDate`,
+/// `recordId`, made TRADE_PII here): the order alone would rank the hidden values.
+pub const ANALYST_WITHOUT_SORT_FIELDS: PolicyEdits<'static> = PolicyEdits {
+    roles: &[(
+        "description = \"HSI intelligence / trade analyst\"\nallow = [\"TRADE\", \"TRADE_PII\", \"FINANCIAL\"",
+        "description = \"HSI intelligence / trade analyst\"\nallow = [\"TRADE\", \"FINANCIAL\"",
+    )],
+    fields: &[
+        (
+            "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\n",
+            "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\ntransactionDate = \"TRADE_PII\"\n",
+        ),
+        (
+            "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\n",
+            "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\nrecordId = \"TRADE_PII\"\n",
+        ),
+    ],
+};
 
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now()

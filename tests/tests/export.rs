@@ -1,6 +1,6 @@
 //! CSV exports: same guards, scopes and quota as the GraphQL queries; streamed; idempotent.
 
-use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture};
+use dartts_tests::{AGENT_WITHOUT_PII, Backend, Server, TestEnv, error_codes, fixture};
 use serde_json::{Value, json};
 
 async fn get(server: &Server, token: Option<&str>, path: &str, key: Option<&str>) -> (u16, String) {
@@ -202,4 +202,92 @@ async fn exports_follow_the_same_rules_as_queries() {
         .await
             >= 3
     );
+}
+
+#[tokio::test]
+async fn financial_and_subject_exports_refuse_filters_on_hidden_fields() {
+    // HSI_AGENT here reads financial and subject records, but not the FinCEN subject's name,
+    // TIN and account number, nor a TECS person's name.
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        .with_policy_edited(&AGENT_WITHOUT_PII);
+    let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
+    env.load_ok(&["financial", &f("financial.csv")]).await;
+    env.load_ok(&["subjects", &f("subjects.csv")]).await;
+    let agent = env.user("agent", "HSI_AGENT", None).await;
+    let server = env.serve().await;
+
+    for (file, filter) in [
+        ("financial.csv", json!({ "subjectTin": "12-3456789" })),
+        ("financial.csv", json!({ "accountNumber": "000123456" })),
+        (
+            "financial.csv",
+            json!({ "reportType": "CTR", "subjectNameContains": "acme" }),
+        ),
+        ("subjects.csv", json!({ "nameContains": "courier" })),
+        // Only businesses match, whose names are readable; the predicate still reads the
+        // person's name column.
+        (
+            "subjects.csv",
+            json!({ "kind": "BUSINESS", "nameContains": "golden" }),
+        ),
+    ] {
+        let (status, body) = get(
+            &server,
+            Some(&agent),
+            &path_with_filter(file, filter.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (403, "FORBIDDEN_FIELD".to_owned()),
+            "{file} {filter}: {body}"
+        );
+        assert!(
+            !body.contains("reportId") && !body.contains("recordId"),
+            "{body}"
+        );
+    }
+    // Refused before anything was counted or recorded as delivered.
+    let used = server
+        .session(Some(&agent))
+        .data("{ quotaStatus { used } }", json!({}))
+        .await;
+    assert_eq!(used["quotaStatus"]["used"], 0);
+    let exports =
+        "SELECT COUNT(*) FROM audit_events WHERE event_type = 'export' AND actor = 'agent'";
+    assert_eq!(env.scalar(exports).await, 0);
+
+    // Members over readable fields export, without the hidden columns.
+    let (status, csv) = get(
+        &server,
+        Some(&agent),
+        &path_with_filter("financial.csv", json!({ "reportType": "CTR" })),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    let header = csv.lines().next().expect("header");
+    assert!(header.starts_with("reportId,reportType,"), "{header}");
+    for hidden in ["subjectName", "subjectTin", "accountNumber"] {
+        assert!(!header.contains(hidden), "{header}");
+    }
+    assert!(!csv.contains("Acme"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 2, "{csv}");
+    let (status, csv) = get(
+        &server,
+        Some(&agent),
+        &path_with_filter("subjects.csv", json!({ "kind": "PERSON" })),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    assert!(
+        !csv.lines().next().expect("header").contains(",name,"),
+        "{csv}"
+    );
+    assert!(!csv.contains("Courier"), "{csv}");
+    assert_eq!(csv.lines().count(), 1 + 1, "{csv}");
+    assert_eq!(env.scalar(exports).await, 2);
 }

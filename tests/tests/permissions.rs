@@ -2,16 +2,30 @@
 //! `expected.json` beside it is the exact response. The same data set and the same principals
 //! serve every case. Run with `DARTTS_BLESS=1` to (re)write the expected files after a change
 //! that is meant to alter them — and review the diff like code.
+//!
+//! A case runs under the repository's policy unless it names one of `POLICIES` (`policy = …`):
+//! the same policy edited, for rules no shipped role exercises (such as a partial view of a
+//! record type). Each named policy gets a server of its own over the same database.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dartts_tests::{Backend, TestEnv, fixture};
+use dartts_tests::{
+    AGENT_WITHOUT_PII, ANALYST_WITHOUT_SORT_FIELDS, Backend, PolicyEdits, Server, TestEnv, fixture,
+};
 use serde_json::{Value, json};
+
+/// The edited policies a case may name.
+const POLICIES: &[(&str, &PolicyEdits<'static>)] = &[
+    ("agent_without_pii", &AGENT_WITHOUT_PII),
+    ("analyst_without_sort_fields", &ANALYST_WITHOUT_SORT_FIELDS),
+];
 
 struct Case {
     name: String,
     principal: String,
+    /// One of `POLICIES`, or the repository's policy.
+    policy: Option<String>,
     query: String,
     variables: Value,
 }
@@ -30,6 +44,9 @@ fn cases() -> Vec<Case> {
                 .to_string_lossy()
                 .into_owned(),
             principal: table["principal"].as_str().expect("principal").to_owned(),
+            policy: table
+                .get("policy")
+                .map(|p| p.as_str().expect("policy is a name").to_owned()),
             query: table["query"].as_str().expect("query").to_owned(),
             variables: table
                 .get("variables")
@@ -59,7 +76,7 @@ fn normalize(mut v: Value) -> Value {
 
 #[tokio::test]
 async fn golden_permission_cases() {
-    let env = TestEnv::new(Backend::Postgres).await;
+    let mut env = TestEnv::new(Backend::Postgres).await;
     let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
     env.load_ok(&["trade", &f("trade_canonical.csv"), "--provider", "US"])
         .await;
@@ -81,20 +98,34 @@ async fn golden_permission_cases() {
     ] {
         tokens.insert(name, env.user(name, role, nation).await);
     }
-    let server = env.serve().await;
-    let bless = std::env::var_os("DARTTS_BLESS").is_some();
-    let mut failures = Vec::new();
     let cases = cases();
     assert!(
         cases.len() >= 20,
         "golden cases went missing: {}",
         cases.len()
     );
+    let mut servers: BTreeMap<Option<String>, Server> = BTreeMap::new();
+    servers.insert(None, env.serve().await);
+    for case in &cases {
+        let Some(name) = &case.policy else { continue };
+        if servers.contains_key(&case.policy) {
+            continue;
+        }
+        let (_, edits) = POLICIES
+            .iter()
+            .find(|(known, _)| known == name)
+            .unwrap_or_else(|| panic!("{}: unknown policy {name}", case.name));
+        // The same database, accounts and signing key; only the policy differs.
+        env = env.with_policy_edited(edits);
+        servers.insert(case.policy.clone(), env.serve().await);
+    }
+    let bless = std::env::var_os("DARTTS_BLESS").is_some();
+    let mut failures = Vec::new();
     for case in &cases {
         let token = tokens
             .get(case.principal.as_str())
             .unwrap_or_else(|| panic!("{}: unknown principal {}", case.name, case.principal));
-        let (status, body) = server
+        let (status, body) = servers[&case.policy]
             .session(Some(token))
             .post(&case.query, case.variables.clone())
             .await;

@@ -1,10 +1,39 @@
-//! SQL predicate helpers shared by the domain modules. Everything here becomes part of the SQL
-//! query; nothing filters rows after they are fetched.
+//! Filters shared by the domain modules: the `RecordFilter` contract (which fields a filter
+//! reads) and SQL predicate helpers. Everything here becomes part of the SQL query; nothing
+//! filters rows after they are fetched.
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
 use sea_orm::{ColumnTrait, Condition};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+
+/// A filter input over one record type, as `tradeRecords`, `financialTransactions`,
+/// `subjectRecords` and their CSV exports take it.
+///
+/// A predicate on a field leaks that field's values one comparison at a time, so whoever
+/// applies a filter must first check that the caller may read every field in `fields_read`
+/// (`guard::require_readable`, `guard::readable`). The export does so for any `RecordFilter`,
+/// so a new data set cannot forget it; `introspection::READS` lists the same mapping, and a
+/// test there keeps the two in step.
+pub trait RecordFilter: async_graphql::InputType + Default {
+    /// The GraphQL type the predicates read (its name in `policies/fields.toml`).
+    const RECORD: &'static str;
+
+    /// The `RECORD` fields the members that are set read.
+    fn fields_read(&self) -> Vec<&'static str>;
+
+    /// The filter as SQL, without any row scope.
+    fn condition(&self) -> ApiResult<Condition>;
+}
+
+/// The fields of the `(set, field)` pairs whose member is set: how `fields_read` is written.
+pub fn read_if_set(members: &[(bool, &'static str)]) -> Vec<&'static str> {
+    members
+        .iter()
+        .filter(|(set, _)| *set)
+        .map(|(_, field)| *field)
+        .collect()
+}
 
 /// Case-insensitive substring match that treats `%` and `_` in the input literally.
 pub fn contains<C: ColumnTrait>(column: C, needle: &str) -> SimpleExpr {

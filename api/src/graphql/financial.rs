@@ -10,7 +10,7 @@ use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::filters::{check_text, contains};
+use super::filters::{RecordFilter, check_text, contains, read_if_set};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
 use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
@@ -110,8 +110,27 @@ pub struct FinancialTransactionFilter {
     pub account_number: Option<String>,
 }
 
-impl FinancialTransactionFilter {
-    pub(crate) fn condition(&self) -> ApiResult<Condition> {
+impl RecordFilter for FinancialTransactionFilter {
+    const RECORD: &'static str = "FinancialTransaction";
+
+    fn fields_read(&self) -> Vec<&'static str> {
+        read_if_set(&[
+            (self.report_type.is_some(), "reportType"),
+            (
+                self.transaction_date_from.is_some() || self.transaction_date_to.is_some(),
+                "transactionDate",
+            ),
+            (
+                self.amount_usd_min.is_some() || self.amount_usd_max.is_some(),
+                "amountUsd",
+            ),
+            (self.subject_name_contains.is_some(), "subjectName"),
+            (self.subject_tin.is_some(), "subjectTin"),
+            (self.account_number.is_some(), "accountNumber"),
+        ])
+    }
+
+    fn condition(&self) -> ApiResult<Condition> {
         let mut c = Condition::all();
         if let Some(t) = self.report_type {
             c = c.add(Column::ReportType.eq(t.as_str()));
@@ -152,6 +171,10 @@ impl FinancialTransactionFilter {
     }
 }
 
+/// The field `financialTransactions` orders by (newest first; `Column::TransactionDate` below).
+/// A page's order compares that field's values, so it is checked like a filter on it.
+const SORTED_ON: &str = "transactionDate";
+
 #[derive(Default)]
 pub struct FinancialQuery;
 
@@ -171,9 +194,9 @@ impl FinancialQuery {
         let page = Page::new(first, after)?;
         let perms = &principal(ctx)?.permissions;
         let filter = filter.unwrap_or_default();
-        if filter.report_type.is_some() || filter.subject_name_contains.is_some() {
-            require_readable(ctx, "FinancialTransaction", &["reportType", "subjectName"])?;
-        }
+        let mut read = filter.fields_read();
+        read.push(SORTED_ON);
+        require_readable(ctx, FinancialTransactionFilter::RECORD, &read)?;
         let condition = filter
             .condition()?
             .add(scope::all_or_nothing(perms, Column::Id));

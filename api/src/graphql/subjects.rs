@@ -7,8 +7,8 @@ use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use super::filters::{check_text, contains};
-use super::guard::principal;
+use super::filters::{RecordFilter, check_text, contains, read_if_set};
+use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
 use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
 use super::scalars::Date;
@@ -139,8 +139,22 @@ pub struct SubjectRecordFilter {
     pub record_id: Option<String>,
 }
 
-impl SubjectRecordFilter {
-    pub(crate) fn condition(&self) -> ApiResult<Condition> {
+impl RecordFilter for SubjectRecordFilter {
+    const RECORD: &'static str = "SubjectRecord";
+
+    fn fields_read(&self) -> Vec<&'static str> {
+        let name = self.name_contains.is_some();
+        read_if_set(&[
+            (self.kind.is_some(), "kind"),
+            (self.case_status.is_some(), "caseStatus"),
+            // One predicate over both names: either hidden name would leak through it.
+            (name, "name"),
+            (name, "businessName"),
+            (self.record_id.is_some(), "recordId"),
+        ])
+    }
+
+    fn condition(&self) -> ApiResult<Condition> {
         let mut c = Condition::all();
         if let Some(k) = self.kind {
             c = c.add(Column::Kind.eq(k.as_str()));
@@ -168,6 +182,10 @@ impl SubjectRecordFilter {
     }
 }
 
+/// The field `subjectRecords` orders by (`Column::RecordId` below). A page's order compares
+/// that field's values, so it is checked like a filter on it.
+const SORTED_ON: &str = "recordId";
+
 #[derive(Default)]
 pub struct SubjectQuery;
 
@@ -185,6 +203,9 @@ impl SubjectQuery {
         let state = ctx.data::<AppState>()?;
         let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
+        let mut read = filter.fields_read();
+        read.push(SORTED_ON);
+        require_readable(ctx, SubjectRecordFilter::RECORD, &read)?;
         let c = filter.condition()?.add(scope::all_or_nothing(
             &principal(ctx)?.permissions,
             Column::Id,

@@ -10,7 +10,7 @@ use sea_orm::{
 };
 
 use super::batch::{Batch, BatchLoader};
-use super::filters::{check_text, contains, countries};
+use super::filters::{RecordFilter, check_text, contains, countries, read_if_set};
 use super::financial::{self, FinancialTransaction};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
@@ -187,54 +187,50 @@ pub struct TradeRecordFilter {
     pub linked_financial_activity: Option<bool>,
 }
 
-impl TradeRecordFilter {
-    /// The `TradeRecord` fields this filter reads, for the same permission check as reading them.
-    pub(crate) fn fields_read(&self) -> Vec<&'static str> {
-        let mut fields = Vec::new();
-        let mut uses = |used: bool, field: &'static str| {
-            if used {
-                fields.push(field);
-            }
-        };
-        uses(
-            self.declaration_date_from.is_some() || self.declaration_date_to.is_some(),
-            "declarationDate",
-        );
-        uses(self.hs_code_prefix.is_some(), "hsCode");
-        uses(self.direction.is_some(), "direction");
-        uses(self.declaration_id.is_some(), "declarationId");
-        uses(self.country_of_origin.is_some(), "countryOfOrigin");
-        uses(self.country_of_export.is_some(), "countryOfExport");
-        uses(
-            self.country_of_destination.is_some(),
-            "countryOfDestination",
-        );
-        uses(self.reporting_country.is_some(), "reportingCountry");
-        uses(self.partner_country.is_some(), "partnerCountry");
-        uses(self.provider_country.is_some(), "providerCountry");
-        uses(self.importer_name_contains.is_some(), "importerName");
-        uses(self.importer_id.is_some(), "importerId");
-        uses(self.exporter_name_contains.is_some(), "exporterName");
-        uses(
-            self.manufacturer_name_contains.is_some(),
-            "manufacturerName",
-        );
-        uses(self.manufacturer_id.is_some(), "manufacturerId");
-        uses(self.port.is_some(), "port");
-        uses(self.transport_mode.is_some(), "transportMode");
-        uses(
-            self.declared_value_usd_min.is_some() || self.declared_value_usd_max.is_some(),
-            "declaredValueUsd",
-        );
-        uses(self.batch_id.is_some(), "batch");
-        uses(
-            self.linked_financial_activity.is_some(),
-            "linkedFinancialTransactions",
-        );
-        fields
+impl RecordFilter for TradeRecordFilter {
+    const RECORD: &'static str = "TradeRecord";
+
+    fn fields_read(&self) -> Vec<&'static str> {
+        read_if_set(&[
+            (
+                self.declaration_date_from.is_some() || self.declaration_date_to.is_some(),
+                "declarationDate",
+            ),
+            (self.hs_code_prefix.is_some(), "hsCode"),
+            (self.direction.is_some(), "direction"),
+            (self.declaration_id.is_some(), "declarationId"),
+            (self.country_of_origin.is_some(), "countryOfOrigin"),
+            (self.country_of_export.is_some(), "countryOfExport"),
+            (
+                self.country_of_destination.is_some(),
+                "countryOfDestination",
+            ),
+            (self.reporting_country.is_some(), "reportingCountry"),
+            (self.partner_country.is_some(), "partnerCountry"),
+            (self.provider_country.is_some(), "providerCountry"),
+            (self.importer_name_contains.is_some(), "importerName"),
+            (self.importer_id.is_some(), "importerId"),
+            (self.exporter_name_contains.is_some(), "exporterName"),
+            (
+                self.manufacturer_name_contains.is_some(),
+                "manufacturerName",
+            ),
+            (self.manufacturer_id.is_some(), "manufacturerId"),
+            (self.port.is_some(), "port"),
+            (self.transport_mode.is_some(), "transportMode"),
+            (
+                self.declared_value_usd_min.is_some() || self.declared_value_usd_max.is_some(),
+                "declaredValueUsd",
+            ),
+            (self.batch_id.is_some(), "batch"),
+            (
+                self.linked_financial_activity.is_some(),
+                "linkedFinancialTransactions",
+            ),
+        ])
     }
 
-    pub(crate) fn condition(&self) -> ApiResult<Condition> {
+    fn condition(&self) -> ApiResult<Condition> {
         let mut c = Condition::all();
         if let Some(d) = self.declaration_date_from {
             c = c.add(Column::DeclarationDate.gte(d.0));
@@ -456,7 +452,7 @@ impl TradeQuery {
         }
         let mut read = filter.fields_read();
         read.extend(order_by.iter().map(|o| o.field.field_name()));
-        require_readable(ctx, "TradeRecord", &read)?;
+        require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
         let principal = principal(ctx)?;
         let condition = filter
             .condition()?
