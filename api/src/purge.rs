@@ -33,6 +33,7 @@ use sea_orm::{
 use serde_json::{Value, json};
 
 use crate::audit::{AuditError, AuditEvent, AuditSink, EventType};
+use crate::ingest::raw_store;
 
 /// Every table whose rows belong to a batch through `batch_id`. A table missing here would
 /// keep its rows forever (the batch row stays, so no foreign key would complain); a black-box
@@ -360,6 +361,11 @@ async fn remove_raw_files(
     data_dir: &Path,
     report: &PurgeReport,
 ) -> Result<RawFiles, DbErr> {
+    // No load may be between keeping a file and committing its batch while the plan is made
+    // and carried out (see `raw_store::lock`).
+    let _store = raw_store::lock(data_dir, raw_store::Access::Purge)
+        .await
+        .map_err(|e| DbErr::Custom(format!("cannot lock the raw store: {e}")))?;
     let all = batch::Entity::find().all(db).await?;
     let this_run: HashSet<i64> = report.batches.iter().map(|b| b.id).collect();
     let plan = raw_plan(&all, &HashSet::new(), &this_run);

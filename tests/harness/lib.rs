@@ -259,7 +259,17 @@ impl TestEnv {
         self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
     }
 
+    /// The first column of the one row `sql` returns, as an integer.
     pub async fn scalar(&self, sql: &str) -> i64 {
+        self.one_value(sql).await
+    }
+
+    /// The first column of the one row `sql` returns, as text.
+    pub async fn text(&self, sql: &str) -> String {
+        self.one_value(sql).await
+    }
+
+    async fn one_value<T: sea_orm::TryGetable>(&self, sql: &str) -> T {
         let db = self.db().await;
         let row = db
             .query_one_raw(Statement::from_string(
@@ -269,7 +279,9 @@ impl TestEnv {
             .await
             .expect("query")
             .expect("one row");
-        let value: i64 = row.try_get_by_index(0).expect("integer");
+        let value = row
+            .try_get_by_index(0)
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
         db.close().await.ok();
         value
     }

@@ -53,21 +53,6 @@ async fn age(env: &TestEnv, batch: i64) {
     db.close().await.ok();
 }
 
-async fn text(env: &TestEnv, sql: &str) -> String {
-    let db = env.db().await;
-    let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            sql.to_owned(),
-        ))
-        .await
-        .expect("query")
-        .expect("one row");
-    let value: String = row.try_get_by_index(0).expect("text");
-    db.close().await.ok();
-    value
-}
-
 async fn rows_of(env: &TestEnv, table: &str, batch: i64) -> i64 {
     env.scalar(&format!(
         "SELECT COUNT(*) FROM {table} WHERE batch_id = {batch}"
@@ -226,8 +211,7 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
         assert_eq!(purge_events(&env, "attempted").await, 1, "{backend:?}");
         assert_eq!(purge_events(&env, "ok").await, 1, "{backend:?}");
         let detail: Value = serde_json::from_str(
-            &text(
-                &env,
+            &env.text(
                 "SELECT detail FROM audit_events WHERE event_type = 'purge' AND outcome = 'ok'",
             )
             .await,
@@ -264,6 +248,25 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
         );
         let verify = env.run(&["audit", "verify"]).await;
         assert!(verify.ok, "{backend:?}: {}", verify.stdout);
+
+        // Clients see which batches are gone, with the counts of their load.
+        let token = env.user("reader", "HSI_ANALYST", None).await;
+        let server = env.serve().await;
+        let batches = server
+            .session(Some(&token))
+            .data(
+                "{ batches(filter: { dataset: TRADE }) { edges { node { acceptedRows purgedAt } } } }",
+                serde_json::json!({}),
+            )
+            .await;
+        let edges = batches["batches"]["edges"].as_array().expect("edges");
+        assert_eq!(edges.len(), 1, "{backend:?}: {batches}");
+        assert_eq!(
+            edges[0]["node"]["acceptedRows"], old_trade_rows,
+            "{batches}"
+        );
+        assert!(edges[0]["node"]["purgedAt"].is_string(), "{batches}");
+        drop(server);
 
         // A second run finds nothing due, deletes nothing, and is audited all the same.
         let again = env.run(&["purge"]).await;

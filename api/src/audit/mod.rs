@@ -172,22 +172,28 @@ async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::
                 Err(_) => break,
             }
         }
-        let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
-        let appended = match db.get_database_backend() {
-            DbBackend::Postgres => append_postgres(&db, instance, &events, &mut head).await,
-            _ => append_locked(&db, instance, &events).await,
-        };
-        match appended {
-            Ok(first_id) => {
-                for (offset, pending) in batch.into_iter().enumerate() {
-                    let _ = pending.reply.send(Ok(first_id + offset as i64));
+        // Each append takes a prefix of what is waiting (all of it on SQLite) and says how
+        // many; those callers are answered at once, the rest go on.
+        while !batch.is_empty() {
+            let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
+            let appended = match db.get_database_backend() {
+                DbBackend::Postgres => append_postgres(&db, instance, &events, &mut head).await,
+                _ => append_locked(&db, instance, &events)
+                    .await
+                    .map(|first_id| (first_id, events.len())),
+            };
+            match appended {
+                Ok((first_id, count)) => {
+                    for (offset, pending) in batch.drain(..count).enumerate() {
+                        let _ = pending.reply.send(Ok(first_id + offset as i64));
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, events = batch.len(), "audit append failed");
-                let message = e.to_string();
-                for pending in batch {
-                    let _ = pending.reply.send(Err(message.clone()));
+                Err(e) => {
+                    tracing::error!(error = %e, events = batch.len(), "audit append failed");
+                    let message = e.to_string();
+                    for pending in batch.drain(..) {
+                        let _ = pending.reply.send(Err(message.clone()));
+                    }
                 }
             }
         }
@@ -214,40 +220,63 @@ async fn read_head(db: &impl ConnectionTrait) -> Result<Head, AuditError> {
     })
 }
 
+/// The time every row of one append carries. Microseconds: what both databases store, so the
+/// hash recomputes from the stored row.
+fn append_time() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(6)
+}
+
+/// The row that puts `event` at `id`, after the row whose hash is `prev_hash`.
+fn chain_row(
+    instance: Instance,
+    id: i64,
+    prev_hash: String,
+    at: DateTime<Utc>,
+    event: &AuditEvent,
+) -> audit_event::Model {
+    let mut row = audit_event::Model {
+        id,
+        at,
+        instance: instance.as_str().to_owned(),
+        source: event.source.clone(),
+        actor: event.actor.clone(),
+        event_type: event.event_type.as_str().to_owned(),
+        outcome: event.outcome.to_owned(),
+        records: event.records,
+        detail: if event.detail.is_null() {
+            "{}".to_owned()
+        } else {
+            event.detail.to_string()
+        },
+        prev_hash,
+        hash: String::new(),
+    };
+    row.hash = event_hash(&row);
+    row
+}
+
 /// The rows that extend the chain after `head` with `events`, in order.
 fn chain_rows(instance: Instance, head: &Head, events: &[&AuditEvent]) -> Vec<audit_event::Model> {
-    // Microseconds: what both databases store, so the hash recomputes from the stored row.
-    let at: DateTime<Utc> = Utc::now().trunc_subsecs(6);
+    let at = append_time();
     let mut prev_hash = head.last_hash.clone();
     let mut rows = Vec::with_capacity(events.len());
     for (offset, event) in events.iter().enumerate() {
-        let mut row = audit_event::Model {
-            id: head.last_id + 1 + offset as i64,
-            at,
-            instance: instance.as_str().to_owned(),
-            source: event.source.clone(),
-            actor: event.actor.clone(),
-            event_type: event.event_type.as_str().to_owned(),
-            outcome: event.outcome.to_owned(),
-            records: event.records,
-            detail: if event.detail.is_null() {
-                "{}".to_owned()
-            } else {
-                event.detail.to_string()
-            },
+        let row = chain_row(
+            instance,
+            head.last_id + 1 + offset as i64,
             prev_hash,
-            hash: String::new(),
-        };
-        row.hash = event_hash(&row);
+            at,
+            event,
+        );
         prev_hash = row.hash.clone();
         rows.push(row);
     }
     rows
 }
 
-/// Moves the head and inserts the batch in one autocommit statement, but only if the head is
-/// still where `head` says: one round trip per batch, and the UPDATE's row lock orders
-/// concurrent appenders. When another process appended in between, the head no longer
+/// Moves the head and inserts rows in one autocommit statement, but only if the head is
+/// still where `head` says: one round trip, and the UPDATE's row lock orders concurrent
+/// appenders. When another process appended in between, the head no longer
 /// matches, nothing is written, and the batch is rebuilt on the new head.
 const POSTGRES_APPEND: &str = "\
     WITH moved AS ( \
@@ -276,39 +305,71 @@ struct RowJson<'a> {
     hash: &'a str,
 }
 
+/// The most bytes of rows one statement carries. The statement then fits in one TLS record
+/// (16 KiB), i.e. one write to the socket. A larger one is written in pieces, and sqlx does not
+/// set TCP_NODELAY: the second piece waits for the server's delayed ACK of the first, about
+/// 40 ms on Linux, for every batch (measured in BENCHMARKS.md).
+const STATEMENT_BYTES: usize = 15_000;
+
+/// Appends the longest prefix of `events` that fits in one statement (at least one event);
+/// returns the first new id and how many were appended.
 async fn append_postgres(
     db: &DatabaseConnection,
     instance: Instance,
     events: &[&AuditEvent],
     head: &mut Option<Head>,
-) -> Result<i64, AuditError> {
+) -> Result<(i64, usize), AuditError> {
     for _ in 0..MAX_ATTEMPTS {
         // Taken, not borrowed: after any error the next batch starts from a fresh read.
         let current = match head.take() {
             Some(h) => h,
             None => read_head(db).await?,
         };
-        let rows = chain_rows(instance, &current, events);
-        let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
-            *head = Some(current);
-            return Ok(0);
+        let at = append_time();
+        let mut json = String::from("[");
+        let mut last = Head {
+            last_id: current.last_id,
+            last_hash: current.last_hash.clone(),
         };
-        let json: Vec<RowJson<'_>> = rows
-            .iter()
-            .map(|r| RowJson {
-                content: chain::Canonical::of(r),
-                hash: &r.hash,
+        let mut count = 0;
+        for event in events {
+            let row = chain_row(
+                instance,
+                last.last_id + 1,
+                last.last_hash.clone(),
+                at,
+                event,
+            );
+            let text = serde_json::to_string(&RowJson {
+                content: chain::Canonical::of(&row),
+                hash: &row.hash,
             })
-            .collect();
-        let json = serde_json::to_string(&json)
             .map_err(|e| AuditError::Writer(format!("encoding the batch: {e}")))?;
+            if count > 0 && json.len() + text.len() + 2 > STATEMENT_BYTES {
+                break;
+            }
+            if count > 0 {
+                json.push(',');
+            }
+            json.push_str(&text);
+            last = Head {
+                last_id: row.id,
+                last_hash: row.hash,
+            };
+            count += 1;
+        }
+        json.push(']');
+        if count == 0 {
+            *head = Some(current);
+            return Err(AuditError::Writer("nothing to append".into()));
+        }
         let written = db
             .execute_raw(Statement::from_sql_and_values(
                 DbBackend::Postgres,
                 POSTGRES_APPEND,
                 [
-                    last.id.into(),
-                    last.hash.clone().into(),
+                    last.last_id.into(),
+                    last.last_hash.clone().into(),
                     current.last_id.into(),
                     current.last_hash.into(),
                     json.into(),
@@ -316,17 +377,14 @@ async fn append_postgres(
             ))
             .await?
             .rows_affected();
-        if written == rows.len() as u64 {
-            *head = Some(Head {
-                last_id: last.id,
-                last_hash: last.hash.clone(),
-            });
-            return Ok(first.id);
+        if written == count as u64 {
+            let first_id = current.last_id + 1;
+            *head = Some(last);
+            return Ok((first_id, count));
         }
         if written != 0 {
             return Err(AuditError::Writer(format!(
-                "appended {written} of {} events",
-                rows.len()
+                "appended {written} of {count} events"
             )));
         }
     }

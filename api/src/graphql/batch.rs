@@ -67,6 +67,9 @@ pub struct Batch {
     pub loaded_by: String,
     pub provider_country: Option<String>,
     pub profile: Option<String>,
+    /// When the retention purge removed this batch's rows and raw input. The batch itself
+    /// stays, as the record that the load happened; its row counts are those of the load.
+    pub purged_at: Option<DateTime<Utc>>,
 }
 
 /// A row a load refused, and why.
@@ -123,6 +126,7 @@ impl From<batch::Model> for Batch {
             loaded_by: m.loaded_by,
             provider_country: m.provider_country,
             profile: m.profile,
+            purged_at: m.purged_at,
         }
     }
 }

@@ -9,7 +9,7 @@
 mod financial;
 mod input;
 pub mod profile;
-mod raw_store;
+pub(crate) mod raw_store;
 mod sdn;
 mod sink;
 mod subjects;
@@ -200,6 +200,9 @@ pub async fn load(
     };
     let inputs = resolve_inputs(req)?;
 
+    // Held until this function returns, after the commit: the purge must not remove a kept
+    // file this load is about to reference.
+    let _store = raw_store::lock(data_dir, raw_store::Access::Load).await?;
     // Hash and keep every raw file first: the digest decides whether this is a reload, and the
     // rows are then read from the kept copy, so what is stored is exactly what was loaded.
     let mut stored = Vec::with_capacity(inputs.files.len());

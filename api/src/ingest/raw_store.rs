@@ -9,6 +9,43 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+/// Who holds the store's lock, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A load: from keeping its raw files until its batch commits. Loads run side by side.
+    Load,
+    /// The purge: while it decides which files no batch uses and removes them.
+    Purge,
+}
+
+/// The store's lock, released on drop. Without it a purge could remove a file that a load
+/// found already kept (same content as a purged batch), just before that load commits the
+/// batch that needs it.
+#[derive(Debug)]
+pub struct StoreLock {
+    _file: File,
+}
+
+/// Takes the lock (`<data dir>/raw/.lock`), waiting for the other kind of holder to finish.
+pub async fn lock(data_dir: &Path, access: Access) -> io::Result<StoreLock> {
+    let dir = data_dir.join("raw");
+    tokio::task::spawn_blocking(move || {
+        fs::create_dir_all(&dir)?;
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(".lock"))?;
+        match access {
+            Access::Load => file.lock_shared()?,
+            Access::Purge => file.lock()?,
+        }
+        Ok(StoreLock { _file: file })
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
 #[derive(Debug)]
 pub struct Stored {
     pub sha256: String,
@@ -71,6 +108,29 @@ pub fn digest_of_set<'a>(parts: impl Iterator<Item = (&'a str, &'a str)>) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn loads_share_the_store_and_the_purge_waits_for_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = lock(dir.path(), Access::Load).await.unwrap();
+        let b = lock(dir.path(), Access::Load).await.unwrap();
+        let purge = tokio::spawn({
+            let path = dir.path().to_owned();
+            async move { lock(&path, Access::Purge).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!purge.is_finished(), "the purge must wait for loads");
+        drop((a, b));
+        let held = purge.await.unwrap();
+        let load = tokio::spawn({
+            let path = dir.path().to_owned();
+            async move { lock(&path, Access::Load).await.unwrap() }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!load.is_finished(), "a load must wait for the purge");
+        drop(held);
+        load.await.unwrap();
+    }
 
     #[test]
     fn keeps_content_addressed_copy_once() {
