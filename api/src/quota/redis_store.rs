@@ -76,10 +76,11 @@ impl RedisQuota {
     fn keys(account: &Account<'_>, quota: Quota) -> (String, String) {
         (
             format!(
-                "dartts:quota:{}",
+                "dartts:quota:{}:{}",
+                user_tag(account.user_id),
                 account.window_key(quota.window, Utc::now())
             ),
-            format!("dartts:lock:{}", account.user_id),
+            lock_key(account.user_id),
         )
     }
 
@@ -138,7 +139,7 @@ impl QuotaStore for RedisQuota {
             let mut invocation = self.script.key(&counter);
             invocation.key(&lock);
             if let Some(k) = idempotency {
-                invocation.key(format!("dartts:idem:{}:{k}", account.user_id));
+                invocation.key(format!("dartts:idem:{}:{k}", user_tag(account.user_id)));
             }
             invocation
                 .arg(n)
@@ -191,7 +192,7 @@ impl QuotaStore for RedisQuota {
         let mut con = self.manager.clone();
         self.bounded(
             redis::cmd("DEL")
-                .arg(format!("dartts:lock:{user_id}"))
+                .arg(lock_key(user_id))
                 .query_async::<i64>(&mut con),
         )
         .await?;
@@ -200,5 +201,42 @@ impl QuotaStore for RedisQuota {
 
     fn describe(&self) -> String {
         format!("Redis quota store at {}", self.url)
+    }
+}
+
+/// The Redis Cluster hash tag of an account's keys: the one script touches its counter, lock
+/// and idempotency key together, and a cluster only allows that for keys of one slot. (A
+/// counter missing under a new name is rebuilt from the audit log, so renaming keys is safe.)
+fn user_tag(user_id: i64) -> String {
+    format!("{{u{user_id}}}")
+}
+
+fn lock_key(user_id: i64) -> String {
+    format!("dartts:lock:{}", user_tag(user_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Everything the reserve script touches for one account shares one hash tag, so one
+    /// cluster slot.
+    #[test]
+    fn an_accounts_keys_share_one_hash_tag() {
+        let account = Account {
+            user_id: 7,
+            username: "alice",
+            reset_at: None,
+        };
+        let quota = Quota {
+            records: 10,
+            window: super::super::Window::Day,
+        };
+        let (counter, lock) = RedisQuota::keys(&account, quota);
+        for key in [counter.as_str(), lock.as_str()] {
+            assert!(key.contains("{u7}"), "{key}");
+            assert_eq!(key.matches('{').count(), 1, "{key}");
+        }
+        assert_ne!(user_tag(7), user_tag(70));
     }
 }
