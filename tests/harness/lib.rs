@@ -213,6 +213,13 @@ impl TestEnv {
         run
     }
 
+    /// Loads the 10-row canonical trade fixture as US data (what most tests start from).
+    pub async fn load_trade_fixture(&self) -> Run {
+        let path = fixture("trade_canonical.csv");
+        self.load_ok(&["trade", path.to_str().expect("path"), "--provider", "US"])
+            .await
+    }
+
     /// Creates an ACTIVE account and returns a token for it, through the CLI an operator uses.
     pub async fn user(&self, username: &str, role: &str, nation: Option<&str>) -> String {
         let mut args = vec!["user", "add", username, "--role", role];

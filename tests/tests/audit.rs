@@ -1,7 +1,7 @@
 //! The audit log on PostgreSQL: who may change it (nobody the API runs as), and one chain when
 //! several processes append at once.
 
-use dartts_tests::{Backend, TestEnv, fixture};
+use dartts_tests::{Backend, TestEnv};
 use futures_util::future::join_all;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection};
 use serde_json::json;
@@ -41,13 +41,7 @@ async fn refused(db: &DatabaseConnection, sql: &str) -> String {
 #[tokio::test]
 async fn the_api_role_cannot_rewrite_the_log_and_whoever_can_is_caught() {
     let env = TestEnv::new(Backend::Postgres).await;
-    env.load_ok(&[
-        "trade",
-        fixture("trade_canonical.csv").to_str().expect("path"),
-        "--provider",
-        "US",
-    ])
-    .await;
+    env.load_trade_fixture().await;
     let token = env.user("alice", "HSI_ANALYST", None).await;
     let owner = env.db().await;
 

@@ -1,18 +1,12 @@
 //! The GraphQL surface over HTTP: connections, paging, multi-column sort, filters, node ids,
 //! errors and the transport rules.
 
-use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes};
 use serde_json::{Value, json};
 
 async fn loaded(backend: Backend) -> (TestEnv, Server) {
     let env = TestEnv::new(backend).await;
-    env.load_ok(&[
-        "trade",
-        fixture("trade_canonical.csv").to_str().expect("path"),
-        "--provider",
-        "US",
-    ])
-    .await;
+    env.load_trade_fixture().await;
     let server = env.serve_as_analyst().await;
     (env, server)
 }

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use dartts_tests::redis::RedisServer;
-use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture};
+use dartts_tests::{Backend, Server, TestEnv, error_codes};
 use serde_json::{Value, json};
 
 const CBP_QUOTA: &str = r#"quota = { records = 20000, window = "day" }"#;
@@ -20,13 +20,7 @@ async fn env_with(backend: Backend, records: u64, redis: Option<&RedisServer>) -
     if let Some(r) = redis {
         env = env.with_env("DARTTS_REDIS_URL", &r.url());
     }
-    env.load_ok(&[
-        "trade",
-        fixture("trade_canonical.csv").to_str().expect("path"),
-        "--provider",
-        "US",
-    ])
-    .await;
+    env.load_trade_fixture().await;
     env
 }
 
@@ -282,13 +276,7 @@ async fn a_cumulative_quota_counts_across_flushes_until_an_unlock() {
             r#"quota = { records = 7, window = "until_unlock" }"#,
         )])
         .with_env("DARTTS_REDIS_URL", &redis.url());
-    env.load_ok(&[
-        "trade",
-        fixture("trade_canonical.csv").to_str().expect("path"),
-        "--provider",
-        "US",
-    ])
-    .await;
+    env.load_trade_fixture().await;
     let cbp = env.user("officer", "CBP_OFFICER", None).await;
     let admin = env.user("root", "ADMIN", None).await;
     let server = env.serve().await;
@@ -343,13 +331,7 @@ async fn embedded_store_has_the_same_rules_and_survives_a_restart() {
 #[tokio::test]
 async fn the_audit_chain_is_append_only_and_tampering_is_found() {
     let env = TestEnv::new(Backend::Sqlite).await;
-    env.load_ok(&[
-        "trade",
-        fixture("trade_canonical.csv").to_str().expect("path"),
-        "--provider",
-        "US",
-    ])
-    .await;
+    env.load_trade_fixture().await;
     let token = env.user("alice", "HSI_ANALYST", None).await;
     let server = env.serve().await;
     server.session(Some(&token)).data(&page(3), json!({})).await;
@@ -472,13 +454,7 @@ async fn the_audit_chain_is_append_only_and_tampering_is_found() {
 #[tokio::test]
 async fn without_an_audit_record_nothing_is_delivered() {
     let env = TestEnv::new(Backend::Postgres).await;
-    env.load_ok(&[
-        "trade",
-        fixture("trade_canonical.csv").to_str().expect("path"),
-        "--provider",
-        "US",
-    ])
-    .await;
+    env.load_trade_fixture().await;
     let token = env.user("alice", "HSI_ANALYST", None).await;
     let server = env.serve().await;
     let db = env.db().await;
