@@ -565,7 +565,12 @@ where
     let condition = filter.condition()?.add(row_scope(perms));
     let fields = columns
         .iter()
-        .filter(|c| perms.allows(state.policy.field_category(F::RECORD, c.field)))
+        .filter(|c| {
+            state
+                .policy
+                .missing_category(perms, F::RECORD, c.field)
+                .is_none()
+        })
         .map(|c| c.field)
         .collect();
     Ok((condition, fields))

@@ -133,7 +133,7 @@ pub enum Member<'a> {
 /// The rule for one principal: fields by their category (`policies/fields.toml`); filter
 /// arguments and sort keys by the fields they read (`READS`).
 pub fn rule<'a>(policy: &'a Policy, perms: &'a PermissionSet) -> impl Fn(Member<'_>) -> bool + 'a {
-    let readable = |ty: &str, field: &str| perms.allows(policy.field_category(ty, field));
+    let readable = |ty: &str, field: &str| policy.missing_category(perms, ty, field).is_none();
     move |member| match member {
         Member::Field { ty, name } => readable(ty, name),
         Member::InputField { ty, name } | Member::EnumValue { ty, name } => READS

@@ -67,15 +67,23 @@ impl Extension for FieldGuardExtension {
             server_error.path = path_of(&info);
             return Err(server_error);
         };
-        if principal.permissions.allows(category) {
+        let Some(missing) =
+            policy.missing_category(&principal.permissions, info.parent_type, info.name)
+        else {
             return next.run(ctx, info).await;
-        }
-        let err: async_graphql::Error = ApiError::ForbiddenField(format!(
-            "{}.{} carries {} data, which your role may not read",
-            info.parent_type,
-            info.name,
-            category.as_str()
-        ))
+        };
+        let (ty, field) = (info.parent_type, info.name);
+        let err: async_graphql::Error = ApiError::ForbiddenField(if missing == category {
+            format!(
+                "{ty}.{field} carries {} data, which your role may not read",
+                missing.as_str()
+            )
+        } else {
+            format!(
+                "{ty}.{field} compares fields that need {} access, which your role does not have",
+                missing.as_str()
+            )
+        })
         .into();
         let mut server_error = err.into_server_error(info.field.name.pos);
         server_error.path = path_of(&info);
@@ -117,11 +125,10 @@ pub fn readable(
     fields: &[&str],
 ) -> Result<(), ApiError> {
     for field in fields {
-        let category = policy.field_category(type_name, field);
-        if !perms.allows(category) {
+        if let Some(missing) = policy.missing_category(perms, type_name, field) {
             return Err(ApiError::ForbiddenField(format!(
                 "filtering or sorting on {type_name}.{field} needs {} access, which your role does not have",
-                category.as_str()
+                missing.as_str()
             )));
         }
     }

@@ -126,6 +126,24 @@ pub struct Policy {
 const BUILT_IN_ROLES: &str = include_str!("../../../policies/roles.toml");
 const BUILT_IN_FIELDS: &str = include_str!("../../../policies/fields.toml");
 
+/// `(type, field)` as `fields.toml` names them.
+type FieldRef = (&'static str, &'static str);
+
+/// Fields computed by comparing other fields. Whoever reads one learns whether those fields
+/// match, so reading it takes its own category *and* those of every field it compares;
+/// otherwise `linkedFinancialTransactions` (or the `linkedFinancialActivity` filter) would
+/// tell a role that cannot see a report's subject TIN that it equals the importer's id. A
+/// field has one category in `fields.toml`; this is the one rule that needs more than one.
+const DERIVED: &[(FieldRef, &[FieldRef])] = &[(
+    ("TradeRecord", "linkedFinancialTransactions"),
+    &[
+        ("TradeRecord", "importerId"),
+        ("TradeRecord", "importerName"),
+        ("FinancialTransaction", "subjectTin"),
+        ("FinancialTransaction", "subjectName"),
+    ],
+)];
+
 impl Policy {
     /// Loads from `dir` (or the built-in copy) and validates against `sdl`.
     pub fn load(dir: Option<&Path>, sdl: &str, known_roles: &[&str]) -> Result<Self, PolicyError> {
@@ -256,7 +274,35 @@ impl Policy {
                 }
             }
         }
+        for (derived, compared) in DERIVED {
+            for (ty, field) in std::iter::once(derived).chain(compared.iter()) {
+                if !schema_fields.get(*ty).is_some_and(|f| f.contains(*field)) {
+                    return Err(format!(
+                        "derived-field rule names {ty}.{field}, not in the schema"
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The first category `perms` lacks to read `type_name.field`: the field's own or, for a
+    /// field in `DERIVED`, one of a field it compares. `None`: readable. Every read check
+    /// (field guard, filters and sort keys, introspection, CSV columns) goes through here.
+    pub fn missing_category(
+        &self,
+        perms: &PermissionSet,
+        type_name: &str,
+        field: &str,
+    ) -> Option<Category> {
+        let compared = DERIVED
+            .iter()
+            .filter(|((ty, name), _)| *ty == type_name && *name == field)
+            .flat_map(|(_, compared)| compared.iter().copied());
+        std::iter::once((type_name, field))
+            .chain(compared)
+            .map(|(ty, name)| self.field_category(ty, name))
+            .find(|category| !perms.allows(*category))
     }
 
     /// The category a field carries. Unknown fields (only possible if validation was skipped)
@@ -397,6 +443,40 @@ mod tests {
         assert_eq!(
             p.permissions("FOREIGN_PARTNER", Some("KR")).rows,
             RowScope::OwnNation
+        );
+    }
+
+    /// Reading the trade–financial link takes FINANCIAL and whatever the compared fields carry.
+    #[test]
+    fn a_derived_field_needs_the_categories_of_what_it_compares() {
+        let shipped = policy();
+        let analyst = shipped.permissions("HSI_ANALYST", None);
+        let link = ("TradeRecord", "linkedFinancialTransactions");
+        assert_eq!(shipped.missing_category(&analyst, link.0, link.1), None);
+        let cbp = shipped.permissions("CBP_OFFICER", None);
+        assert_eq!(
+            shipped.missing_category(&cbp, link.0, link.1),
+            Some(Category::Financial)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("roles.toml"), BUILT_IN_ROLES).unwrap();
+        std::fs::write(
+            dir.path().join("fields.toml"),
+            BUILT_IN_FIELDS.replace(
+                "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\n",
+                "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\nsubjectTin = \"ADMIN\"\n",
+            ),
+        )
+        .unwrap();
+        let edited = Policy::load(Some(dir.path()), &crate::graphql::sdl(), ROLES).unwrap();
+        let analyst = edited.permissions("HSI_ANALYST", None);
+        assert_eq!(
+            edited.missing_category(&analyst, link.0, link.1),
+            Some(Category::Admin)
+        );
+        assert_eq!(
+            edited.missing_category(&analyst, "TradeRecord", "hsCode"),
+            None
         );
     }
 
