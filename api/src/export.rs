@@ -121,6 +121,13 @@ struct Column<M> {
     render: fn(&M) -> String,
 }
 
+/// `columns![Model; "field" => render, …]`: a dataset's CSV columns, one line each.
+macro_rules! columns {
+    ($model:ty; $($field:literal => $render:expr),* $(,)?) => {
+        vec![$(Column::<$model> { field: $field, render: $render }),*]
+    };
+}
+
 fn opt(v: &Option<String>) -> String {
     v.clone().unwrap_or_default()
 }
@@ -130,264 +137,81 @@ fn num(v: Option<f64>) -> String {
 }
 
 fn trade_columns() -> Vec<Column<trade_record::Model>> {
-    type M = trade_record::Model;
-    vec![
-        Column::<M> {
-            field: "declarationId",
-            render: |m| m.declaration_id.clone(),
-        },
-        Column::<M> {
-            field: "lineNumber",
-            render: |m| m.line_number.to_string(),
-        },
-        Column::<M> {
-            field: "declarationDate",
-            render: |m| m.declaration_date.to_string(),
-        },
-        Column::<M> {
-            field: "direction",
-            render: |m| m.direction.clone(),
-        },
-        Column::<M> {
-            field: "hsCode",
-            render: |m| m.hs_code.clone(),
-        },
-        Column::<M> {
-            field: "commodityDescription",
-            render: |m| opt(&m.commodity_description),
-        },
-        Column::<M> {
-            field: "importerName",
-            render: |m| opt(&m.importer_name),
-        },
-        Column::<M> {
-            field: "importerId",
-            render: |m| opt(&m.importer_id),
-        },
-        Column::<M> {
-            field: "importerAddress",
-            render: |m| opt(&m.importer_address),
-        },
-        Column::<M> {
-            field: "exporterName",
-            render: |m| opt(&m.exporter_name),
-        },
-        Column::<M> {
-            field: "manufacturerName",
-            render: |m| opt(&m.manufacturer_name),
-        },
-        Column::<M> {
-            field: "manufacturerId",
-            render: |m| opt(&m.manufacturer_id),
-        },
-        Column::<M> {
-            field: "countryOfOrigin",
-            render: |m| opt(&m.country_of_origin),
-        },
-        Column::<M> {
-            field: "countryOfExport",
-            render: |m| opt(&m.country_of_export),
-        },
-        Column::<M> {
-            field: "countryOfDestination",
-            render: |m| opt(&m.country_of_destination),
-        },
-        Column::<M> {
-            field: "reportingCountry",
-            render: |m| m.reporting_country.clone(),
-        },
-        Column::<M> {
-            field: "partnerCountry",
-            render: |m| opt(&m.partner_country),
-        },
-        Column::<M> {
-            field: "providerCountry",
-            render: |m| m.provider_country.clone(),
-        },
-        Column::<M> {
-            field: "port",
-            render: |m| opt(&m.port),
-        },
-        Column::<M> {
-            field: "transportMode",
-            render: |m| opt(&m.transport_mode),
-        },
-        Column::<M> {
-            field: "quantity",
-            render: |m| num(m.quantity),
-        },
-        Column::<M> {
-            field: "quantityUnit",
-            render: |m| opt(&m.quantity_unit),
-        },
-        Column::<M> {
-            field: "netWeightKg",
-            render: |m| num(m.net_weight_kg),
-        },
-        Column::<M> {
-            field: "declaredValue",
-            render: |m| m.declared_value.to_string(),
-        },
-        Column::<M> {
-            field: "declaredCurrency",
-            render: |m| m.declared_currency.clone(),
-        },
-        Column::<M> {
-            field: "declaredValueUsd",
-            render: |m| m.declared_value_usd.to_string(),
-        },
+    columns![
+        trade_record::Model;
+        "declarationId" => |m| m.declaration_id.clone(),
+        "lineNumber" => |m| m.line_number.to_string(),
+        "declarationDate" => |m| m.declaration_date.to_string(),
+        "direction" => |m| m.direction.clone(),
+        "hsCode" => |m| m.hs_code.clone(),
+        "commodityDescription" => |m| opt(&m.commodity_description),
+        "importerName" => |m| opt(&m.importer_name),
+        "importerId" => |m| opt(&m.importer_id),
+        "importerAddress" => |m| opt(&m.importer_address),
+        "exporterName" => |m| opt(&m.exporter_name),
+        "manufacturerName" => |m| opt(&m.manufacturer_name),
+        "manufacturerId" => |m| opt(&m.manufacturer_id),
+        "countryOfOrigin" => |m| opt(&m.country_of_origin),
+        "countryOfExport" => |m| opt(&m.country_of_export),
+        "countryOfDestination" => |m| opt(&m.country_of_destination),
+        "reportingCountry" => |m| m.reporting_country.clone(),
+        "partnerCountry" => |m| opt(&m.partner_country),
+        "providerCountry" => |m| m.provider_country.clone(),
+        "port" => |m| opt(&m.port),
+        "transportMode" => |m| opt(&m.transport_mode),
+        "quantity" => |m| num(m.quantity),
+        "quantityUnit" => |m| opt(&m.quantity_unit),
+        "netWeightKg" => |m| num(m.net_weight_kg),
+        "declaredValue" => |m| m.declared_value.to_string(),
+        "declaredCurrency" => |m| m.declared_currency.clone(),
+        "declaredValueUsd" => |m| m.declared_value_usd.to_string(),
     ]
 }
 
 fn financial_columns() -> Vec<Column<financial_transaction::Model>> {
-    type M = financial_transaction::Model;
-    vec![
-        Column::<M> {
-            field: "reportId",
-            render: |m| m.report_id.clone(),
-        },
-        Column::<M> {
-            field: "reportType",
-            render: |m| m.report_type.clone(),
-        },
-        Column::<M> {
-            field: "transactionDate",
-            render: |m| m.transaction_date.to_string(),
-        },
-        Column::<M> {
-            field: "amountUsd",
-            render: |m| m.amount_usd.to_string(),
-        },
-        Column::<M> {
-            field: "cashDirection",
-            render: |m| opt(&m.cash_direction),
-        },
-        Column::<M> {
-            field: "filerInstitution",
-            render: |m| opt(&m.filer_institution),
-        },
-        Column::<M> {
-            field: "subjectName",
-            render: |m| m.subject_name.clone(),
-        },
-        Column::<M> {
-            field: "subjectTin",
-            render: |m| opt(&m.subject_tin),
-        },
-        Column::<M> {
-            field: "subjectDob",
-            render: |m| m.subject_dob.map(|d| d.to_string()).unwrap_or_default(),
-        },
-        Column::<M> {
-            field: "subjectAddress",
-            render: |m| opt(&m.subject_address),
-        },
-        Column::<M> {
-            field: "subjectIdNumber",
-            render: |m| opt(&m.subject_id_number),
-        },
-        Column::<M> {
-            field: "accountNumber",
-            render: |m| opt(&m.account_number),
-        },
-        Column::<M> {
-            field: "counterpartyName",
-            render: |m| opt(&m.counterparty_name),
-        },
-        Column::<M> {
-            field: "counterpartyAccount",
-            render: |m| opt(&m.counterparty_account),
-        },
+    columns![
+        financial_transaction::Model;
+        "reportId" => |m| m.report_id.clone(),
+        "reportType" => |m| m.report_type.clone(),
+        "transactionDate" => |m| m.transaction_date.to_string(),
+        "amountUsd" => |m| m.amount_usd.to_string(),
+        "cashDirection" => |m| opt(&m.cash_direction),
+        "filerInstitution" => |m| opt(&m.filer_institution),
+        "subjectName" => |m| m.subject_name.clone(),
+        "subjectTin" => |m| opt(&m.subject_tin),
+        "subjectDob" => |m| m.subject_dob.map(|d| d.to_string()).unwrap_or_default(),
+        "subjectAddress" => |m| opt(&m.subject_address),
+        "subjectIdNumber" => |m| opt(&m.subject_id_number),
+        "accountNumber" => |m| opt(&m.account_number),
+        "counterpartyName" => |m| opt(&m.counterparty_name),
+        "counterpartyAccount" => |m| opt(&m.counterparty_account),
     ]
 }
 
 fn subject_columns() -> Vec<Column<subject_record::Model>> {
-    type M = subject_record::Model;
-    vec![
-        Column::<M> {
-            field: "recordId",
-            render: |m| m.record_id.clone(),
-        },
-        Column::<M> {
-            field: "kind",
-            render: |m| m.kind.clone(),
-        },
-        Column::<M> {
-            field: "creatingAgency",
-            render: |m| m.creating_agency.clone(),
-        },
-        Column::<M> {
-            field: "caseStatus",
-            render: |m| m.case_status.clone(),
-        },
-        Column::<M> {
-            field: "createdDate",
-            render: |m| m.created_date.map(|d| d.to_string()).unwrap_or_default(),
-        },
-        Column::<M> {
-            field: "name",
-            render: |m| opt(&m.name),
-        },
-        Column::<M> {
-            field: "businessName",
-            render: |m| opt(&m.business_name),
-        },
-        Column::<M> {
-            field: "address",
-            render: |m| opt(&m.address),
-        },
-        Column::<M> {
-            field: "dateOfBirth",
-            render: |m| m.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
-        },
-        Column::<M> {
-            field: "ssnTin",
-            render: |m| opt(&m.ssn_tin),
-        },
-        Column::<M> {
-            field: "passportNumber",
-            render: |m| opt(&m.passport_number),
-        },
-        Column::<M> {
-            field: "passportCountry",
-            render: |m| opt(&m.passport_country),
-        },
-        Column::<M> {
-            field: "bankAccounts",
-            render: |m| opt(&m.bank_accounts),
-        },
-        Column::<M> {
-            field: "phones",
-            render: |m| opt(&m.phones),
-        },
-        Column::<M> {
-            field: "driversLicense",
-            render: |m| opt(&m.drivers_license),
-        },
-        Column::<M> {
-            field: "driversLicenseState",
-            render: |m| opt(&m.drivers_license_state),
-        },
-        Column::<M> {
-            field: "aNumber",
-            render: |m| opt(&m.a_number),
-        },
-        Column::<M> {
-            field: "plate",
-            render: |m| opt(&m.plate),
-        },
-        Column::<M> {
-            field: "vesselName",
-            render: |m| opt(&m.vessel_name),
-        },
-        Column::<M> {
-            field: "aircraftTailNumber",
-            render: |m| opt(&m.aircraft_tail_number),
-        },
-        Column::<M> {
-            field: "description",
-            render: |m| opt(&m.description),
-        },
+    columns![
+        subject_record::Model;
+        "recordId" => |m| m.record_id.clone(),
+        "kind" => |m| m.kind.clone(),
+        "creatingAgency" => |m| m.creating_agency.clone(),
+        "caseStatus" => |m| m.case_status.clone(),
+        "createdDate" => |m| m.created_date.map(|d| d.to_string()).unwrap_or_default(),
+        "name" => |m| opt(&m.name),
+        "businessName" => |m| opt(&m.business_name),
+        "address" => |m| opt(&m.address),
+        "dateOfBirth" => |m| m.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
+        "ssnTin" => |m| opt(&m.ssn_tin),
+        "passportNumber" => |m| opt(&m.passport_number),
+        "passportCountry" => |m| opt(&m.passport_country),
+        "bankAccounts" => |m| opt(&m.bank_accounts),
+        "phones" => |m| opt(&m.phones),
+        "driversLicense" => |m| opt(&m.drivers_license),
+        "driversLicenseState" => |m| opt(&m.drivers_license_state),
+        "aNumber" => |m| opt(&m.a_number),
+        "plate" => |m| opt(&m.plate),
+        "vesselName" => |m| opt(&m.vessel_name),
+        "aircraftTailNumber" => |m| opt(&m.aircraft_tail_number),
+        "description" => |m| opt(&m.description),
     ]
 }
 
