@@ -1728,6 +1728,35 @@ mod tests {
         assert!(view.has_field("SubjectRecord", "name"));
         assert!(!view.has_input_field("SubjectRecordFilter", "nameContains"));
         assert!(view.has_input_field("SubjectRecordFilter", "recordId"));
+        // The trade–financial link compares the (now hidden) importer id and subject TIN.
+        assert!(!view.has_field("TradeRecord", "linkedFinancialTransactions"));
+        assert!(!view.has_input_field("TradeRecordFilter", "linkedFinancialActivity"));
+        assert!(view.has_field("Query", "financialTransactions"));
+    }
+
+    /// A connection whose fixed order compares a field the role cannot read is not offered.
+    #[test]
+    fn a_connection_ordered_by_a_hidden_field_is_not_offered() {
+        use crate::config::Instance;
+        let fields = include_str!("../../policies/fields.toml").replace(
+            "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\n",
+            "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\ntransactionDate = \"ADMIN\"\n",
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("roles.toml"),
+            include_str!("../../policies/roles.toml"),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("fields.toml"), fields).unwrap();
+        let sdl = crate::graphql::sdl();
+        let policy = Policy::load(Some(dir.path()), &sdl, crate::accounts::ROLES)
+            .unwrap()
+            .for_instance(Instance::Domestic);
+        let perms = policy.permissions("HSI_ANALYST", None);
+        let view = View::parse(&sdl).unwrap().restrict(rule(&policy, &perms));
+        assert!(!view.has_field("Query", "financialTransactions"));
+        assert!(view.has_field("Query", "subjectRecords"));
     }
 
     /// READS' entry for the filter type `F` agrees with `F::fields_read`, member by member:

@@ -129,20 +129,33 @@ const BUILT_IN_FIELDS: &str = include_str!("../../../policies/fields.toml");
 /// `(type, field)` as `fields.toml` names them.
 type FieldRef = (&'static str, &'static str);
 
-/// Fields computed by comparing other fields. Whoever reads one learns whether those fields
-/// match, so reading it takes its own category *and* those of every field it compares;
+/// Fields computed by comparing other fields (for equality, or to order rows). Whoever reads
+/// one learns how those fields compare, so reading it takes its own category *and* those of
+/// every field it compares;
 /// otherwise `linkedFinancialTransactions` (or the `linkedFinancialActivity` filter) would
 /// tell a role that cannot see a report's subject TIN that it equals the importer's id. A
 /// field has one category in `fields.toml`; this is the one rule that needs more than one.
-const DERIVED: &[(FieldRef, &[FieldRef])] = &[(
-    ("TradeRecord", "linkedFinancialTransactions"),
-    &[
-        ("TradeRecord", "importerId"),
-        ("TradeRecord", "importerName"),
-        ("FinancialTransaction", "subjectTin"),
-        ("FinancialTransaction", "subjectName"),
-    ],
-)];
+const DERIVED: &[(FieldRef, &[FieldRef])] = &[
+    (
+        ("TradeRecord", "linkedFinancialTransactions"),
+        &[
+            ("TradeRecord", "importerId"),
+            ("TradeRecord", "importerName"),
+            ("FinancialTransaction", "subjectTin"),
+            ("FinancialTransaction", "subjectName"),
+        ],
+    ),
+    // A connection with a fixed order ranks its rows by that field: the page order alone
+    // would tell a role the relative values of a field it cannot read.
+    (
+        ("Query", "financialTransactions"),
+        &[("FinancialTransaction", "transactionDate")],
+    ),
+    (
+        ("Query", "subjectRecords"),
+        &[("SubjectRecord", "recordId")],
+    ),
+];
 
 impl Policy {
     /// Loads from `dir` (or the built-in copy) and validates against `sdl`.
