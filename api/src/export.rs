@@ -444,49 +444,27 @@ fn stream(
         let mut after = 0i64;
         while sent < total {
             let take = PAGE.min(total - sent);
+            // The same page query for each dataset's entity and columns.
+            macro_rules! page {
+                ($entity:ident, $columns:expr) => {
+                    render(
+                        &db,
+                        $entity::Entity::find(),
+                        $entity::Column::Id,
+                        &condition,
+                        after,
+                        take,
+                        &fields,
+                        $columns,
+                        |m| m.id,
+                    )
+                    .await
+                };
+            }
             let page = match dataset {
-                Dataset::Trade => {
-                    render(
-                        &db,
-                        trade_record::Entity::find(),
-                        trade_record::Column::Id,
-                        &condition,
-                        after,
-                        take,
-                        &fields,
-                        trade_columns(),
-                        |m| m.id,
-                    )
-                    .await
-                }
-                Dataset::Financial => {
-                    render(
-                        &db,
-                        financial_transaction::Entity::find(),
-                        financial_transaction::Column::Id,
-                        &condition,
-                        after,
-                        take,
-                        &fields,
-                        financial_columns(),
-                        |m| m.id,
-                    )
-                    .await
-                }
-                Dataset::Subjects => {
-                    render(
-                        &db,
-                        subject_record::Entity::find(),
-                        subject_record::Column::Id,
-                        &condition,
-                        after,
-                        take,
-                        &fields,
-                        subject_columns(),
-                        |m| m.id,
-                    )
-                    .await
-                }
+                Dataset::Trade => page!(trade_record, trade_columns()),
+                Dataset::Financial => page!(financial_transaction, financial_columns()),
+                Dataset::Subjects => page!(subject_record, subject_columns()),
             };
             match page {
                 Ok((bytes, rows, last)) => {
