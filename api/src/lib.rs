@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod error;
 pub mod export;
 pub mod export_foreign;
+pub mod freshness;
 pub mod graphql;
 pub mod ingest;
 pub mod introspection;
