@@ -5,6 +5,7 @@
 //! starts it); every `TestEnv` gets a fresh database of its own, so tests run in parallel.
 //! SQLite environments use a file in a temporary directory.
 
+pub mod http_stub;
 pub mod oidc;
 pub mod redis;
 
@@ -52,12 +53,10 @@ pub enum Backend {
 
 pub const BACKENDS: [Backend; 2] = [Backend::Sqlite, Backend::Postgres];
 
-/// `../shared/data` (or `DARTTS_SHARED_DATA`): the real data sets the tests load.
-pub fn shared_data() -> PathBuf {
-    std::env::var_os("DARTTS_SHARED_DATA").map_or_else(
-        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"),
-        PathBuf::from,
-    )
+/// `data/samples` in the repository: the real data sets the tests load (a clone needs nothing
+/// beside itself; larger sets outside the repository are for benchmarks only).
+pub fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/samples")
 }
 
 pub fn fixture(name: &str) -> PathBuf {
@@ -485,6 +484,40 @@ pub struct Session<'a> {
 impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Sends `head` (request line and headers, no body) on a connection of its own and returns
+    /// the response's status code. For requests the server refuses and then closes the
+    /// connection on (a body over the limit): through the pooled `http` client, the next
+    /// request could pick up that closed connection and fail with a broken pipe, and a body
+    /// still being written when the server closes can turn its answer into a reset.
+    pub async fn raw_status(&self, head: &str) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let authority = self.base.trim_start_matches("http://");
+        let mut stream = tokio::net::TcpStream::connect(authority)
+            .await
+            .expect("connect");
+        let head = format!(
+            "{}\r\nHost: {authority}\r\nConnection: close\r\n\r\n",
+            head.trim_end()
+        );
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        let mut answer = Vec::new();
+        let mut buf = [0_u8; 4096];
+        // The status line is all we need; stop there rather than wait for the server to close.
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            let n = tokio::time::timeout(Duration::from_secs(30), stream.read(&mut buf))
+                .await
+                .expect("response in time")
+                .expect("read response");
+            assert!(n > 0, "connection closed before a status line: {answer:?}");
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&answer);
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or_else(|| panic!("not an HTTP status line: {line}"))
     }
 
     pub fn session(&self, token: Option<&str>) -> Session<'_> {

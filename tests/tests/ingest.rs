@@ -1,7 +1,7 @@
 //! `dartts load` on both backends: the real data sets, their counts, reloads, atomicity and
 //! malformed input.
 
-use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, shared_data};
+use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, samples};
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -11,7 +11,7 @@ fn path(p: &std::path::Path) -> &str {
 async fn ofac_2021_set_gives_the_published_counts() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
-        let folder = shared_data().join("ofac/2021-07_watchman_bench");
+        let folder = samples().join("ofac/2021-07_watchman_bench");
         let run = env.load_ok(&["sdn", path(&folder)]).await;
         assert!(
             run.stdout.contains("34723 rows accepted, 0 rejected"),
@@ -55,9 +55,9 @@ async fn ofac_2021_set_gives_the_published_counts() {
 async fn sdn_csv_alone_loads() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
-        let file = shared_data().join("ofac/2024-05-03_sdn_scrape/sdn.csv");
+        let file = samples().join("ofac/2021-07_watchman_bench/sdn.csv");
         env.load_ok(&["sdn", path(&file)]).await;
-        assert_eq!(env.count("sdn_entries").await, 14_965, "{backend:?}");
+        assert_eq!(env.count("sdn_entries").await, 8_976, "{backend:?}");
         assert_eq!(env.count("sdn_aliases").await, 0);
         assert_eq!(env.count("sdn_addresses").await, 0);
     }
@@ -68,7 +68,7 @@ async fn korea_customs_files_load_through_the_kcs_profile() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
         for split in ["train", "valid", "test"] {
-            let file = shared_data().join(format!("customs/kcs_synthetic/df_syn_{split}_eng.csv"));
+            let file = samples().join(format!("customs/kcs_synthetic/df_syn_{split}_eng.csv"));
             let run = env
                 .load_ok(&["trade", path(&file), "--profile", "kcs", "--provider", "KR"])
                 .await;
@@ -419,7 +419,7 @@ async fn foreign_instance_refuses_domestic_only_data_sets() {
         for (dataset, file) in [
             ("financial", fixture("financial.csv")),
             ("subjects", fixture("subjects.csv")),
-            ("sdn", shared_data().join("ofac/2021-07_watchman_bench")),
+            ("sdn", samples().join("ofac/2021-07_watchman_bench")),
         ] {
             let run = env.run(&["load", dataset, path(&file)]).await;
             assert_eq!(run.code, Some(1), "{dataset}: {run:?}");
