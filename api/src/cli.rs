@@ -1,5 +1,9 @@
 //! The `dartts` command line: serve, load, purge, schema, migrate.
 
+mod load;
+
+use load::{load_audited, refresh_sdn};
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -12,7 +16,7 @@ use serde_json::json;
 
 use crate::auth::local_token::LocalSigner;
 use crate::config::{self, DatabaseKind, Settings};
-use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest};
+use crate::ingest::{Dataset, LoadRequest};
 
 use crate::audit::{self, AuditEvent, AuditSink, DbAudit, EventType, NoAudit};
 use crate::policy::Policy;
@@ -58,6 +62,9 @@ enum Command {
         #[arg(long)]
         strict: bool,
     },
+    /// Fetch and load a data set from its publisher (the scheduled refresh).
+    #[command(subcommand)]
+    Refresh(RefreshCommand),
     /// Remove every batch loaded longer ago than the retention period: its rows, rejections
     /// and raw files (unless a kept batch shares them). The batch row stays, marked purged.
     /// Audited; meant to run on a schedule.
@@ -97,6 +104,21 @@ enum Command {
         /// Lifetime in minutes.
         #[arg(long, default_value_t = 480, value_parser = clap::value_parser!(i64).range(1..=10_080))]
         ttl_minutes: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RefreshCommand {
+    /// The OFAC SDN list: sdn.csv, add.csv, alt.csv and sdn_comments.csv, checked and loaded
+    /// as one batch (nothing happens when the list has not changed). Audited.
+    Sdn {
+        /// Base URL (https; http only for a loopback host), e.g.
+        /// https://www.treasury.gov/ofac/downloads/, or a directory holding the four files.
+        #[arg(long)]
+        from: String,
+        /// The date the list describes (YYYY-MM-DD); defaults to today.
+        #[arg(long, value_parser = parse_date)]
+        as_of: Option<NaiveDate>,
     },
 }
 
@@ -364,31 +386,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             {
                 return fail(&e);
             }
-            let result = ingest::load(&db, settings.instance, &settings.data_dir, &request).await;
-            let (outcome, detail) = match &result {
-                Ok(LoadOutcome::Loaded {
-                    batch_id,
-                    sha256,
-                    accepted,
-                    rejections,
-                    ..
-                }) => (
-                    "ok",
-                    json!({ "batchId": batch_id, "sha256": sha256, "accepted": accepted, "rejected": rejections.len() }),
-                ),
-                Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => (
-                    "ok",
-                    json!({ "batchId": batch_id, "sha256": sha256, "alreadyLoaded": true }),
-                ),
-                Err(e) => ("failed", json!({ "error": e.to_string() })),
-            };
-            if let Err(e) = audit
-                .record(cli_event(EventType::Ingest, outcome, detail))
-                .await
-            {
-                return fail(&e);
-            }
-            report(result)
+            load_audited(&db, &settings, &audit, &request).await
+        }
+        Command::Refresh(RefreshCommand::Sdn { from, as_of }) => {
+            refresh_sdn(&db, &settings, &audit, &from, as_of).await
         }
     }
 }
@@ -666,52 +667,6 @@ fn table_counts(rows: &std::collections::BTreeMap<&'static str, u64>) -> String 
         .map(|(table, n)| format!("{table} {n}"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// Shown on stdout per rejected row, at most; every rejection is stored with the batch.
-const REJECTIONS_SHOWN: usize = 50;
-
-fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
-    match result {
-        Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => {
-            println!("already loaded as batch {batch_id} (sha256 {sha256}); nothing done");
-            ExitCode::SUCCESS
-        }
-        Ok(LoadOutcome::Loaded {
-            batch_id,
-            sha256,
-            accepted,
-            per_file,
-            rejections,
-        }) => {
-            println!(
-                "batch {batch_id}: {accepted} rows accepted, {} rejected (sha256 {sha256})",
-                rejections.len()
-            );
-            if per_file.len() > 1 {
-                for (file, n) in &per_file {
-                    println!("  {file}: {n} rows accepted");
-                }
-            }
-            for r in rejections.iter().take(REJECTIONS_SHOWN) {
-                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
-            }
-            if rejections.len() > REJECTIONS_SHOWN {
-                println!(
-                    "… and {} more; all are listed in Batch.rejections",
-                    rejections.len() - REJECTIONS_SHOWN
-                );
-            }
-            ExitCode::SUCCESS
-        }
-        Err(IngestError::StrictRejected(rejections)) => {
-            for r in rejections.iter().take(REJECTIONS_SHOWN) {
-                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
-            }
-            fail(&IngestError::StrictRejected(rejections))
-        }
-        Err(e) => fail(&e),
-    }
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {

@@ -8,6 +8,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod operations;
+
+pub use operations::Operations;
+
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use serde::Deserialize;
@@ -177,6 +181,8 @@ pub struct Settings {
     pub audit: bool,
     /// Years a batch is kept after its load before `dartts purge` removes it.
     pub retention_years: u32,
+    /// Freshness cadences and the metrics listener.
+    pub operations: Operations,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
@@ -225,6 +231,12 @@ struct Raw {
     audit: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     retention_years: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    sdn_cadence_days: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    subjects_cadence_days: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    metrics_listen: Option<String>,
 }
 
 /// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
@@ -269,6 +281,9 @@ const SETTINGS: &[&str] = &[
     "login_max_failures",
     "audit",
     "retention_years",
+    "sdn_cadence_days",
+    "subjects_cadence_days",
+    "metrics_listen",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
@@ -404,6 +419,11 @@ impl Settings {
                 reason,
             })?,
         };
+        let operations = operations::operations(
+            raw.sdn_cadence_days,
+            raw.subjects_cadence_days,
+            raw.metrics_listen,
+        )?;
         let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
         if let Some(dir) = &policy_dir
             && !dir.is_dir()
@@ -428,6 +448,7 @@ impl Settings {
             login_max_failures,
             audit,
             retention_years,
+            operations,
         })
     }
 
@@ -782,6 +803,9 @@ mod tests {
             login_max_failures: Some("5".into()),
             audit: Some("on".into()),
             retention_years: Some("10".into()),
+            sdn_cadence_days: Some("31".into()),
+            subjects_cadence_days: Some("92".into()),
+            metrics_listen: Some("127.0.0.1:9464".into()),
         };
         let as_json = format!("{raw:?}");
         for key in SETTINGS {

@@ -17,6 +17,7 @@ use crate::accounts;
 use crate::audit::{AuditEvent, EventType};
 use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
+use crate::freshness::warning::{self, DatasetsRead};
 use crate::graphql::DarttsSchema;
 use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
@@ -127,7 +128,10 @@ pub async fn execute(
     // request with the principal, so they are kept here for after execution.
     let introspection =
         introspection::Plan::of(&request).map(|plan| (plan, principal.permissions.clone()));
-    let mut response = schema.execute(request.data(principal)).await;
+    let read = DatasetsRead::default();
+    let mut response = schema
+        .execute(request.data(principal).data(read.clone()))
+        .await;
     if let Some((plan, permissions)) = introspection {
         match introspection::View::parse(&schema.sdl()) {
             Ok(view) => plan.apply(
@@ -138,6 +142,17 @@ pub async fn execute(
         }
     }
     crate::error::scrub(&mut response.errors);
+    // Before anything is counted or audited: a failure here delivers nothing and costs nothing.
+    match warning::warnings(state, &read).await {
+        Ok(w) if w.is_empty() => {}
+        Ok(w) => {
+            response.extensions.insert(
+                "warnings".to_owned(),
+                async_graphql::Value::from_json(Value::Array(w)).unwrap_or_default(),
+            );
+        }
+        Err(e) => return internal("cannot read data set freshness", &format!("{e:?}")),
+    }
     let data = serde_json::to_value(&response.data).unwrap_or(Value::Null);
     let records = count_records(&data);
 

@@ -4,6 +4,8 @@
 //!
 //! One definition, used by screening results, the `datasets` query and the response warning.
 
+pub mod warning;
+
 use chrono::NaiveDate;
 use entities::batch;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};

@@ -21,7 +21,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::policy::PermissionSet;
 use crate::state::AppState;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum DatasetKind {
     Trade,
     Financial,

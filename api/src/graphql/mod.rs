@@ -7,6 +7,7 @@ mod admin;
 mod agreements;
 mod audit_log;
 mod batch;
+mod datasets;
 pub(crate) mod filters;
 pub(crate) mod financial;
 pub mod guard;
@@ -22,6 +23,9 @@ mod sdn;
 pub(crate) mod subjects;
 pub(crate) mod trade;
 
+pub use batch::DatasetKind;
+pub use datasets::cadence_days;
+
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
@@ -34,6 +38,7 @@ pub struct Query(
     subjects::SubjectQuery,
     sdn::SdnQuery,
     batch::BatchQuery,
+    datasets::DatasetQuery,
     node::NodeQuery,
     me::MeQuery,
     admin::AdminQuery,

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_graphql::{Context, ID, Interface, Object};
 
-use super::batch::{self, Batch};
+use super::batch::{self, Batch, DatasetKind};
 use super::financial::{self, FinancialTransaction};
 use super::guard::principal;
 use super::ids::{self, NodeType};
@@ -12,6 +12,7 @@ use super::sdn::{self, SdnEntry};
 use super::subjects::{self, SubjectRecord};
 use super::trade::{self, TradeRecord};
 use crate::error::ApiError;
+use crate::freshness::warning::mark;
 use crate::policy::Policy;
 use crate::state::AppState;
 
@@ -53,10 +54,16 @@ impl NodeQuery {
             NodeType::FinancialTransaction => financial::by_id(state, perms, row)
                 .await?
                 .map(Node::FinancialTransaction),
-            NodeType::SubjectRecord => subjects::by_id(state, perms, row)
-                .await?
-                .map(Node::SubjectRecord),
-            NodeType::SdnEntry => sdn::by_id(state, perms, row).await?.map(Node::SdnEntry),
+            NodeType::SubjectRecord => {
+                mark(ctx, DatasetKind::Subjects);
+                subjects::by_id(state, perms, row)
+                    .await?
+                    .map(Node::SubjectRecord)
+            }
+            NodeType::SdnEntry => {
+                mark(ctx, DatasetKind::Sdn);
+                sdn::by_id(state, perms, row).await?.map(Node::SdnEntry)
+            }
             NodeType::Batch => batch::by_id(state, perms, row).await?.map(Node::Batch),
         })
     }

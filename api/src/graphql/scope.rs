@@ -64,10 +64,9 @@ pub fn all_or_nothing<C: ColumnTrait>(perms: &PermissionSet, id: C) -> Condition
     }
 }
 
-/// Batches of the data sets the caller may read; nation-scoped callers see their own loads.
-pub fn batches(perms: &PermissionSet) -> Condition {
-    use batch::Column;
-    let readable: Vec<&str> = [
+/// The data sets (`batches.dataset`) whose records the caller may read.
+pub fn readable_datasets(perms: &PermissionSet) -> Vec<&'static str> {
+    [
         (Category::Trade, "trade"),
         (Category::Financial, "financial"),
         (Category::LawEnforcement, "subjects"),
@@ -76,7 +75,13 @@ pub fn batches(perms: &PermissionSet) -> Condition {
     .into_iter()
     .filter(|(category, _)| perms.allows(*category))
     .map(|(_, dataset)| dataset)
-    .collect();
+    .collect()
+}
+
+/// Batches of the data sets the caller may read; nation-scoped callers see their own loads.
+pub fn batches(perms: &PermissionSet) -> Condition {
+    use batch::Column;
+    let readable = readable_datasets(perms);
     match (perms.rows, perms.nation.as_deref()) {
         (RowScope::All, _) => Condition::all().add(Column::Dataset.is_in(readable)),
         (RowScope::OwnNation, Some(nation)) => Condition::all()

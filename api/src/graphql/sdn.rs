@@ -9,6 +9,7 @@ use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::batch::DatasetKind;
 use super::filters::{check_text, contains};
 use super::guard::principal;
 use super::ids::{self, NodeType};
@@ -245,6 +246,7 @@ impl SdnQuery {
         let Some(batch_id) = batch_id else {
             return Ok(Some(page.connection(Vec::new(), 0)));
         };
+        crate::freshness::warning::mark(ctx, DatasetKind::Sdn);
         let mut c = scope::all_or_nothing(&principal(ctx)?.permissions, sdn_entry::Column::Id)
             .add(sdn_entry::Column::BatchId.eq(batch_id));
         if let Some(name) = &filter.name_contains {

@@ -7,6 +7,7 @@ use sea_orm::{
     ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
+use super::batch::DatasetKind;
 use super::filters::{RecordFilter, check_text, contains, read_if_set};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
@@ -206,6 +207,7 @@ impl SubjectQuery {
             &principal(ctx)?.permissions,
             Column::Id,
         ));
+        crate::freshness::warning::mark(ctx, DatasetKind::Subjects);
         let rows = subject_record::Entity::find()
             .filter(c.clone())
             .order_by_asc(Column::RecordId)

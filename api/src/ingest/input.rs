@@ -131,6 +131,11 @@ impl CsvInput {
         &self.file
     }
 
+    /// Bytes of the file read so far (for progress).
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.position().byte()
+    }
+
     /// The header row, trimmed, with a UTF-8 byte-order mark removed.
     pub fn headers(&mut self) -> Result<Vec<String>, InputError> {
         let file = self.file.clone();

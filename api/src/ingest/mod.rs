@@ -9,7 +9,9 @@
 mod financial;
 mod input;
 pub mod profile;
+mod progress;
 pub(crate) mod raw_store;
+pub mod refresh;
 mod sdn;
 mod sink;
 mod subjects;
@@ -25,6 +27,7 @@ use sea_orm::sqlx;
 use crate::config::Instance;
 use input::{CsvInput, HeaderIndex, InputError};
 use profile::{ProfileError, ProfileFile, TRADE_COLUMNS};
+use progress::Progress;
 use sink::{Cell, LoadTx, NewBatch, Table};
 
 /// Rows per bulk write: large enough to amortise round trips, small enough to stream.
@@ -255,17 +258,23 @@ pub async fn load(
         Err(e) => return Err(e.into()),
     };
 
+    let files: Vec<(String, PathBuf)> = stored
+        .iter()
+        .map(|(n, s)| (n.clone(), data_dir.join(&s.relative_path)))
+        .collect();
+    let total_bytes = files
+        .iter()
+        .filter_map(|(_, p)| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
     let mut job = Job {
         tx,
         batch_id,
         accepted: 0,
         per_file: Vec::new(),
         rejections: Vec::new(),
+        progress: Progress::new(total_bytes),
     };
-    let files: Vec<(String, PathBuf)> = stored
-        .iter()
-        .map(|(n, s)| (n.clone(), data_dir.join(&s.relative_path)))
-        .collect();
     match req.dataset {
         Dataset::Trade => {
             let (name, path) = &files[0];
@@ -312,6 +321,7 @@ pub async fn load(
         Dataset::Sdn => job.load_sdn(&files).await?,
     }
 
+    job.progress.finish();
     let Job {
         mut tx,
         accepted,
@@ -384,6 +394,7 @@ struct Job {
     accepted: i64,
     per_file: Vec<(String, i64)>,
     rejections: Vec<Rejection>,
+    progress: Progress,
 }
 
 impl Job {
@@ -406,9 +417,11 @@ impl Job {
             }
             if chunk.len() == CHUNK_ROWS {
                 self.flush(table, &mut chunk).await?;
+                self.progress.update(self.rows_read(), input.bytes_read());
             }
         }
         self.flush(table, &mut chunk).await?;
+        self.progress.file_done(input.bytes_read());
         self.per_file
             .push((input.file_name().to_owned(), self.accepted - before));
         Ok(())
@@ -423,6 +436,10 @@ impl Job {
         self.accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
         chunk.clear();
         Ok(())
+    }
+
+    fn rows_read(&self) -> u64 {
+        u64::try_from(self.accepted).unwrap_or_default() + self.rejections.len() as u64
     }
 
     fn reject(&mut self, file: &str, line: u64, reason: String) {
@@ -446,6 +463,7 @@ impl Job {
                     Err((line, reason)) => self.reject(name, line, reason),
                 }
             }
+            self.progress.file_done(input.bytes_read());
         }
 
         let mut known: HashSet<i64> = HashSet::new();

@@ -1,0 +1,142 @@
+//! `dartts load` and `dartts refresh`: one audited batch, and what is printed about it.
+
+use std::process::ExitCode;
+
+use chrono::NaiveDate;
+use sea_orm::DatabaseConnection;
+use serde_json::json;
+
+use super::{cli_event, fail, operator};
+use crate::audit::{AuditSink, DbAudit, EventType};
+use crate::config::Settings;
+use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest, refresh};
+
+/// Loads one batch and audits the outcome (the `attempted` event is the caller's).
+pub(super) async fn load_audited(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    audit: &DbAudit,
+    request: &LoadRequest,
+) -> ExitCode {
+    let result = ingest::load(db, settings.instance, &settings.data_dir, request).await;
+    let (outcome, detail) = match &result {
+        Ok(LoadOutcome::Loaded {
+            batch_id,
+            sha256,
+            accepted,
+            rejections,
+            ..
+        }) => (
+            "ok",
+            json!({ "batchId": batch_id, "sha256": sha256, "accepted": accepted, "rejected": rejections.len() }),
+        ),
+        Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => (
+            "ok",
+            json!({ "batchId": batch_id, "sha256": sha256, "alreadyLoaded": true }),
+        ),
+        Err(e) => ("failed", json!({ "error": e.to_string() })),
+    };
+    if let Err(e) = audit
+        .record(cli_event(EventType::Ingest, outcome, detail))
+        .await
+    {
+        return fail(&e);
+    }
+    report(result)
+}
+
+/// `dartts refresh sdn`: audited as an ingest from `from`; fetched into a scratch directory
+/// under the data dir, checked, then loaded like `dartts load sdn`.
+pub(super) async fn refresh_sdn(
+    db: &DatabaseConnection,
+    settings: &Settings,
+    audit: &DbAudit,
+    from: &str,
+    as_of: Option<NaiveDate>,
+) -> ExitCode {
+    let intent = json!({ "dataset": "sdn", "refreshFrom": from });
+    if let Err(e) = audit
+        .record(cli_event(EventType::Ingest, "attempted", intent))
+        .await
+    {
+        return fail(&e);
+    }
+    let fetched = async {
+        let source = refresh::Source::parse(from)?;
+        std::fs::create_dir_all(&settings.data_dir)?;
+        let scratch = tempfile::tempdir_in(&settings.data_dir)?;
+        let dir = source.fetch(scratch.path()).await?;
+        refresh::verify(&dir)?;
+        Ok::<_, refresh::RefreshError>((scratch, dir))
+    }
+    .await;
+    let (_scratch, dir) = match fetched {
+        Ok(found) => found,
+        Err(e) => {
+            let detail = json!({ "error": e.to_string() });
+            if let Err(audit_error) = audit
+                .record(cli_event(EventType::Ingest, "failed", detail))
+                .await
+            {
+                return fail(&audit_error);
+            }
+            return fail(&e);
+        }
+    };
+    let request = LoadRequest {
+        dataset: Dataset::Sdn,
+        path: dir,
+        provider: None,
+        profile: None,
+        as_of,
+        strict: false,
+        loaded_by: operator(),
+    };
+    load_audited(db, settings, audit, &request).await
+}
+
+/// Shown on stdout per rejected row, at most; every rejection is stored with the batch.
+const REJECTIONS_SHOWN: usize = 50;
+
+fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
+    match result {
+        Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => {
+            println!("already loaded as batch {batch_id} (sha256 {sha256}); nothing done");
+            ExitCode::SUCCESS
+        }
+        Ok(LoadOutcome::Loaded {
+            batch_id,
+            sha256,
+            accepted,
+            per_file,
+            rejections,
+        }) => {
+            println!(
+                "batch {batch_id}: {accepted} rows accepted, {} rejected (sha256 {sha256})",
+                rejections.len()
+            );
+            if per_file.len() > 1 {
+                for (file, n) in &per_file {
+                    println!("  {file}: {n} rows accepted");
+                }
+            }
+            for r in rejections.iter().take(REJECTIONS_SHOWN) {
+                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
+            }
+            if rejections.len() > REJECTIONS_SHOWN {
+                println!(
+                    "… and {} more; all are listed in Batch.rejections",
+                    rejections.len() - REJECTIONS_SHOWN
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(IngestError::StrictRejected(rejections)) => {
+            for r in rejections.iter().take(REJECTIONS_SHOWN) {
+                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
+            }
+            fail(&IngestError::StrictRejected(rejections))
+        }
+        Err(e) => fail(&e),
+    }
+}

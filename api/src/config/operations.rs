@@ -1,0 +1,100 @@
+//! Settings for running the service rather than for what it serves: how often the SDN list and
+//! TECS extracts must be refreshed before answers relying on them are flagged stale, and where
+//! Prometheus scrapes `/metrics`.
+
+use std::net::SocketAddr;
+
+use super::{ConfigError, non_empty};
+use crate::freshness::{SDN_CADENCE_DAYS, SUBJECTS_CADENCE_DAYS};
+
+/// Ten years: beyond that "stale" means nothing, and a typo of a few more digits is caught.
+pub const MAX_CADENCE_DAYS: u32 = 3_653;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Operations {
+    /// Days after the newest SDN list's as-of date before SDN answers carry a stale warning.
+    pub sdn_cadence_days: u32,
+    /// The same for TECS subject records.
+    pub subjects_cadence_days: u32,
+    /// Where `/metrics` is served, apart from the API listeners; unset: no metrics listener.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+pub(super) fn operations(
+    sdn_cadence_days: Option<String>,
+    subjects_cadence_days: Option<String>,
+    metrics_listen: Option<String>,
+) -> Result<Operations, ConfigError> {
+    let metrics_listen = match non_empty(metrics_listen) {
+        None => None,
+        Some(text) => Some(text.trim().parse().map_err(|_| ConfigError::Invalid {
+            setting: "DARTTS_METRICS_LISTEN",
+            reason: format!("{text:?} is not an address:port such as 0.0.0.0:9464"),
+        })?),
+    };
+    Ok(Operations {
+        sdn_cadence_days: cadence(
+            sdn_cadence_days,
+            SDN_CADENCE_DAYS,
+            "DARTTS_SDN_CADENCE_DAYS",
+        )?,
+        subjects_cadence_days: cadence(
+            subjects_cadence_days,
+            SUBJECTS_CADENCE_DAYS,
+            "DARTTS_SUBJECTS_CADENCE_DAYS",
+        )?,
+        metrics_listen,
+    })
+}
+
+fn cadence(value: Option<String>, default: u32, setting: &'static str) -> Result<u32, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(default);
+    };
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_CADENCE_DAYS).contains(n))
+        .ok_or_else(|| ConfigError::Invalid {
+            setting,
+            reason: format!("{text:?} is not a whole number of days from 1 to {MAX_CADENCE_DAYS}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cadences_default_to_the_published_rhythm_and_are_bounded() {
+        let ops = operations(None, Some(" ".into()), None).unwrap();
+        assert_eq!(ops.sdn_cadence_days, SDN_CADENCE_DAYS);
+        assert_eq!(ops.subjects_cadence_days, SUBJECTS_CADENCE_DAYS);
+        assert_eq!(ops.metrics_listen, None);
+        let ops = operations(Some("7".into()), Some(" 3653 ".into()), None).unwrap();
+        assert_eq!(
+            (ops.sdn_cadence_days, ops.subjects_cadence_days),
+            (7, 3_653)
+        );
+        for bad in ["0", "3654", "-1", "1.5", "monthly"] {
+            let err = operations(Some(bad.into()), None, None).unwrap_err();
+            assert!(
+                err.to_string().contains("DARTTS_SDN_CADENCE_DAYS"),
+                "{bad}: {err}"
+            );
+            let err = operations(None, Some(bad.into()), None).unwrap_err();
+            assert!(
+                err.to_string().contains("DARTTS_SUBJECTS_CADENCE_DAYS"),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_metrics_listener_is_an_address() {
+        let ops = operations(None, None, Some("127.0.0.1:9464".into())).unwrap();
+        assert_eq!(ops.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        let err = operations(None, None, Some("9464".into())).unwrap_err();
+        assert!(err.to_string().contains("DARTTS_METRICS_LISTEN"), "{err}");
+    }
+}
