@@ -154,14 +154,8 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 
 /// The process entry point shared by every build of the binary.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DARTTS_LOG").unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn")
-            }),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // Dropped last: flushes any spans still waiting for export.
+    let _telemetry = crate::telemetry::init();
     let cli = Cli::parse();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

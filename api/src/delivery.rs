@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use crate::accounts;
 use crate::audit::{AuditEvent, EventType};
@@ -93,6 +94,31 @@ pub async fn execute(
     request: async_graphql::Request,
     source: Option<String>,
 ) -> Response {
+    // Ties the audit rows of this request, its trace and the client's `x-request-id` together.
+    let request_id = uuid::Uuid::new_v4().to_string();
+    // The operation's name is the client's label for its query; variables are never recorded.
+    let span = tracing::info_span!(
+        "graphql.request",
+        request_id = %request_id,
+        graphql.operation.name = request.operation_name.as_deref().unwrap_or(""),
+        records = tracing::field::Empty,
+        http.status = tracing::field::Empty,
+    );
+    let response = execute_in_span(state, schema, principal, request, source, request_id)
+        .instrument(span.clone())
+        .await;
+    span.record("http.status", response.status().as_u16());
+    response
+}
+
+async fn execute_in_span(
+    state: &AppState,
+    schema: &DarttsSchema,
+    principal: Principal,
+    request: async_graphql::Request,
+    source: Option<String>,
+    request_id: String,
+) -> Response {
     let (is_mutation, operation_name) = operation(&request);
     let event_type = if is_mutation {
         EventType::Mutation
@@ -107,8 +133,6 @@ pub async fn execute(
         }
         event
     };
-    // Ties the audit rows of this request together and to the client's `x-request-id`.
-    let request_id = uuid::Uuid::new_v4().to_string();
     let detail = json!({
         "requestId": request_id,
         "operationName": operation_name,
@@ -176,11 +200,13 @@ pub async fn execute(
             username: &username,
             reset_at,
         };
-        match state
+        let started = std::time::Instant::now();
+        let reserved = state
             .quota
             .reserve(&state.db, &account, quota, records, None)
-            .await
-        {
+            .await;
+        crate::metrics::quota_reservation(started.elapsed());
+        match reserved {
             Ok(Reservation::Granted { .. } | Reservation::Replayed) => {}
             Ok(Reservation::Exceeded { used }) => {
                 return lock(
@@ -230,6 +256,16 @@ pub async fn execute(
         (false, false) => "partial",
         (false, true) => "failed",
     };
+    tracing::Span::current().record("records", records);
+    crate::metrics::request(
+        outcome,
+        response.errors.iter().filter_map(|e| {
+            e.extensions
+                .as_ref()
+                .and_then(|x| x.get("code"))
+                .map(|c| c.to_string().trim_matches('"').to_owned())
+        }),
+    );
     let records_i64 = i64::try_from(records).unwrap_or(i64::MAX);
     if let Err(e) = state
         .audit

@@ -104,6 +104,12 @@ pub async fn serve(
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
+    if let Some(addr) = state.settings.operations.metrics_listen {
+        let bound = crate::metrics::serve(state.clone(), addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        eprintln!("dartts: metrics at http://{bound}/metrics");
+    }
     let app = router(state);
     if let Some(mtls) = &mtls {
         on_tls_ready(mtls.addr);
@@ -267,6 +273,7 @@ fn refuse(err: &AuthError) -> Response {
         AuthError::Internal(reason) => tracing::error!(reason, "authentication failed"),
         _ => {}
     }
+    crate::metrics::request("refused", std::iter::once(err.code().as_str().to_owned()));
     let message = match err {
         AuthError::Internal(_) => "internal error".to_owned(),
         other => other.to_string(),

@@ -180,6 +180,7 @@ async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::
         // many; those callers are answered at once, the rest go on.
         while !batch.is_empty() {
             let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
+            let started = std::time::Instant::now();
             let appended = match db.get_database_backend() {
                 DbBackend::Postgres => append_postgres(&db, instance, &events, &mut head).await,
                 _ => append_locked(&db, instance, &events)
@@ -188,6 +189,7 @@ async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::
             };
             match appended {
                 Ok((first_id, count)) => {
+                    crate::metrics::audit_append(count, started.elapsed());
                     for (offset, pending) in batch.drain(..count).enumerate() {
                         let _ = pending.reply.send(Ok(first_id + offset as i64));
                     }

@@ -74,6 +74,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn build(state: AppState) -> DarttsSchema {
     let mut builder = builder()
         .extension(guard::FieldGuard)
+        .extension(crate::telemetry::ResolverSpans)
         .data(DataLoader::new(
             batch::BatchLoader(state.db.clone()),
             tokio::spawn,

@@ -180,6 +180,13 @@ fn validate_provider(req: &LoadRequest) -> Result<Option<String>, IngestError> {
     }
 }
 
+/// One span per batch: the data set, then its id and row counts once known (never file paths
+/// or contents).
+#[tracing::instrument(
+    name = "ingest.batch",
+    skip_all,
+    fields(dataset = req.dataset.as_str(), batch_id, accepted, rejected)
+)]
 pub async fn load(
     db: &DatabaseConnection,
     instance: Instance,
@@ -356,6 +363,10 @@ pub async fn load(
     let rejected = i64::try_from(rejections.len()).unwrap_or(i64::MAX);
     tx.finish_batch(batch_id, accepted, rejected).await?;
     tx.commit().await?;
+    let span = tracing::Span::current();
+    span.record("batch_id", batch_id);
+    span.record("accepted", accepted);
+    span.record("rejected", rejected);
     Ok(LoadOutcome::Loaded {
         batch_id,
         sha256,

@@ -1,0 +1,232 @@
+//! `/metrics` in the Prometheus text format, on its own listener (`DARTTS_METRICS_LISTEN`, off
+//! by default) so it is never exposed where the API is: GraphQL requests and errors by code,
+//! audit append batches (size, latency), quota store latency, and the rows each data set holds
+//! with the age of its newest load (what `dartts load` and the refresh CronJob put there — they
+//! run as separate processes, so the database is the one place their rows can be read back).
+//!
+//! Counters are process-wide (one registry per process), like the process they describe.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use entities::batch;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+
+use crate::state::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Code {
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Dataset {
+    dataset: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<Outcome, Counter>,
+    errors: Family<Code, Counter>,
+    audit_batch_events: Histogram,
+    audit_append_seconds: Histogram,
+    quota_seconds: Histogram,
+    dataset_rows: Family<Dataset, Gauge>,
+    dataset_age_days: Family<Dataset, Gauge>,
+}
+
+fn seconds_buckets() -> impl Iterator<Item = f64> {
+    exponential_buckets(0.000_5, 2.0, 14)
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("dartts");
+        let requests = Family::<Outcome, Counter>::default();
+        let errors = Family::<Code, Counter>::default();
+        let audit_batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 10));
+        let audit_append_seconds = Histogram::new(seconds_buckets());
+        let quota_seconds = Histogram::new(seconds_buckets());
+        let dataset_rows = Family::<Dataset, Gauge>::default();
+        let dataset_age_days = Family::<Dataset, Gauge>::default();
+        registry.register(
+            "graphql_requests",
+            "GraphQL requests answered, by outcome (ok, partial, failed, refused)",
+            requests.clone(),
+        );
+        registry.register(
+            "graphql_errors",
+            "GraphQL errors sent, by extensions.code",
+            errors.clone(),
+        );
+        registry.register(
+            "audit_batch_events",
+            "Audit events per group-commit append",
+            audit_batch_events.clone(),
+        );
+        registry.register(
+            "audit_append_seconds",
+            "Time one audit append took",
+            audit_append_seconds.clone(),
+        );
+        registry.register(
+            "quota_store_seconds",
+            "Time one quota reservation took in the quota store",
+            quota_seconds.clone(),
+        );
+        registry.register(
+            "dataset_rows",
+            "Rows accepted by the loads each data set holds (not purged)",
+            dataset_rows.clone(),
+        );
+        registry.register(
+            "dataset_age_days",
+            "Days since the as-of date of each data set's newest load",
+            dataset_age_days.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            errors,
+            audit_batch_events,
+            audit_append_seconds,
+            quota_seconds,
+            dataset_rows,
+            dataset_age_days,
+        }
+    }
+}
+
+fn global() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// One GraphQL response: its outcome and the code of each error in it.
+pub fn request(outcome: &str, codes: impl Iterator<Item = String>) {
+    let m = global();
+    m.requests
+        .get_or_create(&Outcome {
+            outcome: outcome.to_owned(),
+        })
+        .inc();
+    for code in codes {
+        m.errors.get_or_create(&Code { code }).inc();
+    }
+}
+
+pub fn audit_append(events: usize, took: Duration) {
+    let m = global();
+    m.audit_batch_events.observe(events as f64);
+    m.audit_append_seconds.observe(took.as_secs_f64());
+}
+
+pub fn quota_reservation(took: Duration) {
+    global().quota_seconds.observe(took.as_secs_f64());
+}
+
+/// Reads what each data set holds into the gauges, then encodes every metric.
+async fn render(state: &AppState) -> Result<String, String> {
+    let m = global();
+    let held = batch::Entity::find()
+        .filter(batch::Column::PurgedAt.is_null())
+        .all(&state.db)
+        .await
+        .map_err(|e| e.to_string())?;
+    let today = chrono::Utc::now().date_naive();
+    for name in ["trade", "financial", "subjects", "sdn"] {
+        let of_set = held.iter().filter(|b| b.dataset == name);
+        let label = Dataset {
+            dataset: name.to_owned(),
+        };
+        m.dataset_rows
+            .get_or_create(&label)
+            .set(of_set.clone().map(|b| b.accepted_rows).sum());
+        if let Some(newest) = of_set.map(|b| b.as_of).max() {
+            m.dataset_age_days
+                .get_or_create(&label)
+                .set((today - newest).num_days());
+        }
+    }
+    let mut text = String::new();
+    encode(&mut text, &m.registry).map_err(|e| e.to_string())?;
+    Ok(text)
+}
+
+async fn handle(State(state): State<AppState>) -> Response {
+    match render(&state).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot render metrics");
+            (StatusCode::SERVICE_UNAVAILABLE, "metrics unavailable").into_response()
+        }
+    }
+}
+
+/// Binds the metrics listener; serving runs in the background for the life of the process.
+pub async fn serve(state: AppState, addr: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(handle))
+        .with_state(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    });
+    Ok(bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_in_the_text_format() {
+        request("ok", std::iter::empty());
+        request("partial", ["FORBIDDEN_FIELD".to_owned()].into_iter());
+        audit_append(3, Duration::from_millis(2));
+        quota_reservation(Duration::from_millis(1));
+        let mut text = String::new();
+        encode(&mut text, &global().registry).unwrap();
+        assert!(
+            text.contains("dartts_graphql_requests_total{outcome=\"partial\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dartts_graphql_errors_total{code=\"FORBIDDEN_FIELD\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("dartts_audit_batch_events_count 1"), "{text}");
+        assert!(
+            text.contains("dartts_quota_store_seconds_count 1"),
+            "{text}"
+        );
+    }
+}
