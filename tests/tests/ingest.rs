@@ -55,7 +55,12 @@ async fn ofac_2021_set_gives_the_published_counts() {
 async fn sdn_csv_alone_loads() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
-        let file = samples().join("ofac/2021-07_watchman_bench/sdn.csv");
+        // The list's sdn.csv in a folder of its own: no add.csv or alt.csv beside it.
+        let alone = env.dir.path().join("alone");
+        std::fs::create_dir_all(&alone).expect("dir");
+        let file = alone.join("sdn.csv");
+        std::fs::copy(samples().join("ofac/2021-07_watchman_bench/sdn.csv"), &file)
+            .expect("copy sdn.csv");
         env.load_ok(&["sdn", path(&file)]).await;
         assert_eq!(env.count("sdn_entries").await, 8_976, "{backend:?}");
         assert_eq!(env.count("sdn_aliases").await, 0);
@@ -77,6 +82,8 @@ async fn korea_customs_files_load_through_the_kcs_profile() {
                 "{backend:?} {split}: {}",
                 run.stdout
             );
+            // Not a terminal: no progress bar, only the counts at the end.
+            assert!(!run.stderr.contains("rows/s"), "{}", run.stderr);
         }
         assert_eq!(env.count("trade_records").await, 54_000, "{backend:?}");
         // Every row is tagged with the providing nation, keeps its won amount and has USD.
