@@ -102,6 +102,16 @@ async fn request_spans_reach_the_collector_with_the_request_id_and_no_variable_v
         .find(|s| attribute(s, "graphql.field").as_deref() == Some("Query.tradeRecords"))
         .expect("resolver span");
     assert_eq!(resolver.trace_id, request.trace_id, "one trace per request");
+    // `dartts load` (run above with the same settings) exported its batch's span on exit.
+    let batch = found
+        .iter()
+        .find(|s| s.name == "ingest.batch")
+        .unwrap_or_else(|| panic!("no ingest span: {found:#?}"));
+    assert_eq!(attribute(batch, "dataset").as_deref(), Some("trade"));
+    assert_eq!(
+        attribute(batch, "accepted").as_deref(),
+        Some("IntValue(10)")
+    );
     // Nothing the collector received carries the variable's value or the token.
     for sent in collector.requests() {
         let body = String::from_utf8_lossy(&sent.body);
