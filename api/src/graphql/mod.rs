@@ -13,6 +13,7 @@ pub mod guard;
 mod ids;
 pub mod login;
 mod me;
+pub(crate) mod mirror;
 mod node;
 mod pagination;
 mod quota;
@@ -20,7 +21,9 @@ mod scalars;
 pub(crate) mod scope;
 mod sdn;
 pub(crate) mod subjects;
+mod totals;
 pub(crate) mod trade;
+pub(crate) mod trade_finance;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
@@ -40,6 +43,9 @@ pub struct Query(
     quota::QuotaQuery,
     audit_log::AuditQuery,
     agreements::AgreementQuery,
+    totals::TotalsQuery,
+    mirror::MirrorQuery,
+    trade_finance::TradeFinanceQuery,
 );
 
 #[derive(MergedObject, Default)]
