@@ -265,18 +265,28 @@ async fn bad_requests_are_bad_user_input() {
     for (query, vars) in [
         (TOTALS, json!({ "g": ["HS2", "HS6"] })),
         (TOTALS, json!({ "g": ["YEAR", "YEAR"] })),
-        (TOTALS, json!({ "g": ["YEAR"], "o": [{ "dimension": "MONTH" }] })),
+        (
+            TOTALS,
+            json!({ "g": ["YEAR"], "o": [{ "dimension": "MONTH" }] }),
+        ),
         (
             TOTALS,
             json!({ "g": ["YEAR"], "o": [{ "dimension": "YEAR", "measure": "VALUE_USD" }] }),
         ),
-        (TOTALS, json!({ "g": ["YEAR"], "f": { "hsCodePrefix": "84x" } })),
+        (
+            TOTALS,
+            json!({ "g": ["YEAR"], "f": { "hsCodePrefix": "84x" } }),
+        ),
         (MIRROR, json!({ "a": 1.5 })),
         (MIRROR, json!({ "f": { "nation": ["KOR"] } })),
         (FINANCE, json!({ "t": { "marginUsd": 20000 } })),
         (FINANCE, json!({ "t": { "structuringMinCount": 1 } })),
     ] {
         let response = s.gql(query, vars.clone()).await;
-        assert_eq!(error_codes(&response), ["BAD_USER_INPUT"], "{vars}: {response}");
+        assert_eq!(
+            error_codes(&response),
+            ["BAD_USER_INPUT"],
+            "{vars}: {response}"
+        );
     }
 }

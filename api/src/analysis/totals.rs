@@ -14,9 +14,7 @@
 use async_graphql::Enum;
 use async_graphql::resolver_utils::EnumType;
 use entities::trade_record::{self, Column};
-use sea_orm::sea_query::{
-    Alias, Expr, Func, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
-};
+use sea_orm::sea_query::{Alias, Expr, NullOrdering, Order, Query, SelectStatement, SimpleExpr};
 use sea_orm::{Condition, DbBackend, QueryResult};
 
 /// What `tradeTotals` can group by. Each reads one `TradeRecord` field (`DIMENSION_READS`).
@@ -127,13 +125,9 @@ impl Dimension {
 
     /// The grouped expression, as text the same on both backends.
     fn expr(self, backend: DbBackend) -> SimpleExpr {
-        let prefix = |n: i32| {
-            Func::cust("substr")
-                .arg(Expr::col(Column::HsCode))
-                .arg(1)
-                .arg(n)
-                .into()
-        };
+        // Literals, not bound parameters: PostgreSQL matches a selected expression to its
+        // GROUP BY twin only when the text is the same, and `$1` is never the same as `$3`.
+        let prefix = |n: u8| Expr::cust(format!("substr(\"hs_code\", 1, {n})"));
         let column = |c: Column| Expr::col(c);
         match self {
             Self::CountryOfOrigin => column(Column::CountryOfOrigin),
@@ -165,18 +159,14 @@ impl Dimension {
 }
 
 /// `YYYY-MM` (7) or `YYYY` (4) of the declaration date. SQLite keeps dates as ISO text;
-/// PostgreSQL as `date`, formatted with `to_char` (which an index on an expression can use).
+/// PostgreSQL as `date`, formatted with `to_char`.
 fn date_prefix(backend: DbBackend, len: usize) -> SimpleExpr {
     match backend {
         DbBackend::Postgres => {
             let format = if len == 7 { "YYYY-MM" } else { "YYYY" };
             Expr::cust(format!("to_char(\"declaration_date\", '{format}')"))
         }
-        _ => Func::cust("substr")
-            .arg(Expr::col(Column::DeclarationDate))
-            .arg(1)
-            .arg(i32::try_from(len).unwrap_or(4))
-            .into(),
+        _ => Expr::cust(format!("substr(\"declaration_date\", 1, {len})")),
     }
 }
 

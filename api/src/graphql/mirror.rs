@@ -164,21 +164,22 @@ impl MirrorQuery {
         &self,
         ctx: &Context<'_>,
         filter: Option<MirrorFilter>,
-        #[graphql(default = 0.1)] allowance: f64,
-        #[graphql(default)] period: MirrorPeriod,
+        #[graphql(desc = "CIF/FOB allowance, 0 to 1; default 0.1 (10 %).")] allowance: Option<f64>,
+        #[graphql(desc = "Default YEAR.")] period: Option<MirrorPeriod>,
         first: Option<i32>,
         after: Option<String>,
     ) -> async_graphql::Result<Option<Connection<OffsetCursor, MirrorDiscrepancy, TotalCount>>>
     {
         let state = ctx.data::<AppState>()?;
         let page = Page::new(first, after)?;
+        let allowance = allowance.unwrap_or(mirror::DEFAULT_ALLOWANCE);
         if !(0.0..=1.0).contains(&allowance) {
             return Err(ApiError::bad_input("allowance must be between 0 and 1").into());
         }
         let filter = filter.unwrap_or_default();
         require_readable(ctx, MirrorFilter::RECORD, &filter.fields_read())?;
         let perms = &principal(ctx)?.permissions;
-        let period_dimension = match period {
+        let period_dimension = match period.unwrap_or_default() {
             MirrorPeriod::Month => Dimension::Month,
             MirrorPeriod::Year => Dimension::Year,
         };

@@ -242,9 +242,10 @@ impl TradeFinanceQuery {
 
 async fn reported_sums(state: &AppState, reports: Condition) -> ApiResult<Vec<ReportedSums>> {
     use financial_transaction::Column;
+    // `0.0`, not `0`: SQLite types a sum of integer zeros as INTEGER, which is no `f64`.
     let cash = |direction: &str| {
         Expr::cust(format!(
-            "SUM(CASE WHEN \"cash_direction\" = '{direction}' THEN \"amount_usd\" ELSE 0 END)"
+            "SUM(CASE WHEN \"cash_direction\" = '{direction}' THEN \"amount_usd\" ELSE 0.0 END)"
         ))
     };
     let q = Query::select()
