@@ -9,6 +9,12 @@ Writes the same rows twice:
   provider_country US, declared_currency and declared_value_usd filled), what
   `psql \\copy trade_records(...) FROM FILE WITH (FORMAT csv, HEADER true)` reads.
 
+With --mirror FILE it also writes, in the --table layout (batch_id 2), what the partners
+report for the same trade: for about half of the US import lines, the exporting nation's
+export line (provider and reporting country = that nation, partner US) valued FOB, i.e. the
+US CIF value divided by 1.03-1.12, and for 2 % of them at a third of it (under-reported
+exports, the discrepancy mirrorDiscrepancies exists to find). scripts/bench-totals loads it.
+
 Every row is valid for the canonical profile, so a load accepts all of them. The output
 depends only on --rows and --seed (Python's `random.Random` is stable across versions for
 the calls used here), so every run of the benchmark loads byte-identical files.
@@ -107,6 +113,7 @@ def main():
     parser.add_argument("--seed", type=int, default=20261127)
     parser.add_argument("--canonical", required=True, help="canonical trade CSV to write")
     parser.add_argument("--table", help="trade_records-ordered CSV to write (the COPY peer)")
+    parser.add_argument("--mirror", help="partner-reported export rows to write (table layout)")
     parser.add_argument("--start", default="2021-01-01", help="first declaration date")
     parser.add_argument("--years", type=int, default=4, help="years the dates span")
     args = parser.parse_args()
@@ -177,6 +184,13 @@ def main():
     canon = csv.writer(canon_f, lineterminator="\n")
     canon.writerow(CANONICAL_COLUMNS)
     table = None
+    mirror_f = open(args.mirror, "w", newline="", encoding="utf-8") if args.mirror else None
+    mirror = None
+    if mirror_f:
+        mirror = csv.writer(mirror_f, lineterminator="\n")
+        mirror.writerow(TABLE_COLUMNS)
+    # Its own generator: the main rows stay byte-identical with or without --mirror.
+    mirror_rng = random.Random(args.seed + 1)
     if table_f:
         table = csv.writer(table_f, lineterminator="\n")
         table.writerow(TABLE_COLUMNS)
@@ -239,11 +253,23 @@ def main():
             if table:
                 row[-1] = value
                 table.writerow([1, "US", *row])
+            if mirror and direction == "IMPORT" and mirror_rng.random() < 0.5:
+                fob = float(value) / mirror_rng.uniform(1.03, 1.12)
+                if mirror_rng.random() < 0.02:
+                    fob /= 3.0
+                mirror.writerow([
+                    2, from_country, f"M{declaration_id}", line, date, "EXPORT", hs,
+                    description, us_name, "", "", f_name, manufacturer, mid, origin,
+                    from_country, "US", from_country, "US", "", mode, quantity, unit, weight,
+                    f"{fob:.2f}", "USD", f"{fob:.2f}",
+                ])
             written += 1
 
     canon_f.close()
     if table_f:
         table_f.close()
+    if mirror_f:
+        mirror_f.close()
 
 
 if __name__ == "__main__":

@@ -89,6 +89,36 @@ const READS: &[Reads] = &[
         ],
     },
     Reads {
+        ty: "MirrorFilter",
+        record: "TradeRecord",
+        members: &[
+            ("nation", &["reportingCountry", "partnerCountry"]),
+            ("hsCodePrefix", &["hsCode"]),
+            ("declarationDateFrom", &["declarationDate"]),
+            ("declarationDateTo", &["declarationDate"]),
+        ],
+    },
+    Reads {
+        ty: "TradeFinanceFilter",
+        record: "FinancialTransaction",
+        members: &[
+            ("dateFrom", &["transactionDate"]),
+            ("dateTo", &["transactionDate"]),
+            ("subjectNameContains", &["subjectName"]),
+            ("subjectTin", &["subjectTin"]),
+        ],
+    },
+    Reads {
+        ty: "TotalsDimension",
+        record: "TradeRecord",
+        members: crate::analysis::totals::DIMENSION_READS,
+    },
+    Reads {
+        ty: "TotalsMeasure",
+        record: "TradeRecord",
+        members: crate::analysis::totals::MEASURE_READS,
+    },
+    Reads {
         ty: "TradeRecordSortField",
         record: "TradeRecord",
         members: &[
@@ -1809,6 +1839,8 @@ mod tests {
         reads_match_fields_read::<TradeRecordFilter>(&view);
         reads_match_fields_read::<FinancialTransactionFilter>(&view);
         reads_match_fields_read::<SubjectRecordFilter>(&view);
+        reads_match_fields_read::<crate::graphql::mirror::MirrorFilter>(&view);
+        reads_match_fields_read::<crate::graphql::trade_finance::TradeFinanceFilter>(&view);
         // Every filter input READS lists is one of those checked above (sort keys are checked
         // by `reads_name_real_members_and_fields`).
         let filters: BTreeSet<&str> = READS
@@ -1821,7 +1853,9 @@ mod tests {
             BTreeSet::from([
                 "TradeRecordFilter",
                 "FinancialTransactionFilter",
-                "SubjectRecordFilter"
+                "SubjectRecordFilter",
+                "MirrorFilter",
+                "TradeFinanceFilter"
             ])
         );
     }

@@ -14,6 +14,7 @@ pub mod guard;
 mod ids;
 pub mod login;
 mod me;
+pub(crate) mod mirror;
 mod node;
 mod pagination;
 mod quota;
@@ -21,7 +22,9 @@ mod scalars;
 pub(crate) mod scope;
 mod sdn;
 pub(crate) mod subjects;
+mod totals;
 pub(crate) mod trade;
+pub(crate) mod trade_finance;
 
 pub use batch::DatasetKind;
 pub use datasets::cadence_days;
@@ -45,6 +48,9 @@ pub struct Query(
     quota::QuotaQuery,
     audit_log::AuditQuery,
     agreements::AgreementQuery,
+    totals::TotalsQuery,
+    mirror::MirrorQuery,
+    trade_finance::TradeFinanceQuery,
 );
 
 #[derive(MergedObject, Default)]

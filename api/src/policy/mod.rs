@@ -155,6 +155,54 @@ const DERIVED: &[(FieldRef, &[FieldRef])] = &[
         ("Query", "subjectRecords"),
         &[("SubjectRecord", "recordId")],
     ),
+    // Analysis sums disclose the fields they add up; a pairing or matching discloses the
+    // fields it pairs on and ranks by.
+    (
+        ("TradeTotal", "valueUsd"),
+        &[("TradeRecord", "declaredValueUsd")],
+    ),
+    (
+        ("TradeTotal", "quantity"),
+        &[("TradeRecord", "quantity"), ("TradeRecord", "quantityUnit")],
+    ),
+    (
+        ("TradeTotal", "quantityUnit"),
+        &[("TradeRecord", "quantityUnit")],
+    ),
+    (
+        ("TradeTotal", "netWeightKg"),
+        &[("TradeRecord", "netWeightKg")],
+    ),
+    (
+        ("Query", "mirrorDiscrepancies"),
+        &[
+            ("TradeRecord", "direction"),
+            ("TradeRecord", "reportingCountry"),
+            ("TradeRecord", "partnerCountry"),
+            ("TradeRecord", "hsCode"),
+            ("TradeRecord", "declarationDate"),
+            ("TradeRecord", "declaredValueUsd"),
+            ("TradeRecord", "quantity"),
+            ("TradeRecord", "quantityUnit"),
+            ("TradeRecord", "netWeightKg"),
+        ],
+    ),
+    (
+        ("Query", "tradeFinanceMismatches"),
+        &[
+            ("TradeRecord", "importerId"),
+            ("TradeRecord", "importerName"),
+            ("TradeRecord", "direction"),
+            ("TradeRecord", "declarationDate"),
+            ("TradeRecord", "declaredValueUsd"),
+            ("FinancialTransaction", "subjectTin"),
+            ("FinancialTransaction", "subjectName"),
+            ("FinancialTransaction", "amountUsd"),
+            ("FinancialTransaction", "cashDirection"),
+            ("FinancialTransaction", "transactionDate"),
+            ("FinancialTransaction", "reportId"),
+        ],
+    ),
 ];
 
 impl Policy {

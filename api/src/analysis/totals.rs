@@ -1,0 +1,443 @@
+//! Totals of trade records grouped by dimensions, computed in the database with `GROUP BY`.
+//!
+//! This module builds the one SQL statement behind `tradeTotals` (and the per-side sums
+//! `mirrorDiscrepancies` matches) and decodes its rows; it knows nothing of GraphQL requests.
+//! The same statement runs on SQLite and PostgreSQL: only the date and HS-prefix expressions
+//! differ per backend, and both produce the same text (`2024-03`, `2024`, `847130`).
+//!
+//! Quantities in different units cannot be added (dozens plus kilograms is no number), so a
+//! group's `quantity` is the sum over its records that carry a unit *only when they all carry
+//! the same one*, named in `quantity_unit`; otherwise both are absent. Grouping by
+//! `QUANTITY_UNIT` (or filtering to one HS code, whose unit is normally fixed) gives a figure
+//! per unit.
+
+use async_graphql::Enum;
+use async_graphql::resolver_utils::EnumType;
+use entities::trade_record::{self, Column};
+use sea_orm::sea_query::{Alias, Expr, NullOrdering, Order, Query, SelectStatement, SimpleExpr};
+use sea_orm::{Condition, DbBackend, QueryResult};
+
+/// What `tradeTotals` can group by. Each reads one `TradeRecord` field (`DIMENSION_READS`).
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[graphql(name = "TotalsDimension")]
+pub enum Dimension {
+    CountryOfOrigin,
+    CountryOfExport,
+    CountryOfDestination,
+    PartnerCountry,
+    ReportingCountry,
+    /// The nation that provided the data.
+    ProviderCountry,
+    ImporterId,
+    ImporterName,
+    ManufacturerId,
+    ManufacturerName,
+    /// HS chapter (first 2 digits).
+    #[graphql(name = "HS2")]
+    Hs2,
+    /// HS heading (first 4 digits).
+    #[graphql(name = "HS4")]
+    Hs4,
+    /// HS subheading (first 6 digits), the level nations share.
+    #[graphql(name = "HS6")]
+    Hs6,
+    /// The national 10-digit line.
+    #[graphql(name = "HS10")]
+    Hs10,
+    Port,
+    TransportMode,
+    Direction,
+    QuantityUnit,
+    /// Declaration month, `YYYY-MM`.
+    Month,
+    /// Declaration year.
+    Year,
+}
+
+/// The `TradeRecord` field each dimension value reads, by GraphQL enum value: the resolver
+/// refuses a dimension whose field the caller cannot read, and introspection hides it, from
+/// this one table.
+pub const DIMENSION_READS: &[(&str, &[&str])] = &[
+    ("COUNTRY_OF_ORIGIN", &["countryOfOrigin"]),
+    ("COUNTRY_OF_EXPORT", &["countryOfExport"]),
+    ("COUNTRY_OF_DESTINATION", &["countryOfDestination"]),
+    ("PARTNER_COUNTRY", &["partnerCountry"]),
+    ("REPORTING_COUNTRY", &["reportingCountry"]),
+    ("PROVIDER_COUNTRY", &["providerCountry"]),
+    ("IMPORTER_ID", &["importerId"]),
+    ("IMPORTER_NAME", &["importerName"]),
+    ("MANUFACTURER_ID", &["manufacturerId"]),
+    ("MANUFACTURER_NAME", &["manufacturerName"]),
+    ("HS2", &["hsCode"]),
+    ("HS4", &["hsCode"]),
+    ("HS6", &["hsCode"]),
+    ("HS10", &["hsCode"]),
+    ("PORT", &["port"]),
+    ("TRANSPORT_MODE", &["transportMode"]),
+    ("DIRECTION", &["direction"]),
+    ("QUANTITY_UNIT", &["quantityUnit"]),
+    ("MONTH", &["declarationDate"]),
+    ("YEAR", &["declarationDate"]),
+];
+
+/// The summed columns a totals row carries, as sort keys.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[graphql(name = "TotalsMeasure")]
+pub enum Measure {
+    ValueUsd,
+    Quantity,
+    NetWeightKg,
+    RecordCount,
+}
+
+/// The `TradeRecord` fields each measure sums (sorting on it ranks groups by them).
+pub const MEASURE_READS: &[(&str, &[&str])] = &[
+    ("VALUE_USD", &["declaredValueUsd"]),
+    ("QUANTITY", &["quantity", "quantityUnit"]),
+    ("NET_WEIGHT_KG", &["netWeightKg"]),
+    ("RECORD_COUNT", &[]),
+];
+
+/// Most dimensions in one request: more is a cross-tabulation nobody reads, and a wide
+/// `GROUP BY` is the costliest shape this query has.
+pub const MAX_DIMENSIONS: usize = 6;
+
+/// The entry of `value` in a reads table. Every enum value has one: the unit test
+/// `every_dimension_and_measure_has_one_reads_entry` fails for a value added without one, which
+/// would otherwise be grouped on unchecked.
+fn reads_of<T: EnumType + PartialEq + 'static>(
+    value: T,
+    table: &[(&str, &'static [&'static str])],
+) -> &'static [&'static str] {
+    let name = T::items()
+        .iter()
+        .find(|item| item.value == value)
+        .map(|item| item.name);
+    table
+        .iter()
+        .find(|(member, _)| Some(*member) == name)
+        .map(|(_, fields)| *fields)
+        .unwrap_or(&[])
+}
+
+impl Dimension {
+    /// The `TradeRecord` fields grouping by this dimension reads.
+    pub fn fields_read(self) -> &'static [&'static str] {
+        reads_of(self, DIMENSION_READS)
+    }
+
+    /// The grouped expression, as text the same on both backends.
+    fn expr(self, backend: DbBackend) -> SimpleExpr {
+        // Literals, not bound parameters: PostgreSQL matches a selected expression to its
+        // GROUP BY twin only when the text is the same, and `$1` is never the same as `$3`.
+        let prefix = |n: u8| Expr::cust(format!("substr(\"hs_code\", 1, {n})"));
+        let column = |c: Column| Expr::col(c);
+        match self {
+            Self::CountryOfOrigin => column(Column::CountryOfOrigin),
+            Self::CountryOfExport => column(Column::CountryOfExport),
+            Self::CountryOfDestination => column(Column::CountryOfDestination),
+            Self::PartnerCountry => column(Column::PartnerCountry),
+            Self::ReportingCountry => column(Column::ReportingCountry),
+            Self::ProviderCountry => column(Column::ProviderCountry),
+            Self::ImporterId => column(Column::ImporterId),
+            Self::ImporterName => column(Column::ImporterName),
+            Self::ManufacturerId => column(Column::ManufacturerId),
+            Self::ManufacturerName => column(Column::ManufacturerName),
+            Self::Hs2 => prefix(2),
+            Self::Hs4 => prefix(4),
+            Self::Hs6 => prefix(6),
+            Self::Hs10 => prefix(10),
+            Self::Port => column(Column::Port),
+            Self::TransportMode => column(Column::TransportMode),
+            Self::Direction => column(Column::Direction),
+            Self::QuantityUnit => column(Column::QuantityUnit),
+            Self::Month => date_prefix(backend, 7),
+            Self::Year => date_prefix(backend, 4),
+        }
+    }
+
+    fn is_hs(self) -> bool {
+        matches!(self, Self::Hs2 | Self::Hs4 | Self::Hs6 | Self::Hs10)
+    }
+}
+
+/// `YYYY-MM` (7) or `YYYY` (4) of the declaration date. SQLite keeps dates as ISO text;
+/// PostgreSQL as `date`, formatted with `to_char`.
+fn date_prefix(backend: DbBackend, len: usize) -> SimpleExpr {
+    match backend {
+        DbBackend::Postgres => {
+            let format = if len == 7 { "YYYY-MM" } else { "YYYY" };
+            Expr::cust(format!("to_char(\"declaration_date\", '{format}')"))
+        }
+        _ => Expr::cust(format!("substr(\"declaration_date\", 1, {len})")),
+    }
+}
+
+impl Measure {
+    pub fn fields_read(self) -> &'static [&'static str] {
+        reads_of(self, MEASURE_READS)
+    }
+
+    fn alias(self) -> &'static str {
+        match self {
+            Self::ValueUsd => "value_usd",
+            Self::Quantity => "quantity",
+            Self::NetWeightKg => "net_weight_kg",
+            Self::RecordCount => "record_count",
+        }
+    }
+}
+
+/// One sort key: a measure or a grouped dimension.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SortKey {
+    Measure(Measure),
+    Dimension(Dimension),
+}
+
+/// A validated totals request: dimensions (distinct, at most one HS level), sort keys on
+/// measures or grouped dimensions.
+#[derive(Clone, Debug)]
+pub struct Grouping {
+    dimensions: Vec<Dimension>,
+    order: Vec<(SortKey, Order)>,
+}
+
+impl Grouping {
+    pub fn new(dimensions: Vec<Dimension>, order: Vec<(SortKey, Order)>) -> Result<Self, String> {
+        if dimensions.len() > MAX_DIMENSIONS {
+            return Err(format!("groupBy takes at most {MAX_DIMENSIONS} dimensions"));
+        }
+        for (i, d) in dimensions.iter().enumerate() {
+            if dimensions[..i].contains(d) {
+                return Err(format!("groupBy names {d:?} twice"));
+            }
+        }
+        if dimensions.iter().filter(|d| d.is_hs()).count() > 1 {
+            return Err("groupBy takes one HS level (HS2, HS4, HS6 or HS10)".into());
+        }
+        for (key, _) in &order {
+            if let SortKey::Dimension(d) = key
+                && !dimensions.contains(d)
+            {
+                return Err(format!("orderBy dimension {d:?} is not in groupBy"));
+            }
+        }
+        Ok(Grouping { dimensions, order })
+    }
+
+    /// Every `TradeRecord` field this grouping and its order read.
+    pub fn fields_read(&self) -> Vec<&'static str> {
+        let mut read: Vec<&'static str> = self
+            .dimensions
+            .iter()
+            .flat_map(|d| d.fields_read().iter().copied())
+            .collect();
+        for (key, _) in &self.order {
+            if let SortKey::Measure(m) = key {
+                read.extend(m.fields_read());
+            }
+        }
+        read
+    }
+
+    /// The statement: the groups of the rows matching `condition` (filter *and* row scope,
+    /// which the caller must include), sorted, ties broken by the dimensions in order, then
+    /// `offset`/`limit`. Each row also carries the number of groups (`total_groups`).
+    pub fn statement(
+        &self,
+        backend: DbBackend,
+        condition: Condition,
+        offset: u64,
+        limit: Option<u64>,
+    ) -> SelectStatement {
+        debug_assert!(limit.is_some() || offset == 0, "an offset needs a limit");
+        let mut q = Query::select();
+        q.from(trade_record::Entity);
+        for (i, d) in self.dimensions.iter().enumerate() {
+            q.expr_as(d.expr(backend), Alias::new(format!("d{i}")));
+            q.add_group_by([d.expr(backend)]);
+        }
+        let unit = "\"quantity_unit\"";
+        let single_unit = format!("MIN({unit}) = MAX({unit})");
+        q.expr_as(Expr::cust("SUM(\"declared_value_usd\")"), Alias::new("value_usd"))
+            .expr_as(
+                Expr::cust(format!(
+                    "CASE WHEN {single_unit} THEN SUM(CASE WHEN {unit} IS NOT NULL THEN \"quantity\" END) END"
+                )),
+                Alias::new("quantity"),
+            )
+            .expr_as(
+                Expr::cust(format!("CASE WHEN {single_unit} THEN MIN({unit}) END")),
+                Alias::new("quantity_unit"),
+            )
+            .expr_as(Expr::cust("SUM(\"net_weight_kg\")"), Alias::new("net_weight_kg"))
+            .expr_as(Expr::cust("COUNT(*)"), Alias::new("record_count"))
+            .expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new("total_groups"))
+            .cond_where(condition);
+        for (key, direction) in &self.order {
+            let alias = match key {
+                SortKey::Measure(m) => m.alias().to_owned(),
+                SortKey::Dimension(d) => self.alias_of(*d),
+            };
+            q.order_by_expr_with_nulls(
+                Expr::col(Alias::new(alias)),
+                direction.clone(),
+                NullOrdering::Last,
+            );
+        }
+        for i in 0..self.dimensions.len() {
+            q.order_by_expr_with_nulls(
+                Expr::col(Alias::new(format!("d{i}"))),
+                Order::Asc,
+                NullOrdering::Last,
+            );
+        }
+        // SQLite accepts OFFSET only after a LIMIT.
+        if let Some(limit) = limit {
+            q.limit(limit).offset(offset);
+        }
+        q
+    }
+
+    fn alias_of(&self, d: Dimension) -> String {
+        let i = self.dimensions.iter().position(|x| *x == d).unwrap_or(0);
+        format!("d{i}")
+    }
+
+    /// Decodes one row of `statement`'s result.
+    pub fn decode(&self, row: &QueryResult) -> Result<(TotalsRow, u64), sea_orm::DbErr> {
+        let mut keys = Vec::with_capacity(self.dimensions.len());
+        for i in 0..self.dimensions.len() {
+            keys.push(row.try_get_by::<Option<String>, _>(format!("d{i}").as_str())?);
+        }
+        let total: i64 = row.try_get_by("total_groups")?;
+        Ok((
+            TotalsRow {
+                keys: self.dimensions.iter().copied().zip(keys).collect(),
+                value_usd: row
+                    .try_get_by::<Option<f64>, _>("value_usd")?
+                    .unwrap_or(0.0),
+                quantity: row.try_get_by("quantity")?,
+                quantity_unit: row.try_get_by("quantity_unit")?,
+                net_weight_kg: row.try_get_by("net_weight_kg")?,
+                record_count: row.try_get_by("record_count")?,
+            },
+            u64::try_from(total).unwrap_or(0),
+        ))
+    }
+}
+
+/// One group's sums.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TotalsRow {
+    /// The group's value of each grouped dimension, in `groupBy` order.
+    pub keys: Vec<(Dimension, Option<String>)>,
+    pub value_usd: f64,
+    /// Present only when every record of the group with a unit has the same one.
+    pub quantity: Option<f64>,
+    pub quantity_unit: Option<String>,
+    pub net_weight_kg: Option<f64>,
+    pub record_count: i64,
+}
+
+impl TotalsRow {
+    pub fn key(&self, d: Dimension) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(dim, _)| *dim == d)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::ColumnTrait;
+
+    fn all_dimensions() -> Vec<Dimension> {
+        Dimension::items().iter().map(|i| i.value).collect()
+    }
+
+    #[test]
+    fn every_dimension_and_measure_has_one_reads_entry() {
+        for item in Dimension::items() {
+            assert_eq!(
+                DIMENSION_READS
+                    .iter()
+                    .filter(|(m, _)| *m == item.name)
+                    .count(),
+                1,
+                "{}",
+                item.name
+            );
+            assert!(!item.value.fields_read().is_empty(), "{}", item.name);
+        }
+        assert_eq!(DIMENSION_READS.len(), Dimension::items().len());
+        for item in Measure::items() {
+            assert_eq!(
+                MEASURE_READS
+                    .iter()
+                    .filter(|(m, _)| *m == item.name)
+                    .count(),
+                1
+            );
+        }
+        assert_eq!(MEASURE_READS.len(), Measure::items().len());
+        assert_eq!(Measure::RecordCount.fields_read(), &[] as &[&str]);
+        assert_eq!(Dimension::Hs6.fields_read(), &["hsCode"]);
+    }
+
+    #[test]
+    fn groupings_are_checked() {
+        use Dimension::*;
+        assert!(Grouping::new(vec![Hs2, Hs6], vec![]).is_err());
+        assert!(Grouping::new(vec![Year, Year], vec![]).is_err());
+        assert!(Grouping::new(all_dimensions(), vec![]).is_err());
+        assert!(Grouping::new(vec![Year], vec![(SortKey::Dimension(Month), Order::Asc)]).is_err());
+        let g = Grouping::new(
+            vec![ImporterName, Year],
+            vec![(SortKey::Measure(Measure::Quantity), Order::Desc)],
+        )
+        .unwrap();
+        assert_eq!(
+            g.fields_read(),
+            vec![
+                "importerName",
+                "declarationDate",
+                "quantity",
+                "quantityUnit"
+            ]
+        );
+        assert!(Grouping::new(vec![], vec![]).is_ok());
+    }
+
+    #[test]
+    fn the_statement_groups_in_sql_per_backend() {
+        let g = Grouping::new(
+            vec![Dimension::Hs4, Dimension::Month],
+            vec![(SortKey::Measure(Measure::ValueUsd), Order::Desc)],
+        )
+        .unwrap();
+        let cond = Condition::all().add(Column::ProviderCountry.eq("KR"));
+        let pg = DbBackend::Postgres
+            .build(&g.statement(DbBackend::Postgres, cond.clone(), 10, Some(5)))
+            .to_string();
+        assert!(
+            pg.contains("to_char(\"declaration_date\", 'YYYY-MM')"),
+            "{pg}"
+        );
+        assert!(pg.contains("GROUP BY substr(\"hs_code\", 1, 4)"), "{pg}");
+        assert!(pg.contains("\"value_usd\" DESC NULLS LAST"), "{pg}");
+        assert!(pg.contains("\"provider_country\" = 'KR'"), "{pg}");
+        assert!(pg.contains("LIMIT 5 OFFSET 10"), "{pg}");
+        let lite = DbBackend::Sqlite
+            .build(&g.statement(DbBackend::Sqlite, cond, 0, None))
+            .to_string();
+        assert!(
+            lite.contains("substr(\"declaration_date\", 1, 7)"),
+            "{lite}"
+        );
+        assert!(!lite.contains("LIMIT"), "{lite}");
+    }
+}

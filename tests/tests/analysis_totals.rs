@@ -1,0 +1,292 @@
+//! Totals, mirror trade and trade-versus-money through HTTP against the real server: the same
+//! answers on SQLite and PostgreSQL, the quota charged per delivered row, a partner's pairs
+//! built only from its rows, structuring found with settable thresholds, bad input refused.
+
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
+use serde_json::{Value, json};
+
+async fn world(backend: Backend) -> TestEnv {
+    let env = TestEnv::new(backend).await;
+    let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
+    env.load_trade_fixture().await;
+    env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
+        .await;
+    env.load_ok(&["trade", &f("trade_kr_mirror.csv"), "--provider", "KR"])
+        .await;
+    env.load_ok(&["financial", &f("financial.csv")]).await;
+    env.load_ok(&["financial", &f("financial_structuring.csv")])
+        .await;
+    env
+}
+
+async fn load_cn(env: &TestEnv) {
+    let path = fixture("trade_cn.csv");
+    env.load_ok(&["trade", path.to_str().expect("path"), "--provider", "CN"])
+        .await;
+}
+
+const TOTALS: &str = "query($g: [TotalsDimension!]!, $f: TradeRecordFilter, $o: [TotalsOrder!], $n: Int, $a: String) {
+  tradeTotals(groupBy: $g, filter: $f, orderBy: $o, first: $n, after: $a) {
+    totalCount pageInfo { hasNextPage endCursor }
+    edges { node { hsCode month year direction importerId providerCountry quantityUnit
+                   valueUsd quantity netWeightKg recordCount } } } }";
+
+const MIRROR: &str = "query($f: MirrorFilter, $p: MirrorPeriod, $a: Float, $n: Int) {
+  mirrorDiscrepancies(filter: $f, period: $p, allowance: $a, first: $n) {
+    totalCount
+    edges { node { exporterCountry importerCountry hsCode period allowance valueGapUsd
+                   expectedImportMaxUsd unexplainedUsd quantityGap netWeightGapKg
+                   exports { valueUsd quantity quantityUnit netWeightKg recordCount }
+                   imports { valueUsd quantity quantityUnit netWeightKg recordCount } } } } }";
+
+const FINANCE: &str = "query($f: TradeFinanceFilter, $t: TradeFinanceThresholds, $n: Int) {
+  tradeFinanceMismatches(filter: $f, thresholds: $t, first: $n) {
+    totalCount
+    edges { node { subjectTin subjectNames reportedUsd cashInUsd reportCount
+                   declaredImportValueUsd declaredRecordCount ratio reasons minRatio
+                   structuring { firstDate lastDate count totalUsd reportIds } } } } }";
+
+fn nodes(data: &Value, field: &str) -> Vec<Value> {
+    data[field]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
+async fn used(server: &Server, token: &str) -> u64 {
+    server
+        .session(Some(token))
+        .data("{ quotaStatus { used } }", json!({}))
+        .await["quotaStatus"]["used"]
+        .as_u64()
+        .expect("used")
+}
+
+/// The requests every backend must answer identically.
+async fn answers(server: &Server, hsi: &str) -> Vec<Value> {
+    let s = server.session(Some(hsi));
+    let mut out = Vec::new();
+    for vars in [
+        json!({ "g": ["HS4", "MONTH", "DIRECTION"], "o": [{ "measure": "RECORD_COUNT" }, { "dimension": "HS4", "direction": "ASC" }] }),
+        json!({ "g": ["YEAR", "QUANTITY_UNIT"], "o": [{ "measure": "QUANTITY", "direction": "ASC" }] }),
+        json!({ "g": ["IMPORTER_ID", "PROVIDER_COUNTRY"], "f": { "declarationDateFrom": "2024-02-01" } }),
+        json!({ "g": [] }),
+        json!({ "g": ["HS10"], "n": 2, "a": "b2Zmc2V0OjA" }),
+    ] {
+        out.push(s.data(TOTALS, vars).await);
+    }
+    out.push(s.data(MIRROR, json!({ "p": "MONTH" })).await);
+    out.push(s.data(MIRROR, json!({ "a": 0.0 })).await);
+    out.push(s.data(FINANCE, json!({})).await);
+    out
+}
+
+#[tokio::test]
+async fn sqlite_and_postgres_give_the_same_answers() {
+    let mut seen = Vec::new();
+    for backend in BACKENDS {
+        let env = world(backend).await;
+        load_cn(&env).await;
+        let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+        let server = env.serve().await;
+        seen.push(answers(&server, &hsi).await);
+    }
+    assert_eq!(seen[0], seen[1], "SQLite and PostgreSQL differ");
+    // And the answers are the right ones, not merely the same.
+    let by_hs4 = nodes(&seen[1][0], "tradeTotals");
+    let laptops_jan: Vec<&Value> = by_hs4
+        .iter()
+        .filter(|n| n["hsCode"] == "8471" && n["month"] == "2024-01")
+        .collect();
+    assert_eq!(laptops_jan.len(), 2, "{by_hs4:#?}");
+    let import = laptops_jan
+        .iter()
+        .find(|n| n["direction"] == "IMPORT")
+        .expect("imports");
+    // US-1001 lines 1 and 2, KR-2001.
+    assert_eq!(import["valueUsd"], 105_000.0);
+    assert_eq!(import["recordCount"], 3);
+    assert_eq!(import["quantity"], 170.0);
+    assert_eq!(import["quantityUnit"], "NO");
+    let grand = &nodes(&seen[1][3], "tradeTotals")[0];
+    assert_eq!(grand["recordCount"], 17);
+    // Three units among the records: no quantity sum without a unit to state.
+    assert_eq!(grand["quantity"], Value::Null);
+    assert_eq!(grand["quantityUnit"], Value::Null);
+    let paged = &seen[1][4]["tradeTotals"];
+    assert_eq!(paged["edges"].as_array().expect("edges").len(), 2);
+    assert_eq!(paged["pageInfo"]["hasNextPage"], true);
+}
+
+#[tokio::test]
+async fn each_delivered_row_counts_against_the_quota() {
+    let env = world(Backend::Postgres).await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let s = server.session(Some(&hsi));
+    let mut before = used(&server, &hsi).await;
+    for (query, vars, field, expected) in [
+        (TOTALS, json!({ "g": ["HS6"], "n": 3 }), "tradeTotals", 3),
+        (TOTALS, json!({ "g": ["YEAR"] }), "tradeTotals", 1),
+        (MIRROR, json!({ "n": 4 }), "mirrorDiscrepancies", 4),
+        (FINANCE, json!({}), "tradeFinanceMismatches", 4),
+    ] {
+        let data = s.data(query, vars).await;
+        let delivered = nodes(&data, field).len() as u64;
+        assert_eq!(delivered, expected, "{field}: {data:#}");
+        let after = used(&server, &hsi).await;
+        assert_eq!(after - before, delivered, "{field}");
+        before = after;
+    }
+}
+
+#[tokio::test]
+async fn a_partner_sees_pairs_built_only_from_rows_it_may_see() {
+    let env = world(Backend::Postgres).await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+    let cn = env.user("cn", "FOREIGN_PARTNER", Some("CN")).await;
+    let server = env.serve().await;
+    let mirror = |token: &str, vars: Value| {
+        let s = server.session(Some(token));
+        async move { s.data(MIRROR, vars).await }
+    };
+    let kr_before = mirror(&kr, json!({})).await;
+    let pairs = nodes(&kr_before, "mirrorDiscrepancies");
+    for p in &pairs {
+        assert!(
+            p["exporterCountry"] == "KR" || p["importerCountry"] == "KR",
+            "{p:#}"
+        );
+    }
+    // KR's tablets: KR says 70,000 left, the US says 90,000 arrived (its row on KR).
+    let tablets = pairs
+        .iter()
+        .find(|p| p["exporterCountry"] == "KR" && p["hsCode"] == "847130")
+        .expect("KR→US 847130");
+    assert_eq!(tablets["exports"]["valueUsd"], 70_000.0);
+    assert_eq!(tablets["imports"]["valueUsd"], 90_000.0);
+    assert_eq!(tablets["expectedImportMaxUsd"], 77_000.0);
+    assert_eq!(tablets["quantityGap"], 20.0);
+    // The analyst, who sees everything, gets the same pairs for KR.
+    assert_eq!(
+        mirror(&hsi, json!({ "f": { "nation": ["KR"] } })).await,
+        kr_before
+    );
+    // Another nation's rows change nothing for KR, and CN's pairs show none of KR's.
+    load_cn(&env).await;
+    assert_eq!(mirror(&kr, json!({})).await, kr_before);
+    let cn_pairs = nodes(&mirror(&cn, json!({})).await, "mirrorDiscrepancies");
+    assert!(!cn_pairs.is_empty());
+    for p in &cn_pairs {
+        assert!(
+            p["exporterCountry"] == "CN" || p["importerCountry"] == "CN",
+            "{p:#}"
+        );
+    }
+    // A partner's totals are its rows only, too.
+    let kr_totals = server
+        .session(Some(&kr))
+        .data(TOTALS, json!({ "g": ["PROVIDER_COUNTRY"] }))
+        .await;
+    let providers: Vec<Value> = nodes(&kr_totals, "tradeTotals")
+        .iter()
+        .map(|n| n["providerCountry"].clone())
+        .collect();
+    assert_eq!(providers, vec![json!("KR"), json!("US")]);
+}
+
+#[tokio::test]
+async fn money_over_goods_and_structuring_explain_themselves() {
+    let env = world(Backend::Postgres).await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let cbp = env.user("cbp", "CBP_OFFICER", None).await;
+    let server = env.serve().await;
+    let s = server.session(Some(&hsi));
+    let found = nodes(&s.data(FINANCE, json!({})).await, "tradeFinanceMismatches");
+    let tins: Vec<&Value> = found.iter().map(|m| &m["subjectTin"]).collect();
+    assert_eq!(
+        tins,
+        [
+            &json!("98-7654321"),
+            &json!("33-2222222"),
+            &Value::Null,
+            &json!("55-1234567")
+        ]
+    );
+    let blue = &found[0];
+    assert_eq!(blue["reportedUsd"], 250_000.0);
+    assert_eq!(blue["declaredImportValueUsd"], 82_000.0);
+    assert_eq!(blue["declaredRecordCount"], 2);
+    assert_eq!(blue["reasons"], json!(["REPORTED_EXCEEDS_DECLARED"]));
+    let gold = &found[3];
+    assert_eq!(gold["reasons"], json!(["STRUCTURING"]));
+    assert_eq!(
+        gold["subjectNames"],
+        json!(["GOLDEN GATE METALS INC", "Golden Gate Metals"])
+    );
+    assert_eq!(
+        gold["structuring"],
+        json!([{ "firstDate": "2024-03-01", "lastDate": "2024-03-08", "count": 3,
+                 "totalUsd": 29_000.0,
+                 "reportIds": ["SAR-2024-0101", "SAR-2024-0102", "SAR-2024-0103"] }])
+    );
+    // Thresholds are the caller's: four deposits needed, or a 3-day window, and it is gone.
+    for t in [
+        json!({ "structuringMinCount": 4 }),
+        json!({ "structuringWindowDays": 3 }),
+    ] {
+        let found = nodes(
+            &s.data(FINANCE, json!({ "t": t })).await,
+            "tradeFinanceMismatches",
+        );
+        assert!(found.iter().all(|m| m["subjectTin"] != "55-1234567"));
+    }
+    // A window before the reports: nothing.
+    let none = s
+        .data(FINANCE, json!({ "f": { "dateTo": "2023-12-31" } }))
+        .await;
+    assert_eq!(none["tradeFinanceMismatches"]["totalCount"], 0);
+    // CBP never resolves it, whatever the arguments.
+    let refused = server.session(Some(&cbp)).gql(FINANCE, json!({})).await;
+    assert_eq!(error_codes(&refused), ["FORBIDDEN_FIELD"]);
+    assert_eq!(refused["data"], Value::Null);
+}
+
+#[tokio::test]
+async fn bad_requests_are_bad_user_input() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    env.load_trade_fixture().await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let s = server.session(Some(&hsi));
+    for (query, vars) in [
+        (TOTALS, json!({ "g": ["HS2", "HS6"] })),
+        (TOTALS, json!({ "g": ["YEAR", "YEAR"] })),
+        (
+            TOTALS,
+            json!({ "g": ["YEAR"], "o": [{ "dimension": "MONTH" }] }),
+        ),
+        (
+            TOTALS,
+            json!({ "g": ["YEAR"], "o": [{ "dimension": "YEAR", "measure": "VALUE_USD" }] }),
+        ),
+        (
+            TOTALS,
+            json!({ "g": ["YEAR"], "f": { "hsCodePrefix": "84x" } }),
+        ),
+        (MIRROR, json!({ "a": 1.5 })),
+        (MIRROR, json!({ "f": { "nation": ["KOR"] } })),
+        (FINANCE, json!({ "t": { "marginUsd": 20000 } })),
+        (FINANCE, json!({ "t": { "structuringMinCount": 1 } })),
+    ] {
+        let response = s.gql(query, vars.clone()).await;
+        assert_eq!(
+            error_codes(&response),
+            ["BAD_USER_INPUT"],
+            "{vars}: {response}"
+        );
+    }
+}
