@@ -478,3 +478,38 @@ mod sha_check {
         String::from_utf8(out.stdout).expect("utf-8")[..64].to_owned()
     }
 }
+
+#[tokio::test]
+async fn optional_canonical_columns_may_be_absent_from_the_header() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        // No exporter_name, country_of_destination, or any other optional column.
+        let file = dir.path().join("minimal.csv");
+        std::fs::write(
+            &file,
+            "declaration_id,declaration_date,direction,hs_code,declared_value,declared_currency\n\
+             M-1,2024-05-01,IMPORT,847130,1200,USD\n\
+             M-2,2024-05-02,EXPORT,0901,80.5,USD\n",
+        )
+        .expect("write");
+        let run = env
+            .load_ok(&["trade", path(&file), "--provider", "US"])
+            .await;
+        assert!(
+            run.stdout.contains("2 rows accepted, 0 rejected"),
+            "{backend:?}: {}",
+            run.stdout
+        );
+        assert_eq!(
+            env.scalar(
+                "SELECT count(*) FROM trade_records WHERE exporter_name IS NULL \
+                 AND country_of_destination IS NULL AND line_number = 1 \
+                 AND declared_value_usd = declared_value"
+            )
+            .await,
+            2,
+            "{backend:?}"
+        );
+    }
+}

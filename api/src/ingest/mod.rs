@@ -398,30 +398,45 @@ impl Job {
         F: FnMut(&input::Record) -> Result<Vec<Cell>, String>,
     {
         let before = self.accepted;
+        let Job {
+            tx,
+            accepted,
+            rejections,
+            per_file,
+            ..
+        } = self;
+        let mut writer = tx.writer(table).await?;
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-        while let Some(next) = input.next_record()? {
-            match next.and_then(|record| map(&record).map_err(|reason| (record.line, reason))) {
-                Ok(row) => chunk.push(row),
-                Err((line, reason)) => self.reject(input.file_name(), line, reason),
+        let streamed: Result<(), IngestError> = async {
+            while let Some(next) = input.next_record()? {
+                match next.and_then(|record| map(&record).map_err(|reason| (record.line, reason))) {
+                    Ok(row) => chunk.push(row),
+                    Err((line, reason)) => rejections.push(Rejection {
+                        file: input.file_name().to_owned(),
+                        line,
+                        reason,
+                    }),
+                }
+                if chunk.len() == CHUNK_ROWS {
+                    writer.write(&chunk).await?;
+                    *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                    chunk.clear();
+                }
             }
-            if chunk.len() == CHUNK_ROWS {
-                self.flush(table, &mut chunk).await?;
+            writer.write(&chunk).await?;
+            *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            Ok(())
+        }
+        .await;
+        match streamed {
+            Ok(()) => writer.finish().await?,
+            Err(err) => {
+                // The transaction is rolled back by the caller; the connection stays usable.
+                let _ = writer.abort("load failed").await;
+                return Err(err);
             }
         }
-        self.flush(table, &mut chunk).await?;
-        self.per_file
-            .push((input.file_name().to_owned(), self.accepted - before));
-        Ok(())
-    }
-
-    async fn flush(
-        &mut self,
-        table: &Table,
-        chunk: &mut Vec<Vec<Cell>>,
-    ) -> Result<(), IngestError> {
-        self.tx.write(table, chunk).await?;
-        self.accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
-        chunk.clear();
+        per_file.push((input.file_name().to_owned(), *accepted - before));
         Ok(())
     }
 

@@ -62,6 +62,20 @@ pub enum Field {
     DeclaredValue,
 }
 
+impl Field {
+    /// Whether every row must carry the field (docs/formats.md, "required").
+    fn required(self) -> bool {
+        matches!(
+            self,
+            Field::DeclarationId
+                | Field::DeclarationDate
+                | Field::Direction
+                | Field::HsCode
+                | Field::DeclaredValue
+        )
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileFile {
@@ -221,6 +235,9 @@ impl ProfileFile {
                 Some(index) => {
                     sources.insert(*field, Source::Column(index));
                 }
+                // An optional field's column may be left out of a file, as docs/formats.md
+                // says: every row then has it empty, exactly as if the column were blank.
+                None if !field.required() => {}
                 None => missing.push(column.clone()),
             }
         }
@@ -236,7 +253,8 @@ impl ProfileFile {
             None => None,
         };
         let currency_column = column(&self.currency.column);
-        let usd_column = column(&self.currency.usd_column);
+        // Needed only by rows in another currency, which are rejected without it.
+        let usd_column = self.currency.usd_column.as_ref().and_then(|n| find(n));
         if !missing.is_empty() {
             return Err(ProfileError::Invalid {
                 profile: self.name.clone(),
@@ -616,5 +634,35 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("hs_code"), "{err}");
+        assert!(!err.contains("exporter_name"), "{err}");
+    }
+
+    #[test]
+    fn optional_columns_may_be_absent_from_the_header() {
+        let canonical = ProfileFile::resolve("canonical").unwrap();
+        let required = [
+            "declaration_id",
+            "declaration_date",
+            "direction",
+            "hs_code",
+            "declared_value",
+            "declared_currency",
+        ];
+        let bound = canonical.bind(&strings(&required)).unwrap();
+        let row = bound
+            .map(
+                &strings(&["D-1", "2024-01-02", "IMPORT", "847130", "10.5", "USD"]),
+                7,
+                "US",
+            )
+            .unwrap();
+        assert_eq!(row.len(), TRADE_COLUMNS.len());
+        let cell = |column: &str| &row[TRADE_COLUMNS.iter().position(|c| *c == column).unwrap()];
+        assert_eq!(*cell("exporter_name"), Cell::Null);
+        assert_eq!(*cell("country_of_destination"), Cell::Null);
+        assert_eq!(*cell("declared_value_usd"), Cell::Float(10.5));
+        assert_eq!(*cell("line_number"), Cell::Int(1));
+        // The currency column stays required: without it no row has a currency.
+        assert!(canonical.bind(&strings(&required[..5])).is_err());
     }
 }
