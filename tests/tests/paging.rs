@@ -237,3 +237,38 @@ async fn total_count_is_counted_when_asked_for_under_any_spelling_and_the_quota_
     assert!(codes.iter().all(|c| c.starts_with('8')), "{codes:?}");
     assert_eq!(used().await, start + 3, "three edges delivered");
 }
+
+#[tokio::test]
+async fn the_embedded_default_queues_a_burst_of_64_clients_instead_of_failing() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    env.load_trade_fixture().await;
+    let server = env.serve_as_analyst().await;
+    let order = json!([{ "field": "DECLARED_VALUE_USD", "direction": "DESC" }]);
+    let requests = (0..64).map(|i| {
+        let server = &server;
+        let order = order.clone();
+        async move {
+            server
+                .session(server.token.as_deref())
+                .post(
+                    "query($o: [TradeRecordOrder!], $f: TradeRecordFilter) { tradeRecords(first: 5, orderBy: $o, filter: $f) { totalCount edges { node { hsCode } } } }",
+                    json!({ "o": order, "f": if i % 2 == 0 { json!({}) } else { json!({ "hsCodePrefix": "84" }) } }),
+                )
+                .await
+        }
+    });
+    // Every request reads, is counted against the quota and is audited (a write) at once.
+    let before = env.count("audit_events").await;
+    for round in 0..2 {
+        let answers = futures_util::future::join_all(requests.clone()).await;
+        for (status, body) in answers {
+            assert_eq!(status, 200, "round {round}: {body}");
+            assert!(body.get("errors").is_none(), "round {round}: {body}");
+        }
+    }
+    assert_eq!(
+        env.count("audit_events").await,
+        before + 128,
+        "every delivered answer was audited"
+    );
+}
