@@ -20,6 +20,7 @@ use crate::error::ErrorCode;
 use crate::graphql::DarttsSchema;
 use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
+use crate::server::{self, MediaType};
 use crate::state::AppState;
 
 /// Fields whose list items are analytical records, besides connection `edges`.
@@ -91,6 +92,7 @@ pub async fn execute(
     principal: Principal,
     request: async_graphql::Request,
     source: Option<String>,
+    media: MediaType,
 ) -> Response {
     let (is_mutation, operation_name) = operation(&request);
     let event_type = if is_mutation {
@@ -223,7 +225,7 @@ pub async fn execute(
     {
         return internal("audit write failed; response withheld", &e);
     }
-    let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    let mut http = server::negotiate::graphql_response(response, media);
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
         http.headers_mut().insert("x-request-id", value);
     }
