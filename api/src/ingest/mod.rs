@@ -280,10 +280,12 @@ pub async fn load(
                 name: "trade_records",
                 columns: TRADE_COLUMNS,
             };
+            let deferred = job.tx.defer_indexes(table.name).await?;
             job.stream(&mut input, &table, |r| {
                 bound.map(&r.fields, batch_id, provider)
             })
             .await?;
+            job.tx.restore_indexes(&deferred).await?;
         }
         Dataset::Financial => {
             let (name, path) = &files[0];

@@ -151,6 +151,72 @@ impl LoadTx {
         Ok(())
     }
 
+    /// Before a load into an empty PostgreSQL table: drops its secondary indexes inside this
+    /// transaction and returns their definitions for `restore_indexes`. Building an index once
+    /// over the loaded rows (a sort) costs a fraction of maintaining it row by row, which is
+    /// most of a first load's time. The drop holds the table's lock until commit, so readers
+    /// of the (still empty) table wait for the load instead of seeing it half done. A table
+    /// with rows keeps its indexes (rebuilding them would cost more than the load saves), as
+    /// does SQLite, and so does a role that may not drop them (it loads the slow way).
+    pub async fn defer_indexes(&mut self, table: &str) -> Result<Vec<String>, sqlx::Error> {
+        let LoadTx::Postgres(tx) = self else {
+            return Ok(Vec::new());
+        };
+        let empty: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM {table})"
+        )))
+        .fetch_one(&mut **tx)
+        .await?;
+        if !empty {
+            return Ok(Vec::new());
+        }
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i \
+             JOIN pg_class c ON c.relname = i.indexname \
+             JOIN pg_index x ON x.indexrelid = c.oid \
+             WHERE i.schemaname = current_schema() AND i.tablename = $1 \
+               AND NOT x.indisprimary AND NOT x.indisunique",
+        )
+        .bind(table)
+        .fetch_all(&mut **tx)
+        .await?;
+        sqlx::query("SAVEPOINT defer_indexes")
+            .execute(&mut **tx)
+            .await?;
+        for (name, _) in &indexes {
+            let dropped = sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
+                .execute(&mut **tx)
+                .await;
+            if dropped.is_err() {
+                sqlx::query("ROLLBACK TO SAVEPOINT defer_indexes")
+                    .execute(&mut **tx)
+                    .await?;
+                return Ok(Vec::new());
+            }
+        }
+        Ok(indexes.into_iter().map(|(_, def)| def).collect())
+    }
+
+    /// Builds the indexes `defer_indexes` dropped, over the rows now loaded.
+    pub async fn restore_indexes(&mut self, definitions: &[String]) -> Result<(), sqlx::Error> {
+        let LoadTx::Postgres(tx) = self else {
+            return Ok(());
+        };
+        if definitions.is_empty() {
+            return Ok(());
+        }
+        // Sorting in memory instead of in temporary files is what makes the builds cheap.
+        sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+            .execute(&mut **tx)
+            .await?;
+        for definition in definitions {
+            sqlx::query(sqlx::AssertSqlSafe(definition.clone()))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A writer for a long stream of rows into one table. On PostgreSQL it is one `COPY` that
     /// stays open for the whole stream: each chunk is sent without waiting for the server to
     /// store the previous one, so the server's work overlaps the client's parsing instead of
