@@ -3,9 +3,17 @@
 use std::time::Duration;
 
 use migration::{Migrator, MigratorTrait};
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 use crate::config::{DatabaseKind, Settings};
+
+/// SQLite runs one writer at a time and its readers are CPU-bound on the node's own cores:
+/// a few connections serve as many requests as many would, with less memory.
+const SQLITE_CONNECTIONS: u32 = 8;
+/// How long a request waits for an SQLite connection, or a writer for the write lock, before
+/// it fails: long enough that a burst of 64 clients queues instead of failing.
+const SQLITE_QUEUE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -40,9 +48,20 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
         // often enough; one that broke anyway fails its query, which the caller reports.
         .test_before_acquire_if_idle_for(Duration::from_secs(30));
     if settings.database_kind == DatabaseKind::Sqlite {
-        // sqlx opens SQLite in WAL mode: readers never block the one writer (a `dartts load`
-        // in another process), and a handful of connections is all one node needs.
-        options.max_connections(4);
+        // sqlx leaves SQLite in its rollback-journal mode, where a writer (the audit writer,
+        // a `dartts load` in another process) blocks every reader: ask for WAL, where readers
+        // never wait for the one writer. `synchronous` stays FULL: an audit record must be on
+        // disk before the response it records is sent. A writer that finds the lock taken
+        // waits for it (busy timeout) instead of failing, and a request that finds every
+        // connection busy queues for one: under a burst of clients requests wait their turn
+        // rather than end as INTERNAL "pool timed out".
+        options
+            .max_connections(SQLITE_CONNECTIONS)
+            .acquire_timeout(SQLITE_QUEUE)
+            .map_sqlx_sqlite_opts(|o| {
+                o.journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(SQLITE_QUEUE)
+            });
     }
     let db = Database::connect(options)
         .await

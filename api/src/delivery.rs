@@ -22,6 +22,7 @@ use crate::freshness::warning::{self, DatasetsRead};
 use crate::graphql::DarttsSchema;
 use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
+use crate::server::{self, MediaType};
 use crate::state::AppState;
 
 /// Fields whose list items are analytical records, besides connection `edges`.
@@ -93,6 +94,7 @@ pub async fn execute(
     principal: Principal,
     request: async_graphql::Request,
     source: Option<String>,
+    media: MediaType,
 ) -> Response {
     // Ties the audit rows of this request, its trace and the client's `x-request-id` together.
     let request_id = uuid::Uuid::new_v4().to_string();
@@ -274,7 +276,7 @@ async fn execute_in_span(
     {
         return internal("audit write failed; response withheld", &e);
     }
-    let mut http = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    let mut http = server::negotiate::graphql_response(response, media);
     if let Ok(value) = axum::http::HeaderValue::from_str(&request_id) {
         http.headers_mut().insert("x-request-id", value);
     }

@@ -2,7 +2,10 @@
 //! probes. Served on the plain listener (`DARTTS_LISTEN`) and, when configured, on the
 //! foreign partners' mTLS listener (`DARTTS_TLS_LISTEN`, `tls`) too.
 
+pub(crate) mod negotiate;
 pub mod tls;
+
+pub use negotiate::MediaType;
 
 use std::net::SocketAddr;
 
@@ -222,7 +225,8 @@ async fn graphql_post(
     if let Some(cert) = &cert
         && graphql::login::is_login_only(&request.0)
     {
-        return pre_auth(&http, request, cert.clone(), source).await;
+        let media = MediaType::from_headers(&headers);
+        return pre_auth(&http, request, cert.clone(), source, media).await;
     }
     let principal = match auth::authenticate(&http.state, &headers, cert.as_ref()).await {
         Ok(p) => p,
@@ -237,6 +241,7 @@ async fn graphql_post(
         principal,
         request.into_inner(),
         source,
+        MediaType::from_headers(&headers),
     )
     .await
 }
@@ -249,13 +254,14 @@ async fn pre_auth(
     request: GraphQLRequest,
     cert: ClientCert,
     source: Option<String>,
+    media: MediaType,
 ) -> Response {
     let mut response = http
         .schema
         .execute(request.into_inner().data(PreAuth { cert, source }))
         .await;
     crate::error::scrub(&mut response.errors);
-    let mut response = async_graphql_axum::GraphQLResponse::from(response).into_response();
+    let mut response = negotiate::graphql_response(response, media);
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),

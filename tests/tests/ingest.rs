@@ -485,3 +485,60 @@ mod sha_check {
         String::from_utf8(out.stdout).expect("utf-8")[..64].to_owned()
     }
 }
+
+#[tokio::test]
+async fn optional_canonical_columns_may_be_absent_from_the_header() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        assert!(env.run(&["migrate"]).await.ok);
+        let indexes = "SELECT count(*) FROM pg_indexes WHERE tablename = 'trade_records'";
+        let migrated = match backend {
+            Backend::Postgres => env.scalar(indexes).await,
+            Backend::Sqlite => 0,
+        };
+        let dir = tempfile::tempdir().expect("tempdir");
+        // No exporter_name, country_of_destination, or any other optional column.
+        let file = dir.path().join("minimal.csv");
+        std::fs::write(
+            &file,
+            "declaration_id,declaration_date,direction,hs_code,declared_value,declared_currency\n\
+             M-1,2024-05-01,IMPORT,847130,1200,USD\n\
+             M-2,2024-05-02,EXPORT,0901,80.5,USD\n",
+        )
+        .expect("write");
+        let run = env
+            .load_ok(&["trade", path(&file), "--provider", "US"])
+            .await;
+        assert!(
+            run.stdout.contains("2 rows accepted, 0 rejected"),
+            "{backend:?}: {}",
+            run.stdout
+        );
+        assert_eq!(
+            env.scalar(
+                "SELECT count(*) FROM trade_records WHERE exporter_name IS NULL \
+                 AND country_of_destination IS NULL AND line_number = 1 \
+                 AND declared_value_usd = declared_value"
+            )
+            .await,
+            2,
+            "{backend:?}"
+        );
+        if backend == Backend::Postgres {
+            // The first load into the empty table builds the indexes after its rows, and
+            // every one of them is back.
+            assert!(migrated > 5, "{migrated}");
+            assert_eq!(env.scalar(indexes).await, migrated);
+            let second = dir.path().join("second.csv");
+            std::fs::write(
+                &second,
+                "declaration_id,declaration_date,direction,hs_code,declared_value,declared_currency\n\
+                 M-3,2024-05-03,IMPORT,847130,5,USD\n",
+            )
+            .expect("write");
+            env.load_ok(&["trade", path(&second), "--provider", "US"])
+                .await;
+            assert_eq!(env.scalar(indexes).await, migrated);
+        }
+    }
+}

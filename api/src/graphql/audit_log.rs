@@ -1,16 +1,14 @@
 //! `auditEvents`: the audit log for those holding the AUDIT category.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entities::audit_event::{self, Column};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 use super::filters::check_text;
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
-use crate::error::ApiError;
+use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch};
+use super::pagination::CONNECTION_COST;
 use crate::state::AppState;
 
 /// One audit event, with its place in the hash chain.
@@ -73,9 +71,20 @@ impl AuditQuery {
         filter: Option<AuditEventFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, AuditEventRecord, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<AuditEventRecord>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let page = Keyset::new(
+            "auditEvents",
+            vec![
+                SortKey::new(
+                    "id",
+                    Expr::col((audit_event::Entity, Column::Id)),
+                    KeyKind::Int,
+                )
+                .desc(true),
+            ],
+        )
+        .page(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let mut c = Condition::all();
         for (value, column, argument) in [
@@ -94,22 +103,9 @@ impl AuditQuery {
         if let Some(to) = filter.to {
             c = c.add(Column::At.lte(to));
         }
-        let rows = audit_event::Entity::find()
-            .filter(c.clone())
-            .order_by_desc(Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        let total = audit_event::Entity::find()
-            .filter(c)
-            .count(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Some(page.connection(
-            rows.into_iter().map(AuditEventRecord::from).collect(),
-            total,
-        )))
+        let (rows, total) =
+            fetch(ctx, &state.db, &page, audit_event::Entity::find().filter(c)).await?;
+        let edges = page.edges(rows, |m| vec![m.id.into()], AuditEventRecord::from);
+        Ok(Some(page.connection(edges, total)))
     }
 }

@@ -2,19 +2,17 @@
 
 use std::collections::HashMap;
 
-use async_graphql::connection::Connection;
 use async_graphql::dataloader::Loader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entities::{batch, batch_rejection};
-use sea_orm::{
-    ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::guard::principal;
 use super::ids::{self, NodeType};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch};
+use super::pagination::{CONNECTION_COST, Page};
 use super::scalars::Date;
 use super::scope;
 use crate::error::{ApiError, ApiResult};
@@ -168,9 +166,20 @@ impl BatchQuery {
         filter: Option<BatchFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<OffsetCursor, Batch, TotalCount>> {
+    ) -> async_graphql::Result<KeysetConnection<Batch>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let page = Keyset::new(
+            "batches",
+            vec![
+                SortKey::new(
+                    "id",
+                    Expr::col((batch::Entity, batch::Column::Id)),
+                    KeyKind::Int,
+                )
+                .desc(true),
+            ],
+        )
+        .page(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let mut c = scope::batches(&principal(ctx)?.permissions);
         if let Some(d) = filter.dataset {
@@ -182,20 +191,9 @@ impl BatchQuery {
         if let Some(s) = filter.sha256 {
             c = c.add(batch::Column::Sha256.eq(s.to_ascii_lowercase()));
         }
-        let rows = batch::Entity::find()
-            .filter(c.clone())
-            .order_by_desc(batch::Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        let total = batch::Entity::find()
-            .filter(c)
-            .count(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(page.connection(rows.into_iter().map(Batch::from).collect(), total))
+        let (rows, total) = fetch(ctx, &state.db, &page, batch::Entity::find().filter(c)).await?;
+        let edges = page.edges(rows, |m| vec![m.id.into()], Batch::from);
+        Ok(page.connection(edges, total))
     }
 }
 

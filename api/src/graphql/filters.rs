@@ -49,6 +49,33 @@ pub fn contains<C: ColumnTrait>(column: C, needle: &str) -> SimpleExpr {
         .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
 }
 
+/// `column` starts with the digit string `prefix`, as a range predicate: `LIKE 'p%'` can use a
+/// B-tree only under the C collation, while `column >= 'p' AND column < 'p+1'` can under any
+/// collation that orders digit strings as bytes (all of them). The `LIKE` stays as a filter on
+/// the range's rows, so the answer never depends on the collation. A prefix that is not all
+/// digits gets the `LIKE` alone.
+pub fn digit_prefix<C: ColumnTrait>(column: C, prefix: &str) -> Condition {
+    let mut c = Condition::all().add(column.starts_with(prefix));
+    if prefix.is_empty() || !prefix.bytes().all(|b| b.is_ascii_digit()) {
+        return c;
+    }
+    c = c.add(column.gte(prefix));
+    if let Some(upper) = next_digit_prefix(prefix) {
+        c = c.add(column.lt(upper));
+    }
+    c
+}
+
+/// The smallest digit string after every string starting with `prefix`: "84" → "85",
+/// "8499" → "85", "99" → none (no upper bound).
+fn next_digit_prefix(prefix: &str) -> Option<String> {
+    let trimmed = prefix.trim_end_matches('9');
+    let last = trimmed.bytes().last()?;
+    let mut upper = trimmed[..trimmed.len() - 1].to_owned();
+    upper.push(char::from(last + 1));
+    Some(upper)
+}
+
 /// Adds `column IN (codes)` for a list of ISO country codes, validating each.
 pub fn countries<C: ColumnTrait>(
     cond: Condition,
@@ -78,4 +105,28 @@ pub fn check_text(argument: &str, value: &str) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn next_digit_prefixes() {
+        assert_eq!(next_digit_prefix("84").as_deref(), Some("85"));
+        assert_eq!(next_digit_prefix("8499").as_deref(), Some("85"));
+        assert_eq!(next_digit_prefix("0").as_deref(), Some("1"));
+        assert_eq!(next_digit_prefix("99"), None);
+    }
+
+    proptest! {
+        /// The range holds exactly the digit strings that start with the prefix.
+        #[test]
+        fn range_is_the_prefix(prefix in "[0-9]{1,4}", code in "[0-9]{1,6}") {
+            let in_range = code.as_str() >= prefix.as_str()
+                && next_digit_prefix(&prefix).is_none_or(|u| code.as_str() < u.as_str());
+            prop_assert_eq!(in_range, code.starts_with(&prefix));
+        }
+    }
 }

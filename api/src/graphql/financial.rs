@@ -2,18 +2,16 @@
 //! link from a trade record's importer. Every field here carries FINANCIAL data
 //! (`policies/fields.toml`); the guard refuses them to roles without it.
 
-use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::financial_transaction::{self, Column};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::filters::{RecordFilter, check_text, contains, read_if_set};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch};
+use super::pagination::CONNECTION_COST;
 use super::scalars::Date;
 use super::scope;
 use crate::error::{ApiError, ApiResult};
@@ -184,10 +182,21 @@ impl FinancialQuery {
         filter: Option<FinancialTransactionFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, FinancialTransaction, TotalCount>>>
-    {
+    ) -> async_graphql::Result<Option<KeysetConnection<FinancialTransaction>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let page = Keyset::new(
+            "financialTransactions",
+            vec![
+                SortKey::new(
+                    "transactionDate",
+                    col(Column::TransactionDate),
+                    KeyKind::Date,
+                )
+                .desc(true),
+                SortKey::new("id", col(Column::Id), KeyKind::Int),
+            ],
+        )
+        .page(first, after.as_deref())?;
         let perms = &principal(ctx)?.permissions;
         let filter = filter.unwrap_or_default();
         // The fixed page order reads a field too: `DERIVED` in the policy module.
@@ -196,25 +205,24 @@ impl FinancialQuery {
         let condition = filter
             .condition()?
             .add(scope::all_or_nothing(perms, Column::Id));
-        let rows = financial_transaction::Entity::find()
-            .filter(condition.clone())
-            .order_by_desc(Column::TransactionDate)
-            .order_by_asc(Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        let total = financial_transaction::Entity::find()
-            .filter(condition)
-            .count(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Some(page.connection(
-            rows.into_iter().map(FinancialTransaction::from).collect(),
-            total,
-        )))
+        let (rows, total) = fetch(
+            ctx,
+            &state.db,
+            &page,
+            financial_transaction::Entity::find().filter(condition),
+        )
+        .await?;
+        let edges = page.edges(
+            rows,
+            |m| vec![m.transaction_date.into(), m.id.into()],
+            FinancialTransaction::from,
+        );
+        Ok(Some(page.connection(edges, total)))
     }
+}
+
+fn col(c: Column) -> Expr {
+    Expr::col((financial_transaction::Entity, c))
 }
 
 /// A correlated subquery: FinCEN reports whose subject is the outer trade record's importer,

@@ -12,6 +12,7 @@ pub(crate) mod filters;
 pub(crate) mod financial;
 pub mod guard;
 mod ids;
+mod keyset;
 pub mod login;
 mod me;
 pub(crate) mod mirror;

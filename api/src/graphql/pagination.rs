@@ -1,8 +1,9 @@
-//! Relay connections over offset cursors.
+//! Page limits shared by every connection, and offset pages.
 //!
-//! Cursors are opaque (`base64("offset:N")`) so they can become keyset cursors later without a
-//! client change. Offsets keep arbitrary multi-column sorts simple and correct; their cost grows
-//! with page depth, which is acceptable for interactive browsing and is why `first` is capped.
+//! Connections over database tables page by keyset (`keyset`): a deep page costs what the first
+//! does and a load between two pages shifts nothing. Offset pages (`Page`, cursors
+//! `base64("offset:N")`) remain for connections over results computed in memory, where the
+//! whole ordered result is at hand and an offset is an index into it.
 
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{OutputType, SimpleObject};
@@ -75,6 +76,10 @@ impl Page {
     }
 
     /// Wraps fetched rows (at most `limit + 1`, the extra one only signals a next page).
+    #[expect(
+        dead_code,
+        reason = "serves in-memory connections (analysis, screening) merged separately"
+    )]
     pub fn connection<N: OutputType>(
         self,
         mut rows: Vec<N>,

@@ -51,7 +51,7 @@ fn granted(grant: &Grant) -> Condition {
         c = c.add(Column::PartnerCountry.eq(partner.as_str()));
     }
     if let Some(prefix) = &grant.hs_prefix {
-        c = c.add(Column::HsCode.starts_with(prefix));
+        c = c.add(super::filters::digit_prefix(Column::HsCode, prefix));
     }
     c
 }

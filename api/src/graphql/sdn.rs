@@ -2,18 +2,17 @@
 
 use std::collections::{HashMap, HashSet};
 
-use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::{batch, sdn_address, sdn_alias, sdn_entry};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 
 use super::batch::DatasetKind;
 use super::filters::{check_text, contains};
 use super::guard::principal;
 use super::ids::{self, NodeType};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch, wants_total};
+use super::pagination::CONNECTION_COST;
 use super::scope;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::PermissionSet;
@@ -215,9 +214,17 @@ impl SdnQuery {
         filter: Option<SdnEntryFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, SdnEntry, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<SdnEntry>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let col = |c: sdn_entry::Column| Expr::col((sdn_entry::Entity, c));
+        let page = Keyset::new(
+            "sdnEntries",
+            vec![
+                SortKey::new("entNum", col(sdn_entry::Column::EntNum), KeyKind::Int),
+                SortKey::new("id", col(sdn_entry::Column::Id), KeyKind::Int),
+            ],
+        )
+        .page(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let batch_id = match &filter.batch_id {
             Some(id) => {
@@ -244,7 +251,9 @@ impl SdnQuery {
                 .map(|b| b.id),
         };
         let Some(batch_id) = batch_id else {
-            return Ok(Some(page.connection(Vec::new(), 0)));
+            return Ok(Some(
+                page.connection(Vec::new(), wants_total(ctx).then_some(0)),
+            ));
         };
         crate::freshness::warning::mark(ctx, DatasetKind::Sdn);
         let mut c = scope::all_or_nothing(&principal(ctx)?.permissions, sdn_entry::Column::Id)
@@ -271,22 +280,17 @@ impl SdnQuery {
         if let Some(n) = filter.ent_num {
             c = c.add(sdn_entry::Column::EntNum.eq(n));
         }
-        let rows = sdn_entry::Entity::find()
-            .filter(c.clone())
-            .order_by_asc(sdn_entry::Column::EntNum)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        let total = sdn_entry::Entity::find()
-            .filter(c)
-            .count(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Some(
-            page.connection(with_children(state, rows).await?, total),
-        ))
+        let (rows, total) =
+            fetch(ctx, &state.db, &page, sdn_entry::Entity::find().filter(c)).await?;
+        let cursors: Vec<_> = rows
+            .iter()
+            .map(|m| page.cursor(&[m.ent_num.into(), m.id.into()]))
+            .collect();
+        let nodes = with_children(state, rows).await?;
+        Ok(Some(page.connection(
+            cursors.into_iter().zip(nodes).collect(),
+            total,
+        )))
     }
 }
 

@@ -1,20 +1,19 @@
 //! TECS subject records: `subjectRecords` and `SubjectRecord` (LAW_ENFORCEMENT data).
 
-use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::subject_record::{self, Column};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 use super::batch::DatasetKind;
 use super::filters::{RecordFilter, check_text, contains, read_if_set};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch};
+use super::pagination::CONNECTION_COST;
 use super::scalars::Date;
 use super::scope;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::policy::PermissionSet;
 use crate::state::AppState;
 
@@ -196,9 +195,17 @@ impl SubjectQuery {
         filter: Option<SubjectRecordFilter>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, SubjectRecord, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<SubjectRecord>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let col = |c: Column| Expr::col((subject_record::Entity, c));
+        let page = Keyset::new(
+            "subjectRecords",
+            vec![
+                SortKey::new("recordId", col(Column::RecordId), KeyKind::Text),
+                SortKey::new("id", col(Column::Id), KeyKind::Int),
+            ],
+        )
+        .page(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         // The fixed page order reads a field too: `DERIVED` in the policy module.
         let read = filter.fields_read();
@@ -208,24 +215,19 @@ impl SubjectQuery {
             Column::Id,
         ));
         crate::freshness::warning::mark(ctx, DatasetKind::Subjects);
-        let rows = subject_record::Entity::find()
-            .filter(c.clone())
-            .order_by_asc(Column::RecordId)
-            .order_by_asc(Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        let total = subject_record::Entity::find()
-            .filter(c)
-            .count(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Some(page.connection(
-            rows.into_iter().map(SubjectRecord::from).collect(),
-            total,
-        )))
+        let (rows, total) = fetch(
+            ctx,
+            &state.db,
+            &page,
+            subject_record::Entity::find().filter(c),
+        )
+        .await?;
+        let edges = page.edges(
+            rows,
+            |m| vec![m.record_id.clone().into(), m.id.into()],
+            SubjectRecord::from,
+        );
+        Ok(Some(page.connection(edges, total)))
     }
 }
 

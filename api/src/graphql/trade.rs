@@ -1,20 +1,18 @@
 //! Trade declarations: `tradeRecords` and the `TradeRecord` type.
 
-use async_graphql::connection::Connection;
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::trade_record::{self, Column};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter};
 
 use super::batch::{Batch, BatchLoader};
-use super::filters::{RecordFilter, check_text, contains, countries, read_if_set};
+use super::filters::{RecordFilter, check_text, contains, countries, digit_prefix, read_if_set};
 use super::financial::{self, FinancialTransaction};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, fetch};
+use super::pagination::CONNECTION_COST;
 use super::scalars::{Date, SortDirection};
 use super::scope;
 use crate::error::{ApiError, ApiResult};
@@ -243,7 +241,7 @@ impl RecordFilter for TradeRecordFilter {
             {
                 return Err(ApiError::bad_input("hsCodePrefix must be 1 to 10 digits"));
             }
-            c = c.add(Column::HsCode.starts_with(prefix));
+            c = c.add(digit_prefix(Column::HsCode, prefix));
         }
         if let Some(d) = self.direction {
             c = c.add(Column::Direction.eq(d.as_str()));
@@ -393,6 +391,54 @@ impl TradeRecordSortField {
         }
     }
 
+    /// The key as the keyset orders and seeks on it.
+    fn sort_key(self, direction: SortDirection) -> SortKey {
+        let (kind, nullable) = match self {
+            Self::DeclarationDate => (KeyKind::Date, false),
+            Self::DeclarationId | Self::HsCode | Self::ProviderCountry => (KeyKind::Text, false),
+            Self::LineNumber => (KeyKind::Int, false),
+            Self::ImporterName
+            | Self::ImporterId
+            | Self::ManufacturerName
+            | Self::CountryOfOrigin
+            | Self::CountryOfExport
+            | Self::PartnerCountry
+            | Self::Port
+            | Self::TransportMode => (KeyKind::Text, true),
+            Self::Quantity | Self::NetWeightKg => (KeyKind::Float, true),
+            Self::DeclaredValueUsd => (KeyKind::Float, false),
+        };
+        SortKey::new(
+            self.field_name(),
+            Expr::col((trade_record::Entity, self.column())),
+            kind,
+        )
+        .nullable(nullable)
+        .desc(direction == SortDirection::Desc)
+    }
+
+    /// This key's value in one row (for the row's cursor).
+    fn value(self, m: &trade_record::Model) -> KeyValue {
+        match self {
+            Self::DeclarationDate => m.declaration_date.into(),
+            Self::DeclarationId => m.declaration_id.clone().into(),
+            Self::LineNumber => m.line_number.into(),
+            Self::HsCode => m.hs_code.clone().into(),
+            Self::ImporterName => m.importer_name.clone().into(),
+            Self::ImporterId => m.importer_id.clone().into(),
+            Self::ManufacturerName => m.manufacturer_name.clone().into(),
+            Self::CountryOfOrigin => m.country_of_origin.clone().into(),
+            Self::CountryOfExport => m.country_of_export.clone().into(),
+            Self::PartnerCountry => m.partner_country.clone().into(),
+            Self::ProviderCountry => m.provider_country.clone().into(),
+            Self::Port => m.port.clone().into(),
+            Self::TransportMode => m.transport_mode.clone().into(),
+            Self::Quantity => m.quantity.into(),
+            Self::NetWeightKg => m.net_weight_kg.into(),
+            Self::DeclaredValueUsd => m.declared_value_usd.into(),
+        }
+    }
+
     fn column(self) -> Column {
         match self {
             Self::DeclarationDate => Column::DeclarationDate,
@@ -440,9 +486,8 @@ impl TradeQuery {
         order_by: Option<Vec<TradeRecordOrder>>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, TradeRecord, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<TradeRecord>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
         let order_by = order_by.unwrap_or_default();
         if order_by.len() > MAX_SORT_KEYS {
@@ -453,30 +498,39 @@ impl TradeQuery {
         let mut read = filter.fields_read();
         read.extend(order_by.iter().map(|o| o.field.field_name()));
         require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
+        let mut keys: Vec<SortKey> = order_by
+            .iter()
+            .map(|o| o.field.sort_key(o.direction))
+            .collect();
+        // Ties are broken by id ascending, so every order is total and pages are stable.
+        keys.push(SortKey::new(
+            "id",
+            Expr::col((trade_record::Entity, Column::Id)),
+            KeyKind::Int,
+        ));
+        let page = Keyset::new("tradeRecords", keys).page(first, after.as_deref())?;
         let principal = principal(ctx)?;
         let condition = filter
             .condition()?
             .add(scope::trade(&principal.permissions));
-        let mut query = trade_record::Entity::find().filter(condition.clone());
-        for key in &order_by {
-            query = query.order_by(key.field.column(), key.direction.into());
-        }
-        let rows = query
-            .order_by_asc(Column::Id)
-            .offset(page.offset)
-            .limit(page.limit + 1)
-            .all(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        let total = trade_record::Entity::find()
-            .filter(condition)
-            .count(&state.db)
-            .await
-            .map_err(ApiError::from)?;
-        Ok(Some(page.connection(
-            rows.into_iter().map(TradeRecord::from).collect(),
-            total,
-        )))
+        let (rows, total) = fetch(
+            ctx,
+            &state.db,
+            &page,
+            trade_record::Entity::find().filter(condition),
+        )
+        .await?;
+        let edges = page.edges(
+            rows,
+            |m| {
+                let mut position: Vec<KeyValue> =
+                    order_by.iter().map(|o| o.field.value(m)).collect();
+                position.push(m.id.into());
+                position
+            },
+            TradeRecord::from,
+        );
+        Ok(Some(page.connection(edges, total)))
     }
 }
 

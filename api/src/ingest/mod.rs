@@ -296,10 +296,12 @@ pub async fn load(
                 name: "trade_records",
                 columns: TRADE_COLUMNS,
             };
+            let deferred = job.tx.defer_indexes(table.name).await?;
             job.stream(&mut input, &table, |r| {
                 bound.map(&r.fields, batch_id, provider)
             })
             .await?;
+            job.tx.restore_indexes(&deferred).await?;
         }
         Dataset::Financial => {
             let (name, path) = &files[0];
@@ -420,37 +422,52 @@ impl Job {
         F: FnMut(&input::Record) -> Result<Vec<Cell>, String>,
     {
         let before = self.accepted;
+        let Job {
+            tx,
+            accepted,
+            rejections,
+            per_file,
+            progress,
+            ..
+        } = self;
+        let mut writer = tx.writer(table).await?;
         let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-        while let Some(next) = input.next_record()? {
-            match next.and_then(|record| map(&record).map_err(|reason| (record.line, reason))) {
-                Ok(row) => chunk.push(row),
-                Err((line, reason)) => self.reject(input.file_name(), line, reason),
+        let streamed: Result<(), IngestError> = async {
+            while let Some(next) = input.next_record()? {
+                match next.and_then(|record| map(&record).map_err(|reason| (record.line, reason))) {
+                    Ok(row) => chunk.push(row),
+                    Err((line, reason)) => rejections.push(Rejection {
+                        file: input.file_name().to_owned(),
+                        line,
+                        reason,
+                    }),
+                }
+                if chunk.len() == CHUNK_ROWS {
+                    writer.write(&chunk).await?;
+                    *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                    chunk.clear();
+                    let read = u64::try_from(*accepted).unwrap_or_default() + rejections.len() as u64;
+                    progress.update(read, input.bytes_read());
+                }
             }
-            if chunk.len() == CHUNK_ROWS {
-                self.flush(table, &mut chunk).await?;
-                self.progress.update(self.rows_read(), input.bytes_read());
+            writer.write(&chunk).await?;
+            *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            Ok(())
+        }
+        .await;
+        match streamed {
+            Ok(()) => {
+                writer.finish().await?;
+                progress.file_done(input.bytes_read());
+            }
+            Err(err) => {
+                // The transaction is rolled back by the caller; the connection stays usable.
+                let _ = writer.abort("load failed").await;
+                return Err(err);
             }
         }
-        self.flush(table, &mut chunk).await?;
-        self.progress.file_done(input.bytes_read());
-        self.per_file
-            .push((input.file_name().to_owned(), self.accepted - before));
+        per_file.push((input.file_name().to_owned(), *accepted - before));
         Ok(())
-    }
-
-    async fn flush(
-        &mut self,
-        table: &Table,
-        chunk: &mut Vec<Vec<Cell>>,
-    ) -> Result<(), IngestError> {
-        self.tx.write(table, chunk).await?;
-        self.accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
-        chunk.clear();
-        Ok(())
-    }
-
-    fn rows_read(&self) -> u64 {
-        u64::try_from(self.accepted).unwrap_or_default() + self.rejections.len() as u64
     }
 
     fn reject(&mut self, file: &str, line: u64, reason: String) {

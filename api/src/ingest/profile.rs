@@ -62,6 +62,20 @@ pub enum Field {
     DeclaredValue,
 }
 
+impl Field {
+    /// Whether every row must carry the field (docs/formats.md, "required").
+    fn required(self) -> bool {
+        matches!(
+            self,
+            Field::DeclarationId
+                | Field::DeclarationDate
+                | Field::Direction
+                | Field::HsCode
+                | Field::DeclaredValue
+        )
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileFile {
@@ -221,6 +235,9 @@ impl ProfileFile {
                 Some(index) => {
                     sources.insert(*field, Source::Column(index));
                 }
+                // An optional field's column may be left out of a file, as docs/formats.md
+                // says: every row then has it empty, exactly as if the column were blank.
+                None if !field.required() => {}
                 None => missing.push(column.clone()),
             }
         }
@@ -236,7 +253,8 @@ impl ProfileFile {
             None => None,
         };
         let currency_column = column(&self.currency.column);
-        let usd_column = column(&self.currency.usd_column);
+        // Needed only by rows in another currency, which are rejected without it.
+        let usd_column = self.currency.usd_column.as_ref().and_then(|n| find(n));
         if !missing.is_empty() {
             return Err(ProfileError::Invalid {
                 profile: self.name.clone(),
@@ -491,130 +509,4 @@ fn name(field: Field) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn strings(v: &[&str]) -> Vec<String> {
-        v.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn built_in_profiles_are_valid() {
-        for (name, _) in BUILT_IN {
-            ProfileFile::resolve(name).unwrap();
-        }
-    }
-
-    #[test]
-    fn kcs_row_maps_with_dated_krw_rate() {
-        let kcs = ProfileFile::resolve("kcs").unwrap();
-        let headers = strings(&[
-            "Declaration ID",
-            "Date",
-            "Office ID",
-            "Process Type",
-            "Import Type",
-            "Import Use",
-            "Payment Type",
-            "Mode of Transport",
-            "Declarant ID",
-            "Importer ID",
-            "Seller ID",
-            "Courier ID",
-            "HS6 Code",
-            "Country of Departure",
-            "Country of Origin",
-            "Tax Rate",
-            "Tax Type",
-            "Country of Origin Indicator",
-            "Net Mass",
-            "Item Price",
-            "Fraud",
-            "Critical Fraud",
-        ]);
-        let bound = kcs.bind(&headers).unwrap();
-        let row = strings(&[
-            "97061800",
-            "2020-01-01",
-            "30",
-            "B",
-            "11",
-            "21",
-            "11",
-            "10",
-            "ZZR1LT6",
-            "QLRUBN9",
-            "0VKY2BR",
-            "",
-            "440890",
-            "BE",
-            "DE",
-            "0.0",
-            "FEU1",
-            "G",
-            "108.0",
-            "372254.4",
-            "0",
-            "0",
-        ]);
-        let cells = bound.map(&row, 7, "KR").unwrap();
-        let col = |name: &str| &cells[TRADE_COLUMNS.iter().position(|c| *c == name).unwrap()];
-        assert_eq!(col("direction"), &Cell::Text("IMPORT".into()));
-        assert_eq!(col("transport_mode"), &Cell::Text("SEA".into()));
-        assert_eq!(col("partner_country"), &Cell::Text("BE".into()));
-        assert_eq!(col("reporting_country"), &Cell::Text("KR".into()));
-        assert_eq!(col("declared_currency"), &Cell::Text("KRW".into()));
-        let Cell::Float(usd) = col("declared_value_usd") else {
-            panic!()
-        };
-        assert!((usd - 372254.4 / 1164.3).abs() < 1e-6, "{usd}");
-
-        let mut unknown_mode = row.clone();
-        unknown_mode[7] = "77".into();
-        assert!(
-            bound
-                .map(&unknown_mode, 7, "KR")
-                .unwrap_err()
-                .contains("transport_mode")
-        );
-        let mut late = row;
-        late[1] = "2030-01-01".into();
-        assert!(bound.map(&late, 7, "KR").unwrap_err().contains("rate"));
-    }
-
-    #[test]
-    fn invalid_profiles_are_refused_with_reason() {
-        let base = "name = \"x\"\n[currency]\ncode = \"USD\"\n";
-        let err = ProfileFile::parse("x", base).unwrap_err().to_string();
-        assert!(err.contains("DeclarationId"), "{err}");
-        let unknown_field =
-            "name = \"x\"\n[columns]\nfavourite_colour = \"c\"\n[currency]\ncode = \"USD\"\n";
-        assert!(ProfileFile::parse("x", unknown_field).is_err());
-    }
-
-    #[test]
-    fn canonical_profile_reads_exactly_the_canonical_header() {
-        let canonical = ProfileFile::resolve("canonical").unwrap();
-        let headers: Vec<String> = CANONICAL_HEADER.iter().map(|h| (*h).to_owned()).collect();
-        let bound = canonical.bind(&headers).unwrap();
-        let mut mapped: Vec<&str> = canonical.columns.values().map(String::as_str).collect();
-        mapped.extend(canonical.currency.column.as_deref());
-        mapped.extend(canonical.currency.usd_column.as_deref());
-        mapped.sort_unstable();
-        let mut expected = CANONICAL_HEADER.to_vec();
-        expected.sort_unstable();
-        assert_eq!(mapped, expected);
-        assert_eq!(bound.width, CANONICAL_HEADER.len());
-    }
-
-    #[test]
-    fn missing_columns_are_named() {
-        let canonical = ProfileFile::resolve("canonical").unwrap();
-        let err = canonical
-            .bind(&strings(&["declaration_id"]))
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(err.contains("hs_code"), "{err}");
-    }
-}
+mod tests;

@@ -6,6 +6,7 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
+use sea_orm::sqlx::postgres::{PgConnection, PgCopyIn};
 use sea_orm::sqlx::{self, Postgres, QueryBuilder, Sqlite};
 
 /// A value bound for one column of one row.
@@ -137,44 +138,97 @@ impl LoadTx {
         }
         match self {
             LoadTx::Postgres(tx) => {
-                let sql = format!(
-                    "COPY {} ({}) FROM STDIN",
-                    table.name,
-                    table.columns.join(", ")
-                );
                 let mut buffer = String::with_capacity(rows.len() * 256);
                 for row in rows {
                     encode_copy_row(row, &mut buffer);
                 }
-                let mut copy = tx.copy_in_raw(&sql).await?;
+                let mut copy = tx.copy_in_raw(&copy_statement(table)).await?;
                 copy.send(buffer.into_bytes()).await?;
                 copy.finish().await?;
             }
-            LoadTx::Sqlite(tx) => {
-                // SQLite allows 32,766 bound parameters per statement.
-                let per_statement = (32_000 / table.columns.len()).max(1);
-                for chunk in rows.chunks(per_statement) {
-                    let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-                        "INSERT INTO {} ({}) ",
-                        table.name,
-                        table.columns.join(", ")
-                    ));
-                    builder.push_values(chunk, |mut values, row| {
-                        for cell in row {
-                            match cell {
-                                Cell::Null => values.push_bind(None::<String>),
-                                Cell::Text(s) => values.push_bind(s.clone()),
-                                Cell::Int(i) => values.push_bind(*i),
-                                Cell::Float(f) => values.push_bind(*f),
-                                Cell::Date(d) => values.push_bind(*d),
-                            };
-                        }
-                    });
-                    builder.build().execute(&mut **tx).await?;
-                }
-            }
+            LoadTx::Sqlite(tx) => insert_sqlite(tx, table, rows).await?,
         }
         Ok(())
+    }
+
+    /// Before a load into an empty PostgreSQL table: drops its secondary indexes inside this
+    /// transaction and returns their definitions for `restore_indexes`. Building an index once
+    /// over the loaded rows (a sort) costs a fraction of maintaining it row by row, which is
+    /// most of a first load's time. The drop holds the table's lock until commit, so readers
+    /// of the (still empty) table wait for the load instead of seeing it half done. A table
+    /// with rows keeps its indexes (rebuilding them would cost more than the load saves), as
+    /// does SQLite, and so does a role that may not drop them (it loads the slow way).
+    pub async fn defer_indexes(&mut self, table: &str) -> Result<Vec<String>, sqlx::Error> {
+        let LoadTx::Postgres(tx) = self else {
+            return Ok(Vec::new());
+        };
+        let empty: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT NOT EXISTS (SELECT 1 FROM {table})"
+        )))
+        .fetch_one(&mut **tx)
+        .await?;
+        if !empty {
+            return Ok(Vec::new());
+        }
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i \
+             JOIN pg_class c ON c.relname = i.indexname \
+             JOIN pg_index x ON x.indexrelid = c.oid \
+             WHERE i.schemaname = current_schema() AND i.tablename = $1 \
+               AND NOT x.indisprimary AND NOT x.indisunique",
+        )
+        .bind(table)
+        .fetch_all(&mut **tx)
+        .await?;
+        sqlx::query("SAVEPOINT defer_indexes")
+            .execute(&mut **tx)
+            .await?;
+        for (name, _) in &indexes {
+            let dropped = sqlx::query(sqlx::AssertSqlSafe(format!("DROP INDEX \"{name}\"")))
+                .execute(&mut **tx)
+                .await;
+            if dropped.is_err() {
+                sqlx::query("ROLLBACK TO SAVEPOINT defer_indexes")
+                    .execute(&mut **tx)
+                    .await?;
+                return Ok(Vec::new());
+            }
+        }
+        Ok(indexes.into_iter().map(|(_, def)| def).collect())
+    }
+
+    /// Builds the indexes `defer_indexes` dropped, over the rows now loaded.
+    pub async fn restore_indexes(&mut self, definitions: &[String]) -> Result<(), sqlx::Error> {
+        let LoadTx::Postgres(tx) = self else {
+            return Ok(());
+        };
+        if definitions.is_empty() {
+            return Ok(());
+        }
+        // Sorting in memory instead of in temporary files is what makes the builds cheap.
+        sqlx::query("SET LOCAL maintenance_work_mem = '256MB'")
+            .execute(&mut **tx)
+            .await?;
+        for definition in definitions {
+            sqlx::query(sqlx::AssertSqlSafe(definition.clone()))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A writer for a long stream of rows into one table. On PostgreSQL it is one `COPY` that
+    /// stays open for the whole stream: each chunk is sent without waiting for the server to
+    /// store the previous one, so the server's work overlaps the client's parsing instead of
+    /// adding to it (a `COPY` per chunk made each side wait for the other).
+    pub async fn writer<'a>(&'a mut self, table: &'a Table) -> Result<RowWriter<'a>, sqlx::Error> {
+        Ok(match self {
+            LoadTx::Postgres(tx) => RowWriter::Postgres {
+                copy: tx.copy_in_raw(&copy_statement(table)).await?,
+                buffer: String::new(),
+            },
+            LoadTx::Sqlite(tx) => RowWriter::Sqlite { tx, table },
+        })
     }
 
     pub async fn commit(self) -> Result<(), sqlx::Error> {
@@ -183,6 +237,90 @@ impl LoadTx {
             LoadTx::Sqlite(tx) => tx.commit().await,
         }
     }
+}
+
+/// An open stream of rows into one table (`LoadTx::writer`).
+pub enum RowWriter<'a> {
+    Postgres {
+        copy: PgCopyIn<&'a mut PgConnection>,
+        /// Reused between chunks: one allocation for the whole stream.
+        buffer: String,
+    },
+    Sqlite {
+        tx: &'a mut sqlx::Transaction<'static, Sqlite>,
+        table: &'a Table,
+    },
+}
+
+impl RowWriter<'_> {
+    /// Sends `rows`; on PostgreSQL this returns once they are on their way, not stored.
+    pub async fn write(&mut self, rows: &[Vec<Cell>]) -> Result<(), sqlx::Error> {
+        match self {
+            RowWriter::Postgres { copy, buffer } => {
+                buffer.clear();
+                for row in rows {
+                    encode_copy_row(row, buffer);
+                }
+                copy.send(buffer.as_bytes()).await?;
+            }
+            RowWriter::Sqlite { tx, table } => insert_sqlite(tx, table, rows).await?,
+        }
+        Ok(())
+    }
+
+    /// Ends the stream; on PostgreSQL this is where the server reports a bad row.
+    pub async fn finish(self) -> Result<(), sqlx::Error> {
+        if let RowWriter::Postgres { copy, .. } = self {
+            copy.finish().await?;
+        }
+        Ok(())
+    }
+
+    /// Abandons the stream after a failure on the client's side (the transaction is then
+    /// rolled back); leaves the connection usable.
+    pub async fn abort(self, reason: &str) -> Result<(), sqlx::Error> {
+        if let RowWriter::Postgres { copy, .. } = self {
+            copy.abort(reason).await?;
+        }
+        Ok(())
+    }
+}
+
+fn copy_statement(table: &Table) -> String {
+    format!(
+        "COPY {} ({}) FROM STDIN",
+        table.name,
+        table.columns.join(", ")
+    )
+}
+
+/// Multi-row `INSERT`s with bound parameters; SQLite allows 32,766 per statement.
+async fn insert_sqlite(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    table: &Table,
+    rows: &[Vec<Cell>],
+) -> Result<(), sqlx::Error> {
+    let per_statement = (32_000 / table.columns.len()).max(1);
+    for chunk in rows.chunks(per_statement) {
+        let mut builder: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "INSERT INTO {} ({}) ",
+            table.name,
+            table.columns.join(", ")
+        ));
+        builder.push_values(chunk, |mut values, row| {
+            for cell in row {
+                match cell {
+                    Cell::Null => values.push_bind(None::<String>),
+                    Cell::Text(s) => values.push_bind(s.clone()),
+                    Cell::Int(i) => values.push_bind(*i),
+                    Cell::Float(f) => values.push_bind(*f),
+                    Cell::Date(d) => values.push_bind(*d),
+                };
+            }
+        });
+        builder.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 /// PostgreSQL COPY text format: tab-separated, `\N` for NULL, backslash escapes.

@@ -1,0 +1,274 @@
+//! Keyset cursors and `totalCount` on the connections: pages seek past a position in the sort
+//! order, so a load between two pages cannot repeat or skip rows; NULLs sort the same on both
+//! backends; a cursor from elsewhere is BAD_USER_INPUT (and audited); the quota counts exactly
+//! the rows delivered.
+
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
+use serde_json::{Value, json};
+
+const PAGE: &str = r"query($first: Int, $after: String, $orderBy: [TradeRecordOrder!], $filter: TradeRecordFilter) {
+  tradeRecords(first: $first, after: $after, orderBy: $orderBy, filter: $filter) {
+    pageInfo { hasNextPage hasPreviousPage endCursor }
+    edges { cursor node { declarationId lineNumber importerId declaredValueUsd } }
+  }
+}";
+
+fn keys(page: &Value) -> Vec<String> {
+    page["tradeRecords"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            format!(
+                "{}/{}",
+                e["node"]["declarationId"].as_str().expect("id"),
+                e["node"]["lineNumber"]
+            )
+        })
+        .collect()
+}
+
+/// Every row, page by page of `size`, from `after` on.
+async fn walk(server: &Server, order: &Value, size: i64, mut after: Option<String>) -> Vec<String> {
+    let mut seen = Vec::new();
+    loop {
+        let page = server
+            .data(
+                PAGE,
+                json!({ "first": size, "after": after, "orderBy": order }),
+            )
+            .await;
+        let conn = &page["tradeRecords"];
+        seen.extend(keys(&page));
+        if conn["pageInfo"]["hasNextPage"] == json!(false) {
+            return seen;
+        }
+        after = conn["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
+async fn load_cn(env: &TestEnv) {
+    let path = fixture("trade_cn.csv");
+    env.load_ok(&["trade", path.to_str().expect("path"), "--provider", "CN"])
+        .await;
+}
+
+#[tokio::test]
+async fn a_load_between_two_pages_neither_repeats_nor_skips_rows() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        env.load_trade_fixture().await;
+        let server = env.serve_as_analyst().await;
+        let order = json!([{ "field": "DECLARED_VALUE_USD", "direction": "DESC" }]);
+        let first = server
+            .data(PAGE, json!({ "first": 4, "orderBy": order }))
+            .await;
+        let first_keys = keys(&first);
+        let cursor = first["tradeRecords"]["pageInfo"]["endCursor"]
+            .as_str()
+            .expect("cursor")
+            .to_owned();
+
+        // New rows land both before the cursor (300,000 USD) and after it (48,000 USD).
+        load_cn(&env).await;
+        let rest = walk(&server, &order, 3, Some(cursor)).await;
+        let everything = walk(&server, &order, 100, None).await;
+        assert_eq!(everything.len(), 12, "{backend:?}");
+        let last = everything
+            .iter()
+            .position(|k| Some(k) == first_keys.last())
+            .expect("the first page's last row");
+        assert_eq!(rest, everything[last + 1..], "{backend:?}");
+        assert!(rest.contains(&"CN-3001/1".to_owned()), "{backend:?}");
+        assert!(
+            !rest.iter().any(|k| first_keys.contains(k)),
+            "{backend:?}: a row of the first page came again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn nulls_sort_last_ascending_and_first_descending_on_both_backends() {
+    let mut orders = Vec::new();
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        env.load_trade_fixture().await;
+        load_cn(&env).await;
+        let server = env.serve_as_analyst().await;
+        let mut per_backend = Vec::new();
+        for direction in ["ASC", "DESC"] {
+            let order = json!([{ "field": "IMPORTER_ID", "direction": direction }, { "field": "DECLARED_VALUE_USD" }]);
+            let one_page = keys(
+                &server
+                    .data(PAGE, json!({ "first": 100, "orderBy": order }))
+                    .await,
+            );
+            // Page sizes that end pages on NULLs, on ties and on ordinary values.
+            for size in [1, 2, 5] {
+                assert_eq!(
+                    walk(&server, &order, size, None).await,
+                    one_page,
+                    "{backend:?} {direction} by {size}"
+                );
+            }
+            let nulls: Vec<usize> = ["CN-3001/1", "CN-3002/1"]
+                .iter()
+                .map(|k| one_page.iter().position(|p| p == k).expect("CN row"))
+                .collect();
+            let expected = if direction == "ASC" {
+                vec![10, 11]
+            } else {
+                vec![0, 1]
+            };
+            let mut sorted = nulls.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, expected, "{backend:?} {direction}: {one_page:?}");
+            per_backend.push(one_page);
+        }
+        orders.push(per_backend);
+    }
+    assert_eq!(orders[0], orders[1], "SQLite and PostgreSQL page alike");
+}
+
+#[tokio::test]
+async fn cursors_from_elsewhere_are_bad_user_input_and_audited() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    let path = fixture("financial.csv");
+    env.load_ok(&["financial", path.to_str().expect("path")])
+        .await;
+    let server = env.serve_as_analyst().await;
+    let by_value = json!([{ "field": "DECLARED_VALUE_USD", "direction": "DESC" }]);
+    let cursor_of = |data: &Value, connection: &str| {
+        data[connection]["pageInfo"]["endCursor"]
+            .as_str()
+            .expect("cursor")
+            .to_owned()
+    };
+    let trade = server
+        .data(PAGE, json!({ "first": 2, "orderBy": by_value }))
+        .await;
+    let by_value_cursor = cursor_of(&trade, "tradeRecords");
+    let fin = server
+        .data(
+            "{ financialTransactions(first: 1) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await;
+    let financial_cursor = cursor_of(&fin, "financialTransactions");
+
+    let ascending = json!([{ "field": "DECLARED_VALUE_USD" }]);
+    let cases = [
+        ("garbage", json!("not a cursor"), by_value.clone()),
+        // What the offset cursors of earlier releases looked like.
+        ("offset", json!("b2Zmc2V0OjI"), by_value.clone()),
+        (
+            "another connection",
+            json!(financial_cursor),
+            by_value.clone(),
+        ),
+        ("another order", json!(by_value_cursor), ascending),
+        (
+            "an id beyond 64 bits",
+            json!(forge(&by_value_cursor, "18446744073709551616")),
+            by_value.clone(),
+        ),
+    ];
+    for (what, after, order) in cases {
+        let before = env.count("audit_events").await;
+        let (status, body) = server
+            .session(server.token.as_deref())
+            .post(PAGE, json!({ "after": after, "orderBy": order }))
+            .await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert_eq!(
+            error_codes(&body),
+            vec!["BAD_USER_INPUT".to_owned()],
+            "{what}: {body}"
+        );
+        assert!(body["data"]["tradeRecords"].is_null(), "{what}: {body}");
+        assert_eq!(
+            env.count("audit_events").await,
+            before + 1,
+            "{what}: the refused request is audited"
+        );
+    }
+}
+
+/// The cursor with its id (last key) replaced by `id`, as a client tampering with it would.
+fn forge(cursor: &str, id: &str) -> String {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let text = String::from_utf8(URL_SAFE_NO_PAD.decode(cursor).expect("base64")).expect("utf8");
+    let end = text.find(']').expect("key list");
+    let cut = text[..end].rfind(',').expect("two keys");
+    URL_SAFE_NO_PAD.encode(format!("{},{id}{}", &text[..cut], &text[end..]))
+}
+
+#[tokio::test]
+async fn total_count_is_counted_when_asked_for_under_any_spelling_and_the_quota_counts_rows() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    let server = env.serve_as_analyst().await;
+    let used = || async {
+        server.data("{ quotaStatus { used } }", json!({})).await["quotaStatus"]["used"]
+            .as_i64()
+            .expect("used")
+    };
+    let start = used().await;
+    let data = server
+        .data(
+            r#"{ a: tradeRecords(first: 3, filter: { hsCodePrefix: "8" }) { ...Count edges { node { hsCode } } }
+                 b: tradeRecords(first: 1, filter: { hsCodePrefix: "71" }) { n: totalCount }
+                 c: tradeRecords(first: 2, filter: { hsCodePrefix: "99" }) { edges { cursor } } }
+               fragment Count on TradeRecordConnection { totalCount }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(data["a"]["totalCount"], 5, "{data}");
+    assert_eq!(data["b"]["n"], 2, "{data}");
+    assert_eq!(data["c"]["edges"], json!([]), "{data}");
+    let codes: Vec<&str> = data["a"]["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"]["hsCode"].as_str().expect("hs"))
+        .collect();
+    assert!(codes.iter().all(|c| c.starts_with('8')), "{codes:?}");
+    assert_eq!(used().await, start + 3, "three edges delivered");
+}
+
+#[tokio::test]
+async fn the_embedded_default_queues_a_burst_of_64_clients_instead_of_failing() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    env.load_trade_fixture().await;
+    let server = env.serve_as_analyst().await;
+    let order = json!([{ "field": "DECLARED_VALUE_USD", "direction": "DESC" }]);
+    let requests = (0..64).map(|i| {
+        let server = &server;
+        let order = order.clone();
+        async move {
+            server
+                .session(server.token.as_deref())
+                .post(
+                    "query($o: [TradeRecordOrder!], $f: TradeRecordFilter) { tradeRecords(first: 5, orderBy: $o, filter: $f) { totalCount edges { node { hsCode } } } }",
+                    json!({ "o": order, "f": if i % 2 == 0 { json!({}) } else { json!({ "hsCodePrefix": "84" }) } }),
+                )
+                .await
+        }
+    });
+    // Every request reads, is counted against the quota and is audited (a write) at once.
+    let before = env.count("audit_events").await;
+    for round in 0..2 {
+        let answers = futures_util::future::join_all(requests.clone()).await;
+        for (status, body) in answers {
+            assert_eq!(status, 200, "round {round}: {body}");
+            assert!(body.get("errors").is_none(), "round {round}: {body}");
+        }
+    }
+    assert_eq!(
+        env.count("audit_events").await,
+        before + 128,
+        "every delivered answer was audited"
+    );
+}
