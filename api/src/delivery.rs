@@ -1,7 +1,7 @@
 //! What happens between an authenticated GraphQL request and the bytes sent back: execution,
 //! then the quota reservation and the audit record — both *before* delivery.
 //!
-//! Order matters: execute → count the records in the result → reserve them (over the limit:
+//! Order matters: execute (counting every record resolved, `graphql::records`) → reserve them (over the limit:
 //! lock, deliver nothing) → append the audit event (fails: deliver nothing) → send. Mutations
 //! are also audited as `attempted` before they run, so an administrative change whose audit
 //! cannot be written never happens.
@@ -10,7 +10,7 @@ use async_graphql::parser::types::OperationType;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::accounts;
@@ -18,29 +18,10 @@ use crate::audit::{AuditEvent, EventType};
 use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
 use crate::graphql::DarttsSchema;
+use crate::graphql::records::Delivered;
 use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
 use crate::state::AppState;
-
-/// Fields whose list items are analytical records, besides connection `edges`.
-const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions"];
-
-/// Records in a response: every connection edge and every item of a record list.
-pub fn count_records(data: &Value) -> u64 {
-    match data {
-        Value::Object(map) => map
-            .iter()
-            .map(|(key, value)| match value {
-                Value::Array(items) if key == "edges" || RECORD_LISTS.contains(&key.as_str()) => {
-                    items.len() as u64 + items.iter().map(count_records).sum::<u64>()
-                }
-                other => count_records(other),
-            })
-            .sum(),
-        Value::Array(items) => items.iter().map(count_records).sum(),
-        _ => 0,
-    }
-}
 
 /// A refusal shaped like a GraphQL response, with the HTTP status that goes with it.
 pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
@@ -127,7 +108,10 @@ pub async fn execute(
     // request with the principal, so they are kept here for after execution.
     let introspection =
         introspection::Plan::of(&request).map(|plan| (plan, principal.permissions.clone()));
-    let mut response = schema.execute(request.data(principal)).await;
+    let delivered = Delivered::default();
+    let mut response = schema
+        .execute(request.data(principal).data(delivered.clone()))
+        .await;
     if let Some((plan, permissions)) = introspection {
         match introspection::View::parse(&schema.sdl()) {
             Ok(view) => plan.apply(
@@ -138,8 +122,7 @@ pub async fn execute(
         }
     }
     crate::error::scrub(&mut response.errors);
-    let data = serde_json::to_value(&response.data).unwrap_or(Value::Null);
-    let records = count_records(&data);
+    let records = delivered.get();
 
     let denied: Vec<String> = response
         .errors
@@ -210,7 +193,10 @@ pub async fn execute(
             return internal("audit write failed; response withheld", &e);
         }
     }
-    let outcome = match (response.errors.is_empty(), data.is_null()) {
+    let outcome = match (
+        response.errors.is_empty(),
+        response.data == async_graphql::Value::Null,
+    ) {
         (true, _) => "ok",
         (false, false) => "partial",
         (false, true) => "failed",
@@ -290,24 +276,5 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
     }
     if let Err(e) = state.audit.record(event).await {
         tracing::error!(error = %e, "audit of a refused request failed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_edges_and_record_lists_wherever_they_appear() {
-        let data = json!({
-            "a": { "totalCount": 99, "edges": [
-                { "node": { "linkedFinancialTransactions": [{ "x": 1 }, { "x": 2 }] } },
-                { "node": { "linkedFinancialTransactions": [] } },
-            ] },
-            "b": { "edges": [{ "node": {} }] },
-            "me": { "categories": ["TRADE", "SDN"] },
-        });
-        assert_eq!(count_records(&data), 2 + 2 + 1);
-        assert_eq!(count_records(&json!(null)), 0);
     }
 }

@@ -16,6 +16,7 @@ mod me;
 mod node;
 mod pagination;
 mod quota;
+pub mod records;
 mod scalars;
 pub(crate) mod scope;
 mod sdn;
@@ -69,6 +70,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 pub fn build(state: AppState) -> DarttsSchema {
     let mut builder = builder()
         .extension(guard::FieldGuard)
+        .extension(records::RecordCounter)
         .data(DataLoader::new(
             batch::BatchLoader(state.db.clone()),
             tokio::spawn,
