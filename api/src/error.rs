@@ -20,6 +20,9 @@ pub enum ErrorCode {
     AccountDisabled,
     AccountLocked,
     QuotaUnavailable,
+    /// A document refused before validation (`graphql::limits`): too large, too many
+    /// fragments or too many fields once fragments are expanded.
+    QueryTooComplex,
     Internal,
 }
 
@@ -35,6 +38,7 @@ impl ErrorCode {
             ErrorCode::AccountDisabled => "ACCOUNT_DISABLED",
             ErrorCode::AccountLocked => "ACCOUNT_LOCKED",
             ErrorCode::QuotaUnavailable => "QUOTA_UNAVAILABLE",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::Internal => "INTERNAL",
         }
     }

@@ -11,6 +11,7 @@ pub(crate) mod filters;
 pub(crate) mod financial;
 pub mod guard;
 mod ids;
+pub mod limits;
 pub mod login;
 mod me;
 mod node;
