@@ -8,7 +8,7 @@
 
 use async_graphql::parser::types::OperationType;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -18,6 +18,7 @@ use crate::audit::{AuditEvent, EventType};
 use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
 use crate::graphql::DarttsSchema;
+use crate::graphql::guard::RequestSource;
 use crate::graphql::records::Delivered;
 use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
@@ -30,13 +31,40 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Res
 }
 
 pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Response {
-    let reference = uuid::Uuid::new_v4();
-    tracing::error!(%reference, error = %err, "{context}");
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Internal,
-        &format!("internal error (reference {reference})"),
+        &crate::error::internal_message(&format!("{context}: {err}")),
     )
+}
+
+/// A GraphQL-shaped error body with the right HTTP status, for requests refused before
+/// execution. The reason for an invalid token is logged, not sent.
+pub fn refuse(err: &AuthError) -> Response {
+    match err {
+        AuthError::Invalid(reason) | AuthError::UnknownAccount(reason) => {
+            tracing::info!(reason, "token refused");
+        }
+        _ => {}
+    }
+    let message = match err {
+        AuthError::Internal(reason) => {
+            crate::error::internal_message(&format!("authentication failed: {reason}"))
+        }
+        other => other.to_string(),
+    };
+    let body = json!({
+        "data": null,
+        "errors": [{ "message": message, "extensions": { "code": err.code().as_str() } }],
+    });
+    let mut response = (err.status(), Json(body)).into_response();
+    if err.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }
 
 /// The operation's type and name, for the audit record (the document was already accepted
@@ -110,7 +138,12 @@ pub async fn execute(
         introspection::Plan::of(&request).map(|plan| (plan, principal.permissions.clone()));
     let delivered = Delivered::default();
     let mut response = schema
-        .execute(request.data(principal).data(delivered.clone()))
+        .execute(
+            request
+                .data(principal)
+                .data(delivered.clone())
+                .data(RequestSource(source.clone())),
+        )
         .await;
     if let Some((plan, permissions)) = introspection {
         match introspection::View::parse(&schema.sdl()) {
@@ -193,10 +226,16 @@ pub async fn execute(
             return internal("audit write failed; response withheld", &e);
         }
     }
+    let internal_error = response
+        .errors
+        .iter()
+        .any(|e| ErrorCode::of(e.extensions.as_ref()) == Some(ErrorCode::Internal));
+    // An outcome names what happened: a failure of ours is not the caller's.
     let outcome = match (
         response.errors.is_empty(),
         response.data == async_graphql::Value::Null,
     ) {
+        _ if internal_error => ErrorCode::Internal.audit_outcome(),
         (true, _) => "ok",
         (false, false) => "partial",
         (false, true) => "failed",
@@ -265,9 +304,14 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
             "no local account".to_owned(),
         ),
         AuthError::Missing => (EventType::TokenRefused, None, "no token".to_owned()),
+        AuthError::Internal(reason) => (EventType::RequestFailed, None, reason.clone()),
         other => (EventType::AccessDenied, None, other.to_string()),
     };
-    let mut event = AuditEvent::new(event_type, "denied").detail(json!({ "reason": reason }));
+    let outcome = match err {
+        AuthError::Internal(_) => ErrorCode::Internal.audit_outcome(),
+        _ => "denied",
+    };
+    let mut event = AuditEvent::new(event_type, outcome).detail(json!({ "reason": reason }));
     if let Some(a) = actor {
         event = event.actor(a);
     }

@@ -18,8 +18,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::access_request;
+use crate::auth;
 use crate::auth::partner::{ClientCert, PreAuth};
-use crate::auth::{self, AuthError};
 use crate::delivery;
 use crate::export;
 use crate::graphql::{self, DarttsSchema};
@@ -229,7 +229,7 @@ async fn graphql_post(
         Ok(p) => p,
         Err(e) => {
             delivery::audit_refusal(&http.state, &e, source).await;
-            return refuse(&e);
+            return delivery::refuse(&e);
         }
     };
     delivery::execute(&http.state, &http.schema, principal, request, source).await
@@ -254,34 +254,6 @@ async fn pre_auth(
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
-    response
-}
-
-/// A GraphQL-shaped error body with the right HTTP status, for requests refused before
-/// execution. The reason for an invalid token is logged, not sent.
-fn refuse(err: &AuthError) -> Response {
-    match err {
-        AuthError::Invalid(reason) | AuthError::UnknownAccount(reason) => {
-            tracing::info!(reason, "token refused");
-        }
-        AuthError::Internal(reason) => tracing::error!(reason, "authentication failed"),
-        _ => {}
-    }
-    let message = match err {
-        AuthError::Internal(_) => "internal error".to_owned(),
-        other => other.to_string(),
-    };
-    let body = serde_json::json!({
-        "data": null,
-        "errors": [{ "message": message, "extensions": { "code": err.code().as_str() } }],
-    });
-    let mut response = (err.status(), axum::Json(body)).into_response();
-    if err.status() == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer"),
-        );
-    }
     response
 }
 

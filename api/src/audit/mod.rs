@@ -36,6 +36,9 @@ pub enum EventType {
     AdminChange,
     Ingest,
     Purge,
+    /// A request that failed on our side before it could run (the database unreachable while
+    /// authenticating); its outcome is `internal_error`.
+    RequestFailed,
 }
 
 impl EventType {
@@ -53,6 +56,7 @@ impl EventType {
             EventType::AdminChange => "admin_change",
             EventType::Ingest => "ingest",
             EventType::Purge => "purge",
+            EventType::RequestFailed => "request_failed",
         }
     }
 }
@@ -61,7 +65,8 @@ impl EventType {
 #[derive(Clone, Debug)]
 pub struct AuditEvent {
     pub event_type: EventType,
-    /// `ok`, `denied`, `failed`, `partial`, `attempted`.
+    /// `ok`, `denied`, `failed`, `partial`, `attempted`, or for a refused action what the
+    /// answer said (`not_found`, `invalid`, `unavailable`, `internal_error`).
     pub outcome: &'static str,
     pub source: Option<String>,
     pub actor: Option<String>,

@@ -25,9 +25,9 @@ pub const MAX_SELECTIONS: u64 = 5_000;
 #[derive(Debug, PartialEq, Eq)]
 pub struct TooComplex(pub String);
 
-/// Checks the document text; a document that does not parse is left for async-graphql to
-/// report (parsing is bounded by the lexical limits).
-pub fn check(query: &str) -> Result<(), TooComplex> {
+/// Checks the document text and returns it parsed; a document that does not parse is left for
+/// async-graphql to report (parsing is bounded by the lexical limits).
+pub fn check(query: &str) -> Result<Option<ExecutableDocument>, TooComplex> {
     if query.len() > MAX_BYTES {
         return Err(TooComplex(format!(
             "the query document is {} bytes; at most {MAX_BYTES} are accepted",
@@ -36,7 +36,7 @@ pub fn check(query: &str) -> Result<(), TooComplex> {
     }
     lexical(query)?;
     let Ok(doc) = async_graphql::parser::parse_query(query) else {
-        return Ok(());
+        return Ok(None);
     };
     if doc.fragments.len() > MAX_FRAGMENTS {
         return Err(TooComplex(format!(
@@ -52,7 +52,7 @@ pub fn check(query: &str) -> Result<(), TooComplex> {
             if selections == u64::MAX { "over " } else { "" }
         )));
     }
-    Ok(())
+    Ok(Some(doc))
 }
 
 /// Counts tokens and the deepest nesting without building anything. Strings and comments are

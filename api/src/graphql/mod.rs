@@ -7,7 +7,7 @@ mod admin;
 mod agreements;
 mod audit_log;
 mod batch;
-pub(crate) mod filters;
+pub mod filters;
 pub(crate) mod financial;
 pub mod guard;
 mod ids;

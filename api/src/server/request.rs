@@ -9,7 +9,10 @@ use axum::response::{IntoResponse, Response};
 
 use crate::delivery::error_response;
 use crate::error::ErrorCode;
-use crate::graphql::limits;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+use crate::error::ApiError;
+use crate::graphql::{filters, limits};
 
 /// A body refused before anything ran.
 #[derive(Debug)]
@@ -69,8 +72,60 @@ pub fn read(body: Result<Bytes, BytesRejection>) -> Result<async_graphql::Reques
             format!("the body is not a GraphQL request: {e}"),
         )
     })?;
-    limits::check(&request.query).map_err(|limits::TooComplex(reason)| {
+    let document = limits::check(&request.query).map_err(|limits::TooComplex(reason)| {
         refused(StatusCode::BAD_REQUEST, ErrorCode::QueryTooComplex, reason)
     })?;
+    let variables = serde_json::to_value(&request.variables).unwrap_or_default();
+    let literals = document.as_ref().map(literals).unwrap_or_default();
+    for input in std::iter::once(&variables).chain(&literals) {
+        filters::refuse_nul(input).map_err(|e| {
+            let message = match e {
+                ApiError::BadUserInput(m) => m,
+                other => format!("{other:?}"),
+            };
+            refused(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
+        })?;
+    }
     Ok(request)
+}
+
+/// Every argument value written in the document, as JSON.
+fn literals(doc: &ExecutableDocument) -> Vec<serde_json::Value> {
+    fn values(set: &SelectionSet, out: &mut Vec<serde_json::Value>) {
+        for item in &set.items {
+            let (directives, inner) = match &item.node {
+                Selection::Field(f) => {
+                    out.extend(f.node.arguments.iter().map(|(_, v)| json(&v.node)));
+                    (&f.node.directives, Some(&f.node.selection_set.node))
+                }
+                Selection::InlineFragment(i) => {
+                    (&i.node.directives, Some(&i.node.selection_set.node))
+                }
+                Selection::FragmentSpread(s) => (&s.node.directives, None),
+            };
+            for d in directives {
+                out.extend(d.node.arguments.iter().map(|(_, v)| json(&v.node)));
+            }
+            if let Some(inner) = inner {
+                values(inner, out);
+            }
+        }
+    }
+    // Written as JSON, a variable becomes `{"$var": name}`: its value is checked separately.
+    fn json(value: &impl serde::Serialize) -> serde_json::Value {
+        serde_json::to_value(value).unwrap_or_default()
+    }
+    let mut out = Vec::new();
+    for (_, op) in doc.operations.iter() {
+        for var in &op.node.variable_definitions {
+            if let Some(default) = &var.node.default_value {
+                out.push(json(&default.node));
+            }
+        }
+        values(&op.node.selection_set.node, &mut out);
+    }
+    for fragment in doc.fragments.values() {
+        values(&fragment.node.selection_set.node, &mut out);
+    }
+    out
 }
