@@ -177,6 +177,9 @@ pub struct Settings {
     pub audit: bool,
     /// Years a batch is kept after its load before `dartts purge` removes it.
     pub retention_years: u32,
+    /// The audit chain's HMAC key (`DARTTS_AUDIT_KEY`, at least 32 characters); unset: a key
+    /// generated into `<data_dir>/audit.key` (`audit::key`). The database never holds it.
+    pub audit_key: Option<Secret>,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
@@ -225,6 +228,8 @@ struct Raw {
     audit: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     retention_years: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    audit_key: Option<String>,
 }
 
 /// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
@@ -269,6 +274,7 @@ const SETTINGS: &[&str] = &[
     "login_max_failures",
     "audit",
     "retention_years",
+    "audit_key",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
@@ -397,6 +403,15 @@ impl Settings {
                 });
             }
         };
+        let audit_key = match non_empty(raw.audit_key) {
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError::Invalid {
+                    setting: "DARTTS_AUDIT_KEY",
+                    reason: "must be at least 32 characters (e.g. 64 hex digits)".into(),
+                });
+            }
+            key => key.map(Secret),
+        };
         let retention_years = match non_empty(raw.retention_years) {
             None => DEFAULT_RETENTION_YEARS,
             Some(text) => retention_years(&text).map_err(|reason| ConfigError::Invalid {
@@ -428,6 +443,7 @@ impl Settings {
             login_max_failures,
             audit,
             retention_years,
+            audit_key,
         })
     }
 
@@ -782,6 +798,7 @@ mod tests {
             login_max_failures: Some("5".into()),
             audit: Some("on".into()),
             retention_years: Some("10".into()),
+            audit_key: Some("k".repeat(32)),
         };
         let as_json = format!("{raw:?}");
         for key in SETTINGS {
