@@ -18,7 +18,8 @@ use crate::auth::local_token::LocalSigner;
 use crate::config::{self, DatabaseKind, Settings};
 use crate::ingest::{Dataset, LoadRequest};
 
-use crate::audit::{self, AuditEvent, AuditSink, DbAudit, EventType, NoAudit};
+use crate::audit::commands::AuditCommand;
+use crate::audit::{self, AuditEvent, AuditKey, AuditSink, DbAudit, EventType, NoAudit};
 use crate::policy::Policy;
 use crate::purge::{self, PurgeError, PurgeReport, PurgeRequest};
 use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
@@ -123,12 +124,6 @@ enum RefreshCommand {
 }
 
 #[derive(Subcommand, Debug)]
-enum AuditCommand {
-    /// Check the whole hash chain; exits non-zero and names the first bad event if broken.
-    Verify,
-}
-
-#[derive(Subcommand, Debug)]
 enum UserCommand {
     /// Create an ACTIVE account (operator bootstrap).
     Add {
@@ -188,7 +183,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(db) => db,
         Err(e) => return fail(&e),
     };
-    let audit = DbAudit::new(db.clone(), settings.instance);
+    let audit_key = match AuditKey::from_settings(&settings) {
+        Ok(k) => Arc::new(k),
+        Err(e) => return fail(&e),
+    };
+    let audit = DbAudit::new(db.clone(), settings.instance, audit_key.clone());
     match cli.command {
         Command::Schema => ExitCode::SUCCESS,
         Command::Migrate => {
@@ -218,24 +217,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
-        Command::Audit(AuditCommand::Verify) => match audit::verify(&db).await {
-            Ok(report) if report.ok() => {
-                println!(
-                    "audit log intact: {} events, head {}",
-                    report.events, report.last_hash
-                );
-                ExitCode::SUCCESS
-            }
-            Ok(report) => {
-                let (id, problem) = report.problem.unwrap_or_default();
-                println!(
-                    "audit log BROKEN at event {id}: {problem} ({} events read)",
-                    report.events
-                );
-                ExitCode::FAILURE
-            }
-            Err(e) => fail(&e),
-        },
+        Command::Audit(command) => audit::commands::run(&db, &audit_key, command).await,
         Command::ExportForeign {
             partner,
             out,
@@ -315,7 +297,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             let state = AppState {
                 audit: if settings.audit {
-                    Arc::new(DbAudit::new(db.clone(), settings.instance))
+                    Arc::new(DbAudit::new(
+                        db.clone(),
+                        settings.instance,
+                        audit_key.clone(),
+                    ))
                 } else {
                     eprintln!(
                         "dartts: WARNING: audit log OFF (DARTTS_AUDIT=off-for-benchmarks); never run like this with real users"

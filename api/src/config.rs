@@ -183,6 +183,9 @@ pub struct Settings {
     pub retention_years: u32,
     /// Freshness cadences and the metrics listener.
     pub operations: Operations,
+    /// The audit chain's HMAC key (`DARTTS_AUDIT_KEY`, at least 32 characters); unset: a key
+    /// generated into `<data_dir>/audit.key` (`audit::key`). The database never holds it.
+    pub audit_key: Option<Secret>,
 }
 
 /// What the sources hold before validation: everything optional, everything a string, so a
@@ -237,6 +240,7 @@ struct Raw {
     subjects_cadence_days: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     metrics_listen: Option<String>,
+    audit_key: Option<String>,
 }
 
 /// Accepts any scalar as text: figment types `DARTTS_GRAPHIQL=true` as a bool and
@@ -284,6 +288,7 @@ const SETTINGS: &[&str] = &[
     "sdn_cadence_days",
     "subjects_cadence_days",
     "metrics_listen",
+    "audit_key",
 ];
 
 pub const DEFAULT_DATA_DIR: &str = "./dartts-data";
@@ -412,6 +417,15 @@ impl Settings {
                 });
             }
         };
+        let audit_key = match non_empty(raw.audit_key) {
+            Some(key) if key.len() < 32 => {
+                return Err(ConfigError::Invalid {
+                    setting: "DARTTS_AUDIT_KEY",
+                    reason: "must be at least 32 characters (e.g. 64 hex digits)".into(),
+                });
+            }
+            key => key.map(Secret),
+        };
         let retention_years = match non_empty(raw.retention_years) {
             None => DEFAULT_RETENTION_YEARS,
             Some(text) => retention_years(&text).map_err(|reason| ConfigError::Invalid {
@@ -449,6 +463,7 @@ impl Settings {
             audit,
             retention_years,
             operations,
+            audit_key,
         })
     }
 
@@ -806,6 +821,7 @@ mod tests {
             sdn_cadence_days: Some("31".into()),
             subjects_cadence_days: Some("92".into()),
             metrics_listen: Some("127.0.0.1:9464".into()),
+            audit_key: Some("k".repeat(32)),
         };
         let as_json = format!("{raw:?}");
         for key in SETTINGS {

@@ -1,16 +1,16 @@
 //! What happens between an authenticated GraphQL request and the bytes sent back: execution,
 //! then the quota reservation and the audit record — both *before* delivery.
 //!
-//! Order matters: execute → count the records in the result → reserve them (over the limit:
+//! Order matters: execute (counting every record resolved, `graphql::records`) → reserve them (over the limit:
 //! lock, deliver nothing) → append the audit event (fails: deliver nothing) → send. Mutations
 //! are also audited as `attempted` before they run, so an administrative change whose audit
 //! cannot be written never happens.
 
 use async_graphql::parser::types::OperationType;
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
@@ -20,30 +20,12 @@ use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
 use crate::freshness::warning::{self, DatasetsRead};
 use crate::graphql::DarttsSchema;
+use crate::graphql::guard::RequestSource;
+use crate::graphql::records::Delivered;
 use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
 use crate::server::{self, MediaType};
 use crate::state::AppState;
-
-/// Fields whose list items are analytical records, besides connection `edges`.
-const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions"];
-
-/// Records in a response: every connection edge and every item of a record list.
-pub fn count_records(data: &Value) -> u64 {
-    match data {
-        Value::Object(map) => map
-            .iter()
-            .map(|(key, value)| match value {
-                Value::Array(items) if key == "edges" || RECORD_LISTS.contains(&key.as_str()) => {
-                    items.len() as u64 + items.iter().map(count_records).sum::<u64>()
-                }
-                other => count_records(other),
-            })
-            .sum(),
-        Value::Array(items) => items.iter().map(count_records).sum(),
-        _ => 0,
-    }
-}
 
 /// A refusal shaped like a GraphQL response, with the HTTP status that goes with it.
 pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
@@ -52,13 +34,41 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Res
 }
 
 pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Response {
-    let reference = uuid::Uuid::new_v4();
-    tracing::error!(%reference, error = %err, "{context}");
     error_response(
         StatusCode::INTERNAL_SERVER_ERROR,
         ErrorCode::Internal,
-        &format!("internal error (reference {reference})"),
+        &crate::error::internal_message(&format!("{context}: {err}")),
     )
+}
+
+/// A GraphQL-shaped error body with the right HTTP status, for requests refused before
+/// execution. The reason for an invalid token is logged, not sent.
+pub fn refuse(err: &AuthError) -> Response {
+    match err {
+        AuthError::Invalid(reason) | AuthError::UnknownAccount(reason) => {
+            tracing::info!(reason, "token refused");
+        }
+        _ => {}
+    }
+    crate::metrics::request("refused", std::iter::once(err.code().as_str().to_owned()));
+    let message = match err {
+        AuthError::Internal(reason) => {
+            crate::error::internal_message(&format!("authentication failed: {reason}"))
+        }
+        other => other.to_string(),
+    };
+    let body = json!({
+        "data": null,
+        "errors": [{ "message": message, "extensions": { "code": err.code().as_str() } }],
+    });
+    let mut response = (err.status(), Json(body)).into_response();
+    if err.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
+    }
+    response
 }
 
 /// The operation's type and name, for the audit record (the document was already accepted
@@ -106,7 +116,7 @@ pub async fn execute(
         records = tracing::field::Empty,
         http.status = tracing::field::Empty,
     );
-    let response = execute_in_span(state, schema, principal, request, source, request_id)
+    let response = execute_in_span(state, schema, principal, request, source, request_id, media)
         .instrument(span.clone())
         .await;
     span.record("http.status", response.status().as_u16());
@@ -120,6 +130,7 @@ async fn execute_in_span(
     request: async_graphql::Request,
     source: Option<String>,
     request_id: String,
+    media: MediaType,
 ) -> Response {
     let (is_mutation, operation_name) = operation(&request);
     let event_type = if is_mutation {
@@ -154,9 +165,16 @@ async fn execute_in_span(
     // request with the principal, so they are kept here for after execution.
     let introspection =
         introspection::Plan::of(&request).map(|plan| (plan, principal.permissions.clone()));
+    let delivered = Delivered::default();
     let read = DatasetsRead::default();
     let mut response = schema
-        .execute(request.data(principal).data(read.clone()))
+        .execute(
+            request
+                .data(principal)
+                .data(delivered.clone())
+                .data(read.clone())
+                .data(RequestSource(source.clone())),
+        )
         .await;
     if let Some((plan, permissions)) = introspection {
         match introspection::View::parse(&schema.sdl()) {
@@ -174,13 +192,12 @@ async fn execute_in_span(
         Ok(w) => {
             response.extensions.insert(
                 "warnings".to_owned(),
-                async_graphql::Value::from_json(Value::Array(w)).unwrap_or_default(),
+                async_graphql::Value::from_json(serde_json::Value::Array(w)).unwrap_or_default(),
             );
         }
         Err(e) => return internal("cannot read data set freshness", &format!("{e:?}")),
     }
-    let data = serde_json::to_value(&response.data).unwrap_or(Value::Null);
-    let records = count_records(&data);
+    let records = delivered.get();
 
     let denied: Vec<String> = response
         .errors
@@ -253,7 +270,16 @@ async fn execute_in_span(
             return internal("audit write failed; response withheld", &e);
         }
     }
-    let outcome = match (response.errors.is_empty(), data.is_null()) {
+    let internal_error = response
+        .errors
+        .iter()
+        .any(|e| ErrorCode::of(e.extensions.as_ref()) == Some(ErrorCode::Internal));
+    // An outcome names what happened: a failure of ours is not the caller's.
+    let outcome = match (
+        response.errors.is_empty(),
+        response.data == async_graphql::Value::Null,
+    ) {
+        _ if internal_error => ErrorCode::Internal.audit_outcome(),
         (true, _) => "ok",
         (false, false) => "partial",
         (false, true) => "failed",
@@ -332,9 +358,14 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
             "no local account".to_owned(),
         ),
         AuthError::Missing => (EventType::TokenRefused, None, "no token".to_owned()),
+        AuthError::Internal(reason) => (EventType::RequestFailed, None, reason.clone()),
         other => (EventType::AccessDenied, None, other.to_string()),
     };
-    let mut event = AuditEvent::new(event_type, "denied").detail(json!({ "reason": reason }));
+    let outcome = match err {
+        AuthError::Internal(_) => ErrorCode::Internal.audit_outcome(),
+        _ => "denied",
+    };
+    let mut event = AuditEvent::new(event_type, outcome).detail(json!({ "reason": reason }));
     if let Some(a) = actor {
         event = event.actor(a);
     }
@@ -343,24 +374,5 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
     }
     if let Err(e) = state.audit.record(event).await {
         tracing::error!(error = %e, "audit of a refused request failed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_edges_and_record_lists_wherever_they_appear() {
-        let data = json!({
-            "a": { "totalCount": 99, "edges": [
-                { "node": { "linkedFinancialTransactions": [{ "x": 1 }, { "x": 2 }] } },
-                { "node": { "linkedFinancialTransactions": [] } },
-            ] },
-            "b": { "edges": [{ "node": {} }] },
-            "me": { "categories": ["TRADE", "SDN"] },
-        });
-        assert_eq!(count_records(&data), 2 + 2 + 1);
-        assert_eq!(count_records(&json!(null)), 0);
     }
 }

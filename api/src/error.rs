@@ -20,6 +20,9 @@ pub enum ErrorCode {
     AccountDisabled,
     AccountLocked,
     QuotaUnavailable,
+    /// A document refused before validation (`graphql::limits`): too large, too many
+    /// fragments or too many fields once fragments are expanded.
+    QueryTooComplex,
     Internal,
 }
 
@@ -35,9 +38,55 @@ impl ErrorCode {
             ErrorCode::AccountDisabled => "ACCOUNT_DISABLED",
             ErrorCode::AccountLocked => "ACCOUNT_LOCKED",
             ErrorCode::QuotaUnavailable => "QUOTA_UNAVAILABLE",
+            ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::Internal => "INTERNAL",
         }
     }
+
+    const ALL: [ErrorCode; 11] = [
+        ErrorCode::BadUserInput,
+        ErrorCode::NotFound,
+        ErrorCode::GraphqlValidationFailed,
+        ErrorCode::Unauthenticated,
+        ErrorCode::Forbidden,
+        ErrorCode::ForbiddenField,
+        ErrorCode::AccountDisabled,
+        ErrorCode::AccountLocked,
+        ErrorCode::QuotaUnavailable,
+        ErrorCode::QueryTooComplex,
+        ErrorCode::Internal,
+    ];
+
+    /// The code an error carries in `extensions.code`, if any.
+    pub fn of(extensions: Option<&ErrorExtensionValues>) -> Option<ErrorCode> {
+        let Some(Value::String(code)) = extensions.and_then(|e| e.get("code")) else {
+            return None;
+        };
+        Self::ALL.into_iter().find(|c| c.as_str() == code)
+    }
+
+    /// The audit outcome of an action answered with this code: the record says what the
+    /// answer said.
+    pub fn audit_outcome(self) -> &'static str {
+        match self {
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::BadUserInput
+            | ErrorCode::GraphqlValidationFailed
+            | ErrorCode::QueryTooComplex => "invalid",
+            ErrorCode::Unauthenticated
+            | ErrorCode::Forbidden
+            | ErrorCode::ForbiddenField
+            | ErrorCode::AccountDisabled
+            | ErrorCode::AccountLocked => "denied",
+            ErrorCode::QuotaUnavailable => "unavailable",
+            ErrorCode::Internal => "internal_error",
+        }
+    }
+}
+
+/// The audit outcome of a failed action (`failed` when the error has no known code).
+pub fn outcome_of(error: &async_graphql::Error) -> &'static str {
+    ErrorCode::of(error.extensions.as_ref()).map_or("failed", ErrorCode::audit_outcome)
 }
 
 /// Deliberately not `Display`: async-graphql converts any `Display` type into an error
@@ -82,8 +131,9 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
-/// Logs an internal failure and returns the message clients see instead.
-fn internal_message(detail: &dyn std::fmt::Display) -> String {
+/// Logs an internal failure and returns the message clients see instead: every INTERNAL
+/// answer, in GraphQL or not, carries the reference that finds the log line.
+pub fn internal_message(detail: &dyn std::fmt::Display) -> String {
     let reference = uuid::Uuid::new_v4();
     tracing::error!(%reference, error = %detail, "internal error");
     format!("internal error (reference {reference})")
@@ -113,6 +163,10 @@ impl From<ApiError> for async_graphql::Error {
 
 pub type ApiResult<T> = Result<T, ApiError>;
 
+/// How async-graphql's `InputValueError` messages start (an argument of the wrong shape, also
+/// one found only at resolution, like a string given for an input object variable).
+const INPUT_ERRORS: &[&str] = &["Failed to parse", "Expected input type"];
+
 /// Gives every error in a response a code, hiding the text of any that has none.
 ///
 /// Errors without a path come from parsing and validation of the document (safe to show,
@@ -129,7 +183,7 @@ pub fn scrub(errors: &mut [ServerError]) {
         }
         let code = if error.path.is_empty() {
             ErrorCode::GraphqlValidationFailed
-        } else if error.message.starts_with("Failed to parse") {
+        } else if INPUT_ERRORS.iter().any(|p| error.message.starts_with(p)) {
             // async-graphql's wording for an argument or variable of the wrong shape.
             ErrorCode::BadUserInput
         } else {

@@ -105,6 +105,7 @@ fn parse_filter<T: async_graphql::InputType + Default>(
     };
     let json: Value = serde_json::from_str(text)
         .map_err(|e| ApiError::bad_input(format!("filter is not JSON: {e}")))?;
+    crate::graphql::filters::refuse_nul(&json)?;
     let value = async_graphql::Value::from_json(json)
         .map_err(|e| ApiError::bad_input(format!("filter: {e}")))?;
     T::parse(Some(value)).map_err(|e| {
@@ -229,7 +230,7 @@ pub async fn handle(
         Ok(p) => p,
         Err(e) => {
             delivery::audit_refusal(&state, &e, source).await;
-            return error_response(e.status(), e.code(), &e.to_string());
+            return delivery::refuse(&e);
         }
     };
     let Some(dataset) = Dataset::parse(&file) else {

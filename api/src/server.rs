@@ -3,6 +3,7 @@
 //! foreign partners' mTLS listener (`DARTTS_TLS_LISTEN`, `tls`) too.
 
 pub(crate) mod negotiate;
+mod request;
 pub mod tls;
 
 pub use negotiate::MediaType;
@@ -10,18 +11,18 @@ pub use negotiate::MediaType;
 use std::net::SocketAddr;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLRequest;
 use axum::Extension;
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRef, State};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::access_request;
+use crate::auth;
 use crate::auth::partner::{ClientCert, PreAuth};
-use crate::auth::{self, AuthError};
 use crate::delivery;
 use crate::export;
 use crate::graphql::{self, DarttsSchema};
@@ -74,7 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/auth/callback", get(auth::login::callback))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
-        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        // Enforced by the body extractors, so a refusal (also of a chunked body) is the
+        // handler's GraphQL-shaped answer, not the limit layer's text.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(http)
 }
 
@@ -200,7 +203,7 @@ async fn graphql_post(
     client: Option<Extension<ConnectInfo<SocketAddr>>>,
     client_cert: Option<Extension<ClientCert>>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -217,13 +220,17 @@ async fn graphql_post(
         )
             .into_response();
     }
+    let request = match request::read(body) {
+        Ok(r) => r,
+        Err(refused) => return refused.into_response(),
+    };
     let source = client.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
     let cert = client_cert.map(|Extension(c)| c);
     // A partner signing in has no token yet: over mTLS, a document that only asks for `login`
     // runs without one (an Authorization header is ignored, so an expired token does not
     // stand in the way of a new one). Anything else needs a token, as everywhere.
     if let Some(cert) = &cert
-        && graphql::login::is_login_only(&request.0)
+        && graphql::login::is_login_only(&request)
     {
         let media = MediaType::from_headers(&headers);
         return pre_auth(&http, request, cert.clone(), source, media).await;
@@ -232,14 +239,14 @@ async fn graphql_post(
         Ok(p) => p,
         Err(e) => {
             delivery::audit_refusal(&http.state, &e, source).await;
-            return refuse(&e);
+            return delivery::refuse(&e);
         }
     };
     delivery::execute(
         &http.state,
         &http.schema,
         principal,
-        request.into_inner(),
+        request,
         source,
         MediaType::from_headers(&headers),
     )
@@ -251,14 +258,14 @@ async fn graphql_post(
 /// cached.
 async fn pre_auth(
     http: &Http,
-    request: GraphQLRequest,
+    request: async_graphql::Request,
     cert: ClientCert,
     source: Option<String>,
     media: MediaType,
 ) -> Response {
     let mut response = http
         .schema
-        .execute(request.into_inner().data(PreAuth { cert, source }))
+        .execute(request.data(PreAuth { cert, source }))
         .await;
     crate::error::scrub(&mut response.errors);
     let mut response = negotiate::graphql_response(response, media);
@@ -266,35 +273,6 @@ async fn pre_auth(
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
-    response
-}
-
-/// A GraphQL-shaped error body with the right HTTP status, for requests refused before
-/// execution. The reason for an invalid token is logged, not sent.
-fn refuse(err: &AuthError) -> Response {
-    match err {
-        AuthError::Invalid(reason) | AuthError::UnknownAccount(reason) => {
-            tracing::info!(reason, "token refused");
-        }
-        AuthError::Internal(reason) => tracing::error!(reason, "authentication failed"),
-        _ => {}
-    }
-    crate::metrics::request("refused", std::iter::once(err.code().as_str().to_owned()));
-    let message = match err {
-        AuthError::Internal(_) => "internal error".to_owned(),
-        other => other.to_string(),
-    };
-    let body = serde_json::json!({
-        "data": null,
-        "errors": [{ "message": message, "extensions": { "code": err.code().as_str() } }],
-    });
-    let mut response = (err.status(), axum::Json(body)).into_response();
-    if err.status() == StatusCode::UNAUTHORIZED {
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            axum::http::HeaderValue::from_static("Bearer"),
-        );
-    }
     response
 }
 

@@ -13,6 +13,7 @@ mod m20261127_000007_sharing_agreements;
 mod m20261127_000008_audit_privileges;
 mod m20261127_000009_purge;
 mod m20261127_000011_read_indexes;
+mod m20261129_000010_keyed_audit;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_sharing_agreements::Migration),
             Box::new(m20261127_000008_audit_privileges::Migration),
             Box::new(m20261127_000009_purge::Migration),
+            Box::new(m20261129_000010_keyed_audit::Migration),
             Box::new(m20261127_000011_read_indexes::Migration),
         ]
     }

@@ -154,3 +154,124 @@ async fn processes_appending_in_turn_and_at_once_keep_one_chain() {
     let verify = env.run(&["audit", "verify"]).await;
     assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
 }
+
+/// The owner, with the triggers off and the privileges granted back: a database superuser.
+async fn superuser(env: &TestEnv) -> DatabaseConnection {
+    let owner = env.db().await;
+    owner
+        .execute_unprepared(
+            "GRANT UPDATE, DELETE ON audit_events TO CURRENT_USER; \
+             ALTER TABLE audit_events DISABLE TRIGGER USER",
+        )
+        .await
+        .expect("become able to tamper");
+    owner
+}
+
+async fn some_events(env: &TestEnv, requests: usize) {
+    let token = env.user(&format!("u{requests}"), "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    for _ in 0..requests {
+        let (status, _) = server
+            .session(Some(&token))
+            .post("{ me { role } }", json!({}))
+            .await;
+        assert_eq!(status, 200);
+    }
+}
+
+#[tokio::test]
+async fn deleting_the_newest_events_and_rewinding_the_head_is_caught_by_a_checkpoint() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    some_events(&env, 3).await;
+    let file = env.dir.path().join("checkpoints.jsonl");
+    let file = file.to_str().expect("path");
+    let taken = env.run(&["audit", "checkpoint", "--out", file]).await;
+    assert!(taken.ok, "{}{}", taken.stdout, taken.stderr);
+    some_events(&env, 2).await;
+    let taken = env.run(&["audit", "checkpoint", "--out", file]).await;
+    assert!(taken.ok, "{}{}", taken.stdout, taken.stderr);
+    let checked = env.run(&["audit", "verify", "--checkpoint", file]).await;
+    assert!(checked.ok, "{}{}", checked.stdout, checked.stderr);
+    assert!(
+        checked.stdout.contains("2 checkpoints match"),
+        "{}",
+        checked.stdout
+    );
+
+    // Remove the newest events and move the head back to what is left: a valid chain.
+    let last = env.scalar("SELECT last_id FROM audit_head").await;
+    let keep = last - 4;
+    let owner = superuser(&env).await;
+    owner
+        .execute_unprepared(&format!(
+            "DELETE FROM audit_events WHERE id > {keep}; \
+             UPDATE audit_head SET last_id = {keep}, \
+             last_hash = (SELECT hash FROM audit_events WHERE id = {keep})"
+        ))
+        .await
+        .expect("tamper");
+    let chain_only = env.run(&["audit", "verify"]).await;
+    assert!(
+        chain_only.ok,
+        "a truncated chain is still a chain: {}",
+        chain_only.stdout
+    );
+    let checked = env.run(&["audit", "verify", "--checkpoint", file]).await;
+    assert!(!checked.ok, "{}", checked.stdout);
+    assert!(
+        checked
+            .stdout
+            .contains(&format!("event {last} of checkpoint 2"))
+            && checked.stdout.contains("is gone"),
+        "{}",
+        checked.stdout
+    );
+}
+
+#[tokio::test]
+async fn an_edited_event_with_the_chain_recomputed_without_the_key_is_caught() {
+    use entities::audit_event;
+    use sea_orm::{EntityTrait, QueryOrder};
+    let env = TestEnv::new(Backend::Postgres).await;
+    some_events(&env, 3).await;
+    let intact = env.run(&["audit", "verify"]).await;
+    assert!(intact.ok, "{}{}", intact.stdout, intact.stderr);
+
+    // Edit event 2 and recompute every hash after it, and the head, as the old unkeyed chain
+    // was computed (plain SHA-256 over the same canonical content).
+    let owner = superuser(&env).await;
+    let mut rows = audit_event::Entity::find()
+        .order_by_asc(audit_event::Column::Id)
+        .all(&owner)
+        .await
+        .expect("rows");
+    assert!(rows.len() >= 4, "{} events", rows.len());
+    rows[1].records = 999;
+    let mut prev = rows[0].hash.clone();
+    for row in rows.iter_mut().skip(1) {
+        row.prev_hash = prev;
+        row.hash = dartts::audit::event_hash(row, None);
+        prev = row.hash.clone();
+        owner
+            .execute_unprepared(&format!(
+                "UPDATE audit_events SET records = {}, prev_hash = '{}', hash = '{}' WHERE id = {}",
+                row.records, row.prev_hash, row.hash, row.id
+            ))
+            .await
+            .expect("rewrite");
+    }
+    owner
+        .execute_unprepared(&format!("UPDATE audit_head SET last_hash = '{prev}'"))
+        .await
+        .expect("rewrite the head");
+    let broken = env.run(&["audit", "verify"]).await;
+    assert!(!broken.ok, "{}", broken.stdout);
+    assert!(
+        broken
+            .stdout
+            .contains("BROKEN at event 2: content does not match its hash"),
+        "{}",
+        broken.stdout
+    );
+}

@@ -537,3 +537,33 @@ async fn tls_settings_are_checked_at_start_up() {
     // and operators inside the deployment); nothing is sent to it here, it only has to start.
     let _server = good.serve_at("0.0.0.0:0").await;
 }
+
+/// The nested-fragment document inside a pre-auth `login`: before sign-in, nothing but the
+/// client certificate stands in front of it, so it must be refused before validation.
+#[tokio::test]
+async fn a_costly_login_document_is_refused_before_validation() {
+    let (env, pki) = with_pki(TestEnv::new(Backend::Sqlite).await);
+    let (_server, mtls) = env.serve_mtls().await;
+    let kr = pki.client(Some(&pki.kr));
+    let mut attack = String::from(
+        "mutation { login(username: \"x\", password: \"y\") { ...F22 } }\n\
+         fragment F0 on LoginResult { token }\n",
+    );
+    for n in 1..=22 {
+        attack.push_str(&format!(
+            "fragment F{n} on LoginResult {{ ...F{m} ...F{m} }}\n",
+            m = n - 1
+        ));
+    }
+    // The handshake is not what is measured.
+    post(&kr, &mtls, ME, json!({}), None).await;
+    let mut best = Duration::MAX;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let answer = post(&kr, &mtls, &attack, json!({}), None).await;
+        best = best.min(started.elapsed());
+        assert_eq!(answer.status, 400, "{}", answer.body);
+        assert_eq!(answer.codes(), vec!["QUERY_TOO_COMPLEX"], "{}", answer.body);
+    }
+    assert!(best < Duration::from_millis(50), "refused after {best:?}");
+}

@@ -153,7 +153,7 @@ async fn crossing_the_quota_delivers_nothing_locks_and_an_admin_unlocks() {
     assert_eq!(status, 200);
 
     let unlocks = env
-        .scalar("SELECT COUNT(*) FROM audit_events WHERE event_type = 'unlock' AND detail LIKE '%ticket 4711%' AND actor = 'root'")
+        .scalar("SELECT COUNT(*) FROM audit_events WHERE event_type = 'unlock' AND outcome = 'ok' AND detail LIKE '%ticket 4711%' AND actor = 'root'")
         .await;
     assert_eq!(unlocks, 1);
     assert_eq!(env.scalar("SELECT COUNT(*) FROM audit_events WHERE event_type = 'quota_lock' AND actor = 'officer'").await, 1);
@@ -472,5 +472,36 @@ async fn without_an_audit_record_nothing_is_delivered() {
     assert!(
         !body.to_string().contains("audit_events"),
         "internals leaked: {body}"
+    );
+}
+
+/// The unlock events say what the answer said, and where the request came from.
+#[tokio::test]
+async fn unlock_audit_matches_the_answer_and_names_the_source() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let admin = env.user("root", "ADMIN", None).await;
+    let server = env.serve().await;
+    let before = env
+        .scalar("SELECT COALESCE(MAX(id), 0) FROM audit_events")
+        .await;
+    let response = server
+        .session(Some(&admin))
+        .gql(
+            r#"mutation { unlockUser(userId: "999999", reason: "ticket 7") { username } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error_codes(&response), vec!["NOT_FOUND"], "{response}");
+    let events = env
+        .text(&format!(
+            "SELECT string_agg(event_type || '/' || outcome || '@' || COALESCE(source, '-') || '#' || instance, ' ' ORDER BY id) \
+             FROM audit_events WHERE id > {before}"
+        ))
+        .await;
+    assert_eq!(
+        events,
+        "mutation/attempted@127.0.0.1#domestic unlock/attempted@127.0.0.1#domestic \
+         unlock/not_found@127.0.0.1#domestic mutation/failed@127.0.0.1#domestic",
+        "{events}"
     );
 }

@@ -6,18 +6,22 @@
 //! failed append is an error for the caller: an action that cannot be audited does not happen.
 
 mod chain;
+pub mod checkpoint;
+pub mod commands;
+pub mod key;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use entities::audit_event;
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, Statement, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Set, Statement, TransactionTrait,
 };
 use serde_json::Value;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
-pub use chain::{VerifyReport, event_hash};
+pub use chain::{Chain, VerifyReport, event_hash};
+pub use key::AuditKey;
 
 use crate::config::Instance;
 
@@ -36,6 +40,9 @@ pub enum EventType {
     AdminChange,
     Ingest,
     Purge,
+    /// A request that failed on our side before it could run (the database unreachable while
+    /// authenticating); its outcome is `internal_error`.
+    RequestFailed,
 }
 
 impl EventType {
@@ -53,6 +60,7 @@ impl EventType {
             EventType::AdminChange => "admin_change",
             EventType::Ingest => "ingest",
             EventType::Purge => "purge",
+            EventType::RequestFailed => "request_failed",
         }
     }
 }
@@ -61,7 +69,8 @@ impl EventType {
 #[derive(Clone, Debug)]
 pub struct AuditEvent {
     pub event_type: EventType,
-    /// `ok`, `denied`, `failed`, `partial`, `attempted`.
+    /// `ok`, `denied`, `failed`, `partial`, `attempted`, or for a refused action what the
+    /// answer said (`not_found`, `invalid`, `unavailable`, `internal_error`).
     pub outcome: &'static str,
     pub source: Option<String>,
     pub actor: Option<String>,
@@ -137,9 +146,9 @@ const MAX_BATCH: usize = 512;
 
 impl DbAudit {
     /// Starts the writer task (needs a Tokio runtime).
-    pub fn new(db: DatabaseConnection, instance: Instance) -> Self {
+    pub fn new(db: DatabaseConnection, instance: Instance, key: Arc<AuditKey>) -> Self {
         let (queue, receiver) = mpsc::channel(8 * MAX_BATCH);
-        tokio::spawn(writer(db, instance, receiver));
+        tokio::spawn(writer(db, instance, key, receiver));
         DbAudit { queue }
     }
 }
@@ -159,7 +168,12 @@ impl AuditSink for DbAudit {
     }
 }
 
-async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::Receiver<Pending>) {
+async fn writer(
+    db: DatabaseConnection,
+    instance: Instance,
+    key: Arc<AuditKey>,
+    mut receiver: mpsc::Receiver<Pending>,
+) {
     // The chain's head as this process last wrote it. PostgreSQL appends are checked against it
     // in the same statement, so a stale copy (another replica appended) costs a retry, never a
     // fork in the chain.
@@ -182,8 +196,10 @@ async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::
             let events: Vec<&AuditEvent> = batch.iter().map(|p| &p.event).collect();
             let started = std::time::Instant::now();
             let appended = match db.get_database_backend() {
-                DbBackend::Postgres => append_postgres(&db, instance, &events, &mut head).await,
-                _ => append_locked(&db, instance, &events)
+                DbBackend::Postgres => {
+                    append_postgres(&db, instance, &key, &events, &mut head).await
+                }
+                _ => append_locked(&db, instance, &key, &events)
                     .await
                     .map(|first_id| (first_id, events.len())),
             };
@@ -210,19 +226,30 @@ async fn writer(db: DatabaseConnection, instance: Instance, mut receiver: mpsc::
 struct Head {
     last_id: i64,
     last_hash: String,
+    keyed_from: i64,
+}
+
+impl Head {
+    fn chain<'a>(&self, key: &'a AuditKey) -> Chain<'a> {
+        Chain {
+            key,
+            keyed_from: self.keyed_from,
+        }
+    }
 }
 
 async fn read_head(db: &impl ConnectionTrait) -> Result<Head, AuditError> {
     let row = db
         .query_one_raw(Statement::from_string(
             db.get_database_backend(),
-            "SELECT last_id, last_hash FROM audit_head WHERE id = 1",
+            "SELECT last_id, last_hash, COALESCE(keyed_from, 1) FROM audit_head WHERE id = 1",
         ))
         .await?
         .ok_or(AuditError::NoHead)?;
     Ok(Head {
         last_id: row.try_get_by_index(0)?,
         last_hash: row.try_get_by_index(1)?,
+        keyed_from: row.try_get_by_index(2)?,
     })
 }
 
@@ -234,6 +261,7 @@ fn append_time() -> DateTime<Utc> {
 
 /// The row that puts `event` at `id`, after the row whose hash is `prev_hash`.
 fn chain_row(
+    chain: Chain<'_>,
     instance: Instance,
     id: i64,
     prev_hash: String,
@@ -257,17 +285,23 @@ fn chain_row(
         prev_hash,
         hash: String::new(),
     };
-    row.hash = event_hash(&row);
+    row.hash = chain.hash(&row);
     row
 }
 
 /// The rows that extend the chain after `head` with `events`, in order.
-fn chain_rows(instance: Instance, head: &Head, events: &[&AuditEvent]) -> Vec<audit_event::Model> {
+fn chain_rows(
+    key: &AuditKey,
+    instance: Instance,
+    head: &Head,
+    events: &[&AuditEvent],
+) -> Vec<audit_event::Model> {
     let at = append_time();
     let mut prev_hash = head.last_hash.clone();
     let mut rows = Vec::with_capacity(events.len());
     for (offset, event) in events.iter().enumerate() {
         let row = chain_row(
+            head.chain(key),
             instance,
             head.last_id + 1 + offset as i64,
             prev_hash,
@@ -320,6 +354,7 @@ const STATEMENT_BYTES: usize = 15_000;
 /// The JSON array of rows that puts the longest prefix of `events` that fits in `cap` bytes (at
 /// least one event) after `head`; also how many events it holds and the head after them.
 fn rows_json(
+    key: &AuditKey,
     instance: Instance,
     head: &Head,
     events: &[&AuditEvent],
@@ -330,10 +365,12 @@ fn rows_json(
     let mut last = Head {
         last_id: head.last_id,
         last_hash: head.last_hash.clone(),
+        keyed_from: head.keyed_from,
     };
     let mut count = 0;
     for event in events {
         let row = chain_row(
+            head.chain(key),
             instance,
             last.last_id + 1,
             last.last_hash.clone(),
@@ -355,6 +392,7 @@ fn rows_json(
         last = Head {
             last_id: row.id,
             last_hash: row.hash,
+            keyed_from: head.keyed_from,
         };
         count += 1;
     }
@@ -367,6 +405,7 @@ fn rows_json(
 async fn append_postgres(
     db: &DatabaseConnection,
     instance: Instance,
+    key: &AuditKey,
     events: &[&AuditEvent],
     head: &mut Option<Head>,
 ) -> Result<(i64, usize), AuditError> {
@@ -376,7 +415,7 @@ async fn append_postgres(
             Some(h) => h,
             None => read_head(db).await?,
         };
-        let (json, count, last) = rows_json(instance, &current, events, STATEMENT_BYTES)?;
+        let (json, count, last) = rows_json(key, instance, &current, events, STATEMENT_BYTES)?;
         if count == 0 {
             *head = Some(current);
             return Err(AuditError::Writer("nothing to append".into()));
@@ -416,6 +455,7 @@ async fn append_postgres(
 async fn append_locked(
     db: &DatabaseConnection,
     instance: Instance,
+    key: &AuditKey,
     events: &[&AuditEvent],
 ) -> Result<i64, AuditError> {
     let backend = db.get_database_backend();
@@ -427,7 +467,7 @@ async fn append_locked(
     ))
     .await?;
     let head = read_head(&txn).await?;
-    let rows = chain_rows(instance, &head, events);
+    let rows = chain_rows(key, instance, &head, events);
     let Some(last) = rows.last() else {
         return Ok(head.last_id + 1);
     };
@@ -470,28 +510,6 @@ impl AuditSink for NoAudit {
     }
 }
 
-/// Checks the whole chain: ids contiguous from 1, each row's hash, each link, and the head.
-pub async fn verify(db: &DatabaseConnection) -> Result<VerifyReport, AuditError> {
-    const PAGE: u64 = 1_000;
-    let mut checker = chain::Checker::default();
-    let mut after = 0i64;
-    loop {
-        let rows = audit_event::Entity::find()
-            .filter(audit_event::Column::Id.gt(after))
-            .order_by_asc(audit_event::Column::Id)
-            .limit(PAGE)
-            .all(db)
-            .await?;
-        let Some(last) = rows.last() else { break };
-        after = last.id;
-        for row in &rows {
-            checker.check(row);
-        }
-    }
-    let head = read_head(db).await?;
-    Ok(checker.finish(head.last_id, &head.last_hash))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,12 +526,14 @@ mod tests {
     fn statements_split_by_size_and_chain_on() {
         let events: Vec<AuditEvent> = (0..10).map(event).collect();
         let refs: Vec<&AuditEvent> = events.iter().collect();
+        let key = AuditKey::new([7; 32]);
         let genesis = Head {
             last_id: 41,
             last_hash: "0".repeat(64),
+            keyed_from: 1,
         };
         let (whole, n, _) =
-            rows_json(Instance::Domestic, &genesis, &refs, STATEMENT_BYTES).unwrap();
+            rows_json(&key, Instance::Domestic, &genesis, &refs, STATEMENT_BYTES).unwrap();
         assert_eq!(n, 10, "ten small events fit one statement");
         let one_row = whole.len() / 10;
 
@@ -523,7 +543,7 @@ mod tests {
         let mut pieces = 0;
         while !rest.is_empty() {
             let (json, count, next) =
-                rows_json(Instance::Domestic, &head, rest, 3 * one_row).unwrap();
+                rows_json(&key, Instance::Domestic, &head, rest, 3 * one_row).unwrap();
             assert!(json.len() <= 3 * one_row, "{} > cap", json.len());
             assert!((1..=3).contains(&count));
             rows.extend(serde_json::from_str::<Vec<serde_json::Value>>(&json).unwrap());
@@ -550,7 +570,7 @@ mod tests {
             };
             assert_eq!(model.id, 42 + i as i64);
             assert_eq!(model.prev_hash, prev);
-            assert_eq!(event_hash(&model), model.hash);
+            assert_eq!(event_hash(&model, Some(&key)), model.hash);
             prev = model.hash;
         }
         assert_eq!(head.last_hash, prev);
@@ -563,8 +583,10 @@ mod tests {
         let head = Head {
             last_id: 0,
             last_hash: "0".repeat(64),
+            keyed_from: 1,
         };
-        let (_, count, next) = rows_json(Instance::Domestic, &head, &refs, 10).unwrap();
+        let key = AuditKey::new([7; 32]);
+        let (_, count, next) = rows_json(&key, Instance::Domestic, &head, &refs, 10).unwrap();
         assert_eq!((count, next.last_id), (1, 1));
     }
 }

@@ -128,7 +128,7 @@ impl IntoResponse for LoginError {
         }
         let (status, code) = self.status_and_code();
         let message = match &self {
-            LoginError::Auth(AuthError::Internal(_)) => "internal error".to_owned(),
+            other if code == ErrorCode::Internal => crate::error::internal_message(other),
             other => other.to_string(),
         };
         let mut response = (

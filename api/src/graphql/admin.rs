@@ -10,9 +10,9 @@ use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entities::user;
 
-use super::guard::principal;
+use super::guard::{audit_event, principal};
 use crate::accounts::{self, AccountError, Approval};
-use crate::audit::{AuditEvent, EventType};
+use crate::audit::EventType;
 use crate::error::ApiError;
 use crate::policy::{Category, Policy};
 use crate::state::AppState;
@@ -23,10 +23,7 @@ pub(super) async fn audit_change(
     detail: serde_json::Value,
 ) -> async_graphql::Result<()> {
     let state = ctx.data::<AppState>()?;
-    let me = principal(ctx)?;
-    let event = AuditEvent::new(EventType::AdminChange, "attempted")
-        .actor(me.username.clone())
-        .detail(detail);
+    let event = audit_event(ctx, EventType::AdminChange, "attempted")?.detail(detail);
     state
         .audit
         .record(event)

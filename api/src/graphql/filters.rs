@@ -35,18 +35,53 @@ pub fn read_if_set(members: &[(bool, &'static str)]) -> Vec<&'static str> {
         .collect()
 }
 
+/// `text` with `%`, `_` and `\\` escaped, so it matches itself literally in a LIKE pattern
+/// with `ESCAPE '\\'`. Every LIKE built from user input goes through here (`contains`, `like`).
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// `column LIKE before || text || after`, with `text` literal: `before` and `after` are the
+/// only wildcards (`"%"` or `""`).
+pub fn like<C: ColumnTrait>(column: C, before: &str, text: &str, after: &str) -> SimpleExpr {
+    Expr::col(column.as_column_ref())
+        .like(LikeExpr::new(format!("{before}{}{after}", escape_like(text))).escape('\\'))
+}
+
 /// Case-insensitive substring match that treats `%` and `_` in the input literally.
 pub fn contains<C: ColumnTrait>(column: C, needle: &str) -> SimpleExpr {
-    let escaped: String = needle
-        .to_lowercase()
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            other => vec![other],
-        })
-        .collect();
     Expr::expr(Func::lower(Expr::col(column.as_column_ref())))
-        .like(LikeExpr::new(format!("%{escaped}%")).escape('\\'))
+        .like(LikeExpr::new(format!("%{}%", escape_like(&needle.to_lowercase()))).escape('\\'))
+}
+
+/// Refuses U+0000 anywhere in a request's input (PostgreSQL cannot store or compare it): the
+/// one check for GraphQL variables and literals and the CSV exports' filters.
+pub fn refuse_nul(input: &serde_json::Value) -> Result<(), ApiError> {
+    let has_nul = match input {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => return items.iter().try_for_each(refuse_nul),
+        serde_json::Value::Object(map) => {
+            return map.iter().try_for_each(|(key, value)| {
+                if key.contains('\0') {
+                    return Err(nul());
+                }
+                refuse_nul(value)
+            });
+        }
+        _ => false,
+    };
+    if has_nul { Err(nul()) } else { Ok(()) }
+}
+
+fn nul() -> ApiError {
+    ApiError::bad_input("text arguments may not contain the character U+0000")
 }
 
 /// `column` starts with the digit string `prefix`, as a range predicate: `LIKE 'p%'` can use a
@@ -109,8 +144,10 @@ pub fn check_text(argument: &str, value: &str) -> Result<(), ApiError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
 
     #[test]
     fn next_digit_prefixes() {
@@ -120,6 +157,13 @@ mod tests {
         assert_eq!(next_digit_prefix("99"), None);
     }
 
+    #[test]
+    fn wildcards_and_the_escape_character_are_literal() {
+        assert_eq!(escape_like(r"50%_a\b"), r"50\%\_a\\b");
+        assert!(refuse_nul(&json!({ "f": ["ok", "a\u{0}b"] })).is_err());
+        assert!(refuse_nul(&json!({ "f": ["ok", 1, null] })).is_ok());
+    }
+
     proptest! {
         /// The range holds exactly the digit strings that start with the prefix.
         #[test]
@@ -127,6 +171,22 @@ mod tests {
             let in_range = code.as_str() >= prefix.as_str()
                 && next_digit_prefix(&prefix).is_none_or(|u| code.as_str() < u.as_str());
             prop_assert_eq!(in_range, code.starts_with(&prefix));
+        }
+
+        /// Unescaping the result gives the input back, and no wildcard stays unescaped.
+        #[test]
+        fn escaping_round_trips(text in "[%_\\\\a-z]{0,30}") {
+            let escaped = escape_like(&text);
+            let mut chars = escaped.chars();
+            let mut back = String::new();
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => back.push(chars.next().expect("escaped character")),
+                    '%' | '_' => prop_assert!(false, "unescaped wildcard in {escaped}"),
+                    other => back.push(other),
+                }
+            }
+            prop_assert_eq!(back, text);
         }
     }
 }

@@ -15,6 +15,7 @@ use async_graphql::extensions::{
 };
 use async_graphql::{Context, PathSegment, ServerError, ServerResult, Value};
 
+use crate::audit::{AuditEvent, EventType};
 use crate::auth::Principal;
 use crate::auth::partner::PreAuth;
 use crate::error::ApiError;
@@ -133,6 +134,24 @@ pub fn readable(
         }
     }
     Ok(())
+}
+
+/// Where the request came from (the client's address), for the audit events its resolvers
+/// write; `delivery` puts it into every request.
+#[derive(Clone, Debug)]
+pub struct RequestSource(pub Option<String>);
+
+/// An audit event of an action by this request's principal, with the request's source.
+pub fn audit_event(
+    ctx: &Context<'_>,
+    event_type: EventType,
+    outcome: &'static str,
+) -> Result<AuditEvent, ApiError> {
+    let mut event = AuditEvent::new(event_type, outcome).actor(principal(ctx)?.username.clone());
+    if let Some(RequestSource(Some(source))) = ctx.data_opt::<RequestSource>() {
+        event = event.source(source.clone());
+    }
+    Ok(event)
 }
 
 pub fn principal<'a>(ctx: &'a Context<'_>) -> Result<&'a Principal, ApiError> {

@@ -8,17 +8,19 @@ mod agreements;
 mod audit_log;
 mod batch;
 mod datasets;
-pub(crate) mod filters;
+pub mod filters;
 pub(crate) mod financial;
 pub mod guard;
 mod ids;
 mod keyset;
+pub mod limits;
 pub mod login;
 mod me;
 pub(crate) mod mirror;
 mod node;
 mod pagination;
 mod quota;
+pub mod records;
 mod scalars;
 pub(crate) mod scope;
 mod sdn;
@@ -82,6 +84,7 @@ pub fn build(state: AppState) -> DarttsSchema {
     let mut builder = builder()
         .extension(guard::FieldGuard)
         .extension(crate::telemetry::ResolverSpans)
+        .extension(records::RecordCounter)
         .data(DataLoader::new(
             batch::BatchLoader(state.db.clone()),
             tokio::spawn,

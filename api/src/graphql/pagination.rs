@@ -62,12 +62,15 @@ impl Page {
                 "first must be between 0 and {MAX_PAGE}"
             )));
         }
+        let not_ours = || ApiError::bad_input("after is not a cursor from this connection");
         let offset = match after {
             None => 0,
+            // The database takes a signed 64-bit offset; a larger one was never handed out.
             Some(cursor) => OffsetCursor::decode_cursor(&cursor)
-                .map_err(|_| ApiError::bad_input("after is not a cursor from this connection"))?
-                .0
-                .saturating_add(1),
+                .ok()
+                .and_then(|c| i64::try_from(c.0).ok())
+                .and_then(|n| n.checked_add(1))
+                .ok_or_else(not_ours)? as u64,
         };
         Ok(Page {
             offset,
@@ -76,10 +79,6 @@ impl Page {
     }
 
     /// Wraps fetched rows (at most `limit + 1`, the extra one only signals a next page).
-    #[expect(
-        dead_code,
-        reason = "serves in-memory connections (analysis, screening) merged separately"
-    )]
     pub fn connection<N: OutputType>(
         self,
         mut rows: Vec<N>,
@@ -115,5 +114,8 @@ mod tests {
         assert!(Page::new(Some(MAX_PAGE + 1), None).is_err());
         assert!(Page::new(Some(-1), None).is_err());
         assert_eq!(Page::new(Some(10), Some(c)).unwrap().offset, 42);
+        for huge in [i64::MAX as u64, 1 << 63, u64::MAX] {
+            assert!(Page::new(None, Some(OffsetCursor(huge).encode_cursor())).is_err());
+        }
     }
 }

@@ -8,10 +8,10 @@ use sea_orm::EntityTrait;
 use serde_json::json;
 
 use super::admin::Account;
-use super::guard::principal;
+use super::guard::{audit_event, principal};
 use crate::accounts::{self, AccountError};
-use crate::audit::{AuditEvent, EventType};
-use crate::error::ApiError;
+use crate::audit::EventType;
+use crate::error::{ApiError, outcome_of};
 use crate::policy::{Category, Policy};
 use crate::quota;
 use crate::state::AppState;
@@ -118,27 +118,44 @@ impl QuotaMutation {
         reason: String,
     ) -> async_graphql::Result<Account> {
         let state = ctx.data::<AppState>()?;
-        let me = principal(ctx)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.chars().count() > 1_000 {
             return Err(ApiError::bad_input("reason must be 1 to 1000 characters").into());
         }
         let id = parse_user_id(&user_id)?;
-        // Audit first: an unlock that cannot be audited does not happen.
-        let event = AuditEvent::new(EventType::Unlock, "ok")
-            .actor(me.username.clone())
-            .detail(json!({ "userId": id, "reason": reason }));
-        state
-            .audit
-            .record(event)
-            .await
-            .map_err(|e| ApiError::Internal(Box::new(e)))?;
-        let account = accounts::unlock(&state.db, id).await.map_err(|e| match e {
-            AccountError::Database(db) => ApiError::from(db),
-            AccountError::NotFound(_) => ApiError::NotFound("no such user".into()),
-            other => ApiError::bad_input(other.to_string()),
-        })?;
-        state.quota.unlock(id).await.map_err(unavailable)?;
+        // Audit first: an unlock that cannot be audited does not happen. The outcome follows
+        // in a second event, saying what the answer says.
+        let detail = json!({ "userId": id, "reason": reason });
+        let audit = |outcome| {
+            let detail = detail.clone();
+            async move {
+                let event = audit_event(ctx, EventType::Unlock, outcome)?.detail(detail);
+                state
+                    .audit
+                    .record(event)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| ApiError::Internal(Box::new(e)))
+            }
+        };
+        audit("attempted").await?;
+        let unlocked = match accounts::unlock(&state.db, id).await {
+            Ok(account) => state
+                .quota
+                .unlock(id)
+                .await
+                .map(|()| account)
+                .map_err(unavailable),
+            Err(AccountError::Database(db)) => Err(ApiError::from(db).into()),
+            Err(AccountError::NotFound(_)) => Err(ApiError::NotFound("no such user".into()).into()),
+            Err(other) => Err(ApiError::bad_input(other.to_string()).into()),
+        };
+        let outcome = match &unlocked {
+            Ok(_) => "ok",
+            Err(e) => outcome_of(e),
+        };
+        audit(outcome).await?;
+        let account = unlocked?;
         Ok(account.into())
     }
 }

@@ -8,7 +8,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder};
 
 use super::batch::DatasetKind;
-use super::filters::{check_text, contains};
+use super::filters::{check_text, contains, like};
 use super::guard::principal;
 use super::ids::{self, NodeType};
 use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch, wants_total};
@@ -272,9 +272,14 @@ impl SdnQuery {
             c = c.add(
                 Condition::any()
                     .add(sdn_entry::Column::Programs.eq(p.as_str()))
-                    .add(sdn_entry::Column::Programs.starts_with(format!("{p};")))
-                    .add(sdn_entry::Column::Programs.ends_with(format!(";{p}")))
-                    .add(sdn_entry::Column::Programs.contains(format!(";{p};"))),
+                    .add(like(sdn_entry::Column::Programs, "", &format!("{p};"), "%"))
+                    .add(like(sdn_entry::Column::Programs, "%", &format!(";{p}"), ""))
+                    .add(like(
+                        sdn_entry::Column::Programs,
+                        "%",
+                        &format!(";{p};"),
+                        "%",
+                    )),
             );
         }
         if let Some(n) = filter.ent_num {

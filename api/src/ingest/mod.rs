@@ -446,7 +446,8 @@ impl Job {
                     writer.write(&chunk).await?;
                     *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
                     chunk.clear();
-                    let read = u64::try_from(*accepted).unwrap_or_default() + rejections.len() as u64;
+                    let read =
+                        u64::try_from(*accepted).unwrap_or_default() + rejections.len() as u64;
                     progress.update(read, input.bytes_read());
                 }
             }

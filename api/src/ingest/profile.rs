@@ -84,6 +84,8 @@ pub struct ProfileFile {
     pub description: String,
     #[serde(default = "default_date_format")]
     pub date_format: String,
+    /// `[first, last]` years a date may fall in, when 1900 to next year does not fit the data.
+    pub date_years: Option<[i32; 2]>,
     #[serde(default)]
     pub columns: BTreeMap<Field, String>,
     #[serde(default)]
@@ -212,6 +214,11 @@ impl ProfileFile {
             return Err(invalid(
                 "currency.rates must be in increasing date order".into(),
             ));
+        }
+        if let Some([first, last]) = self.date_years
+            && first > last
+        {
+            return Err(invalid(format!("date_years [{first}, {last}] is empty")));
         }
         if NaiveDate::parse_from_str("2020-01-31", &self.date_format).is_err()
             && chrono::format::StrftimeItems::new(&self.date_format)
@@ -377,6 +384,12 @@ impl BoundProfile<'_> {
             &self.req(fields, Field::DeclarationDate)?,
             "declaration_date",
             fmt,
+            self.profile
+                .date_years
+                .map_or_else(values::Years::default, |[first, last]| values::Years {
+                    first,
+                    last,
+                }),
         )?;
         let direction = values::one_of(
             &self.req(fields, Field::Direction)?,

@@ -81,11 +81,23 @@ pub fn map(index: &HeaderIndex, record: &Record, batch_id: i64) -> Result<Vec<Ce
         Cell::Text(kind.to_owned()),
         Cell::Text(agency.to_owned()),
         Cell::Text(status.to_owned()),
-        values::optional_date(get("created_date"), "created_date", DATE)?.into(),
+        values::optional_date(
+            get("created_date"),
+            "created_date",
+            DATE,
+            values::Years::default(),
+        )?
+        .into(),
         text("name"),
         text("business_name"),
         text("address"),
-        values::optional_date(get("date_of_birth"), "date_of_birth", DATE)?.into(),
+        values::optional_date(
+            get("date_of_birth"),
+            "date_of_birth",
+            DATE,
+            values::Years::default(),
+        )?
+        .into(),
         text("ssn_tin"),
         text("passport_number"),
         passport_country.into(),

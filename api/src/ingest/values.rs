@@ -1,7 +1,7 @@
 //! Parsers for the values every data set shares. Each returns a reason a person can act on;
 //! the reason ends up beside the line number in the batch's rejection list.
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate, Utc};
 
 /// Empty (after trimming) means absent.
 pub fn optional(raw: &str) -> Option<String> {
@@ -13,17 +13,51 @@ pub fn required(raw: &str, column: &str) -> Result<String, String> {
     optional(raw).ok_or_else(|| format!("{column} is empty"))
 }
 
-pub fn date(raw: &str, column: &str, format: &str) -> Result<NaiveDate, String> {
-    let text = raw.trim();
-    NaiveDate::parse_from_str(text, format)
-        .map_err(|_| format!("{column} {text:?} is not a date in format {format}"))
+/// The years a date may fall in. Outside them a date is far more likely a misread (`24-01-05`
+/// read as year 24) than a record: 1900 to next year unless a profile says otherwise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Years {
+    pub first: i32,
+    pub last: i32,
 }
 
-pub fn optional_date(raw: &str, column: &str, format: &str) -> Result<Option<NaiveDate>, String> {
+impl Default for Years {
+    fn default() -> Self {
+        Years {
+            first: 1900,
+            last: Utc::now().year() + 1,
+        }
+    }
+}
+
+/// A date in `format`; a `%Y` year must be written with four digits and fall within `years`.
+pub fn date(raw: &str, column: &str, format: &str, years: Years) -> Result<NaiveDate, String> {
+    let text = raw.trim();
+    let date = NaiveDate::parse_from_str(text, format)
+        .map_err(|_| format!("{column} {text:?} is not a date in format {format}"))?;
+    // chrono's %Y takes any number of digits: `24` would be the year 24.
+    if format.contains("%Y") && !text.contains(&format!("{:04}", date.year())) {
+        return Err(format!("{column} {text:?} does not have a four-digit year"));
+    }
+    if !(years.first..=years.last).contains(&date.year()) {
+        return Err(format!(
+            "{column} {text:?} is outside the years {} to {}",
+            years.first, years.last
+        ));
+    }
+    Ok(date)
+}
+
+pub fn optional_date(
+    raw: &str,
+    column: &str,
+    format: &str,
+    years: Years,
+) -> Result<Option<NaiveDate>, String> {
     if raw.trim().is_empty() {
         Ok(None)
     } else {
-        date(raw, column, format).map(Some)
+        date(raw, column, format, years).map(Some)
     }
 }
 
@@ -120,13 +154,37 @@ mod tests {
         assert!(country("K1", "c").is_err());
     }
 
+    #[test]
+    fn dates_need_four_digit_years_within_range() {
+        let years = Years::default();
+        assert!(date("2024-01-05", "d", "%Y-%m-%d", years).is_ok());
+        assert!(
+            date("24-01-05", "d", "%Y-%m-%d", years)
+                .unwrap_err()
+                .contains("four-digit")
+        );
+        assert!(
+            date("1899-12-31", "d", "%Y-%m-%d", years)
+                .unwrap_err()
+                .contains("outside")
+        );
+        let far = format!("{}-01-01", years.last + 1);
+        assert!(date(&far, "d", "%Y-%m-%d", years).is_err());
+        let wide = Years {
+            first: 1800,
+            last: 2100,
+        };
+        assert!(date("1850-06-01", "d", "%Y-%m-%d", wide).is_ok());
+        assert!(date("05.01.2024", "d", "%d.%m.%Y", years).is_ok());
+    }
+
     proptest! {
         #[test]
         fn parsers_never_panic(s in "\\PC*") {
             let _ = hs_code(&s);
             let _ = amount(&s, "v");
             let _ = country(&s, "c");
-            let _ = date(&s, "d", "%Y-%m-%d");
+            let _ = date(&s, "d", "%Y-%m-%d", Years::default());
             let _ = one_of(&s, "x", &["A", "B"]);
         }
     }

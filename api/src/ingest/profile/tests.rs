@@ -85,7 +85,7 @@ fn kcs_row_maps_with_dated_krw_rate() {
             .contains("transport_mode")
     );
     let mut late = row;
-    late[1] = "2030-01-01".into();
+    late[1] = "2025-01-01".into();
     assert!(bound.map(&late, 7, "KR").unwrap_err().contains("rate"));
 }
 

@@ -1,0 +1,131 @@
+//! Reading `POST /graphql` bodies: one JSON request object, within the body limit, with a
+//! document inside `graphql::limits`. Every refusal is a GraphQL-shaped error with a stable
+//! code, never the text of an extractor's error.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::delivery::error_response;
+use crate::error::ErrorCode;
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+
+use crate::error::ApiError;
+use crate::graphql::{filters, limits};
+
+/// A body refused before anything ran.
+#[derive(Debug)]
+pub struct Refused {
+    status: StatusCode,
+    code: ErrorCode,
+    message: String,
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.code, &self.message)
+    }
+}
+
+fn refused(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Refused {
+    Refused {
+        status,
+        code,
+        message: message.into(),
+    }
+}
+
+/// The request in `body`, or the answer refusing it. Runs before authentication: the limits
+/// hold for the partners' pre-auth `login` too.
+pub fn read(body: Result<Bytes, BytesRejection>) -> Result<async_graphql::Request, Refused> {
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::BadUserInput,
+                format!(
+                    "the request body is larger than {} KiB",
+                    super::MAX_BODY_BYTES / 1024
+                ),
+            )
+        } else {
+            tracing::info!(error = %rejection, "unreadable request body");
+            refused(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::BadUserInput,
+                "the request body could not be read",
+            )
+        }
+    })?;
+    if body.trim_ascii_start().starts_with(b"[") {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            "batched requests are not accepted: send one operation per request",
+        ));
+    }
+    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::BadUserInput,
+            format!("the body is not a GraphQL request: {e}"),
+        )
+    })?;
+    let document = limits::check(&request.query).map_err(|limits::TooComplex(reason)| {
+        refused(StatusCode::BAD_REQUEST, ErrorCode::QueryTooComplex, reason)
+    })?;
+    let variables = serde_json::to_value(&request.variables).unwrap_or_default();
+    let literals = document.as_ref().map(literals).unwrap_or_default();
+    for input in std::iter::once(&variables).chain(&literals) {
+        filters::refuse_nul(input).map_err(|e| {
+            let message = match e {
+                ApiError::BadUserInput(m) => m,
+                other => format!("{other:?}"),
+            };
+            refused(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
+        })?;
+    }
+    Ok(request)
+}
+
+/// Every argument value written in the document, as JSON.
+fn literals(doc: &ExecutableDocument) -> Vec<serde_json::Value> {
+    fn values(set: &SelectionSet, out: &mut Vec<serde_json::Value>) {
+        for item in &set.items {
+            let (directives, inner) = match &item.node {
+                Selection::Field(f) => {
+                    out.extend(f.node.arguments.iter().map(|(_, v)| json(&v.node)));
+                    (&f.node.directives, Some(&f.node.selection_set.node))
+                }
+                Selection::InlineFragment(i) => {
+                    (&i.node.directives, Some(&i.node.selection_set.node))
+                }
+                Selection::FragmentSpread(s) => (&s.node.directives, None),
+            };
+            for d in directives {
+                out.extend(d.node.arguments.iter().map(|(_, v)| json(&v.node)));
+            }
+            if let Some(inner) = inner {
+                values(inner, out);
+            }
+        }
+    }
+    // Written as JSON, a variable becomes `{"$var": name}`: its value is checked separately.
+    fn json(value: &impl serde::Serialize) -> serde_json::Value {
+        serde_json::to_value(value).unwrap_or_default()
+    }
+    let mut out = Vec::new();
+    for (_, op) in doc.operations.iter() {
+        for var in &op.node.variable_definitions {
+            if let Some(default) = &var.node.default_value {
+                out.push(json(&default.node));
+            }
+        }
+        values(&op.node.selection_set.node, &mut out);
+    }
+    for fragment in doc.fragments.values() {
+        values(&fragment.node.selection_set.node, &mut out);
+    }
+    out
+}
