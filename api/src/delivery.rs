@@ -23,7 +23,7 @@ use crate::quota::{self, QuotaError, Reservation};
 use crate::state::AppState;
 
 /// Fields whose list items are analytical records, besides connection `edges`.
-const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions"];
+const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions", "valueMovedTotals"];
 
 /// Records in a response: every connection edge and every item of a record list.
 pub fn count_records(data: &Value) -> u64 {

@@ -4,6 +4,7 @@
 pub mod access_request;
 pub mod accounts;
 pub mod agreements;
+pub mod analysis;
 pub mod audit;
 pub mod auth;
 pub mod cli;

@@ -12,6 +12,7 @@ mod m20261127_000006_quota_reset;
 mod m20261127_000007_sharing_agreements;
 mod m20261127_000008_audit_privileges;
 mod m20261127_000009_purge;
+mod m20261129_000012_peer_profiles;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_sharing_agreements::Migration),
             Box::new(m20261127_000008_audit_privileges::Migration),
             Box::new(m20261127_000009_purge::Migration),
+            Box::new(m20261129_000012_peer_profiles::Migration),
         ]
     }
 }

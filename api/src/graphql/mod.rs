@@ -5,6 +5,7 @@
 
 mod admin;
 mod agreements;
+mod anomalies;
 mod audit_log;
 mod batch;
 pub(crate) mod filters;
@@ -30,6 +31,7 @@ use crate::state::AppState;
 #[derive(MergedObject, Default)]
 pub struct Query(
     trade::TradeQuery,
+    anomalies::AnomalyQuery,
     financial::FinancialQuery,
     subjects::SubjectQuery,
     sdn::SdnQuery,

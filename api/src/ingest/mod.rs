@@ -11,20 +11,21 @@ mod input;
 pub mod profile;
 pub(crate) mod raw_store;
 mod sdn;
-mod sink;
+pub(crate) mod sink;
 mod subjects;
 mod values;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx;
 
+use crate::analysis;
 use crate::config::Instance;
 use input::{CsvInput, HeaderIndex, InputError};
-use profile::{ProfileError, ProfileFile, TRADE_COLUMNS};
+use profile::{ProfileError, ProfileFile};
 use sink::{Cell, LoadTx, NewBatch, Table};
 
 /// Rows per bulk write: large enough to amortise round trips, small enough to stream.
@@ -99,6 +100,11 @@ pub enum IngestError {
     Database(#[from] sqlx::Error),
     #[error("database error: {0}")]
     Orm(#[from] sea_orm::DbErr),
+    #[error(
+        "the rows were loaded, but the peer profiles of their HS codes could not be recomputed \
+         ({0}); run `dartts analysis refresh`"
+    )]
+    Profiles(sea_orm::DbErr),
 }
 
 /// The files a request names, resolved and checked before anything is written.
@@ -262,6 +268,8 @@ pub async fn load(
         per_file: Vec::new(),
         rejections: Vec::new(),
     };
+    // The peer groups this load changes: their profiles are recomputed after the commit.
+    let mut touched_hs_codes: BTreeSet<String> = BTreeSet::new();
     let files: Vec<(String, PathBuf)> = stored
         .iter()
         .map(|(n, s)| (n.clone(), data_dir.join(&s.relative_path)))
@@ -278,10 +286,17 @@ pub async fn load(
             let bound = profile.bind(&headers)?;
             let table = Table {
                 name: "trade_records",
-                columns: TRADE_COLUMNS,
+                columns: &analysis::facts::TRADE_COLUMNS_WITH_FACTS,
             };
             job.stream(&mut input, &table, |r| {
-                bound.map(&r.fields, batch_id, provider)
+                let mut row = bound.map(&r.fields, batch_id, provider)?;
+                if let Some(code) = analysis::facts::hs_code(&row)
+                    && !touched_hs_codes.contains(code)
+                {
+                    touched_hs_codes.insert(code.to_owned());
+                }
+                analysis::facts::append(&mut row);
+                Ok(row)
             })
             .await?;
         }
@@ -346,6 +361,9 @@ pub async fn load(
     let rejected = i64::try_from(rejections.len()).unwrap_or(i64::MAX);
     tx.finish_batch(batch_id, accepted, rejected).await?;
     tx.commit().await?;
+    analysis::profile_store::refresh(db, &touched_hs_codes)
+        .await
+        .map_err(IngestError::Profiles)?;
     Ok(LoadOutcome::Loaded {
         batch_id,
         sha256,
