@@ -313,3 +313,37 @@ async fn scoped(
         .collect();
     Ok((hits, total))
 }
+
+/// The record keys (declaration id, line) and sides of every record flagged against the
+/// stored profiles, over all rows: for `dartts eval`, an operator's tool with no principal.
+pub async fn flagged_keys(
+    db: &DatabaseConnection,
+    condition: Condition,
+    options: &Options,
+) -> Result<Vec<(String, i32, super::peers::Side)>, DbErr> {
+    use trade_record::Column as T;
+    let mut query = flagged_sql(condition, options);
+    query.clear_selects();
+    query
+        .column((Tr::default(), T::DeclarationId))
+        .column((Tr::default(), T::LineNumber))
+        .expr_as(
+            Expr::col((Tr::default(), log_column(options.measure)))
+                .sub(pp(peer_profile::Column::Median)),
+            Alias::new("deviation"),
+        );
+    let rows = db.query_all(&query).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let id: String = row.try_get("", "declaration_id")?;
+        let line: i32 = row.try_get("", "line_number")?;
+        let deviation: f64 = row.try_get("", "deviation")?;
+        let side = if deviation > 0.0 {
+            super::peers::Side::Over
+        } else {
+            super::peers::Side::Under
+        };
+        out.push((id, line, side));
+    }
+    Ok(out)
+}

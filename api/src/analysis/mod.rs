@@ -11,6 +11,7 @@
 //! - `demo`, `eval`: the synthetic world with ground truth, and precision/recall against it.
 
 pub mod anomalies;
+pub mod commands;
 pub mod demo;
 pub mod eval;
 pub mod facts;

@@ -64,7 +64,7 @@ impl Default for Rule {
     }
 }
 
-pub const DEFAULT_K: f64 = 3.5;
+pub const DEFAULT_K: f64 = 4.0;
 pub const DEFAULT_MIN_PEERS: u64 = 10;
 pub const DEFAULT_MIN_RATIO: f64 = 2.0;
 
@@ -333,7 +333,7 @@ mod tests {
         assert!((f.median - 100.0).abs() < 1e-9);
         assert!((f.ratio - 10.0).abs() < 1e-9);
         assert!(f.upper < 1_000.0 && f.upper > 100.0);
-        assert!(f.score > 3.5);
+        assert!(f.score > DEFAULT_K);
         let moved = f.value_moved(1_000.0, 5.0);
         assert!((moved - (1_000.0 - f.upper) * 5.0).abs() < 1e-9 && moved > 0.0);
         for normal in &prices[..9] {

@@ -243,7 +243,7 @@ impl AnomalyQuery {
     /// quantity unit and year; with `sameOrigin`, also the same country of origin), highest
     /// score first. A record is flagged when it is outside the fences, its price is at least
     /// `minRatio` times (or at most 1/`minRatio` of) the peer median, and the group has at
-    /// least `minPeers` records. Defaults: MAD fences with k = 3.5, minPeers 10, minRatio 2.
+    /// least `minPeers` records. Defaults: MAD fences with k = 4 (a robust z-score of 4), minPeers 10, minRatio 2.
     /// A nation-scoped caller's peers are only the rows it may see.
     #[graphql(complexity = "CONNECTION_COST + child_complexity")]
     #[expect(
