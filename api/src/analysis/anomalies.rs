@@ -108,7 +108,7 @@ fn sigma_sql(method: Method) -> SimpleExpr {
         Method::Iqr => pp(P::Q3).sub(pp(P::Q1)).div(super::stats::IQR_IN_SIGMAS),
         Method::Mad => pp(P::Mad).mul(MAD_TO_SIGMA),
     };
-    Func::greatest([raw, Expr::val(super::peers::MIN_SIGMA).into()]).into()
+    Func::greatest([raw, Expr::val(super::peers::MIN_SIGMA)]).into()
 }
 
 /// The flagged records among `condition` (filter and scope) against the stored profiles.
@@ -134,7 +134,7 @@ fn flagged_sql(condition: Condition, options: &Options) -> SelectStatement {
         Method::Iqr => {
             let floor = super::peers::MIN_SIGMA * super::stats::IQR_IN_SIGMAS;
             let iqr: SimpleExpr =
-                Func::greatest([pp(P::Q3).sub(pp(P::Q1)), Expr::val(floor).into()]).into();
+                Func::greatest([pp(P::Q3).sub(pp(P::Q1)), Expr::val(floor)]).into();
             (
                 pp(P::Q1).sub(Expr::val(rule.k).mul(iqr.clone())),
                 pp(P::Q3).add(Expr::val(rule.k).mul(iqr)),
@@ -204,9 +204,7 @@ async fn materialized(
         .unwrap_or(0);
 
     let log = Expr::col((Tr::default(), log_column(options.measure)));
-    let score: SimpleExpr = Func::abs(log.sub(pp(P::Median)))
-        .div(sigma_sql(options.rule.method))
-        .into();
+    let score: SimpleExpr = Func::abs(log.sub(pp(P::Median))).div(sigma_sql(options.rule.method));
     let mut page = flagged;
     for (column, alias) in [
         (P::PeerCount, "pp_peer_count"),

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use sea_orm::{Condition, DatabaseConnection};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection};
 
 use super::anomalies::{self, Options};
 use super::peers::{Measure, Method, Rule, Side};
@@ -236,8 +236,6 @@ pub async fn run(
     }
     Ok(lines)
 }
-
-use sea_orm::ColumnTrait;
 
 /// The report as a fixed-width table.
 pub fn render(lines: &[Line]) -> String {

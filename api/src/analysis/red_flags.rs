@@ -74,9 +74,7 @@ impl Thresholds {
 /// `round_min_value`.
 pub fn round_value(t: &Thresholds) -> Condition {
     let value = Expr::col(Column::DeclaredValueUsd);
-    let rounded: SimpleExpr = Func::round(value.clone().div(t.round_unit))
-        .mul(t.round_unit)
-        .into();
+    let rounded: SimpleExpr = Func::round(value.clone().div(t.round_unit)).mul(t.round_unit);
     Condition::all()
         .add(Column::DeclaredValueUsd.gte(t.round_min_value))
         .add(value.eq(rounded))

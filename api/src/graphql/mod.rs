@@ -17,6 +17,7 @@ mod me;
 mod node;
 mod pagination;
 mod quota;
+mod red_flags;
 mod scalars;
 pub(crate) mod scope;
 mod sdn;
@@ -32,6 +33,7 @@ use crate::state::AppState;
 pub struct Query(
     trade::TradeQuery,
     anomalies::AnomalyQuery,
+    red_flags::RedFlagQuery,
     financial::FinancialQuery,
     subjects::SubjectQuery,
     sdn::SdnQuery,

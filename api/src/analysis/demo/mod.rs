@@ -210,7 +210,7 @@ impl World {
             }
         }
         let mut value = (price * quantity * 100.0).round() / 100.0;
-        if truth.is_none() && roll >= 0.016 && roll < 0.019 && value >= 20_000.0 {
+        if truth.is_none() && (0.016..0.019).contains(&roll) && value >= 20_000.0 {
             value = (value / 1_000.0).round() * 1_000.0;
             truth = Some("ROUND_VALUE");
         }
