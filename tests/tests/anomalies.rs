@@ -5,12 +5,12 @@
 use dartts_tests::{Backend, Server, TestEnv, error_codes};
 use serde_json::{Value, json};
 
-const HEADER: &str = "declaration_id,line_number,declaration_date,direction,hs_code,importer_name,importer_id,country_of_origin,country_of_export,partner_country,quantity,quantity_unit,net_weight_kg,declared_value,declared_currency";
+const HEADER: &str = "declaration_id,line_number,declaration_date,direction,hs_code,commodity_description,importer_name,importer_id,importer_address,exporter_name,manufacturer_name,manufacturer_id,country_of_origin,country_of_export,country_of_destination,reporting_country,partner_country,port,transport_mode,quantity,quantity_unit,net_weight_kg,declared_value,declared_currency,declared_value_usd";
 
 /// One line: `price` USD per unit, 10 units (20 kg).
 fn line(id: &str, day: u32, hs: &str, importer: &str, origin: &str, price: f64) -> String {
     format!(
-        "{id},1,2024-03-{day:02},IMPORT,{hs},{importer},ID-{importer},{origin},{origin},{origin},10,NO,20,{:.2},USD",
+        "{id},1,2024-03-{day:02},IMPORT,{hs},Goods,{importer},ID-{importer},,,,,{origin},{origin},,,{origin},,SEA,10,NO,20,{:.2},USD,",
         price * 10.0
     )
 }

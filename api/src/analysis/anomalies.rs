@@ -82,7 +82,9 @@ pub async fn find(
 ) -> Result<(Vec<Hit>, u64), DbErr> {
     let scope = crate::graphql::scope::trade(perms);
     match perms.rows {
-        RowScope::All => materialized(db, filter.add(scope), options, window).await,
+        RowScope::All => {
+            materialized(db, Condition::all().add(filter).add(scope), options, window).await
+        }
         _ => scoped(db, filter, scope, options, window).await,
     }
 }
@@ -250,7 +252,7 @@ async fn scoped(
         .select_only()
         .column(trade_record::Column::Id)
         .columns(fact_columns())
-        .filter(filter.add(scope.clone()))
+        .filter(Condition::all().add(filter).add(scope.clone()))
         .filter(log_column(options.measure).is_not_null())
         .into_tuple::<(
             i64,
@@ -270,7 +272,11 @@ async fn scoped(
     // The peers: every row of the caller's scope in those HS codes, not only the filtered ones.
     let peers = super::profile_store::facts(
         db,
-        scope.clone().add(trade_record::Column::HsCode.is_in(codes)),
+        // `all`: the scope itself may be an `any` (own rows, partner rows, grants), and
+        // adding to it would widen it instead of narrowing it.
+        Condition::all()
+            .add(scope.clone())
+            .add(trade_record::Column::HsCode.is_in(codes)),
     )
     .await?;
     let profiles = super::peers::profiles(&peers);

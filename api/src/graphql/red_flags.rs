@@ -189,7 +189,9 @@ impl RedFlagQuery {
         let principal = principal(ctx)?;
         let perms = &principal.permissions;
         let scope = scope::trade(perms);
-        let condition = filter.condition()?.add(scope.clone());
+        let condition = sea_orm::Condition::all()
+            .add(filter.condition()?)
+            .add(scope.clone());
 
         let mut found: Vec<RedFlag> = Vec::new();
         for kind in kinds {
