@@ -262,7 +262,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             match result {
                 Ok(report) => {
                     print_purge(&report);
-                    ExitCode::SUCCESS
+                    if dry_run {
+                        return ExitCode::SUCCESS;
+                    }
+                    // Purged trade rows must not linger in the peer statistics.
+                    done(analysis::commands::refresh(&db).await)
                 }
                 Err(PurgeError::Incomplete { report, cause }) => {
                     print_purge(&report);
