@@ -24,7 +24,7 @@ use crate::policy::Policy;
 use crate::purge::{self, PurgeError, PurgeReport, PurgeRequest};
 use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
 use crate::state::AppState;
-use crate::{accounts, auth, db, export_foreign, graphql, server};
+use crate::{accounts, analysis, auth, db, export_foreign, graphql, server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -43,7 +43,28 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Serve the GraphQL API (migrates the database first).
-    Serve,
+    Serve {
+        /// Embedded default only: load a small synthetic world with injected anomalies and
+        /// print a token for the `demo` analyst.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Write a synthetic world with ground truth (trade.csv, partner_trade.csv, financial.csv,
+    /// subjects.csv, sdn/, truth.csv), each loadable with `dartts load`.
+    DemoData {
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Measure the detectors on the loaded database against a ground truth.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Analysis maintenance.
+    #[command(subcommand)]
+    Analysis(AnalysisCommand),
     /// Load a data file as one batch.
     Load {
         dataset: Dataset,
@@ -124,6 +145,33 @@ enum RefreshCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum EvalCommand {
+    /// Precision, recall and F1 per anomaly kind against truth.csv, beside baselines.
+    Anomalies {
+        #[arg(long)]
+        truth: PathBuf,
+        /// Fence method: mad (default) or iqr.
+        #[arg(long)]
+        method: Option<String>,
+        #[arg(long)]
+        k: Option<f64>,
+        #[arg(long)]
+        min_peers: Option<u64>,
+        #[arg(long)]
+        min_ratio: Option<f64>,
+        #[arg(long)]
+        same_origin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AnalysisCommand {
+    /// Recompute every peer profile (after a failed refresh, or rows loaded before the
+    /// profiles existed are loaded again).
+    Refresh,
+}
+
+#[derive(Subcommand, Debug)]
 enum UserCommand {
     /// Create an ACTIVE account (operator bootstrap).
     Add {
@@ -166,6 +214,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
     }
+    if let Command::DemoData { seed, rows, out } = &cli.command {
+        return done(analysis::commands::demo_data(*seed, *rows, out));
+    }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
         Err(e) => return fail(&e),
@@ -189,7 +240,25 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let audit = DbAudit::new(db.clone(), settings.instance, audit_key.clone());
     match cli.command {
-        Command::Schema => ExitCode::SUCCESS,
+        Command::Schema | Command::DemoData { .. } => ExitCode::SUCCESS,
+        Command::Eval(EvalCommand::Anomalies {
+            truth,
+            method,
+            k,
+            min_peers,
+            min_ratio,
+            same_origin,
+        }) => match analysis::commands::options(
+            method.as_deref(),
+            k,
+            min_peers,
+            min_ratio,
+            same_origin,
+        ) {
+            Ok(options) => done(analysis::commands::eval_anomalies(&db, &truth, &options).await),
+            Err(e) => fail(&e),
+        },
+        Command::Analysis(AnalysisCommand::Refresh) => done(analysis::commands::refresh(&db).await),
         Command::Migrate => {
             eprintln!("dartts: database {} is up to date", settings.database_url);
             ExitCode::SUCCESS
@@ -208,7 +277,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             match result {
                 Ok(report) => {
                     print_purge(&report);
-                    ExitCode::SUCCESS
+                    if dry_run {
+                        return ExitCode::SUCCESS;
+                    }
+                    // Purged trade rows must not linger in the peer statistics.
+                    done(analysis::commands::refresh(&db).await)
                 }
                 Err(PurgeError::Incomplete { report, cause }) => {
                     print_purge(&report);
@@ -256,8 +329,21 @@ pub async fn run(cli: Cli) -> ExitCode {
             username,
             ttl_minutes,
         } => token(&db, &settings, &username, ttl_minutes).await,
-        Command::Serve => {
+        Command::Serve { demo } => {
             announce(&settings);
+            if demo {
+                if settings.database_kind != DatabaseKind::Sqlite {
+                    return fail(&"--demo is for the embedded default (SQLite) only");
+                }
+                match analysis::commands::prepare_demo(&db, &settings, &policy, &audit).await {
+                    Ok(token) => eprintln!(
+                        "dartts: demo world loaded; analyst `demo` token:\n{token}\n\
+                         try: {{ priceAnomalies(first: 5) {{ totalCount edges {{ node {{ ratio \
+                         direction valueMoved peerMedian record {{ declarationId hsCode }} }} }} }} }}"
+                    ),
+                    Err(e) => return fail(&e),
+                }
+            }
             let signer = match LocalSigner::load_or_create(&settings.data_dir) {
                 Ok(s) => Arc::new(s),
                 Err(e) => return fail(&e),
@@ -647,6 +733,17 @@ fn table_counts(rows: &std::collections::BTreeMap<&'static str, u64>) -> String 
         .map(|(table, n)| format!("{table} {n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Prints a command's report, or fails with its error.
+fn done(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {

@@ -258,6 +258,9 @@ mod tests {
             declared_value: 900.0,
             declared_currency: "USD".into(),
             declared_value_usd: 900.0,
+            peer_year: Some(2024),
+            log_unit_price: Some(300f64.ln()),
+            log_value_per_kg: None,
         };
         let fields = anonymized(&row, "KR", &key);
         assert_eq!(fields.len(), CANONICAL_HEADER.len());

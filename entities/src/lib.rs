@@ -8,6 +8,7 @@ pub mod audit_event;
 pub mod batch;
 pub mod batch_rejection;
 pub mod financial_transaction;
+pub mod peer_profile;
 pub mod sdn_address;
 pub mod sdn_alias;
 pub mod sdn_entry;

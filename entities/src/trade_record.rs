@@ -36,6 +36,12 @@ pub struct Model {
     pub declared_value: f64,
     pub declared_currency: String,
     pub declared_value_usd: f64,
+    /// Year of `declaration_date`: the period of the record's peer group.
+    pub peer_year: Option<i32>,
+    /// ln(USD per quantity unit), when quantity and value are positive (written at load).
+    pub log_unit_price: Option<f64>,
+    /// ln(USD per kg), when net weight and value are positive (written at load).
+    pub log_value_per_kg: Option<f64>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -14,6 +14,7 @@ mod m20261127_000008_audit_privileges;
 mod m20261127_000009_purge;
 mod m20261127_000011_read_indexes;
 mod m20261129_000010_keyed_audit;
+mod m20261129_000012_peer_profiles;
 
 pub struct Migrator;
 
@@ -32,6 +33,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000009_purge::Migration),
             Box::new(m20261129_000010_keyed_audit::Migration),
             Box::new(m20261127_000011_read_indexes::Migration),
+            Box::new(m20261129_000012_peer_profiles::Migration),
         ]
     }
 }

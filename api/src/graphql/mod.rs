@@ -5,6 +5,7 @@
 
 mod admin;
 mod agreements;
+mod anomalies;
 mod audit_log;
 mod batch;
 mod datasets;
@@ -21,6 +22,7 @@ mod node;
 mod pagination;
 mod quota;
 pub mod records;
+mod red_flags;
 mod scalars;
 pub(crate) mod scope;
 mod sdn;
@@ -40,6 +42,8 @@ use crate::state::AppState;
 #[derive(MergedObject, Default)]
 pub struct Query(
     trade::TradeQuery,
+    anomalies::AnomalyQuery,
+    red_flags::RedFlagQuery,
     financial::FinancialQuery,
     subjects::SubjectQuery,
     sdn::SdnQuery,

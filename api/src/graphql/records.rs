@@ -25,6 +25,9 @@ pub const RECORD_TYPES: &[&str] = &[
     "TradeTotal",
     "MirrorDiscrepancy",
     "TradeFinanceMismatch",
+    "PriceAnomaly",
+    "ValueMovedTotal",
+    "RedFlag",
 ];
 
 /// Abstract types that may resolve to a record: a non-null value counts one, whatever the
@@ -34,8 +37,13 @@ pub const RECORD_INTERFACES: &[&str] = &["Node"];
 /// Types carrying analytical data that are only ever delivered inside a record (an SDN entry's
 /// aliases): counted with their record, not on their own. The test below checks that every
 /// field returning one sits on a record type or another part.
-pub const PARTS_OF_RECORDS: &[&str] =
-    &["SdnAlias", "SdnAddress", "MirrorSide", "StructuringEpisode"];
+pub const PARTS_OF_RECORDS: &[&str] = &[
+    "SdnAlias",
+    "SdnAddress",
+    "MirrorSide",
+    "StructuringEpisode",
+    "RedFlagFact",
+];
 
 /// The named type of a qualified type (`[TradeRecord!]!` → `TradeRecord`) and whether it is a list.
 fn named(qualified: &str) -> (&str, bool) {

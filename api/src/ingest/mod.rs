@@ -13,20 +13,21 @@ mod progress;
 pub(crate) mod raw_store;
 pub mod refresh;
 mod sdn;
-mod sink;
+pub(crate) mod sink;
 mod subjects;
 mod values;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
 use sea_orm::sqlx;
 
+use crate::analysis;
 use crate::config::Instance;
 use input::{CsvInput, HeaderIndex, InputError};
-use profile::{ProfileError, ProfileFile, TRADE_COLUMNS};
+use profile::{ProfileError, ProfileFile};
 use progress::Progress;
 use sink::{Cell, LoadTx, NewBatch, Table};
 
@@ -102,6 +103,11 @@ pub enum IngestError {
     Database(#[from] sqlx::Error),
     #[error("database error: {0}")]
     Orm(#[from] sea_orm::DbErr),
+    #[error(
+        "the rows were loaded, but the peer profiles of their HS codes could not be recomputed \
+         ({0}); run `dartts analysis refresh`"
+    )]
+    Profiles(sea_orm::DbErr),
 }
 
 /// The files a request names, resolved and checked before anything is written.
@@ -282,6 +288,8 @@ pub async fn load(
         rejections: Vec::new(),
         progress: Progress::new(total_bytes),
     };
+    // The peer groups this load changes: their profiles are recomputed after the commit.
+    let mut touched_hs_codes: BTreeSet<String> = BTreeSet::new();
     match req.dataset {
         Dataset::Trade => {
             let (name, path) = &files[0];
@@ -294,11 +302,18 @@ pub async fn load(
             let bound = profile.bind(&headers)?;
             let table = Table {
                 name: "trade_records",
-                columns: TRADE_COLUMNS,
+                columns: &analysis::facts::TRADE_COLUMNS_WITH_FACTS,
             };
             let deferred = job.tx.defer_indexes(table.name).await?;
             job.stream(&mut input, &table, |r| {
-                bound.map(&r.fields, batch_id, provider)
+                let mut row = bound.map(&r.fields, batch_id, provider)?;
+                if let Some(code) = analysis::facts::hs_code(&row)
+                    && !touched_hs_codes.contains(code)
+                {
+                    touched_hs_codes.insert(code.to_owned());
+                }
+                analysis::facts::append(&mut row);
+                Ok(row)
             })
             .await?;
             job.tx.restore_indexes(&deferred).await?;
@@ -365,6 +380,9 @@ pub async fn load(
     let rejected = i64::try_from(rejections.len()).unwrap_or(i64::MAX);
     tx.finish_batch(batch_id, accepted, rejected).await?;
     tx.commit().await?;
+    analysis::profile_store::refresh(db, &touched_hs_codes)
+        .await
+        .map_err(IngestError::Profiles)?;
     let span = tracing::Span::current();
     span.record("batch_id", batch_id);
     span.record("accepted", accepted);

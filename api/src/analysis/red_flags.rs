@@ -1,0 +1,298 @@
+//! Red flags besides price: round values, transshipment through hubs, importers entering HS
+//! chapters they never traded, and importers whose declared values do not follow Benford's
+//! law. (Value-per-kg outliers are `anomalies` with `Measure::ValuePerKg`.) Every query takes
+//! the caller's filter *and* row scope as one SQL condition: a partner's flags are computed
+//! from the rows it may see.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use entities::trade_record::{self, Column};
+use sea_orm::sea_query::{Expr, ExprTrait, Func, SimpleExpr};
+use sea_orm::{
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+
+use super::stats::{Benford, Conformity};
+
+/// Thresholds, each settable per query; `Default` holds the documented defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Thresholds {
+    /// A declared USD value that is a whole multiple of this is round.
+    pub round_unit: f64,
+    /// Round values below this are ordinary (small amounts are often whole).
+    pub round_min_value: f64,
+    /// Transshipment hubs: exported from one of these, originating elsewhere.
+    pub hubs: Vec<String>,
+    /// A chapter first traded this many days after the importer's first record is new.
+    pub new_chapter_after_days: i64,
+    /// Benford: importers with fewer values are not judged.
+    pub benford_min_sample: u64,
+    /// Benford: a first-digit MAD above this is flagged (Nigrini: 0.015, nonconformity).
+    pub benford_max_mad: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            round_unit: 1_000.0,
+            round_min_value: 10_000.0,
+            hubs: super::demo::HUBS.iter().map(|h| (*h).to_owned()).collect(),
+            new_chapter_after_days: 365,
+            benford_min_sample: 300,
+            benford_max_mad: 0.015,
+        }
+    }
+}
+
+impl Thresholds {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(self.round_unit.is_finite() && self.round_unit >= 1.0) {
+            return Err("roundUnit must be at least 1".into());
+        }
+        if !self.round_min_value.is_finite() || self.round_min_value < 0.0 {
+            return Err("roundMinValue must be a non-negative number".into());
+        }
+        if self.hubs.len() > 50 {
+            return Err("hubs takes at most 50 countries".into());
+        }
+        if self.new_chapter_after_days < 1 {
+            return Err("newChapterAfterDays must be at least 1".into());
+        }
+        if self.benford_min_sample < 50 {
+            return Err("benfordMinSample must be at least 50".into());
+        }
+        if !(self.benford_max_mad.is_finite() && self.benford_max_mad > 0.0) {
+            return Err("benfordMaxMad must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Records whose declared USD value is a whole multiple of `round_unit` and at least
+/// `round_min_value`.
+pub fn round_value(t: &Thresholds) -> Condition {
+    let value = Expr::col(Column::DeclaredValueUsd);
+    let rounded: SimpleExpr = Func::round(value.clone().div(t.round_unit)).mul(t.round_unit);
+    Condition::all()
+        .add(Column::DeclaredValueUsd.gte(t.round_min_value))
+        .add(value.eq(rounded))
+}
+
+/// Records exported from a hub that is not their origin.
+pub fn transshipment(t: &Thresholds) -> Condition {
+    Condition::all()
+        .add(Column::CountryOfExport.is_in(t.hubs.clone()))
+        .add(Column::CountryOfOrigin.is_not_null())
+        .add(Expr::col(Column::CountryOfExport).ne(Expr::col(Column::CountryOfOrigin)))
+}
+
+/// How an importer is named: its id, else its name.
+pub fn importer_key(id: &Option<String>, name: &Option<String>) -> Option<String> {
+    id.clone().or_else(|| name.clone())
+}
+
+/// One importer's deviation from Benford's law.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenfordFinding {
+    pub importer: String,
+    pub sample: u64,
+    pub mad: f64,
+    pub conformity: Conformity,
+    pub counts: [u64; 9],
+}
+
+/// Importers (among `condition`, which carries the scope) whose first digits deviate.
+pub async fn benford(
+    db: &DatabaseConnection,
+    condition: Condition,
+    t: &Thresholds,
+) -> Result<Vec<BenfordFinding>, DbErr> {
+    let rows: Vec<(Option<String>, Option<String>, f64)> = trade_record::Entity::find()
+        .select_only()
+        .columns([
+            Column::ImporterId,
+            Column::ImporterName,
+            Column::DeclaredValueUsd,
+        ])
+        .filter(condition)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let mut by: HashMap<String, Benford> = HashMap::new();
+    for (id, name, value) in rows {
+        if let Some(key) = importer_key(&id, &name) {
+            by.entry(key).or_default().add(value);
+        }
+    }
+    let mut out: Vec<BenfordFinding> = by
+        .into_iter()
+        .filter(|(_, b)| b.sample() >= t.benford_min_sample)
+        .filter_map(|(importer, b)| {
+            let mad = b.mad()?;
+            (mad > t.benford_max_mad).then(|| BenfordFinding {
+                importer,
+                sample: b.sample(),
+                mad,
+                conformity: Conformity::of_mad(mad),
+                counts: b.counts,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.mad
+            .total_cmp(&a.mad)
+            .then_with(|| a.importer.cmp(&b.importer))
+    });
+    Ok(out)
+}
+
+/// An importer's first record in a chapter, long after its first record at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewChapter {
+    pub importer: String,
+    pub chapter: String,
+    pub importer_since: NaiveDate,
+    pub chapter_since: NaiveDate,
+}
+
+/// Which (importer, chapter) pairs are new: computed from each importer's first date per
+/// chapter (pure, so it is tested without a database).
+pub fn new_chapters(firsts: &[(String, String, NaiveDate)], after_days: i64) -> Vec<NewChapter> {
+    let mut since: HashMap<&str, NaiveDate> = HashMap::new();
+    for (importer, _, first) in firsts {
+        since
+            .entry(importer.as_str())
+            .and_modify(|d| *d = Ord::min(*d, *first))
+            .or_insert(*first);
+    }
+    let mut out: Vec<NewChapter> = firsts
+        .iter()
+        .filter_map(|(importer, chapter, first)| {
+            let start = *since.get(importer.as_str())?;
+            ((*first - start).num_days() >= after_days).then(|| NewChapter {
+                importer: importer.clone(),
+                chapter: chapter.clone(),
+                importer_since: start,
+                chapter_since: *first,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.importer, &a.chapter).cmp(&(&b.importer, &b.chapter)));
+    out
+}
+
+/// The new (importer, chapter) pairs among the rows of `scope` (the history an importer is
+/// judged on is every row the caller may see, not only the filtered ones).
+pub async fn new_chapter_pairs(
+    db: &DatabaseConnection,
+    scope: Condition,
+    t: &Thresholds,
+) -> Result<Vec<NewChapter>, DbErr> {
+    // Literal positions: PostgreSQL matches a GROUP BY expression to the selected one by
+    // text, and bound parameters would make them two different expressions.
+    let chapter: SimpleExpr = Expr::cust("SUBSTR(hs_code, 1, 2)");
+    let key: SimpleExpr = Func::coalesce([
+        Expr::col(Column::ImporterId),
+        Expr::col(Column::ImporterName),
+    ])
+    .into();
+    let rows: Vec<(Option<String>, String, NaiveDate)> = trade_record::Entity::find()
+        .select_only()
+        .expr_as(key.clone(), "importer")
+        .expr_as(chapter.clone(), "chapter")
+        .expr_as(Func::min(Expr::col(Column::DeclarationDate)), "first")
+        .filter(scope)
+        .group_by(key)
+        .group_by(chapter)
+        .into_tuple()
+        .all(db)
+        .await?;
+    let firsts: Vec<(String, String, NaiveDate)> = rows
+        .into_iter()
+        .filter_map(|(importer, chapter, first)| Some((importer?, chapter, first)))
+        .collect();
+    Ok(new_chapters(&firsts, t.new_chapter_after_days))
+}
+
+/// The records of the new (importer, chapter) pairs, as a condition on `trade_records`.
+pub fn new_chapter_records(pairs: &[NewChapter]) -> Condition {
+    let mut any = Condition::any();
+    for pair in pairs {
+        any = any.add(
+            Condition::all()
+                .add(
+                    Condition::any()
+                        .add(Column::ImporterId.eq(pair.importer.as_str()))
+                        .add(
+                            Condition::all()
+                                .add(Column::ImporterId.is_null())
+                                .add(Column::ImporterName.eq(pair.importer.as_str())),
+                        ),
+                )
+                .add(Column::HsCode.starts_with(&pair.chapter)),
+        );
+    }
+    if pairs.is_empty() {
+        // No pair: no record (ids are never NULL).
+        any = any.add(Column::Id.is_null());
+    }
+    any
+}
+
+/// The ids and keys of the records matching `condition`, for evaluation.
+pub async fn record_keys(
+    db: &DatabaseConnection,
+    condition: Condition,
+) -> Result<Vec<(String, i32)>, DbErr> {
+    trade_record::Entity::find()
+        .select_only()
+        .columns([Column::DeclarationId, Column::LineNumber])
+        .filter(condition)
+        .order_by_asc(Column::Id)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn a_chapter_first_traded_a_year_later_is_new() {
+        let firsts = vec![
+            ("A".to_owned(), "84".to_owned(), d("2022-01-10")),
+            ("A".to_owned(), "61".to_owned(), d("2022-03-01")),
+            ("A".to_owned(), "71".to_owned(), d("2023-02-01")),
+            ("B".to_owned(), "71".to_owned(), d("2022-01-01")),
+        ];
+        let found = new_chapters(&firsts, 365);
+        assert_eq!(
+            found,
+            vec![NewChapter {
+                importer: "A".into(),
+                chapter: "71".into(),
+                importer_since: d("2022-01-10"),
+                chapter_since: d("2023-02-01"),
+            }]
+        );
+        assert!(new_chapters(&firsts, 400).is_empty());
+    }
+
+    #[test]
+    fn thresholds_are_checked() {
+        assert_eq!(Thresholds::default().validate(), Ok(()));
+        let bad = Thresholds {
+            benford_min_sample: 10,
+            ..Thresholds::default()
+        };
+        assert!(bad.validate().unwrap_err().contains("benfordMinSample"));
+        assert_eq!(importer_key(&None, &Some("X".into())), Some("X".into()));
+    }
+}

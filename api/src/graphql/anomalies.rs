@@ -1,0 +1,416 @@
+//! `priceAnomalies` and `valueMovedTotals`: records priced abnormally against their peers,
+//! each with the numbers that flagged it. The statistics live in `analysis`; this module
+//! checks arguments, applies the field guard's filter rule and the row scope, and shapes the
+//! answer.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Enum, Object, SimpleObject};
+use std::collections::BTreeMap;
+
+use super::filters::RecordFilter;
+use super::guard::{principal, require_readable};
+use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::trade::{TradeRecord, TradeRecordFilter};
+use crate::analysis::anomalies::{self, Hit, Options};
+use crate::analysis::peers::{self, Measure, Method, Rule, Side};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// What a price is measured in.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriceMeasure {
+    /// Declared value (USD) per unit of the declared quantity unit; peers share the unit.
+    UnitPrice,
+    /// Declared value (USD) per kg of net weight.
+    ValuePerKg,
+}
+
+impl From<PriceMeasure> for Measure {
+    fn from(m: PriceMeasure) -> Self {
+        match m {
+            PriceMeasure::UnitPrice => Measure::UnitPrice,
+            PriceMeasure::ValuePerKg => Measure::ValuePerKg,
+        }
+    }
+}
+
+/// How the fences around the peers' log prices are drawn.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceMethod {
+    /// Tukey: [Q1 − k·IQR, Q3 + k·IQR] of the log price.
+    Iqr,
+    /// median ± k·1.4826·MAD of the log price (a robust z-score of k).
+    Mad,
+}
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AnomalyDirection {
+    /// Above the upper fence (over-invoiced, for an import).
+    Over,
+    /// Below the lower fence (under-invoiced, for an import).
+    Under,
+}
+
+/// One record outside its peers' fences.
+pub struct PriceAnomaly {
+    hit: Hit,
+    measure: PriceMeasure,
+}
+
+#[Object]
+impl PriceAnomaly {
+    async fn record(&self) -> TradeRecord {
+        TradeRecord::from(self.hit.record.clone())
+    }
+    async fn measure(&self) -> PriceMeasure {
+        self.measure
+    }
+    /// The record's price: USD per quantity unit, or per kg.
+    async fn price(&self) -> f64 {
+        self.hit.price
+    }
+    /// Records in the peer group (same HS code, unit, year; and origin if asked).
+    async fn peer_count(&self) -> i64 {
+        i64::try_from(self.hit.profile.peer_count).unwrap_or(i64::MAX)
+    }
+    /// The peers' median price.
+    async fn peer_median(&self) -> f64 {
+        self.hit.finding.median
+    }
+    /// The lower fence, as a price.
+    async fn lower_bound(&self) -> f64 {
+        self.hit.finding.lower
+    }
+    /// The upper fence, as a price.
+    async fn upper_bound(&self) -> f64 {
+        self.hit.finding.upper
+    }
+    /// Price over the peer median.
+    async fn ratio(&self) -> f64 {
+        self.hit.finding.ratio
+    }
+    /// Distance from the peer median in robust standard deviations of the log price.
+    async fn score(&self) -> f64 {
+        self.hit.finding.score
+    }
+    async fn direction(&self) -> AnomalyDirection {
+        match self.hit.finding.side {
+            Side::Over => AnomalyDirection::Over,
+            Side::Under => AnomalyDirection::Under,
+        }
+    }
+    /// Implied value moved (Pak & Zdanowicz): (price − crossed fence) × quantity (or kg), in
+    /// USD; positive over the upper fence, negative under the lower one.
+    async fn value_moved(&self) -> f64 {
+        self.hit.value_moved()
+    }
+}
+
+/// What `valueMovedTotals` sums by.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueMovedGroup {
+    /// Importer id, else importer name (TRADE_PII).
+    Importer,
+    CountryOfOrigin,
+    /// The first two digits of the HS code.
+    HsChapter,
+}
+
+impl ValueMovedGroup {
+    fn fields_read(self) -> &'static [&'static str] {
+        match self {
+            Self::Importer => &["importerId", "importerName"],
+            Self::CountryOfOrigin => &["countryOfOrigin"],
+            Self::HsChapter => &["hsCode"],
+        }
+    }
+
+    fn key(self, hit: &Hit) -> String {
+        let r = &hit.record;
+        match self {
+            Self::Importer => r
+                .importer_id
+                .clone()
+                .or_else(|| r.importer_name.clone())
+                .unwrap_or_default(),
+            Self::CountryOfOrigin => r.country_of_origin.clone().unwrap_or_default(),
+            Self::HsChapter => r.hs_code.chars().take(2).collect(),
+        }
+    }
+}
+
+/// The implied value moved by the anomalies of one group.
+#[derive(SimpleObject)]
+pub struct ValueMovedTotal {
+    /// The group's value (importer id or name, country code, HS chapter); empty if unknown.
+    pub key: String,
+    pub anomalies: i64,
+    /// Sum of `valueMoved` (over-invoicing minus under-invoicing).
+    pub value_moved: f64,
+    /// Sum of `valueMoved` over the upper fences.
+    pub over_invoiced: f64,
+    /// Sum of |`valueMoved`| under the lower fences.
+    pub under_invoiced: f64,
+}
+
+/// Sums by group, largest gross amount first (then key).
+fn totals(hits: &[Hit], group: ValueMovedGroup) -> Vec<ValueMovedTotal> {
+    let mut by: BTreeMap<String, ValueMovedTotal> = BTreeMap::new();
+    for hit in hits {
+        let key = group.key(hit);
+        let t = by.entry(key.clone()).or_insert_with(|| ValueMovedTotal {
+            key,
+            anomalies: 0,
+            value_moved: 0.0,
+            over_invoiced: 0.0,
+            under_invoiced: 0.0,
+        });
+        let moved = hit.value_moved();
+        t.anomalies += 1;
+        t.value_moved += moved;
+        match hit.finding.side {
+            Side::Over => t.over_invoiced += moved,
+            Side::Under => t.under_invoiced -= moved,
+        }
+    }
+    let mut out: Vec<ValueMovedTotal> = by.into_values().collect();
+    out.sort_by(|a, b| {
+        (b.over_invoiced + b.under_invoiced)
+            .total_cmp(&(a.over_invoiced + a.under_invoiced))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    out
+}
+
+/// Checks the shared arguments and the filter's fields; returns the options and SQL filter.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the GraphQL arguments, one by one"
+)]
+fn prepare(
+    ctx: &Context<'_>,
+    filter: Option<TradeRecordFilter>,
+    extra_reads: &[&'static str],
+    measure: PriceMeasure,
+    method: FenceMethod,
+    k: f64,
+    min_peers: i32,
+    min_ratio: f64,
+    same_origin: bool,
+) -> Result<(Options, sea_orm::Condition), ApiError> {
+    let filter = filter.unwrap_or_default();
+    let mut read = filter.fields_read();
+    read.extend(extra_reads);
+    // The ranking compares these: a role must be able to read them to be shown it.
+    read.extend(["declaredValueUsd", "hsCode", "declarationDate"]);
+    read.push(match measure {
+        PriceMeasure::UnitPrice => "quantity",
+        PriceMeasure::ValuePerKg => "netWeightKg",
+    });
+    if same_origin {
+        read.push("countryOfOrigin");
+    }
+    require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
+    let rule = Rule {
+        method: match method {
+            FenceMethod::Iqr => Method::Iqr,
+            FenceMethod::Mad => Method::Mad,
+        },
+        k,
+        min_peers: u64::try_from(min_peers).unwrap_or(0),
+        min_ratio,
+    };
+    rule.validate().map_err(ApiError::bad_input)?;
+    Ok((
+        Options {
+            measure: measure.into(),
+            rule,
+            same_origin,
+        },
+        filter.condition()?,
+    ))
+}
+
+/// `peers::DEFAULT_MIN_PEERS` as the argument's type (it is a small constant).
+const DEFAULT_MIN_PEERS: i32 = peers::DEFAULT_MIN_PEERS as i32;
+
+#[derive(Default)]
+pub struct AnomalyQuery;
+
+#[Object]
+impl AnomalyQuery {
+    /// Trade records whose price lies outside the fences of their peers (same HS code,
+    /// quantity unit and year; with `sameOrigin`, also the same country of origin), highest
+    /// score first. A record is flagged when it is outside the fences, its price is at least
+    /// `minRatio` times (or at most 1/`minRatio` of) the peer median, and the group has at
+    /// least `minPeers` records. Defaults: MAD fences with k = 4 (a robust z-score of 4), minPeers 10, minRatio 2.
+    /// A nation-scoped caller's peers are only the rows it may see.
+    #[graphql(complexity = "CONNECTION_COST + child_complexity")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the GraphQL arguments, one by one"
+    )]
+    async fn price_anomalies(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TradeRecordFilter>,
+        #[graphql(default_with = "PriceMeasure::UnitPrice")] measure: PriceMeasure,
+        #[graphql(default_with = "FenceMethod::Mad")] method: FenceMethod,
+        #[graphql(default_with = "peers::DEFAULT_K")] k: f64,
+        #[graphql(default_with = "DEFAULT_MIN_PEERS")] min_peers: i32,
+        #[graphql(default_with = "peers::DEFAULT_MIN_RATIO")] min_ratio: f64,
+        #[graphql(default = false)] same_origin: bool,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<Connection<OffsetCursor, PriceAnomaly, TotalCount>>> {
+        let state = ctx.data::<AppState>()?;
+        let page = Page::new(first, after)?;
+        let (options, condition) = prepare(
+            ctx,
+            filter,
+            &[],
+            measure,
+            method,
+            k,
+            min_peers,
+            min_ratio,
+            same_origin,
+        )?;
+        let principal = principal(ctx)?;
+        let (hits, total) = anomalies::find(
+            &state.db,
+            &principal.permissions,
+            condition,
+            &options,
+            Some((page.offset, page.limit + 1)),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(Some(
+            page.connection(
+                hits.into_iter()
+                    .map(|hit| PriceAnomaly { hit, measure })
+                    .collect(),
+                total,
+            ),
+        ))
+    }
+
+    /// The implied value moved by `priceAnomalies` (same arguments and defaults), summed by
+    /// importer, country of origin or HS chapter. Each total is one delivered record.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the GraphQL arguments, one by one"
+    )]
+    async fn value_moved_totals(
+        &self,
+        ctx: &Context<'_>,
+        group_by: ValueMovedGroup,
+        filter: Option<TradeRecordFilter>,
+        #[graphql(default_with = "PriceMeasure::UnitPrice")] measure: PriceMeasure,
+        #[graphql(default_with = "FenceMethod::Mad")] method: FenceMethod,
+        #[graphql(default_with = "peers::DEFAULT_K")] k: f64,
+        #[graphql(default_with = "DEFAULT_MIN_PEERS")] min_peers: i32,
+        #[graphql(default_with = "peers::DEFAULT_MIN_RATIO")] min_ratio: f64,
+        #[graphql(default = false)] same_origin: bool,
+    ) -> async_graphql::Result<Vec<ValueMovedTotal>> {
+        let state = ctx.data::<AppState>()?;
+        let (options, condition) = prepare(
+            ctx,
+            filter,
+            group_by.fields_read(),
+            measure,
+            method,
+            k,
+            min_peers,
+            min_ratio,
+            same_origin,
+        )?;
+        let principal = principal(ctx)?;
+        let (hits, _) =
+            anomalies::find(&state.db, &principal.permissions, condition, &options, None)
+                .await
+                .map_err(ApiError::from)?;
+        Ok(totals(&hits, group_by))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::peers::{Finding, Profile};
+
+    fn hit(importer: &str, side: Side, price: f64, bound: f64, quantity: f64) -> Hit {
+        let record = entities::trade_record::Model {
+            id: 1,
+            batch_id: 1,
+            provider_country: "US".into(),
+            declaration_id: "D".into(),
+            line_number: 1,
+            declaration_date: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
+            direction: "IMPORT".into(),
+            hs_code: "847130".into(),
+            commodity_description: None,
+            importer_name: Some(importer.into()),
+            importer_id: None,
+            importer_address: None,
+            exporter_name: None,
+            manufacturer_name: None,
+            manufacturer_id: None,
+            country_of_origin: Some("CN".into()),
+            country_of_export: None,
+            country_of_destination: None,
+            reporting_country: "US".into(),
+            partner_country: None,
+            port: None,
+            transport_mode: None,
+            quantity: Some(quantity),
+            quantity_unit: Some("NO".into()),
+            net_weight_kg: None,
+            declared_value: price * quantity,
+            declared_currency: "USD".into(),
+            declared_value_usd: price * quantity,
+            peer_year: Some(2024),
+            log_unit_price: Some(price.ln()),
+            log_value_per_kg: None,
+        };
+        Hit {
+            record,
+            profile: Profile {
+                peer_count: 10,
+                median: 0.0,
+                q1: 0.0,
+                q3: 0.0,
+                mad: 0.0,
+            },
+            finding: Finding {
+                side,
+                lower: bound,
+                upper: bound,
+                median: 1.0,
+                ratio: 1.0,
+                score: 1.0,
+            },
+            price,
+            amount: quantity,
+        }
+    }
+
+    #[test]
+    fn totals_sum_value_moved_by_group() {
+        let hits = [
+            hit("A", Side::Over, 300.0, 200.0, 2.0),
+            hit("A", Side::Under, 10.0, 50.0, 1.0),
+            hit("B", Side::Over, 1_000.0, 200.0, 1.0),
+        ];
+        let t = totals(&hits, ValueMovedGroup::Importer);
+        assert_eq!(t[0].key, "B");
+        assert_eq!(t[0].over_invoiced, 800.0);
+        assert_eq!(t[1].key, "A");
+        assert_eq!(t[1].anomalies, 2);
+        assert_eq!(t[1].over_invoiced, 200.0);
+        assert_eq!(t[1].under_invoiced, 40.0);
+        assert_eq!(t[1].value_moved, 160.0);
+        assert_eq!(totals(&hits, ValueMovedGroup::HsChapter)[0].key, "84");
+    }
+}

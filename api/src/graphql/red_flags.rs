@@ -1,0 +1,320 @@
+//! `redFlags`: facts that deserve a look, each with the numbers behind it. The detection is
+//! in `analysis::red_flags` (and `analysis::anomalies` for value per kg); every query carries
+//! the caller's row scope in SQL.
+
+use async_graphql::connection::Connection;
+use async_graphql::{Context, Enum, Object, SimpleObject};
+use sea_orm::{EntityTrait, QueryFilter, QueryOrder};
+
+use super::filters::RecordFilter;
+use super::guard::{principal, require_readable};
+use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::scope;
+use super::trade::{TradeRecord, TradeRecordFilter};
+use crate::analysis::anomalies::{self, Options};
+use crate::analysis::peers::{Measure, Rule, Side};
+use crate::analysis::red_flags::{self as flags, Thresholds};
+use crate::error::ApiError;
+use crate::state::AppState;
+use entities::trade_record;
+
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RedFlagKind {
+    /// Value per kg outside the peers' fences (MAD, k = 4, minPeers 10, minRatio 2).
+    ValuePerKg,
+    /// A declared USD value that is a whole multiple of `roundUnit`, at least `roundMinValue`.
+    RoundValue,
+    /// Exported from a hub in `hubs` that is not the country of origin.
+    Transshipment,
+    /// An importer's records in an HS chapter it first traded `newChapterAfterDays` or more
+    /// after its first record.
+    NewChapter,
+    /// An importer whose declared values' first digits deviate from Benford's law: MAD above
+    /// `benfordMaxMad` (Nigrini: 0.006 close, 0.012 acceptable, 0.015 marginal) with at least
+    /// `benfordMinSample` values.
+    Benford,
+}
+
+impl RedFlagKind {
+    const ALL: [RedFlagKind; 5] = [
+        Self::ValuePerKg,
+        Self::RoundValue,
+        Self::Transshipment,
+        Self::NewChapter,
+        Self::Benford,
+    ];
+
+    /// The `TradeRecord` fields the detection compares.
+    fn fields_read(self) -> &'static [&'static str] {
+        match self {
+            Self::ValuePerKg => &[
+                "declaredValueUsd",
+                "netWeightKg",
+                "hsCode",
+                "declarationDate",
+            ],
+            Self::RoundValue => &["declaredValueUsd"],
+            Self::Transshipment => &["countryOfExport", "countryOfOrigin"],
+            Self::NewChapter => &["importerId", "importerName", "hsCode", "declarationDate"],
+            Self::Benford => &["importerId", "importerName", "declaredValueUsd"],
+        }
+    }
+}
+
+/// One number behind a flag.
+#[derive(SimpleObject, Clone)]
+pub struct RedFlagFact {
+    pub name: String,
+    pub value: Option<f64>,
+    pub text: Option<String>,
+}
+
+fn number(name: &str, value: f64) -> RedFlagFact {
+    RedFlagFact {
+        name: name.into(),
+        value: Some(value),
+        text: None,
+    }
+}
+
+fn text(name: &str, value: impl Into<String>) -> RedFlagFact {
+    RedFlagFact {
+        name: name.into(),
+        value: None,
+        text: Some(value.into()),
+    }
+}
+
+/// A flag: a record (or, for BENFORD, an importer) and the facts that raised it.
+pub struct RedFlag {
+    kind: RedFlagKind,
+    record: Option<trade_record::Model>,
+    importer: Option<String>,
+    facts: Vec<RedFlagFact>,
+}
+
+#[Object]
+impl RedFlag {
+    async fn kind(&self) -> RedFlagKind {
+        self.kind
+    }
+    /// The flagged record; null for importer-level flags (BENFORD).
+    async fn record(&self) -> Option<TradeRecord> {
+        self.record.clone().map(TradeRecord::from)
+    }
+    /// The importer (id, else name) of NEW_CHAPTER and BENFORD flags.
+    async fn importer(&self) -> Option<String> {
+        self.importer.clone()
+    }
+    /// The numbers that produced the flag.
+    async fn facts(&self) -> Vec<RedFlagFact> {
+        self.facts.clone()
+    }
+}
+
+#[derive(Default)]
+pub struct RedFlagQuery;
+
+async fn records(
+    state: &AppState,
+    condition: sea_orm::Condition,
+) -> Result<Vec<trade_record::Model>, ApiError> {
+    Ok(trade_record::Entity::find()
+        .filter(condition)
+        .order_by_asc(trade_record::Column::Id)
+        .all(&state.db)
+        .await?)
+}
+
+#[Object]
+impl RedFlagQuery {
+    /// Red flags among the trade records matching `filter` that the caller may see, by kind
+    /// (in the order of `RedFlagKind`) then record. Thresholds have the documented defaults and
+    /// can be set here. A nation-scoped caller's flags (peers, importer histories, digit
+    /// counts) are computed from the rows it may see only.
+    #[graphql(complexity = "CONNECTION_COST + child_complexity")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the GraphQL arguments, one by one"
+    )]
+    async fn red_flags(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<TradeRecordFilter>,
+        #[graphql(desc = "Kinds to look for; all when omitted.")] kinds: Option<Vec<RedFlagKind>>,
+        #[graphql(desc = "Transshipment hubs (ISO alpha-2); default AE, HK, SG, PA.")] hubs: Option<
+            Vec<String>,
+        >,
+        #[graphql(default = 1000.0)] round_unit: f64,
+        #[graphql(default = 10000.0)] round_min_value: f64,
+        #[graphql(default = 365)] new_chapter_after_days: i32,
+        #[graphql(default = 300)] benford_min_sample: i32,
+        #[graphql(default = 0.015)] benford_max_mad: f64,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<Connection<OffsetCursor, RedFlag, TotalCount>>> {
+        let state = ctx.data::<AppState>()?;
+        let page = Page::new(first, after)?;
+        let filter = filter.unwrap_or_default();
+        let mut kinds = kinds.unwrap_or_else(|| RedFlagKind::ALL.to_vec());
+        kinds.sort();
+        kinds.dedup();
+        let mut read = filter.fields_read();
+        for kind in &kinds {
+            read.extend(kind.fields_read());
+        }
+        require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
+        let mut t = Thresholds {
+            round_unit,
+            round_min_value,
+            new_chapter_after_days: i64::from(new_chapter_after_days),
+            benford_min_sample: u64::try_from(benford_min_sample).unwrap_or(0),
+            benford_max_mad,
+            ..Thresholds::default()
+        };
+        if let Some(hubs) = hubs {
+            t.hubs = hubs.iter().map(|h| h.trim().to_ascii_uppercase()).collect();
+            if let Some(bad) = t
+                .hubs
+                .iter()
+                .find(|h| h.len() != 2 || !h.bytes().all(|b| b.is_ascii_uppercase()))
+            {
+                return Err(ApiError::bad_input(format!(
+                    "hubs: {bad:?} is not an ISO 3166 alpha-2 code"
+                ))
+                .into());
+            }
+        }
+        t.validate().map_err(ApiError::bad_input)?;
+        let principal = principal(ctx)?;
+        let perms = &principal.permissions;
+        let scope = scope::trade(perms);
+        let condition = sea_orm::Condition::all()
+            .add(filter.condition()?)
+            .add(scope.clone());
+
+        let mut found: Vec<RedFlag> = Vec::new();
+        for kind in kinds {
+            match kind {
+                RedFlagKind::ValuePerKg => {
+                    let options = Options {
+                        measure: Measure::ValuePerKg,
+                        rule: Rule::default(),
+                        same_origin: false,
+                    };
+                    let (hits, _) =
+                        anomalies::find(&state.db, perms, filter.condition()?, &options, None)
+                            .await?;
+                    found.extend(hits.into_iter().map(|hit| RedFlag {
+                        kind,
+                        facts: vec![
+                            number("valuePerKg", hit.price),
+                            number("peerCount", hit.profile.peer_count as f64),
+                            number("peerMedian", hit.finding.median),
+                            number("lowerBound", hit.finding.lower),
+                            number("upperBound", hit.finding.upper),
+                            number("ratio", hit.finding.ratio),
+                            number("score", hit.finding.score),
+                            text(
+                                "direction",
+                                match hit.finding.side {
+                                    Side::Over => "OVER",
+                                    Side::Under => "UNDER",
+                                },
+                            ),
+                        ],
+                        record: Some(hit.record),
+                        importer: None,
+                    }));
+                }
+                RedFlagKind::RoundValue => {
+                    for r in records(state, condition.clone().add(flags::round_value(&t))).await? {
+                        found.push(RedFlag {
+                            kind,
+                            facts: vec![
+                                number("declaredValueUsd", r.declared_value_usd),
+                                number("roundUnit", t.round_unit),
+                            ],
+                            record: Some(r),
+                            importer: None,
+                        });
+                    }
+                }
+                RedFlagKind::Transshipment => {
+                    for r in records(state, condition.clone().add(flags::transshipment(&t))).await?
+                    {
+                        found.push(RedFlag {
+                            kind,
+                            facts: vec![
+                                text(
+                                    "countryOfOrigin",
+                                    r.country_of_origin.clone().unwrap_or_default(),
+                                ),
+                                text(
+                                    "countryOfExport",
+                                    r.country_of_export.clone().unwrap_or_default(),
+                                ),
+                                text("hubs", t.hubs.join(",")),
+                            ],
+                            record: Some(r),
+                            importer: None,
+                        });
+                    }
+                }
+                RedFlagKind::NewChapter => {
+                    let pairs = flags::new_chapter_pairs(&state.db, scope.clone(), &t).await?;
+                    let cond = condition.clone().add(flags::new_chapter_records(&pairs));
+                    for r in records(state, cond).await? {
+                        let key = flags::importer_key(&r.importer_id, &r.importer_name);
+                        let pair = pairs.iter().find(|p| {
+                            Some(&p.importer) == key.as_ref() && r.hs_code.starts_with(&p.chapter)
+                        });
+                        let mut facts = Vec::new();
+                        if let Some(p) = pair {
+                            facts.extend([
+                                text("chapter", p.chapter.clone()),
+                                text("importerSince", p.importer_since.to_string()),
+                                text("chapterSince", p.chapter_since.to_string()),
+                                number(
+                                    "daysAfterFirstRecord",
+                                    (p.chapter_since - p.importer_since).num_days() as f64,
+                                ),
+                            ]);
+                        }
+                        found.push(RedFlag {
+                            kind,
+                            facts,
+                            record: Some(r),
+                            importer: key,
+                        });
+                    }
+                }
+                RedFlagKind::Benford => {
+                    for b in flags::benford(&state.db, condition.clone(), &t).await? {
+                        let mut facts = vec![
+                            number("sampleSize", b.sample as f64),
+                            number("firstDigitMad", b.mad),
+                            text("conformity", format!("{:?}", b.conformity).to_uppercase()),
+                        ];
+                        for (d, count) in b.counts.iter().enumerate() {
+                            facts.push(number(&format!("digit{}", d + 1), *count as f64));
+                        }
+                        found.push(RedFlag {
+                            kind,
+                            facts,
+                            record: None,
+                            importer: Some(b.importer),
+                        });
+                    }
+                }
+            }
+        }
+        let total = found.len() as u64;
+        let rows: Vec<RedFlag> = found
+            .into_iter()
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(usize::try_from(page.limit + 1).unwrap_or(usize::MAX))
+            .collect();
+        Ok(Some(page.connection(rows, total)))
+    }
+}

@@ -1,0 +1,274 @@
+//! Price anomalies through HTTP: injected prices are found with the numbers that flag them,
+//! each anomaly counts against the quota, SQLite and PostgreSQL agree, and a foreign partner's
+//! peer statistics come only from rows it may see.
+
+use dartts_tests::{Backend, Server, TestEnv, error_codes};
+use serde_json::{Value, json};
+
+const HEADER: &str = "declaration_id,line_number,declaration_date,direction,hs_code,commodity_description,importer_name,importer_id,importer_address,exporter_name,manufacturer_name,manufacturer_id,country_of_origin,country_of_export,country_of_destination,reporting_country,partner_country,port,transport_mode,quantity,quantity_unit,net_weight_kg,declared_value,declared_currency,declared_value_usd";
+
+/// One line: `price` USD per unit, 10 units (20 kg).
+fn line(id: &str, day: u32, hs: &str, importer: &str, origin: &str, price: f64) -> String {
+    format!(
+        "{id},1,2024-03-{day:02},IMPORT,{hs},Goods,{importer},ID-{importer},,,,,{origin},{origin},,,{origin},,SEA,10,NO,20,{:.2},USD,",
+        price * 10.0
+    )
+}
+
+/// `n` ordinary prices spread evenly (×0.85 … ×1.15) around `median`.
+fn ordinary(prefix: &str, n: usize, hs: &str, origin: &str, median: f64) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let f = 0.85 + 0.3 * i as f64 / (n - 1) as f64;
+            line(
+                &format!("{prefix}-{i:03}"),
+                1 + (i % 28) as u32,
+                hs,
+                "Steady Co",
+                origin,
+                median * f,
+            )
+        })
+        .collect()
+}
+
+fn write(env: &TestEnv, name: &str, lines: &[String]) -> String {
+    let path = env.dir.path().join(name);
+    std::fs::write(&path, format!("{HEADER}\n{}\n", lines.join("\n"))).expect("write csv");
+    path.to_str().expect("utf-8").to_owned()
+}
+
+const ANOMALIES: &str = "query($f: TradeRecordFilter) { priceAnomalies(filter: $f) { totalCount edges { node { direction price peerCount peerMedian lowerBound upperBound ratio score valueMoved record { declarationId hsCode } } } } }";
+
+fn round(v: &Value) -> Value {
+    // Floating point sums may differ in the last bits between engines; 9 significant digits
+    // are far more than any decision here depends on.
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let x = n.as_f64().expect("f64");
+            json!(format!("{x:.9e}"))
+        }
+        Value::Array(items) => Value::Array(items.iter().map(round).collect()),
+        Value::Object(map) => {
+            Value::Object(map.iter().map(|(k, v)| (k.clone(), round(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// 30 ordinary prices around 100 USD, one at 1,000 and one at 10, in one peer group; a second
+/// HS code with too few peers to judge.
+async fn us_world(backend: Backend) -> (TestEnv, String) {
+    let env = TestEnv::new(backend).await;
+    let mut lines = ordinary("US", 30, "8471300100", "CN", 100.0);
+    lines.push(line(
+        "US-HIGH",
+        10,
+        "8471300100",
+        "Inflated Imports",
+        "CN",
+        1_000.0,
+    ));
+    lines.push(line(
+        "US-LOW",
+        11,
+        "8471300100",
+        "Cheap Imports",
+        "CN",
+        10.0,
+    ));
+    lines.extend(ordinary("FEW", 5, "6109100010", "BD", 5.0));
+    lines.push(line(
+        "FEW-HIGH",
+        12,
+        "6109100010",
+        "Cheap Imports",
+        "BD",
+        500.0,
+    ));
+    let file = write(&env, "us.csv", &lines);
+    env.load_ok(&["trade", &file, "--provider", "US"]).await;
+    let token = env.user("hsi", "HSI_ANALYST", None).await;
+    (env, token)
+}
+
+async fn anomalies(server: &Server, token: &str, filter: Value) -> Value {
+    server
+        .session(Some(token))
+        .data(ANOMALIES, json!({ "f": filter }))
+        .await["priceAnomalies"]
+        .clone()
+}
+
+#[tokio::test]
+async fn injected_prices_are_flagged_with_their_numbers_and_count_against_the_quota() {
+    let (env, hsi) = us_world(Backend::Postgres).await;
+    let server = env.serve().await;
+    let before = server
+        .session(Some(&hsi))
+        .data("{ quotaStatus { used } }", json!({}))
+        .await["quotaStatus"]["used"]
+        .as_i64()
+        .expect("used");
+    let found = anomalies(&server, &hsi, json!({})).await;
+    assert_eq!(found["totalCount"], 2, "{found:#}");
+    let nodes: Vec<&Value> = found["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"])
+        .collect();
+    // Both are a factor 10 from the median: same score, so ties go by id (load order).
+    assert_eq!(nodes[0]["record"]["declarationId"], "US-HIGH");
+    assert_eq!(nodes[0]["direction"], "OVER");
+    assert_eq!(nodes[1]["record"]["declarationId"], "US-LOW");
+    assert_eq!(nodes[1]["direction"], "UNDER");
+    for node in &nodes {
+        assert_eq!(node["peerCount"], 32);
+        let median = node["peerMedian"].as_f64().expect("median");
+        assert!((median - 100.0).abs() < 2.0, "median {median}");
+        let (lo, hi) = (
+            node["lowerBound"].as_f64().expect("lo"),
+            node["upperBound"].as_f64().expect("hi"),
+        );
+        assert!(lo < median && median < hi && lo > 10.0 && hi < 1_000.0);
+        let price = node["price"].as_f64().expect("price");
+        let ratio = node["ratio"].as_f64().expect("ratio");
+        assert!((ratio - price / median).abs() < 1e-6);
+        assert!(node["score"].as_f64().expect("score") > 4.0);
+        let bound = if node["direction"] == "OVER" { hi } else { lo };
+        let moved = node["valueMoved"].as_f64().expect("valueMoved");
+        assert!((moved - (price - bound) * 10.0).abs() < 1e-6, "{node:#}");
+    }
+    // Six records in the second code: fewer than the default 10 peers, so never judged…
+    assert_eq!(
+        anomalies(&server, &hsi, json!({ "hsCodePrefix": "6109" })).await["totalCount"],
+        0
+    );
+    // …unless the caller lowers the minimum.
+    let few = server
+        .session(Some(&hsi))
+        .data(
+            "{ priceAnomalies(minPeers: 5, filter: { hsCodePrefix: \"6109\" }) { edges { node { record { declarationId } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        few["priceAnomalies"]["edges"][0]["node"]["record"]["declarationId"],
+        "FEW-HIGH"
+    );
+
+    let totals = server
+        .session(Some(&hsi))
+        .data(
+            "{ valueMovedTotals(groupBy: IMPORTER) { key anomalies valueMoved overInvoiced underInvoiced } }",
+            json!({}),
+        )
+        .await["valueMovedTotals"]
+        .clone();
+    let totals = totals.as_array().expect("totals");
+    assert_eq!(totals.len(), 2);
+    assert_eq!(totals[0]["key"], "ID-Inflated Imports");
+    assert!(totals[0]["overInvoiced"].as_f64().expect("over") > 0.0);
+    assert_eq!(totals[1]["key"], "ID-Cheap Imports");
+    assert!(totals[1]["underInvoiced"].as_f64().expect("under") > 0.0);
+
+    // Anomalies are delivered records: 2 (first query) + 0 + 1 + 2 totals rows.
+    let after = server
+        .session(Some(&hsi))
+        .data("{ quotaStatus { used } }", json!({}))
+        .await["quotaStatus"]["used"]
+        .as_i64()
+        .expect("used");
+    assert_eq!(after - before, 2 + 1 + 2);
+}
+
+#[tokio::test]
+async fn bad_options_are_bad_user_input_and_admins_are_refused() {
+    let (env, hsi) = us_world(Backend::Postgres).await;
+    let admin = env.user("root", "ADMIN", None).await;
+    let server = env.serve().await;
+    for query in [
+        "{ priceAnomalies(k: -1) { totalCount } }",
+        "{ priceAnomalies(minRatio: 0.5) { totalCount } }",
+        "{ priceAnomalies(minPeers: 1) { totalCount } }",
+        "{ priceAnomalies(filter: { hsCodePrefix: \"84x\" }) { totalCount } }",
+    ] {
+        let response = server.session(Some(&hsi)).gql(query, json!({})).await;
+        assert_eq!(
+            error_codes(&response),
+            ["BAD_USER_INPUT"],
+            "{query}: {response:#}"
+        );
+    }
+    let refused = server
+        .session(Some(&admin))
+        .gql("{ priceAnomalies { totalCount } }", json!({}))
+        .await;
+    assert_eq!(error_codes(&refused), ["FORBIDDEN_FIELD"]);
+}
+
+#[tokio::test]
+async fn sqlite_and_postgresql_give_the_same_anomalies() {
+    let mut answers = Vec::new();
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (env, hsi) = us_world(backend).await;
+        let server = env.serve().await;
+        let mut answer = anomalies(&server, &hsi, json!({})).await;
+        answer["ioq"] = server
+            .session(Some(&hsi))
+            .data(
+                "{ priceAnomalies(method: IQR, k: 1.5, minPeers: 3, minRatio: 1.2, measure: VALUE_PER_KG) { totalCount edges { node { peerMedian lowerBound upperBound score record { declarationId } } } } }",
+                json!({}),
+            )
+            .await["priceAnomalies"]
+            .clone();
+        answers.push(round(&answer));
+    }
+    assert_eq!(answers[0]["totalCount"], 2);
+    assert_eq!(answers[0], answers[1]);
+}
+
+#[tokio::test]
+async fn a_partners_peer_statistics_come_only_from_rows_it_may_see() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let mut kr = ordinary("KR", 20, "8471300000", "US", 100.0);
+    kr.push(line("KR-HIGH", 15, "8471300000", "Hanbit", "US", 500.0));
+    let kr_file = write(&env, "kr.csv", &kr);
+    env.load_ok(&["trade", &kr_file, "--provider", "KR"]).await;
+    let partner = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+
+    let kr_before = anomalies(&server, &partner, json!({})).await;
+    assert_eq!(kr_before["totalCount"], 1, "{kr_before:#}");
+    assert_eq!(
+        kr_before["edges"][0]["node"]["record"]["declarationId"],
+        "KR-HIGH"
+    );
+    assert_eq!(kr_before["edges"][0]["node"]["peerCount"], 21);
+    // With only rows the partner may see loaded, the stored profiles (HSI) and the partner's
+    // on-the-fly ones are the same numbers.
+    assert_eq!(
+        round(&anomalies(&server, &hsi, json!({})).await),
+        round(&kr_before)
+    );
+
+    // China's declarations of the same goods, priced around 500: they change the peer group
+    // for those who see them, and must not change anything for Korea.
+    let cn = ordinary("CN", 40, "8471300000", "US", 500.0);
+    let cn_file = write(&env, "cn.csv", &cn);
+    env.load_ok(&["trade", &cn_file, "--provider", "CN"]).await;
+
+    let kr_after = anomalies(&server, &partner, json!({})).await;
+    assert_eq!(kr_after, kr_before);
+    let hsi_after = anomalies(&server, &hsi, json!({})).await;
+    assert_ne!(round(&hsi_after), round(&kr_before), "{hsi_after:#}");
+    let peer_counts: Vec<&Value> = hsi_after["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| &e["node"]["peerCount"])
+        .collect();
+    assert!(peer_counts.iter().all(|c| **c == 61), "{hsi_after:#}");
+}
