@@ -297,7 +297,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                     Err(e) => return fail(&e),
                 },
             };
+            // Built before listening, so the first screening request finds the lists.
+            let screening = match crate::screening::Screening::start(db.clone()).await {
+                Ok(s) => s,
+                Err(e) => return fail(&format!("cannot build the screening index: {e:?}")),
+            };
             let state = AppState {
+                screening,
                 audit: if settings.audit {
                     Arc::new(DbAudit::new(db.clone(), settings.instance))
                 } else {

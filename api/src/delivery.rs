@@ -23,7 +23,8 @@ use crate::quota::{self, QuotaError, Reservation};
 use crate::state::AppState;
 
 /// Fields whose list items are analytical records, besides connection `edges`.
-const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions"];
+/// `hits` are screening hits (`ScreeningHit`): each is one delivered record.
+const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions", "hits"];
 
 /// Records in a response: every connection edge and every item of a record list.
 pub fn count_records(data: &Value) -> u64 {
@@ -80,6 +81,12 @@ fn operation(request: &async_graphql::Request) -> (bool, Option<String>) {
     }
 }
 
+/// The document is hashed, never stored: an inline literal (a screened name) is as sensitive
+/// as a variable.
+fn document_hash(request: &async_graphql::Request) -> String {
+    hex::encode(Sha256::digest(request.query.as_bytes()))
+}
+
 fn variables_hash(request: &async_graphql::Request) -> String {
     let text = serde_json::to_string(&request.variables).unwrap_or_default();
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -112,6 +119,7 @@ pub async fn execute(
         "requestId": request_id,
         "operationName": operation_name,
         "variablesSha256": variables_hash(&request),
+        "documentSha256": document_hash(&request),
     });
     if is_mutation {
         let intent = base("attempted").detail(detail.clone());

@@ -20,5 +20,6 @@ pub mod introspection;
 pub mod policy;
 pub mod purge;
 pub mod quota;
+pub mod screening;
 pub mod server;
 pub mod state;

@@ -18,6 +18,7 @@ mod pagination;
 mod quota;
 mod scalars;
 pub(crate) mod scope;
+pub(crate) mod screening;
 mod sdn;
 pub(crate) mod subjects;
 pub(crate) mod trade;
@@ -40,6 +41,7 @@ pub struct Query(
     quota::QuotaQuery,
     audit_log::AuditQuery,
     agreements::AgreementQuery,
+    screening::ScreeningQuery,
 );
 
 #[derive(MergedObject, Default)]
