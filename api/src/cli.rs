@@ -19,7 +19,7 @@ use crate::policy::Policy;
 use crate::purge::{self, PurgeError, PurgeReport, PurgeRequest};
 use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
 use crate::state::AppState;
-use crate::{accounts, auth, db, export_foreign, graphql, server};
+use crate::{accounts, auth, db, export_foreign, graphql, screening, server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,6 +71,9 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+    /// Measure quality on labelled data (no database needed).
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Apply pending migrations and exit.
     Migrate,
     /// Write the US trade rows with partner XX, identities pseudonymized, for XX's instance.
@@ -150,10 +153,74 @@ pub fn main() -> ExitCode {
     }
 }
 
+#[derive(Subcommand, Debug)]
+enum EvalCommand {
+    /// Precision, recall and F1 of the screening name scorer at the shipped threshold.
+    Screening {
+        /// Labelled pairs in nomenklatura's `cases.csv` layout (name1, name2, is_match).
+        #[arg(long)]
+        cases: PathBuf,
+        /// A reference run in the `logicv2-frozen.csv` layout, compared on the shared pairs.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn eval(command: EvalCommand) -> ExitCode {
+    let EvalCommand::Screening {
+        cases,
+        reference,
+        json,
+    } = command;
+    let open = |p: &PathBuf| {
+        std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let cases = match open(&cases).and_then(screening::eval::read_cases) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let reference = match reference.map(|r| open(&r).and_then(screening::eval::read_reference)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => return fail(&e),
+    };
+    let report = screening::eval::evaluate(&cases, reference.as_ref());
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(&e.to_string()),
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "dartts   threshold {:.2}  pairs {}  precision {:.3}  recall {:.3}  F1 {:.3}",
+        report.threshold, report.pairs, report.precision, report.recall, report.f1
+    );
+    if let (Some(theirs), Some(ours)) = (report.reference, report.ours_on_reference_pairs) {
+        println!(
+            "on the {} pairs the reference holds: dartts P {:.3} R {:.3} F1 {:.3} | reference P {:.3} R {:.3} F1 {:.3}",
+            ours.pairs,
+            ours.precision,
+            ours.recall,
+            ours.f1,
+            theirs.precision,
+            theirs.recall,
+            theirs.f1
+        );
+    }
+    ExitCode::SUCCESS
+}
+
 pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Schema = cli.command {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
+    }
+    if let Command::Eval(command) = cli.command {
+        return eval(command);
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
@@ -174,7 +241,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let audit = DbAudit::new(db.clone(), settings.instance);
     match cli.command {
-        Command::Schema => ExitCode::SUCCESS,
+        Command::Schema | Command::Eval(_) => ExitCode::SUCCESS,
         Command::Migrate => {
             eprintln!("dartts: database {} is up to date", settings.database_url);
             ExitCode::SUCCESS
@@ -298,7 +365,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 },
             };
             // Built before listening, so the first screening request finds the lists.
-            let screening = match crate::screening::Screening::start(db.clone()).await {
+            let screening = match screening::Screening::start(db.clone()).await {
                 Ok(s) => s,
                 Err(e) => return fail(&format!("cannot build the screening index: {e:?}")),
             };
