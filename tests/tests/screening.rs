@@ -112,7 +112,11 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
         .collect();
     assert_eq!(
         names,
-        ["Ayman al-Zawahiri", "Margaret Thornbury", "Banco Nacional de Cuba"]
+        [
+            "Ayman al-Zawahiri",
+            "Margaret Thornbury",
+            "Banco Nacional de Cuba"
+        ]
     );
     let delivered: u64 = results
         .iter()
@@ -122,7 +126,9 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
     assert_eq!(used(&server, &cbp).await, before + delivered);
 
     // Too many inputs, an empty name, a bad threshold: BAD_USER_INPUT.
-    let inputs: Vec<Value> = (0..1001).map(|i| json!({ "name": format!("n{i}") })).collect();
+    let inputs: Vec<Value> = (0..1001)
+        .map(|i| json!({ "name": format!("n{i}") }))
+        .collect();
     for (query, vars) in [
         (
             "query($i: [ScreeningInput!]!) { screenMany(inputs: $i) { hits { score } } }",

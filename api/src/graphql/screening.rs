@@ -228,8 +228,8 @@ fn query_of(input: &ScreeningInput) -> ApiResult<index::Query> {
     })
 }
 
-/// Searches `index` for each query, on a blocking thread: a thousand names take CPU time that
-/// must not stall the async workers.
+/// Searches `index` for each query, on blocking threads (one per core, in order): a thousand
+/// names take CPU time that must not stall the async workers.
 pub async fn search_all(
     index: Arc<Index>,
     queries: Vec<index::Query>,
@@ -238,10 +238,26 @@ pub async fn search_all(
     limit: usize,
 ) -> ApiResult<Vec<Vec<Hit>>> {
     tokio::task::spawn_blocking(move || {
-        queries
-            .iter()
-            .map(|q| index.search(q, &sources, min_score, limit))
-            .collect()
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let chunk = queries.len().div_ceil(cores).max(16);
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = queries
+                .chunks(chunk)
+                .map(|part| {
+                    let (index, sources) = (&index, &sources);
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|q| index.search(q, sources, min_score, limit))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| w.join().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .concat()
+        })
     })
     .await
     .map_err(|e| ApiError::Internal(format!("screening: {e}").into()))

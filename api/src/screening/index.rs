@@ -7,6 +7,7 @@
 //! are scored in full.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use super::normalize::{Name, is_common};
 use super::score::{self, Evidence, Facts, TUNING, token_similarity, token_weight};
@@ -59,9 +60,14 @@ pub struct Hit {
 }
 
 /// Candidates scored in full per query, best bound first.
-const MAX_CANDIDATES: usize = 64;
-/// Shared trigrams a dictionary token needs before its similarity is computed.
+const MAX_CANDIDATES: usize = 20;
+/// Shared trigrams a dictionary token needs before its similarity is computed (at least).
 const MIN_TRIGRAMS: usize = 2;
+/// A list token held by more names than this (`mohammad`, `bank`) does not make candidates
+/// when the query has other words: every `Mohammad …` would be one.
+const FREQUENT: usize = 1500;
+/// Letters a misspelling may add or drop and still be looked at.
+const LENGTH_SLACK: usize = 3;
 
 #[derive(Default)]
 pub struct Index {
@@ -76,9 +82,19 @@ pub struct Index {
     postings: Vec<Vec<u32>>,
     /// Phonetic key → tokens with that key.
     phonetic: HashMap<String, Vec<u32>>,
-    /// Trigram → tokens holding it.
-    trigrams: HashMap<[u8; 3], Vec<u32>>,
+    /// Trigram → (length, token) holding it, by length: a query token only looks at list
+    /// tokens of about its length.
+    trigrams: HashMap<[u8; 3], Vec<(usize, u32)>>,
+    /// Query token → its similar list tokens. Names repeat their words (`trading`, `hassan`),
+    /// and finding the similar tokens is most of a search's work.
+    similar_cache: Mutex<HashMap<String, Similar>>,
 }
+
+/// List tokens similar to one query token, with their similarity.
+type Similar = Arc<Vec<(u32, f64)>>;
+
+/// Query tokens remembered per index (then the cache starts over).
+const CACHE_TOKENS: usize = 100_000;
 
 impl std::fmt::Debug for Index {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -123,6 +139,9 @@ impl Index {
             }
         }
         index.listed = listed;
+        for tokens in index.trigrams.values_mut() {
+            tokens.sort_unstable();
+        }
         index
     }
 
@@ -142,7 +161,7 @@ impl Index {
         for g in trigrams(token) {
             if !seen.contains(&g) {
                 seen.push(g);
-                self.trigrams.entry(g).or_default().push(id);
+                self.trigrams.entry(g).or_default().push((token.len(), id));
             }
         }
         id
@@ -164,28 +183,83 @@ impl Index {
         self.listed.get(i)
     }
 
-    /// List tokens that could be `token` misspelled, with their similarity.
-    fn similar_tokens(&self, token: &str, key: &str) -> Vec<(u32, f64)> {
+    /// `find_similar`, remembered.
+    fn similar_tokens(
+        &self,
+        token: &str,
+        key: &str,
+        counts: &mut Vec<u16>,
+    ) -> Arc<Vec<(u32, f64)>> {
+        if let Some(found) = self
+            .similar_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.get(token).cloned())
+        {
+            return found;
+        }
+        if counts.is_empty() {
+            counts.resize(self.tokens.len(), 0);
+        }
+        let found = Arc::new(self.find_similar(token, key, counts));
+        if let Ok(mut cache) = self.similar_cache.lock() {
+            if cache.len() >= CACHE_TOKENS {
+                cache.clear();
+            }
+            cache.insert(token.to_owned(), Arc::clone(&found));
+        }
+        found
+    }
+
+    /// List tokens that could be `token` misspelled, with their similarity. `counts` is
+    /// scratch space, one slot per list token, left zeroed.
+    fn find_similar(&self, token: &str, key: &str, counts: &mut [u16]) -> Vec<(u32, f64)> {
         let mut out: Vec<(u32, f64)> = Vec::new();
         if let Some(id) = self.token_ids.get(token) {
             out.push((*id, 1.0));
         }
-        let mut counts: HashMap<u32, usize> = HashMap::new();
+        let mut touched: Vec<u32> = Vec::new();
+        let grams = trigrams(token);
         if token.len() >= 3 && !token.bytes().any(|b| b.is_ascii_digit()) {
-            for g in trigrams(token) {
-                for id in self.trigrams.get(&g).into_iter().flatten() {
-                    *counts.entry(*id).or_default() += 1;
+            let (low, high) = (
+                token.len().saturating_sub(LENGTH_SLACK),
+                token.len() + LENGTH_SLACK,
+            );
+            for g in &grams {
+                let Some(holders) = self.trigrams.get(g) else {
+                    continue;
+                };
+                let start = holders.partition_point(|(len, _)| *len < low);
+                for (len, id) in &holders[start..] {
+                    if *len > high {
+                        break;
+                    }
+                    let c = &mut counts[*id as usize];
+                    if *c == 0 {
+                        touched.push(*id);
+                    }
+                    *c = c.saturating_add(1);
                 }
             }
         }
-        let phonetic = self.phonetic.get(key).filter(|_| !key.is_empty());
-        let candidates = counts
-            .into_iter()
-            .filter(|(_, n)| *n >= MIN_TRIGRAMS)
-            .map(|(id, _)| id)
-            .chain(phonetic.into_iter().flatten().copied());
+        // One typo changes at most three trigrams; fewer shared than half is another word.
+        let min_shared = u16::try_from((grams.len() / 2).max(MIN_TRIGRAMS)).unwrap_or(u16::MAX);
+        let mut candidates: Vec<u32> = Vec::with_capacity(touched.len());
+        for id in touched {
+            if counts[id as usize] >= min_shared {
+                candidates.push(id);
+            }
+            counts[id as usize] = 0;
+        }
+        if !key.is_empty()
+            && let Some(same) = self.phonetic.get(key)
+        {
+            candidates.extend(same);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
         for id in candidates {
-            if out.iter().any(|(seen, _)| *seen == id) {
+            if out.first().is_some_and(|(exact, _)| *exact == id) {
                 continue;
             }
             let (other, other_key) = (&self.tokens[id as usize], &self.keys[id as usize]);
@@ -207,24 +281,53 @@ impl Index {
         }
         let only_common = name.tokens.iter().all(|t| is_common(t));
         let total: f64 = name.tokens.iter().map(|t| token_weight(t, &TUNING)).sum();
-        let mut bound: HashMap<u32, f64> = HashMap::new();
-        for (token, key) in name.tokens.iter().zip(&name.keys) {
+        // Evidence adds at most ~0.25, so a name must reach about half the query's weight.
+        let mut needed = total * (min_score - 0.3).clamp(0.2, 0.6);
+        let mut counts = Vec::new();
+        let similar: Vec<(f64, Similar)> = name
+            .tokens
+            .iter()
+            .zip(&name.keys)
             // Particles and generic words would make every `al-…` a candidate.
-            if is_common(token) && !only_common {
-                continue;
-            }
-            let w = token_weight(token, &TUNING);
-            for (id, s) in self.similar_tokens(token, key) {
-                for slot in &self.postings[id as usize] {
-                    let b = bound.entry(*slot).or_default();
+            .filter(|(token, _)| only_common || !is_common(token))
+            .map(|(token, key)| {
+                (
+                    token_weight(token, &TUNING),
+                    self.similar_tokens(token, key, &mut counts),
+                )
+            })
+            .collect();
+        let several = similar.len() > 1;
+        let mut bound = vec![0f64; self.names.len()];
+        let mut touched: Vec<u32> = Vec::new();
+        for (w, tokens) in &similar {
+            for (id, s) in tokens.iter() {
+                let postings = &self.postings[*id as usize];
+                if several && postings.len() > FREQUENT {
+                    // Not looked at, so any candidate may hold it: lower the bar instead.
+                    needed -= w * s;
+                    continue;
+                }
+                for slot in postings {
+                    let b = &mut bound[*slot as usize];
+                    if *b == 0.0 {
+                        touched.push(*slot);
+                    }
                     *b += w * s;
                 }
             }
         }
-        // Evidence adds at most ~0.25, so a name must reach about half the query's weight.
-        let needed = total * (min_score - 0.3).clamp(0.2, 0.6);
-        let mut candidates: Vec<(u32, f64)> =
-            bound.into_iter().filter(|(_, b)| *b >= needed).collect();
+        let readable = |slot: u32| {
+            self.names
+                .get(slot as usize)
+                .and_then(|(li, ..)| self.listed.get(*li as usize))
+                .is_some_and(|p| sources.contains(&p.source))
+        };
+        let mut candidates: Vec<(u32, f64)> = touched
+            .into_iter()
+            .map(|slot| (slot, bound[slot as usize]))
+            .filter(|(slot, b)| *b >= needed && readable(*slot))
+            .collect();
         candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         candidates.truncate(MAX_CANDIDATES);
 
@@ -236,9 +339,6 @@ impl Index {
             let Some(party) = self.listed.get(*li as usize) else {
                 continue;
             };
-            if !sources.contains(&party.source) {
-                continue;
-            }
             let ns = score::compare(&name, listed_name);
             let mut evidence = score::evidence(&q.facts, &party.facts);
             if let (Some(a), Some(b)) = (q.kind, party.kind)

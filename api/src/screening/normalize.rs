@@ -383,7 +383,7 @@ fn numbers(words: Vec<String>) -> Vec<String> {
             _ => {
                 last_tens = w
                     .parse::<usize>()
-                    .is_ok_and(|n| n >= 20 && n < 100 && n % 10 == 0);
+                    .is_ok_and(|n| (20..100).contains(&n) && n % 10 == 0);
                 out.push(w);
             }
         }

@@ -66,16 +66,28 @@ pub fn token_similarity(a: &str, b: &str, key_a: &str, key_b: &str, t: &Tuning) 
             0.0
         };
     }
-    let mut s = (strsim::jaro_winkler(a, b) + strsim::normalized_levenshtein(a, b)) / 2.0;
-    if !key_a.is_empty() && key_a == key_b {
-        s = s.max(t.phonetic);
-    }
     // Short words differ by one letter and mean something else (`Li`/`Le`, `Ali`/`Ari`).
     let min = if a.len().min(b.len()) <= 3 {
         t.token_min.max(0.85)
     } else {
         t.token_min
     };
+    let phonetic = if !key_a.is_empty() && key_a == key_b {
+        t.phonetic
+    } else {
+        0.0
+    };
+    let jw = strsim::jaro_winkler(a, b);
+    // The Levenshtein ratio is at most the ratio of the lengths: skip it when even that
+    // cannot lift the mean to the minimum.
+    let (short, long) = (a.len().min(b.len()), a.len().max(b.len()));
+    let length_ratio = short as f64 / long as f64;
+    let s = if (jw + length_ratio) / 2.0 < min {
+        0.0
+    } else {
+        (jw + strsim::normalized_levenshtein(a, b)) / 2.0
+    };
+    let s = s.max(phonetic);
     if s >= min { s } else { 0.0 }
 }
 
