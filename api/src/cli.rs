@@ -167,6 +167,52 @@ enum EvalCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Quality and speed against the SDN list and subjects loaded in the database: noisy
+    /// spellings of listed names found first, innocent names flagged, time per name.
+    ScreeningList {
+        #[arg(long, default_value_t = 2021)]
+        seed: u64,
+        /// Noisy spellings to screen.
+        #[arg(long, default_value_t = 2000)]
+        names: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn eval_list(db: &DatabaseConnection, seed: u64, names: usize, json: bool) -> ExitCode {
+    let started = std::time::Instant::now();
+    let listed = match screening::current_batches(db).await {
+        Ok(sdn) => screening::load(db, sdn).await,
+        Err(e) => Err(e),
+    };
+    let listed = match listed {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot read the lists: {e:?}")),
+    };
+    let read_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = screening::listcheck::check(listed, seed, names);
+    if json {
+        println!("{}", json!({ "readMs": read_ms, "report": report }));
+    } else {
+        println!(
+            "{} parties, {} names: read {read_ms:.0} ms, index build {:.0} ms",
+            report.entries, report.names, report.build_ms
+        );
+        println!(
+            "noisy spellings ({}): right entry first {:.1} %; per name median {:.3} ms, p99 {:.3} ms",
+            report.noisy,
+            report.found_first * 100.0,
+            report.median_ms,
+            report.p99_ms
+        );
+        println!(
+            "innocent names ({}): {:.2} % score >= 0.85 against someone",
+            report.innocent,
+            report.innocent_flagged * 100.0
+        );
+    }
+    ExitCode::SUCCESS
 }
 
 fn eval(command: EvalCommand) -> ExitCode {
@@ -174,7 +220,10 @@ fn eval(command: EvalCommand) -> ExitCode {
         cases,
         reference,
         json,
-    } = command;
+    } = command
+    else {
+        return fail(&"this evaluation needs the database");
+    };
     let open = |p: &PathBuf| {
         std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
     };
@@ -219,7 +268,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         print!("{}", graphql::sdl());
         return ExitCode::SUCCESS;
     }
-    if let Command::Eval(command) = cli.command {
+    if let Command::Eval(command @ EvalCommand::Screening { .. }) = cli.command {
         return eval(command);
     }
     let settings = match Settings::load(cli.config.as_deref()) {
@@ -241,6 +290,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let audit = DbAudit::new(db.clone(), settings.instance);
     match cli.command {
+        Command::Eval(EvalCommand::ScreeningList { seed, names, json }) => {
+            eval_list(&db, seed, names, json).await
+        }
         Command::Schema | Command::Eval(_) => ExitCode::SUCCESS,
         Command::Migrate => {
             eprintln!("dartts: database {} is up to date", settings.database_url);

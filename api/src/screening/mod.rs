@@ -9,6 +9,7 @@
 
 pub mod eval;
 pub mod index;
+pub mod listcheck;
 pub mod normalize;
 pub mod score;
 
@@ -93,6 +94,11 @@ impl Screening {
         }
         Ok(true)
     }
+}
+
+/// The newest SDN batch held: the list screening uses.
+pub async fn current_batches(db: &DatabaseConnection) -> ApiResult<Option<i64>> {
+    Ok(signature(db).await?.sdn)
 }
 
 async fn signature(db: &DatabaseConnection) -> ApiResult<Signature> {
