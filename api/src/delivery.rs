@@ -23,8 +23,9 @@ use crate::quota::{self, QuotaError, Reservation};
 use crate::state::AppState;
 
 /// Fields whose list items are analytical records, besides connection `edges`.
-/// `hits` are screening hits (`ScreeningHit`): each is one delivered record.
-const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions", "hits"];
+/// `hits` and `partyHits` are screening hits (`ScreeningHit`, `PartyHit`): each is one
+/// delivered record.
+const RECORD_LISTS: &[&str] = &["linkedFinancialTransactions", "hits", "partyHits"];
 
 /// Records in a response: every connection edge and every item of a record list.
 pub fn count_records(data: &Value) -> u64 {

@@ -203,3 +203,38 @@ async fn the_index_follows_a_load_made_by_another_process() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
+
+#[tokio::test]
+async fn trade_parties_are_screened_and_their_hits_counted() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
+        .await;
+    let cbp = env.user("cbp", "CBP_OFFICER", None).await;
+    let server = env.serve().await;
+    let before = used(&server, &cbp).await;
+    let data = server
+        .session(Some(&cbp))
+        .data(
+            r#"{ tradeRecords(first: 50, filter: { importerNameContains: "golden" }) { edges { node {
+                partyHits { party hit { source subjectRecord { recordId } } } } } } }"#,
+            json!({}),
+        )
+        .await;
+    let edges = data["tradeRecords"]["edges"].as_array().expect("edges");
+    assert_eq!(edges.len(), 2, "{data:#}");
+    let mut hits = 0;
+    for edge in edges {
+        let party_hits = edge["node"]["partyHits"].as_array().expect("partyHits");
+        assert!(
+            party_hits
+                .iter()
+                .any(|h| h["party"] == "IMPORTER"
+                    && h["hit"]["subjectRecord"]["recordId"] == "B-0002"),
+            "{data:#}"
+        );
+        hits += party_hits.len() as u64;
+    }
+    // Two records and every hit.
+    assert_eq!(used(&server, &cbp).await, before + 2 + hits);
+}

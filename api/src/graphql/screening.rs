@@ -299,6 +299,57 @@ async fn screen_inputs(
         .collect())
 }
 
+/// Which party of a trade record a hit is for.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TradeParty {
+    Importer,
+    Exporter,
+    Manufacturer,
+}
+
+/// A screening hit for one party of a trade record.
+#[derive(SimpleObject, Clone, Debug)]
+pub struct PartyHit {
+    pub party: TradeParty,
+    pub hit: ScreeningHit,
+}
+
+/// Screens the named parties of one record (`TradeRecord.partyHits`), best first.
+pub async fn party_hits(
+    ctx: &Context<'_>,
+    parties: Vec<(TradeParty, Option<String>)>,
+    min_score: Option<f64>,
+) -> async_graphql::Result<Vec<PartyHit>> {
+    let state = ctx.data::<AppState>()?;
+    let (min_score, limit) = options(min_score, None)?;
+    let named: Vec<(TradeParty, String)> = parties
+        .into_iter()
+        .filter_map(|(p, n)| n.filter(|n| !n.trim().is_empty()).map(|n| (p, n)))
+        .collect();
+    let queries = named
+        .iter()
+        .map(|(_, name)| index::Query {
+            name: name.clone(),
+            kind: None,
+            facts: Facts::default(),
+        })
+        .collect();
+    let sources = readable_sources(&principal(ctx)?.permissions);
+    let found = search_all(state.screening.index(), queries, sources, min_score, limit).await?;
+    let mut out: Vec<PartyHit> = named
+        .into_iter()
+        .zip(found)
+        .flat_map(|((party, _), hits)| {
+            hits.into_iter().map(move |h| PartyHit {
+                party,
+                hit: h.into(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| b.hit.score.total_cmp(&a.hit.score));
+    Ok(out)
+}
+
 #[derive(Default)]
 pub struct ScreeningQuery;
 

@@ -17,6 +17,7 @@ use super::ids::{self, NodeType};
 use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
 use super::scalars::{Date, SortDirection};
 use super::scope;
+use super::screening::{self, PartyHit, TradeParty};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::PermissionSet;
 use crate::state::AppState;
@@ -104,6 +105,21 @@ impl TradeRecord {
             )
             .await?,
         ))
+    }
+
+    /// Screening hits for the importer, exporter and manufacturer (from the sources your role
+    /// may read), best first. `minScore` defaults to the shipped threshold.
+    async fn party_hits(
+        &self,
+        ctx: &Context<'_>,
+        min_score: Option<f64>,
+    ) -> async_graphql::Result<Vec<PartyHit>> {
+        let parties = vec![
+            (TradeParty::Importer, self.importer_name.clone()),
+            (TradeParty::Exporter, self.exporter_name.clone()),
+            (TradeParty::Manufacturer, self.manufacturer_name.clone()),
+        ];
+        screening::party_hits(ctx, parties, min_score).await
     }
 
     /// The load this record came from.
