@@ -225,12 +225,20 @@ pub struct Name {
 impl Name {
     pub fn parse(raw: &str) -> Name {
         let folded = fold(raw);
-        let words: Vec<String> = folded
+        let all: Vec<&str> = folded
             .split(|c: char| !c.is_ascii_alphanumeric())
             .filter(|w| !w.is_empty())
-            .filter(|w| !HONORIFICS.contains(w))
-            .map(str::to_owned)
             .collect();
+        // Titles go, unless the name is nothing else (`Mr` is then what was written).
+        let titled = |w: &&str| HONORIFICS.contains(w);
+        let words: Vec<String> = if all.iter().all(titled) {
+            all.iter().map(|w| (*w).to_owned()).collect()
+        } else {
+            all.iter()
+                .filter(|w| !titled(w))
+                .map(|w| (*w).to_owned())
+                .collect()
+        };
         let words = numbers(words);
         let (tokens, forms) = split_forms(&words);
         // A name that is nothing but a form (and perhaps a number) keeps its form words as
