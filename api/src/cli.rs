@@ -24,7 +24,7 @@ use crate::policy::Policy;
 use crate::purge::{self, PurgeError, PurgeReport, PurgeRequest};
 use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
 use crate::state::AppState;
-use crate::{accounts, analysis, auth, db, export_foreign, graphql, server};
+use crate::{accounts, analysis, auth, db, export_foreign, graphql, screening, server};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -59,7 +59,7 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Measure the detectors on the loaded database against a ground truth.
+    /// Measure quality: anomaly detectors and the screening scorer against ground truth.
     #[command(subcommand)]
     Eval(EvalCommand),
     /// Analysis maintenance.
@@ -162,6 +162,29 @@ enum EvalCommand {
         #[arg(long)]
         same_origin: bool,
     },
+    /// Precision, recall and F1 of the screening name scorer at the shipped threshold.
+    Screening {
+        /// Labelled pairs in nomenklatura's `cases.csv` layout (name1, name2, is_match).
+        #[arg(long)]
+        cases: PathBuf,
+        /// A reference run in the `logicv2-frozen.csv` layout, compared on the shared pairs.
+        #[arg(long)]
+        reference: Option<PathBuf>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quality and speed against the SDN list and subjects loaded in the database: noisy
+    /// spellings of listed names found first, innocent names flagged, time per name.
+    ScreeningList {
+        #[arg(long, default_value_t = 2021)]
+        seed: u64,
+        /// Noisy spellings to screen.
+        #[arg(long, default_value_t = 2000)]
+        names: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -209,6 +232,89 @@ pub fn main() -> ExitCode {
     }
 }
 
+async fn eval_list(db: &DatabaseConnection, seed: u64, names: usize, json: bool) -> ExitCode {
+    let started = std::time::Instant::now();
+    let listed = match screening::current_batches(db).await {
+        Ok(sdn) => screening::load(db, sdn).await,
+        Err(e) => Err(e),
+    };
+    let listed = match listed {
+        Ok(l) => l,
+        Err(e) => return fail(&format!("cannot read the lists: {e:?}")),
+    };
+    let read_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report = screening::listcheck::check(listed, seed, names);
+    if json {
+        println!("{}", json!({ "readMs": read_ms, "report": report }));
+    } else {
+        println!(
+            "{} parties, {} names: read {read_ms:.0} ms, index build {:.0} ms",
+            report.entries, report.names, report.build_ms
+        );
+        println!(
+            "noisy spellings ({}): right entry first {:.1} %; per name median {:.3} ms, p99 {:.3} ms",
+            report.noisy,
+            report.found_first * 100.0,
+            report.median_ms,
+            report.p99_ms
+        );
+        println!(
+            "innocent names ({}): {:.2} % score >= 0.85 against someone",
+            report.innocent,
+            report.innocent_flagged * 100.0
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn eval(command: EvalCommand) -> ExitCode {
+    let EvalCommand::Screening {
+        cases,
+        reference,
+        json,
+    } = command
+    else {
+        return fail(&"this evaluation needs the database");
+    };
+    let open = |p: &PathBuf| {
+        std::fs::File::open(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
+    let cases = match open(&cases).and_then(screening::eval::read_cases) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
+    };
+    let reference = match reference.map(|r| open(&r).and_then(screening::eval::read_reference)) {
+        None => None,
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => return fail(&e),
+    };
+    let report = screening::eval::evaluate(&cases, reference.as_ref());
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(text) => println!("{text}"),
+            Err(e) => return fail(&e.to_string()),
+        }
+        return ExitCode::SUCCESS;
+    }
+    println!(
+        "dartts   threshold {:.2}  pairs {}  precision {:.3}  recall {:.3}  F1 {:.3}",
+        report.threshold, report.pairs, report.precision, report.recall, report.f1
+    );
+    if let (Some(theirs), Some(ours)) = (report.reference, report.ours_on_reference_pairs) {
+        println!(
+            "on the {} pairs the reference holds: dartts P {:.3} R {:.3} F1 {:.3} | reference P {:.3} R {:.3} F1 {:.3}",
+            ours.pairs,
+            ours.precision,
+            ours.recall,
+            ours.f1,
+            theirs.precision,
+            theirs.recall,
+            theirs.f1
+        );
+    }
+    ExitCode::SUCCESS
+}
+
 pub async fn run(cli: Cli) -> ExitCode {
     if let Command::Schema = cli.command {
         print!("{}", graphql::sdl());
@@ -216,6 +322,9 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     if let Command::DemoData { seed, rows, out } = &cli.command {
         return done(analysis::commands::demo_data(*seed, *rows, out));
+    }
+    if let Command::Eval(command @ EvalCommand::Screening { .. }) = cli.command {
+        return eval(command);
     }
     let settings = match Settings::load(cli.config.as_deref()) {
         Ok(s) => s,
@@ -240,7 +349,12 @@ pub async fn run(cli: Cli) -> ExitCode {
     };
     let audit = DbAudit::new(db.clone(), settings.instance, audit_key.clone());
     match cli.command {
-        Command::Schema | Command::DemoData { .. } => ExitCode::SUCCESS,
+        Command::Schema
+        | Command::DemoData { .. }
+        | Command::Eval(EvalCommand::Screening { .. }) => ExitCode::SUCCESS,
+        Command::Eval(EvalCommand::ScreeningList { seed, names, json }) => {
+            eval_list(&db, seed, names, json).await
+        }
         Command::Eval(EvalCommand::Anomalies {
             truth,
             method,
@@ -381,7 +495,13 @@ pub async fn run(cli: Cli) -> ExitCode {
                     Err(e) => return fail(&e),
                 },
             };
+            // Built before listening, so the first screening request finds the lists.
+            let screening = match screening::Screening::start(db.clone()).await {
+                Ok(s) => s,
+                Err(e) => return fail(&format!("cannot build the screening index: {e:?}")),
+            };
             let state = AppState {
+                screening,
                 audit: if settings.audit {
                     Arc::new(DbAudit::new(
                         db.clone(),

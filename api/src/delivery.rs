@@ -93,6 +93,12 @@ fn operation(request: &async_graphql::Request) -> (bool, Option<String>) {
     }
 }
 
+/// The document is hashed, never stored: an inline literal (a screened name) is as sensitive
+/// as a variable.
+fn document_hash(request: &async_graphql::Request) -> String {
+    hex::encode(Sha256::digest(request.query.as_bytes()))
+}
+
 fn variables_hash(request: &async_graphql::Request) -> String {
     let text = serde_json::to_string(&request.variables).unwrap_or_default();
     hex::encode(Sha256::digest(text.as_bytes()))
@@ -150,6 +156,7 @@ async fn execute_in_span(
         "requestId": request_id,
         "operationName": operation_name,
         "variablesSha256": variables_hash(&request),
+        "documentSha256": document_hash(&request),
     });
     if is_mutation {
         let intent = base("attempted").detail(detail.clone());

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod policy;
 pub mod purge;
 pub mod quota;
+pub mod screening;
 pub mod server;
 pub mod state;
 pub mod telemetry;

@@ -12,6 +12,7 @@ use crate::auth::partner::PartnerLogin;
 use crate::config::Settings;
 use crate::policy::Policy;
 use crate::quota::QuotaStore;
+use crate::screening::Screening;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -29,4 +30,6 @@ pub struct AppState {
     pub audit: Arc<dyn AuditSink>,
     /// Download quotas: Redis when `DARTTS_REDIS_URL` is set, else in-process.
     pub quota: Arc<dyn QuotaStore>,
+    /// The screening index over the SDN list and TECS subjects, kept current in the background.
+    pub screening: Arc<Screening>,
 }

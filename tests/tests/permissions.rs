@@ -86,6 +86,8 @@ async fn golden_permission_cases() {
         .await;
     env.load_ok(&["financial", &f("financial.csv")]).await;
     env.load_ok(&["subjects", &f("subjects.csv")]).await;
+    env.load_ok(&["sdn", &f("sdn"), "--as-of", "2021-07-01"])
+        .await;
     let mut tokens = BTreeMap::new();
     for (name, role, nation) in [
         ("hsi", "HSI_ANALYST", None),

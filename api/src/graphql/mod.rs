@@ -25,6 +25,7 @@ pub mod records;
 mod red_flags;
 mod scalars;
 pub(crate) mod scope;
+pub(crate) mod screening;
 mod sdn;
 pub(crate) mod subjects;
 mod totals;
@@ -58,6 +59,7 @@ pub struct Query(
     totals::TotalsQuery,
     mirror::MirrorQuery,
     trade_finance::TradeFinanceQuery,
+    screening::ScreeningQuery,
 );
 
 #[derive(MergedObject, Default)]

@@ -28,6 +28,8 @@ pub const RECORD_TYPES: &[&str] = &[
     "PriceAnomaly",
     "ValueMovedTotal",
     "RedFlag",
+    "ScreeningHit",
+    "PartyHit",
 ];
 
 /// Abstract types that may resolve to a record: a non-null value counts one, whatever the
@@ -44,6 +46,11 @@ pub const PARTS_OF_RECORDS: &[&str] = &[
     "StructuringEpisode",
     "RedFlagFact",
 ];
+
+/// Types whose fields are in an analytical category but that deliver no record of their own:
+/// a screening result echoes the caller's input and holds the hits (each counted as a
+/// `ScreeningHit`). Listed, not inferred, so a new type is never exempt by accident.
+pub const CONTAINERS: &[&str] = &["ScreeningResult", "ScreenedParty"];
 
 /// The named type of a qualified type (`[TradeRecord!]!` → `TradeRecord`) and whether it is a list.
 fn named(qualified: &str) -> (&str, bool) {
@@ -202,7 +209,11 @@ mod tests {
                             .get(*record)
                             .is_some_and(|of| of.contains(ty.as_str()))
                     });
-                if may_be_record && !counted && !part_in_record {
+                if may_be_record
+                    && !counted
+                    && !part_in_record
+                    && !CONTAINERS.contains(&ty.as_str())
+                {
                     uncounted.push(format!("{parent}.{field}: {ty}"));
                 }
             }

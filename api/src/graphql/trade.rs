@@ -15,6 +15,7 @@ use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, fetch}
 use super::pagination::CONNECTION_COST;
 use super::scalars::{Date, SortDirection};
 use super::scope;
+use super::screening::{self, PartyHit, TradeParty};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::PermissionSet;
 use crate::state::AppState;
@@ -102,6 +103,21 @@ impl TradeRecord {
             )
             .await?,
         ))
+    }
+
+    /// Screening hits for the importer, exporter and manufacturer (from the sources your role
+    /// may read), best first. `minScore` defaults to the shipped threshold.
+    async fn party_hits(
+        &self,
+        ctx: &Context<'_>,
+        min_score: Option<f64>,
+    ) -> async_graphql::Result<Vec<PartyHit>> {
+        let parties = vec![
+            (TradeParty::Importer, self.importer_name.clone()),
+            (TradeParty::Exporter, self.exporter_name.clone()),
+            (TradeParty::Manufacturer, self.manufacturer_name.clone()),
+        ];
+        screening::party_hits(ctx, parties, min_score).await
     }
 
     /// The load this record came from.

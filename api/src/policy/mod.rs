@@ -136,6 +136,15 @@ type FieldRef = (&'static str, &'static str);
 /// tell a role that cannot see a report's subject TIN that it equals the importer's id. A
 /// field has one category in `fields.toml`; this is the one rule that needs more than one.
 const DERIVED: &[(FieldRef, &[FieldRef])] = &[
+    // Screens the record's party names: a hit would tell a role those names.
+    (
+        ("TradeRecord", "partyHits"),
+        &[
+            ("TradeRecord", "importerName"),
+            ("TradeRecord", "exporterName"),
+            ("TradeRecord", "manufacturerName"),
+        ],
+    ),
     (
         ("TradeRecord", "linkedFinancialTransactions"),
         &[

@@ -1,0 +1,516 @@
+//! Names as comparable tokens: Unicode NFKC, transliteration to Latin, case, punctuation and
+//! accents folded; honorifics dropped; company forms recognized and kept aside as evidence.
+//!
+//! Transliteration uses `any_ascii` rather than `deunicode`: on the labelled pairs
+//! (nomenklatura's name bench and its 81 spellings of one name) it separated matching from
+//! non-matching non-Latin pairs better (mean Jaro-Winkler gap 0.042 against 0.034) and renders
+//! modern Greek the way names are spelled in passports (`Mitsotakis`, not `Metsotakes`).
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Legal-form families. Forms within one family are the same kind of company in different
+/// jurisdictions, so `OOO` and `LLC` agree while `LLC` and `JSC` disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Form {
+    /// Limited liability: LLC, OOO, GmbH, Ltd, SARL, Sp. z o.o., B.V. …
+    Limited,
+    /// Joint-stock: JSC, AO, PJSC, AG, S.A., N.V., PLC, S.p.A. …
+    JointStock,
+    /// Corporation: Inc., Corp.
+    Corporation,
+    /// Partnership: L.P., KG, LLP.
+    Partnership,
+}
+
+impl Form {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Form::Limited => "limited liability",
+            Form::JointStock => "joint-stock",
+            Form::Corporation => "corporation",
+            Form::Partnership => "partnership",
+        }
+    }
+}
+
+/// Token sequences naming a legal form. `edge_only` forms are also ordinary words or name
+/// parts (`AS`, `AO`, `SA`), so they count as forms only at the start or end of a name.
+const FORMS: &[(&[&str], Form, bool)] = &[
+    (
+        &["obshchestvo", "s", "ogranichennoy", "otvetstvennostyu"],
+        Form::Limited,
+        false,
+    ),
+    (
+        &["tovaristvo", "z", "obmezhenoyu", "vidpovidalnistyu"],
+        Form::Limited,
+        false,
+    ),
+    (
+        &["gesellschaft", "mit", "beschrankter", "haftung"],
+        Form::Limited,
+        false,
+    ),
+    (
+        &["societatea", "cu", "raspundere", "limitata"],
+        Form::Limited,
+        false,
+    ),
+    (
+        &["sociedad", "de", "responsabilidad", "limitada"],
+        Form::Limited,
+        false,
+    ),
+    (
+        &["publichnoe", "aktsionernoe", "obshchestvo"],
+        Form::JointStock,
+        false,
+    ),
+    (
+        &["otkrytoe", "aktsionernoe", "obshchestvo"],
+        Form::JointStock,
+        false,
+    ),
+    (
+        &["zakrytoe", "aktsionernoe", "obshchestvo"],
+        Form::JointStock,
+        false,
+    ),
+    (&["aktsionernoe", "obshchestvo"], Form::JointStock, false),
+    (&["aktiengesellschaft"], Form::JointStock, false),
+    (&["sociedad", "anonima"], Form::JointStock, false),
+    (&["societe", "anonyme"], Form::JointStock, false),
+    (&["limited", "liability", "company"], Form::Limited, false),
+    (&["l", "l", "c"], Form::Limited, false),
+    (&["llc"], Form::Limited, false),
+    (&["ooo"], Form::Limited, false),
+    (&["tov"], Form::Limited, false),
+    (&["gmbh"], Form::Limited, false),
+    (&["ltd"], Form::Limited, false),
+    (&["limited"], Form::Limited, true),
+    (&["sarl"], Form::Limited, false),
+    (&["s", "a", "r", "l"], Form::Limited, false),
+    (&["srl"], Form::Limited, false),
+    (&["s", "r", "l"], Form::Limited, false),
+    (&["sp", "z", "o", "o"], Form::Limited, false),
+    (&["spzoo"], Form::Limited, false),
+    (&["sro"], Form::Limited, false),
+    (&["s", "r", "o"], Form::Limited, false),
+    (&["kft"], Form::Limited, false),
+    (&["pte"], Form::Limited, false),
+    (&["pty"], Form::Limited, false),
+    (&["bv"], Form::Limited, true),
+    (&["b", "v"], Form::Limited, false),
+    (&["fzco"], Form::Limited, false),
+    (&["fze"], Form::Limited, false),
+    (
+        &["public", "joint", "stock", "company"],
+        Form::JointStock,
+        false,
+    ),
+    (
+        &["open", "joint", "stock", "company"],
+        Form::JointStock,
+        false,
+    ),
+    (
+        &["closed", "joint", "stock", "company"],
+        Form::JointStock,
+        false,
+    ),
+    (&["joint", "stock", "company"], Form::JointStock, false),
+    (&["public", "limited", "company"], Form::JointStock, false),
+    (&["jsc"], Form::JointStock, false),
+    (&["ojsc"], Form::JointStock, false),
+    (&["pjsc"], Form::JointStock, false),
+    (&["cjsc"], Form::JointStock, false),
+    (&["oao"], Form::JointStock, false),
+    (&["zao"], Form::JointStock, false),
+    (&["pao"], Form::JointStock, false),
+    (&["ao"], Form::JointStock, true),
+    (&["ag"], Form::JointStock, true),
+    (&["sa"], Form::JointStock, true),
+    (&["s", "a"], Form::JointStock, true),
+    (&["spa"], Form::JointStock, true),
+    (&["s", "p", "a"], Form::JointStock, false),
+    (&["nv"], Form::JointStock, true),
+    (&["n", "v"], Form::JointStock, false),
+    (&["plc"], Form::JointStock, false),
+    (&["p", "l", "c"], Form::JointStock, false),
+    (&["as"], Form::JointStock, true),
+    (&["asa"], Form::JointStock, true),
+    (&["ab"], Form::JointStock, true),
+    (&["oyj"], Form::JointStock, false),
+    (&["se"], Form::JointStock, true),
+    (&["incorporated"], Form::Corporation, false),
+    (&["inc"], Form::Corporation, false),
+    (&["corp"], Form::Corporation, false),
+    (&["corporation"], Form::Corporation, true),
+    (&["limited", "partnership"], Form::Partnership, false),
+    (&["lp"], Form::Partnership, false),
+    (&["l", "p"], Form::Partnership, false),
+    (&["llp"], Form::Partnership, false),
+    (&["kg"], Form::Partnership, true),
+];
+
+/// Titles and honorifics: they say nothing about who someone is.
+const HONORIFICS: &[&str] = &[
+    "mr", "mrs", "ms", "miss", "dr", "prof", "sir", "dame", "lord", "lady", "sheikh", "shaikh",
+    "herr", "frau", "mme", "mlle", "hon", "gospodin",
+];
+
+/// Words so common in names on the lists (particles, generic company words) that sharing them
+/// is weak evidence. They still count, with a small weight.
+const COMMON: &[&str] = &[
+    "al",
+    "el",
+    "bin",
+    "ben",
+    "ibn",
+    "bint",
+    "abu",
+    "abd",
+    "de",
+    "da",
+    "del",
+    "della",
+    "di",
+    "du",
+    "la",
+    "le",
+    "van",
+    "von",
+    "der",
+    "den",
+    "y",
+    "e",
+    "the",
+    "of",
+    "and",
+    "co",
+    "company",
+    "group",
+    "holding",
+    "holdings",
+    "international",
+    "trading",
+    "trade",
+    "industries",
+    "industrial",
+    "enterprise",
+    "enterprises",
+    "services",
+    "corporation",
+    "import",
+    "export",
+    "general",
+    "global",
+];
+
+pub fn is_common(token: &str) -> bool {
+    COMMON.contains(&token)
+}
+
+/// A name ready for comparison.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Name {
+    /// Name tokens in their original order, without forms and honorifics.
+    pub tokens: Vec<String>,
+    /// Each token's phonetic key (Double Metaphone), for spellings that sound alike.
+    pub keys: Vec<String>,
+    /// Legal forms the name carries.
+    pub forms: Vec<Form>,
+}
+
+impl Name {
+    pub fn parse(raw: &str) -> Name {
+        let folded = fold(raw);
+        let all: Vec<&str> = folded
+            .split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .collect();
+        // Titles go, unless the name is nothing else (`Mr` is then what was written).
+        let titled = |w: &&str| HONORIFICS.contains(w);
+        let words: Vec<String> = if all.iter().all(titled) {
+            all.iter().map(|w| (*w).to_owned()).collect()
+        } else {
+            all.iter()
+                .filter(|w| !titled(w))
+                .map(|w| (*w).to_owned())
+                .collect()
+        };
+        let words = numbers(words);
+        let (tokens, forms) = split_forms(&words);
+        // A name that is nothing but a form (and perhaps a number) keeps its form words as
+        // name tokens: stripped, it would be empty or a bare number and match too much.
+        let tokens = if tokens
+            .iter()
+            .any(|t| t.bytes().any(|b| b.is_ascii_alphabetic()))
+        {
+            tokens
+        } else {
+            words
+        };
+        let keys = tokens.iter().map(|t| phonetic_key(t)).collect();
+        Name {
+            tokens,
+            keys,
+            forms,
+        }
+    }
+
+    /// The tokens joined without spaces, for names written joined or split differently.
+    pub fn compact(&self) -> String {
+        self.tokens.concat()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tokens.is_empty()
+    }
+}
+
+/// The Double Metaphone key of a token (`rphonetic`, a maintained port of Apache Commons
+/// Codec): `Qaddafi` and `Gaddafi`, `Bachar` and `Bashar` share one. Numbers have none.
+pub fn phonetic_key(token: &str) -> String {
+    use rphonetic::Encoder as _;
+    thread_local! {
+        static ENCODER: rphonetic::DoubleMetaphone = rphonetic::DoubleMetaphone::default();
+    }
+    if token.len() < 3 || token.bytes().any(|b| b.is_ascii_digit()) {
+        return String::new();
+    }
+    ENCODER.with(|e| e.encode(token))
+}
+
+/// NFKC, then Latin transliteration, lower case. Apostrophes and the transliterated `ayn` are
+/// dropped inside words (`O'Brien` is `obrien`); each CJK or Hangul character is one syllable,
+/// kept as its own token so that `习近平` meets `Xi Jin Ping` and, joined, `Xi Jinping`.
+pub fn fold(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.nfkc() {
+        if c.is_ascii() {
+            match c {
+                '\'' | '`' => {}
+                _ => out.push(c.to_ascii_lowercase()),
+            }
+            continue;
+        }
+        if matches!(c, '\u{2018}' | '\u{2019}' | '\u{02BC}' | '\u{02BB}') {
+            continue;
+        }
+        let syllable = is_syllabic(c);
+        if syllable {
+            out.push(' ');
+        }
+        let mut buf = [0u8; 4];
+        for t in any_ascii::any_ascii(c.encode_utf8(&mut buf)).chars() {
+            if t != '\'' && t != '`' {
+                out.push(t.to_ascii_lowercase());
+            }
+        }
+        if syllable {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// Number words and ordinals as digits (`Forty-Four`, `44th` and `44` agree), tens followed by
+/// a unit joined into one number.
+fn numbers(words: Vec<String>) -> Vec<String> {
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const ORDINALS: [&str; 13] = [
+        "zeroth", "first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth",
+        "ninth", "tenth", "eleventh", "twelfth",
+    ];
+    const TENS: [&str; 8] = [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let value = |w: &str| -> Option<usize> {
+        if let Some(n) = UNITS.iter().position(|u| *u == w) {
+            return Some(n);
+        }
+        if let Some(n) = ORDINALS.iter().position(|u| *u == w) {
+            return Some(n);
+        }
+        if let Some(n) = TENS.iter().position(|u| *u == w) {
+            return Some(20 + 10 * n);
+        }
+        let digits = w.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+        let suffix = &w[digits.len()..];
+        if !digits.is_empty() && matches!(suffix, "st" | "nd" | "rd" | "th") {
+            return digits.parse().ok();
+        }
+        None
+    };
+    let mut out: Vec<String> = Vec::with_capacity(words.len());
+    let mut last_tens = false;
+    for (i, w) in words.into_iter().enumerate() {
+        // `Fund II`, `Fund IX`: a Roman numeral after the first word is a number.
+        const ROMAN: [&str; 12] = [
+            "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii",
+        ];
+        let w = match ROMAN.iter().position(|r| *r == w) {
+            Some(n) if i > 0 => (n + 2).to_string(),
+            _ => w,
+        };
+        let v = value(&w).or_else(|| w.parse::<usize>().ok().filter(|n| *n < 10));
+        match v {
+            Some(unit) if last_tens && unit < 10 => {
+                if let Some(prev) = out.pop() {
+                    let tens: usize = prev.parse().unwrap_or(0);
+                    out.push((tens + unit).to_string());
+                }
+                last_tens = false;
+            }
+            Some(n) if value(&w).is_some() => {
+                last_tens = n >= 20 && n % 10 == 0;
+                out.push(n.to_string());
+            }
+            _ => {
+                last_tens = w
+                    .parse::<usize>()
+                    .is_ok_and(|n| (20..100).contains(&n) && n % 10 == 0);
+                out.push(w);
+            }
+        }
+    }
+    out
+}
+
+fn is_syllabic(c: char) -> bool {
+    matches!(c as u32,
+        0x3040..=0x30FF      // kana
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF)
+}
+
+/// Removes legal forms (longest sequence first) and returns what is left and the forms found.
+fn split_forms(words: &[String]) -> (Vec<String>, Vec<Form>) {
+    let mut tokens = Vec::with_capacity(words.len());
+    let mut forms = Vec::new();
+    let mut i = 0;
+    'outer: while i < words.len() {
+        for (seq, form, edge_only) in FORMS {
+            let end = i + seq.len();
+            if end > words.len() || !seq.iter().zip(&words[i..end]).all(|(a, b)| a == b) {
+                continue;
+            }
+            if *edge_only && i != 0 && end != words.len() {
+                continue;
+            }
+            // Never the whole name: `Limited` alone or `AS` alone stays a word.
+            if seq.len() == words.len() {
+                continue;
+            }
+            if !forms.contains(form) {
+                forms.push(*form);
+            }
+            i = end;
+            continue 'outer;
+        }
+        tokens.push(words[i].clone());
+        i += 1;
+    }
+    forms.sort();
+    (tokens, forms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn toks(s: &str) -> Vec<String> {
+        Name::parse(s).tokens
+    }
+
+    #[test]
+    fn folds_case_accents_punctuation_and_scripts() {
+        assert_eq!(toks("Andrej Plenković"), ["andrej", "plenkovic"]);
+        assert_eq!(toks("Владимир Путин"), ["vladimir", "putin"]);
+        assert_eq!(toks("O'Brien, Patrick"), ["obrien", "patrick"]);
+        assert_eq!(toks("习近平"), ["xi", "jin", "ping"]);
+        assert_eq!(toks("Μητσοτάκης"), ["mitsotakis"]);
+        assert_eq!(toks("ＡＢＣ Ｔｒａｄｉｎｇ"), ["abc", "trading"]);
+        assert_eq!(toks("Dr. Ayman al-Zawahiri"), ["ayman", "al", "zawahiri"]);
+        assert_eq!(toks("Brigade Forty-Four"), ["brigade", "44"]);
+        assert_eq!(toks("Brigade Forty 4"), ["brigade", "44"]);
+        assert_eq!(toks("1st International"), ["1", "international"]);
+        assert_eq!(toks("Three Percenters"), ["3", "percenters"]);
+        assert_eq!(toks("Apollo Fund IX"), ["apollo", "fund", "9"]);
+    }
+
+    #[test]
+    fn company_forms_are_kept_as_evidence() {
+        let a = Name::parse("Goldman Sachs & Co. L.L.C.");
+        assert_eq!(a.tokens, ["goldman", "sachs", "co"]);
+        assert_eq!(a.forms, [Form::Limited]);
+        assert_eq!(Name::parse("ООО Ромашка").forms, [Form::Limited]);
+        assert_eq!(
+            Name::parse("Tactical Missiles Corporation OJSC").tokens,
+            ["tactical", "missiles", "corporation"]
+        );
+        assert_eq!(
+            Name::parse("Sberbank Rossii Public Joint Stock Company").forms,
+            [Form::JointStock]
+        );
+        // `AS` inside a name is a word, at the end a form.
+        assert_eq!(toks("Jamal As Sayed Ali"), ["jamal", "as", "sayed", "ali"]);
+        assert_eq!(Name::parse("Norsk Hydro AS").forms, [Form::JointStock]);
+        assert_eq!(
+            Name::parse("Siemens Aktiengesellschaft").tokens,
+            ["siemens"]
+        );
+        assert_eq!(
+            Name::parse("ОБЩЕСТВО С ОГРАНИЧЕННОЙ ОТВЕТСТВЕННОСТЬЮ \"БАЙКАЛ\"").forms,
+            [Form::Limited]
+        );
+    }
+
+    #[test]
+    fn a_form_and_a_number_is_not_an_empty_name() {
+        let n = Name::parse("OOO 1");
+        assert_eq!(n.tokens, ["ooo", "1"]);
+        assert_eq!(Name::parse("LLC").tokens, ["llc"]);
+    }
+
+    proptest! {
+        #[test]
+        fn tokens_are_lowercase_ascii_alphanumerics(s in "\\PC{0,40}") {
+            for t in Name::parse(&s).tokens {
+                prop_assert!(!t.is_empty());
+                prop_assert!(t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+            }
+        }
+
+        #[test]
+        fn case_and_spacing_do_not_matter(s in "[A-Za-z]{1,8}( [A-Za-z]{1,8}){0,3}") {
+            let spaced = s.replace(' ', "  ,  ");
+            prop_assert_eq!(Name::parse(&s.to_uppercase()), Name::parse(&spaced.to_lowercase()));
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Screening over HTTP against the real 2021 SDN list and the TECS fixture: hits, evidence,
+//! freshness, who may see which source, record counting, audit, and the index noticing a load
+//! made by another process.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture, samples};
+use serde_json::{Value, json};
+
+/// The one place the SDN list the tests screen against is named (the samples may move).
+fn sdn_2021() -> PathBuf {
+    samples().join("ofac/2021-07_watchman_bench")
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+const SCREEN: &str = r#"query($i: ScreeningInput!) { screen(input: $i) {
+    input { name }
+    sdnData { asOf stale } tecsData { asOf stale }
+    hits { source score matchedName explanation
+           sdnEntry { entNum name } subjectRecord { recordId caseStatus } } } }"#;
+
+async fn screen(server: &Server, token: &str, input: Value) -> Value {
+    server
+        .session(Some(token))
+        .data(SCREEN, json!({ "i": input }))
+        .await["screen"]
+        .clone()
+}
+
+async fn used(server: &Server, token: &str) -> u64 {
+    server
+        .session(Some(token))
+        .data("{ quotaStatus { used } }", json!({}))
+        .await["quotaStatus"]["used"]
+        .as_u64()
+        .expect("used")
+}
+
+#[tokio::test]
+async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_ok(&["sdn", path(&sdn_2021()), "--as-of", "2021-07-01"])
+        .await;
+    env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
+        .await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let cbp = env.user("cbp", "CBP_OFFICER", None).await;
+    let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+    let server = env.serve().await;
+
+    // Misspelled, reordered, with the date of birth: the right entry first, evidence shown.
+    let r = screen(
+        &server,
+        &hsi,
+        json!({ "name": "Aiman al Zawahri", "dateOfBirth": "1951-06-19", "kind": "PERSON" }),
+    )
+    .await;
+    let top = &r["hits"][0];
+    assert_eq!(top["source"], "SDN", "{r:#}");
+    assert_eq!(top["sdnEntry"]["entNum"], 2676, "{r:#}");
+    assert!(top["score"].as_f64().expect("score") >= 0.72, "{r:#}");
+    assert!(
+        top["explanation"]
+            .as_str()
+            .expect("explanation")
+            .contains("date of birth matches exactly"),
+        "{r:#}"
+    );
+    assert_eq!(top["subjectRecord"], Value::Null);
+    // The 2021 list is years old: stale against the monthly cadence, and says so.
+    assert_eq!(r["sdnData"], json!({ "asOf": "2021-07-01", "stale": true }));
+    assert!(r["tecsData"]["asOf"].is_string(), "{r:#}");
+
+    // An innocent name meets nobody.
+    let none = screen(&server, &hsi, json!({ "name": "Margaret Thornbury" })).await;
+    assert_eq!(none["hits"], json!([]), "{none:#}");
+
+    // TECS subjects are screened too, with their case status.
+    let tecs = screen(&server, &cbp, json!({ "name": "Golden Gate Metals Inc" })).await;
+    let hit = tecs["hits"]
+        .as_array()
+        .expect("hits")
+        .iter()
+        .find(|h| h["source"] == "TECS")
+        .unwrap_or_else(|| panic!("no TECS hit: {tecs:#}"));
+    assert_eq!(
+        hit["subjectRecord"],
+        json!({ "recordId": "B-0002", "caseStatus": "CLOSED" })
+    );
+
+    // Each hit is one delivered record.
+    let before = used(&server, &cbp).await;
+    let many = server
+        .session(Some(&cbp))
+        .data(
+            "query($i: [ScreeningInput!]!) { screenMany(inputs: $i) { input { name } hits { score } } }",
+            json!({ "i": [
+                { "name": "Ayman al-Zawahiri" },
+                { "name": "Margaret Thornbury" },
+                { "name": "Banco Nacional de Cuba" },
+            ] }),
+        )
+        .await;
+    let results = many["screenMany"].as_array().expect("results");
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["input"]["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "Ayman al-Zawahiri",
+            "Margaret Thornbury",
+            "Banco Nacional de Cuba"
+        ]
+    );
+    let delivered: u64 = results
+        .iter()
+        .map(|r| r["hits"].as_array().expect("hits").len() as u64)
+        .sum();
+    assert!(delivered >= 2, "{many:#}");
+    assert_eq!(used(&server, &cbp).await, before + delivered);
+
+    // Too many inputs, an empty name, a bad threshold: BAD_USER_INPUT.
+    let inputs: Vec<Value> = (0..1001)
+        .map(|i| json!({ "name": format!("n{i}") }))
+        .collect();
+    for (query, vars) in [
+        (
+            "query($i: [ScreeningInput!]!) { screenMany(inputs: $i) { hits { score } } }",
+            json!({ "i": inputs }),
+        ),
+        (SCREEN, json!({ "i": { "name": "  " } })),
+        (
+            "query($i: ScreeningInput!) { screen(input: $i, minScore: 0.1) { hits { score } } }",
+            json!({ "i": { "name": "x" } }),
+        ),
+    ] {
+        let body = server.session(Some(&hsi)).gql(query, vars).await;
+        assert_eq!(error_codes(&body), ["BAD_USER_INPUT"], "{body:#}");
+    }
+
+    // A foreign partner may not screen at all.
+    let body = server
+        .session(Some(&kr))
+        .gql(SCREEN, json!({ "i": { "name": "Ayman al-Zawahiri" } }))
+        .await;
+    assert_eq!(error_codes(&body), ["FORBIDDEN_FIELD"], "{body:#}");
+
+    // The audit log holds no screened name in clear, inline or in variables.
+    server
+        .session(Some(&hsi))
+        .data(
+            r#"{ screen(input: { name: "Quentin Zzyzxwort" }) { hits { score } } }"#,
+            json!({}),
+        )
+        .await;
+    let db = env.db().await;
+    use sea_orm::{ConnectionTrait, Statement};
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT detail AS d FROM audit_events",
+        ))
+        .await
+        .expect("audit rows");
+    assert!(!rows.is_empty());
+    for row in rows {
+        let detail: Option<String> = row.try_get("", "d").expect("detail");
+        let detail = detail.unwrap_or_default();
+        assert!(
+            !detail.contains("Zzyzxwort") && !detail.contains("Zawahiri"),
+            "{detail}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_index_follows_a_load_made_by_another_process() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let before = screen(&server, &hsi, json!({ "name": "John Q Courier" })).await;
+    assert_eq!(before["hits"], json!([]));
+    assert_eq!(before["tecsData"]["stale"], true);
+
+    env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let after = screen(&server, &hsi, json!({ "name": "John Q Courier" })).await;
+        if after["hits"][0]["subjectRecord"]["recordId"] == "P-0001" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the index did not pick up the load: {after:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn trade_parties_are_screened_and_their_hits_counted() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
+        .await;
+    let cbp = env.user("cbp", "CBP_OFFICER", None).await;
+    let server = env.serve().await;
+    let before = used(&server, &cbp).await;
+    let data = server
+        .session(Some(&cbp))
+        .data(
+            r#"{ tradeRecords(first: 50, filter: { importerNameContains: "golden" }) { edges { node {
+                partyHits { party hit { source subjectRecord { recordId } } } } } } }"#,
+            json!({}),
+        )
+        .await;
+    let edges = data["tradeRecords"]["edges"].as_array().expect("edges");
+    assert_eq!(edges.len(), 2, "{data:#}");
+    let mut hits = 0;
+    for edge in edges {
+        let party_hits = edge["node"]["partyHits"].as_array().expect("partyHits");
+        assert!(
+            party_hits
+                .iter()
+                .any(|h| h["party"] == "IMPORTER"
+                    && h["hit"]["subjectRecord"]["recordId"] == "B-0002"),
+            "{data:#}"
+        );
+        hits += party_hits.len() as u64;
+    }
+    // Two records and every hit.
+    assert_eq!(used(&server, &cbp).await, before + 2 + hits);
+}
