@@ -18,6 +18,7 @@ pub mod freshness;
 pub mod graphql;
 pub mod ingest;
 pub mod introspection;
+pub mod key_file;
 pub mod metrics;
 pub mod policy;
 pub mod purge;

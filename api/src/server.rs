@@ -13,8 +13,6 @@ use std::net::SocketAddr;
 use async_graphql::http::GraphiQLSource;
 use axum::Extension;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -203,7 +201,7 @@ async fn graphql_post(
     client: Option<Extension<ConnectInfo<SocketAddr>>>,
     client_cert: Option<Extension<ClientCert>>,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: axum::body::Body,
 ) -> Response {
     let json = headers
         .get(header::CONTENT_TYPE)
@@ -220,7 +218,11 @@ async fn graphql_post(
         )
             .into_response();
     }
-    let request = match request::read(body) {
+    let body = match request::body(&headers, body).await {
+        Ok(b) => b,
+        Err(refused) => return refused.into_response(),
+    };
+    let request = match request::read(&body) {
         Ok(r) => r,
         Err(refused) => return refused.into_response(),
     };

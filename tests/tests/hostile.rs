@@ -174,11 +174,13 @@ async fn refused_bodies_are_graphql_shaped() {
 
 /// The query fields that take a `filter`, with the filter's input type and its text members
 /// (`String` or `[String!]`), read from introspection so a new filter is covered by itself.
+/// Fields with another required argument (`tradeTotals(groupBy:)`) are left out: their filter
+/// types are the ones the other fields take.
 async fn text_filters(server: &Server, token: &str) -> Vec<(String, String, String, bool)> {
     let schema = server
         .session(Some(token))
         .data(
-            "{ __schema { queryType { name fields { name args { name type { name kind ofType { name } } } } }
+            "{ __schema { queryType { name fields { name args { name defaultValue type { name kind ofType { name } } } } }
                types { name kind inputFields { name type { name kind ofType { name kind ofType { name } } } } } } }",
             json!({}),
         )
@@ -189,14 +191,16 @@ async fn text_filters(server: &Server, token: &str) -> Vec<(String, String, Stri
         .as_array()
         .expect("fields")
     {
-        let Some(filter) = field["args"]
-            .as_array()
-            .expect("args")
-            .iter()
-            .find(|a| a["name"] == "filter")
-        else {
+        let args = field["args"].as_array().expect("args");
+        let Some(filter) = args.iter().find(|a| a["name"] == "filter") else {
             continue;
         };
+        if args
+            .iter()
+            .any(|a| a["type"]["kind"] == "NON_NULL" && a["defaultValue"].is_null())
+        {
+            continue;
+        }
         let input = filter["type"]["name"]
             .as_str()
             .expect("nullable filter type");

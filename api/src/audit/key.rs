@@ -23,15 +23,8 @@ impl std::fmt::Debug for AuditKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error("audit key {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("audit key {0} is not 32 bytes; restore it from its backup")]
-    Corrupt(String),
-    #[error("cannot generate an audit key: {0}")]
-    Random(String),
+    #[error("audit key: {0}")]
+    File(#[from] crate::key_file::KeyFileError),
 }
 
 impl AuditKey {
@@ -50,28 +43,13 @@ impl AuditKey {
 
     fn load_or_create(data_dir: &Path) -> Result<Self, KeyError> {
         let path = data_dir.join("audit.key");
-        let io = |source| KeyError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let key = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(io)?;
-                let mut key = vec![0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| KeyError::Random(e.to_string()))?;
-                crate::auth::local_token::write_private(&path, &key).map_err(io)?;
-                tracing::warn!(
-                    path = %path.display(),
-                    "generated the audit chain key; keep a copy away from the database \
-                     (or set DARTTS_AUDIT_KEY): without it the log cannot be verified"
-                );
-                key
-            }
-            Err(e) => return Err(io(e)),
-        };
-        if key.len() != 32 {
-            return Err(KeyError::Corrupt(path.display().to_string()));
+        let (key, created) = crate::key_file::load_or_create(&path)?;
+        if created {
+            tracing::warn!(
+                path = %path.display(),
+                "generated the audit chain key; keep a copy away from the database \
+                 (or set DARTTS_AUDIT_KEY): without it the log cannot be verified"
+            );
         }
         Ok(AuditKey(key))
     }

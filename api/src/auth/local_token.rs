@@ -89,15 +89,8 @@ impl std::fmt::Debug for LocalSigner {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignerError {
-    #[error("cannot read or create the token key {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("token key {0} is not 32 bytes; delete it to generate a new one")]
-    Corrupt(String),
-    #[error("cannot generate a key: {0}")]
-    Random(String),
+    #[error("token key: {0}")]
+    Key(#[from] crate::key_file::KeyFileError),
     #[error("cannot sign: {0}")]
     Sign(#[from] jsonwebtoken::errors::Error),
 }
@@ -105,25 +98,7 @@ pub enum SignerError {
 impl LocalSigner {
     /// Reads `<data_dir>/local-token.key`, creating it on first use.
     pub fn load_or_create(data_dir: &Path) -> Result<Self, SignerError> {
-        let path = data_dir.join("local-token.key");
-        let io = |source| SignerError::Io {
-            path: path.display().to_string(),
-            source,
-        };
-        let key = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir).map_err(io)?;
-                let mut key = vec![0u8; 32];
-                getrandom::fill(&mut key).map_err(|e| SignerError::Random(e.to_string()))?;
-                write_private(&path, &key).map_err(io)?;
-                key
-            }
-            Err(e) => return Err(io(e)),
-        };
-        if key.len() != 32 {
-            return Err(SignerError::Corrupt(path.display().to_string()));
-        }
+        let (key, _) = crate::key_file::load_or_create(&data_dir.join("local-token.key"))?;
         Ok(Self::from_key(key))
     }
 
@@ -242,23 +217,6 @@ pub fn unverified_audience(token: &str) -> Option<String> {
         serde_json::Value::String(aud) => Some(aud),
         _ => None,
     }
-}
-
-#[cfg(unix)]
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
-}
-
-#[cfg(not(unix))]
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
 }
 
 #[cfg(test)]

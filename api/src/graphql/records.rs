@@ -29,7 +29,6 @@ pub const RECORD_TYPES: &[&str] = &[
     "ValueMovedTotal",
     "RedFlag",
     "ScreeningHit",
-    "PartyHit",
 ];
 
 /// Abstract types that may resolve to a record: a non-null value counts one, whatever the
@@ -50,7 +49,17 @@ pub const PARTS_OF_RECORDS: &[&str] = &[
 /// Types whose fields are in an analytical category but that deliver no record of their own:
 /// a screening result echoes the caller's input and holds the hits (each counted as a
 /// `ScreeningHit`). Listed, not inferred, so a new type is never exempt by accident.
-pub const CONTAINERS: &[&str] = &["ScreeningResult", "ScreenedParty"];
+pub const CONTAINERS: &[&str] = &["ScreeningResult", "ScreenedParty", "PartyHit"];
+
+/// Fields that return the record a counted row is about: a price anomaly's trade record, a red
+/// flag's, a screening hit's SDN entry or TECS record. The row and the record it explains are
+/// delivered together and count once, as the row (which counts even without them).
+pub const ABOUT: &[(&str, &str)] = &[
+    ("PriceAnomaly", "record"),
+    ("RedFlag", "record"),
+    ("ScreeningHit", "sdnEntry"),
+    ("ScreeningHit", "subjectRecord"),
+];
 
 /// The named type of a qualified type (`[TradeRecord!]!` → `TradeRecord`) and whether it is a list.
 fn named(qualified: &str) -> (&str, bool) {
@@ -97,7 +106,9 @@ impl Extension for RecordCounterExtension {
         info: ResolveInfo<'_>,
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
-        let counts = !info.is_for_introspection && is_record(info.return_type);
+        let counts = !info.is_for_introspection
+            && is_record(info.return_type)
+            && !ABOUT.contains(&(info.parent_type, info.name));
         let value = next.run(ctx, info).await?;
         if counts
             && value.as_ref().is_some_and(|v| *v != Value::Null)
@@ -223,10 +234,24 @@ mod tests {
             "fields deliver analytical data without counting it (add the type to \
              RECORD_TYPES in api/src/graphql/records.rs): {uncounted:?}"
         );
+        // An exemption is only for the record a counted row explains, never for a row itself.
+        for (parent, field) in ABOUT {
+            assert!(
+                RECORD_TYPES.contains(parent),
+                "{parent} is not a record type"
+            );
+            assert!(
+                fields
+                    .get(*parent)
+                    .is_some_and(|own| own.iter().any(|(f, _)| f == field)),
+                "{parent}.{field} is not in the schema"
+            );
+        }
         for listed in RECORD_TYPES
             .iter()
             .chain(RECORD_INTERFACES)
             .chain(PARTS_OF_RECORDS)
+            .chain(CONTAINERS)
         {
             assert!(
                 fields.contains_key(*listed),

@@ -2,9 +2,8 @@
 //! document inside `graphql::limits`. Every refusal is a GraphQL-shaped error with a stable
 //! code, never the text of an extractor's error.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::delivery::error_response;
@@ -36,28 +35,50 @@ fn refused(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> R
     }
 }
 
-/// The request in `body`, or the answer refusing it. Runs before authentication: the limits
-/// hold for the partners' pre-auth `login` too.
-pub fn read(body: Result<Bytes, BytesRejection>) -> Result<async_graphql::Request, Refused> {
-    let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            refused(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ErrorCode::BadUserInput,
-                format!(
-                    "the request body is larger than {} KiB",
-                    super::MAX_BODY_BYTES / 1024
-                ),
-            )
-        } else {
-            tracing::info!(error = %rejection, "unreadable request body");
+fn too_large() -> Refused {
+    refused(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        ErrorCode::BadUserInput,
+        format!(
+            "the request body is larger than {} KiB",
+            super::MAX_BODY_BYTES / 1024
+        ),
+    )
+}
+
+/// The body, at most `MAX_BODY_BYTES`. An announced `Content-Length` over the limit is refused
+/// before a byte is read (the client may still be waiting to send it), a chunked body as soon
+/// as it passes the limit.
+pub async fn body(headers: &HeaderMap, body: Body) -> Result<Bytes, Refused> {
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|n| n > super::MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+        let chunk = chunk.map_err(|error| {
+            tracing::info!(%error, "unreadable request body");
             refused(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadUserInput,
                 "the request body could not be read",
             )
+        })?;
+        if bytes.len() + chunk.len() > super::MAX_BODY_BYTES {
+            return Err(too_large());
         }
-    })?;
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(bytes))
+}
+
+/// The request in `body`, or the answer refusing it. Runs before authentication: the limits
+/// hold for the partners' pre-auth `login` too.
+pub fn read(body: &[u8]) -> Result<async_graphql::Request, Refused> {
     if body.trim_ascii_start().starts_with(b"[") {
         return Err(refused(
             StatusCode::BAD_REQUEST,
@@ -65,7 +86,7 @@ pub fn read(body: Result<Bytes, BytesRejection>) -> Result<async_graphql::Reques
             "batched requests are not accepted: send one operation per request",
         ));
     }
-    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|e| {
+    let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
         refused(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
