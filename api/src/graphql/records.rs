@@ -50,7 +50,7 @@ pub const PARTS_OF_RECORDS: &[&str] = &[
 /// Types whose fields are in an analytical category but that deliver no record of their own:
 /// a screening result echoes the caller's input and holds the hits (each counted as a
 /// `ScreeningHit`). Listed, not inferred, so a new type is never exempt by accident.
-pub const CONTAINERS: &[&str] = &["ScreeningResult", "ScreenedParty"];
+pub const CONTAINERS: &[&str] = &["ScreeningResult", "ScreenedParty", "EntityView"];
 
 /// The named type of a qualified type (`[TradeRecord!]!` → `TradeRecord`) and whether it is a list.
 fn named(qualified: &str) -> (&str, bool) {
