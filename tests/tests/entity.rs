@@ -2,7 +2,7 @@
 //! but its FinCEN activity (refused on that field alone), a bad key is BAD_USER_INPUT, and the
 //! quota grows by exactly the records the view delivered.
 
-use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture};
+use dartts_tests::{Backend, TestEnv, error_codes, fixture};
 use serde_json::{Value, json};
 
 const VIEW: &str = "query($id: String, $name: String) { entity(importerId: $id, name: $name) {
@@ -14,15 +14,6 @@ const VIEW: &str = "query($id: String, $name: String) { entity(importerId: $id, 
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
-}
-
-async fn used(server: &Server, token: &str) -> u64 {
-    server
-        .session(Some(token))
-        .data("{ quotaStatus { used } }", json!({}))
-        .await["quotaStatus"]["used"]
-        .as_u64()
-        .expect("used")
 }
 
 fn len(v: &Value) -> u64 {
@@ -42,7 +33,7 @@ async fn entity_view_parts_follow_roles_and_count_records() {
     let server = env.serve().await;
 
     // HSI: Acme's totals by chapter, origin and year, and its two FinCEN reports by TIN.
-    let before = used(&server, &hsi).await;
+    let before = server.session(Some(&hsi)).quota_used().await;
     let (status, body) = server
         .session(Some(&hsi))
         .post(VIEW, json!({ "id": "12-3456789" }))
@@ -63,8 +54,7 @@ async fn entity_view_parts_follow_roles_and_count_records() {
     assert_eq!(summed, 4, "{totals}");
     assert!(
         totals.as_array().expect("edges").iter().all(|e| {
-            e["node"]["hsCode"].as_str().is_some_and(|h| h.len() == 2)
-                && e["node"]["year"] == 2024
+            e["node"]["hsCode"].as_str().is_some_and(|h| h.len() == 2) && e["node"]["year"] == 2024
         }),
         "{totals}"
     );
@@ -80,10 +70,14 @@ async fn entity_view_parts_follow_roles_and_count_records() {
         + len(&acme["priceAnomalies"]["edges"])
         + len(fin)
         + len(&acme["screeningHits"]);
-    assert_eq!(used(&server, &hsi).await - before, delivered, "quota");
+    assert_eq!(
+        server.session(Some(&hsi)).quota_used().await - before,
+        delivered,
+        "quota"
+    );
 
     // By name: Golden Gate Metals is a TECS subject; the hits count too.
-    let before = used(&server, &hsi).await;
+    let before = server.session(Some(&hsi)).quota_used().await;
     let golden = server
         .session(Some(&hsi))
         .data(VIEW, json!({ "name": "Golden Gate Metals" }))
@@ -103,7 +97,11 @@ async fn entity_view_parts_follow_roles_and_count_records() {
         + len(&g["priceAnomalies"]["edges"])
         + len(&g["financialTransactions"])
         + len(&g["screeningHits"]);
-    assert_eq!(used(&server, &hsi).await - before, delivered, "quota by name");
+    assert_eq!(
+        server.session(Some(&hsi)).quota_used().await - before,
+        delivered,
+        "quota by name"
+    );
 
     // CBP: the same view, refused only the money.
     let body = server

@@ -145,7 +145,7 @@ impl EntityView {
         &self,
         ctx: &Context<'_>,
         min_score: Option<f64>,
-    ) -> async_graphql::Result<Vec<ScreeningHit>> {
+    ) -> async_graphql::Result<Option<Vec<ScreeningHit>>> {
         let names = match &self.key {
             Key::Name(name) => vec![name.clone()],
             Key::Id(_) => TotalsQuery
@@ -171,7 +171,7 @@ impl EntityView {
             .map(|n| (TradeParty::Importer, Some(n)))
             .collect();
         let hits = screening::party_hits(ctx, parties, min_score).await?;
-        Ok(hits.into_iter().map(|h| h.hit).collect())
+        Ok(Some(hits.into_iter().map(|h| h.hit).collect()))
     }
 }
 
