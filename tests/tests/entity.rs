@@ -9,6 +9,7 @@ const VIEW: &str = "query($id: String, $name: String) { entity(importerId: $id, 
     importerId name
     tradeTotals { totalCount edges { node { hsCode countryOfOrigin year valueUsd recordCount } } }
     priceAnomalies { totalCount edges { node { record { declarationId } } } }
+    redFlags { totalCount edges { node { kind } } }
     financialTransactions { reportId subjectTin amountUsd }
     screeningHits { source matchedName score } } }";
 
@@ -68,6 +69,7 @@ async fn entity_view_parts_follow_roles_and_count_records() {
     );
     let delivered = len(totals)
         + len(&acme["priceAnomalies"]["edges"])
+        + len(&acme["redFlags"]["edges"])
         + len(fin)
         + len(&acme["screeningHits"]);
     assert_eq!(
@@ -95,6 +97,7 @@ async fn entity_view_parts_follow_roles_and_count_records() {
     assert_eq!(len(&g["tradeTotals"]["edges"]), 1, "{g}");
     let delivered = len(&g["tradeTotals"]["edges"])
         + len(&g["priceAnomalies"]["edges"])
+        + len(&g["redFlags"]["edges"])
         + len(&g["financialTransactions"])
         + len(&g["screeningHits"]);
     assert_eq!(

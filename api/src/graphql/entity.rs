@@ -1,5 +1,5 @@
-//! `entity`: one importer seen from every side — its trade totals, price anomalies, FinCEN
-//! activity and screening hits. Each part is its own field with its own category
+//! `entity`: one importer seen from every side — its trade totals, price anomalies, red flags,
+//! FinCEN activity and screening hits. Each part is its own field with its own category
 //! (`policies/fields.toml`) and delegates to the query that already answers it, so the field
 //! guard, row scopes and record counting are theirs: a role refused one part still gets the
 //! others.
@@ -11,10 +11,12 @@ use super::anomalies::{AnomalyQuery, DEFAULT_MIN_PEERS, FenceMethod, PriceAnomal
 use super::financial::{self, FinancialTransaction};
 use super::guard::principal;
 use super::pagination::{CONNECTION_COST, OffsetCursor, TotalCount};
+use super::red_flags::{RedFlag, RedFlagKind, RedFlagQuery};
 use super::screening::{self, ScreeningHit, TradeParty};
 use super::totals::{TotalsQuery, TradeTotal};
 use super::trade::TradeRecordFilter;
 use crate::analysis::peers;
+use crate::analysis::red_flags::Thresholds;
 use crate::analysis::totals::Dimension;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -118,6 +120,33 @@ impl EntityView {
                 DEFAULT_MIN_PEERS,
                 peers::DEFAULT_MIN_RATIO,
                 false,
+                first,
+                after,
+            )
+            .await
+    }
+
+    /// Red flags among the importer's records (as `redFlags` with its default thresholds).
+    #[graphql(complexity = "CONNECTION_COST + child_complexity")]
+    async fn red_flags(
+        &self,
+        ctx: &Context<'_>,
+        kinds: Option<Vec<RedFlagKind>>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Option<Connection<OffsetCursor, RedFlag, TotalCount>>> {
+        let t = Thresholds::default();
+        RedFlagQuery
+            .red_flags(
+                ctx,
+                Some(self.key.filter()),
+                kinds,
+                None,
+                t.round_unit,
+                t.round_min_value,
+                i32::try_from(t.new_chapter_after_days).unwrap_or(i32::MAX),
+                i32::try_from(t.benford_min_sample).unwrap_or(i32::MAX),
+                t.benford_max_mad,
                 first,
                 after,
             )
