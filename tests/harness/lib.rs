@@ -570,6 +570,13 @@ impl Session<'_> {
         );
         response["data"].clone()
     }
+
+    /// The records this session's account has drawn on its quota in the current window.
+    pub async fn quota_used(&self) -> u64 {
+        self.data("{ quotaStatus { used } }", json!({})).await["quotaStatus"]["used"]
+            .as_u64()
+            .expect("quotaStatus.used")
+    }
 }
 
 /// The `extensions.code` of every error in a response.

@@ -232,7 +232,7 @@ fn prepare(
 }
 
 /// `peers::DEFAULT_MIN_PEERS` as the argument's type (it is a small constant).
-const DEFAULT_MIN_PEERS: i32 = peers::DEFAULT_MIN_PEERS as i32;
+pub(crate) const DEFAULT_MIN_PEERS: i32 = peers::DEFAULT_MIN_PEERS as i32;
 
 #[derive(Default)]
 pub struct AnomalyQuery;
@@ -250,7 +250,7 @@ impl AnomalyQuery {
         clippy::too_many_arguments,
         reason = "the GraphQL arguments, one by one"
     )]
-    async fn price_anomalies(
+    pub(crate) async fn price_anomalies(
         &self,
         ctx: &Context<'_>,
         filter: Option<TradeRecordFilter>,

@@ -9,6 +9,7 @@ mod anomalies;
 mod audit_log;
 mod batch;
 mod datasets;
+mod entity;
 pub mod filters;
 pub(crate) mod financial;
 pub mod guard;
@@ -58,6 +59,7 @@ pub struct Query(
     agreements::AgreementQuery,
     totals::TotalsQuery,
     mirror::MirrorQuery,
+    entity::EntityQuery,
     trade_finance::TradeFinanceQuery,
     screening::ScreeningQuery,
 );

@@ -48,8 +48,8 @@ pub const PARTS_OF_RECORDS: &[&str] = &[
 
 /// Types whose fields are in an analytical category but that deliver no record of their own:
 /// a screening result echoes the caller's input and holds the hits (each counted as a
-/// `ScreeningHit`). Listed, not inferred, so a new type is never exempt by accident.
-pub const CONTAINERS: &[&str] = &["ScreeningResult", "ScreenedParty", "PartyHit"];
+/// `ScreeningHit`); an entity view holds parts that count by their own types. Listed, not inferred, so a new type is never exempt by accident.
+pub const CONTAINERS: &[&str] = &["ScreeningResult", "ScreenedParty", "PartyHit", "EntityView"];
 
 /// Fields that return the record a counted row is about: a price anomaly's trade record, a red
 /// flag's, a screening hit's SDN entry or TECS record. The row and the record it explains are

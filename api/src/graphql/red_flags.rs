@@ -137,7 +137,7 @@ impl RedFlagQuery {
         clippy::too_many_arguments,
         reason = "the GraphQL arguments, one by one"
     )]
-    async fn red_flags(
+    pub(crate) async fn red_flags(
         &self,
         ctx: &Context<'_>,
         filter: Option<TradeRecordFilter>,

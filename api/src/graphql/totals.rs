@@ -149,7 +149,7 @@ impl TotalsQuery {
     /// `filter`, grouped by `groupBy` (an empty list: one grand total), computed in the
     /// database over the caller's rows only. Each group is one delivered record.
     #[graphql(complexity = "CONNECTION_COST + child_complexity")]
-    async fn trade_totals(
+    pub(crate) async fn trade_totals(
         &self,
         ctx: &Context<'_>,
         group_by: Vec<Dimension>,

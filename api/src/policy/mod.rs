@@ -145,6 +145,18 @@ const DERIVED: &[(FieldRef, &[FieldRef])] = &[
             ("TradeRecord", "manufacturerName"),
         ],
     ),
+    // The entity view screens the importer's names and matches reports on the subject.
+    (
+        ("EntityView", "screeningHits"),
+        &[("TradeRecord", "importerName")],
+    ),
+    (
+        ("EntityView", "financialTransactions"),
+        &[
+            ("FinancialTransaction", "subjectTin"),
+            ("FinancialTransaction", "subjectName"),
+        ],
+    ),
     (
         ("TradeRecord", "linkedFinancialTransactions"),
         &[
