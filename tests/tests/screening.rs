@@ -194,6 +194,8 @@ async fn the_index_follows_a_load_made_by_another_process() {
     loop {
         let after = screen(&server, &hsi, json!({ "name": "John Q Courier" })).await;
         if after["hits"][0]["subjectRecord"]["recordId"] == "P-0001" {
+            // The answer's freshness is the index's: it moved with it.
+            assert!(after["tecsData"]["asOf"].is_string(), "{after:#}");
             break;
         }
         assert!(
@@ -204,14 +206,32 @@ async fn the_index_follows_a_load_made_by_another_process() {
     }
 }
 
-#[tokio::test]
-async fn trade_parties_are_screened_and_their_hits_counted() {
+/// The trade fixture and the TECS subjects, served to a CBP officer (who may read TECS hits).
+async fn trade_and_subjects_for_cbp() -> (TestEnv, Server, String) {
     let env = TestEnv::new(Backend::Postgres).await;
     env.load_trade_fixture().await;
     env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
         .await;
     let cbp = env.user("cbp", "CBP_OFFICER", None).await;
     let server = env.serve().await;
+    (env, server, cbp)
+}
+
+/// A row's `partyHits`, checked to hold the fixture's Golden Gate importer hit (TECS B-0002).
+fn importer_hits_closed_case<'a>(node: &'a Value, data: &Value) -> &'a Vec<Value> {
+    let party_hits = node["partyHits"].as_array().expect("partyHits");
+    assert!(
+        party_hits
+            .iter()
+            .any(|h| h["party"] == "IMPORTER" && h["hit"]["subjectRecord"]["recordId"] == "B-0002"),
+        "{data:#}"
+    );
+    party_hits
+}
+
+#[tokio::test]
+async fn trade_parties_are_screened_and_their_hits_counted() {
+    let (_env, server, cbp) = trade_and_subjects_for_cbp().await;
     let before = used(&server, &cbp).await;
     let data = server
         .session(Some(&cbp))
@@ -225,16 +245,71 @@ async fn trade_parties_are_screened_and_their_hits_counted() {
     assert_eq!(edges.len(), 2, "{data:#}");
     let mut hits = 0;
     for edge in edges {
-        let party_hits = edge["node"]["partyHits"].as_array().expect("partyHits");
-        assert!(
-            party_hits
-                .iter()
-                .any(|h| h["party"] == "IMPORTER"
-                    && h["hit"]["subjectRecord"]["recordId"] == "B-0002"),
-            "{data:#}"
-        );
-        hits += party_hits.len() as u64;
+        hits += importer_hits_closed_case(&edge["node"], &data).len() as u64;
     }
     // Two records and every hit.
     assert_eq!(used(&server, &cbp).await, before + 2 + hits);
+}
+
+#[tokio::test]
+async fn totals_rows_grouped_by_a_party_are_screened_and_their_hits_counted() {
+    let (_env, server, cbp) = trade_and_subjects_for_cbp().await;
+    let session = server.session(Some(&cbp));
+
+    // Grouped by id only: the names behind the id are read from the totalled rows.
+    let before = used(&server, &cbp).await;
+    let data = session
+        .data(
+            r#"{ tradeTotals(groupBy: [IMPORTER_ID], filter: { importerNameContains: "golden" }) {
+                edges { node { importerId importerName recordCount
+                    partyHits { party hit { source matchedName subjectRecord { recordId } } } } } } }"#,
+            json!({}),
+        )
+        .await;
+    let edges = data["tradeTotals"]["edges"].as_array().expect("edges");
+    assert!(!edges.is_empty(), "{data:#}");
+    let mut hits = 0;
+    for edge in edges {
+        let node = &edge["node"];
+        assert!(
+            node["importerName"].is_null(),
+            "not grouped by name: {data:#}"
+        );
+        let party_hits = importer_hits_closed_case(node, &data);
+        // One hit per entry and party, however many spellings the id has.
+        let mut keys: Vec<_> = party_hits
+            .iter()
+            .map(|h| {
+                (
+                    h["party"].to_string(),
+                    h["hit"]["subjectRecord"].to_string(),
+                )
+            })
+            .collect();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), party_hits.len(), "{data:#}");
+        hits += party_hits.len() as u64;
+    }
+    assert_eq!(
+        used(&server, &cbp).await,
+        before + edges.len() as u64 + hits,
+        "every group and every hit is a delivered record"
+    );
+
+    // Grouped by something other than a party: nothing to screen.
+    let data = session
+        .data(
+            r#"{ tradeTotals(groupBy: [COUNTRY_OF_ORIGIN]) { edges { node { partyHits { party } } } } }"#,
+            json!({}),
+        )
+        .await;
+    let edges = data["tradeTotals"]["edges"].as_array().expect("edges");
+    assert!(!edges.is_empty(), "{data:#}");
+    assert!(
+        edges
+            .iter()
+            .all(|e| e["node"]["partyHits"].as_array().is_some_and(Vec::is_empty)),
+        "{data:#}"
+    );
 }

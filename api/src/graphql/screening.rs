@@ -5,6 +5,7 @@
 //! could not read is never produced; `sdnEntry` and `subjectRecord` resolve through the same
 //! guarded lookups as `node`. Hits are delivered records (`delivery::RECORD_LISTS`).
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
@@ -14,7 +15,7 @@ use super::scalars::Date;
 use super::sdn::{self, SdnEntry};
 use super::subjects::{self, SubjectRecord};
 use crate::error::{ApiError, ApiResult};
-use crate::freshness::{self, Freshness, SDN_CADENCE_DAYS, SUBJECTS_CADENCE_DAYS};
+use crate::freshness::Freshness;
 use crate::policy::{Category, PermissionSet};
 use crate::screening::index::{self, Hit, Index, Kind, Source};
 use crate::screening::score::{Facts, THRESHOLD};
@@ -46,7 +47,7 @@ impl From<PartyKind> for Kind {
     }
 }
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScreeningSource {
     /// OFAC's SDN list.
     Sdn,
@@ -240,6 +241,13 @@ pub async fn search_all(
     tokio::task::spawn_blocking(move || {
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         let chunk = queries.len().div_ceil(cores).max(16);
+        if queries.len() <= chunk {
+            // One chunk: a thread of its own would cost more than it saves.
+            return queries
+                .iter()
+                .map(|q| index.search(q, &sources, min_score, limit))
+                .collect();
+        }
         std::thread::scope(|scope| {
             let workers: Vec<_> = queries
                 .chunks(chunk)
@@ -273,13 +281,8 @@ async fn screen_inputs(
     let (min_score, limit) = options(min_score, limit)?;
     let queries = inputs.iter().map(query_of).collect::<ApiResult<Vec<_>>>()?;
     let sources = readable_sources(&principal(ctx)?.permissions);
-    let sdn_freshness: DataFreshness = freshness::of(&state.db, "sdn", Some(SDN_CADENCE_DAYS))
-        .await?
-        .into();
-    let tecs_freshness: DataFreshness =
-        freshness::of(&state.db, "subjects", Some(SUBJECTS_CADENCE_DAYS))
-            .await?
-            .into();
+    let (sdn, tecs) = state.screening.freshness();
+    let (sdn_freshness, tecs_freshness) = (DataFreshness::from(sdn), DataFreshness::from(tecs));
     let found = search_all(state.screening.index(), queries, sources, min_score, limit).await?;
     Ok(inputs
         .into_iter()
@@ -300,7 +303,7 @@ async fn screen_inputs(
 }
 
 /// Which party of a trade record a hit is for.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TradeParty {
     Importer,
     Exporter,
@@ -314,7 +317,7 @@ pub struct PartyHit {
     pub hit: ScreeningHit,
 }
 
-/// Screens the named parties of one record (`TradeRecord.partyHits`), best first.
+/// Screens the named parties of one record or totals row (`partyHits`), best first.
 pub async fn party_hits(
     ctx: &Context<'_>,
     parties: Vec<(TradeParty, Option<String>)>,
@@ -347,6 +350,9 @@ pub async fn party_hits(
         })
         .collect();
     out.sort_by(|a, b| b.hit.score.total_cmp(&a.hit.score));
+    // Several names of one party (an id's spellings) may hit the same entry: keep the best.
+    let mut seen = HashSet::new();
+    out.retain(|h| seen.insert((h.party, h.hit.source, h.hit.row_id)));
     Ok(out)
 }
 

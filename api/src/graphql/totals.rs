@@ -1,14 +1,18 @@
 //! `tradeTotals`: sums of trade records grouped by dimensions (`analysis::totals`).
 
+use std::sync::Arc;
+
 use async_graphql::connection::Connection;
-use async_graphql::{Context, InputObject, Object, SimpleObject};
-use sea_orm::{ConnectionTrait, sea_query::Order};
+use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
+use entities::trade_record::Column;
+use sea_orm::{ColumnTrait, Condition, ConnectionTrait, sea_query::Order};
 
 use super::filters::RecordFilter;
 use super::guard::{principal, require_readable};
 use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
 use super::scalars::SortDirection;
 use super::scope;
+use super::screening::{self, PartyHit, TradeParty};
 use super::trade::{Direction, TradeRecordFilter};
 use crate::analysis::totals::{Dimension, Grouping, Measure, SortKey, TotalsRow};
 use crate::error::ApiError;
@@ -17,6 +21,7 @@ use crate::state::AppState;
 /// One group of trade records and its sums. A dimension field is set when the request grouped
 /// by it (null there means the records lack the value); the others are null.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct TradeTotal {
     pub country_of_origin: Option<String>,
     pub country_of_export: Option<String>,
@@ -45,6 +50,87 @@ pub struct TradeTotal {
     pub quantity_unit: Option<String>,
     pub net_weight_kg: Option<f64>,
     pub record_count: i64,
+    /// The rows this total was computed over (the request's filter and row scope): the names
+    /// behind a party id are read from them, so `partyHits` never reaches another row.
+    #[graphql(skip)]
+    rows: Option<Arc<Condition>>,
+}
+
+/// Distinct names screened per party id: an id usually has one spelling, a few at most.
+const NAMES_PER_ID: u64 = 5;
+
+#[ComplexObject]
+impl TradeTotal {
+    /// Screening hits for the grouped importer and manufacturer (from the sources your role
+    /// may read), best first; empty unless the totals are grouped by an importer or
+    /// manufacturer (name or id: an id's names are read from the totalled rows).
+    async fn party_hits(
+        &self,
+        ctx: &Context<'_>,
+        min_score: Option<f64>,
+    ) -> async_graphql::Result<Vec<PartyHit>> {
+        let parties = [
+            (
+                TradeParty::Importer,
+                &self.importer_name,
+                &self.importer_id,
+                Column::ImporterId,
+                Dimension::ImporterName,
+            ),
+            (
+                TradeParty::Manufacturer,
+                &self.manufacturer_name,
+                &self.manufacturer_id,
+                Column::ManufacturerId,
+                Dimension::ManufacturerName,
+            ),
+        ];
+        let mut named = Vec::new();
+        for (party, name, id, id_column, name_dimension) in parties {
+            match (name, id, &self.rows) {
+                (Some(name), _, _) => named.push((party, Some(name.clone()))),
+                (None, Some(id), Some(rows)) => {
+                    let condition = rows.as_ref().clone().add(id_column.eq(id.as_str()));
+                    for name in names_of(ctx, name_dimension, condition).await? {
+                        named.push((party, Some(name)));
+                    }
+                }
+                _ => {}
+            }
+        }
+        screening::party_hits(ctx, named, min_score).await
+    }
+}
+
+/// The most frequent names of `dimension` among the rows matching `condition`.
+async fn names_of(
+    ctx: &Context<'_>,
+    dimension: Dimension,
+    condition: Condition,
+) -> async_graphql::Result<Vec<String>> {
+    let state = ctx.data::<AppState>()?;
+    let grouping = Grouping::new(
+        vec![dimension],
+        vec![(SortKey::Measure(Measure::RecordCount), Order::Desc)],
+    )
+    .map_err(|e| ApiError::Internal(e.into()))?;
+    let statement = grouping.statement(
+        state.db.get_database_backend(),
+        condition,
+        0,
+        Some(NAMES_PER_ID),
+    );
+    let mut names = Vec::new();
+    for row in state
+        .db
+        .query_all(&statement)
+        .await
+        .map_err(ApiError::from)?
+    {
+        let (decoded, _) = grouping.decode(&row).map_err(ApiError::from)?;
+        names.extend(decoded.key(dimension).map(str::to_owned));
+    }
+    Ok(names)
 }
 
 impl From<TotalsRow> for TradeTotal {
@@ -88,6 +174,7 @@ impl From<TotalsRow> for TradeTotal {
             quantity: row.quantity,
             net_weight_kg: row.net_weight_kg,
             record_count: row.record_count,
+            rows: None,
         }
     }
 }
@@ -169,6 +256,7 @@ impl TotalsQuery {
         let perms = &principal(ctx)?.permissions;
         let condition = filter.condition()?.add(scope::trade(perms));
         let backend = state.db.get_database_backend();
+        let rows_condition = Arc::new(condition.clone());
         let rows = state
             .db
             .query_all(&grouping.statement(
@@ -184,7 +272,10 @@ impl TotalsQuery {
         for row in &rows {
             let (decoded, groups) = grouping.decode(row).map_err(ApiError::from)?;
             total = groups;
-            totals.push(TradeTotal::from(decoded));
+            totals.push(TradeTotal {
+                rows: Some(rows_condition.clone()),
+                ..TradeTotal::from(decoded)
+            });
         }
         if rows.is_empty() && page.offset > 0 {
             // Past the last page the window count is not there to read.

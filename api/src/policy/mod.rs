@@ -145,6 +145,13 @@ const DERIVED: &[(FieldRef, &[FieldRef])] = &[
             ("TradeRecord", "manufacturerName"),
         ],
     ),
+    (
+        ("TradeTotal", "partyHits"),
+        &[
+            ("TradeRecord", "importerName"),
+            ("TradeRecord", "manufacturerName"),
+        ],
+    ),
     // The entity view screens the importer's names and matches reports on the subject.
     (
         ("EntityView", "screeningHits"),

@@ -16,12 +16,14 @@ pub mod score;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDate;
 use entities::{batch, sdn_address, sdn_alias, sdn_entry, subject_record};
 use sea_orm::{
     ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 
 use crate::error::ApiResult;
+use crate::freshness::{self, Freshness, SDN_CADENCE_DAYS, SUBJECTS_CADENCE_DAYS};
 use index::{Index, Kind, Listed, Source};
 use score::Facts;
 
@@ -42,6 +44,10 @@ struct Signature {
 pub struct Screening {
     current: RwLock<Arc<Index>>,
     built_from: RwLock<Signature>,
+    /// As-of dates of the SDN list and TECS subjects the index holds, read when it was built:
+    /// every screening answer reports them, and asking the database per call cost more than
+    /// the search.
+    as_of: RwLock<(Option<NaiveDate>, Option<NaiveDate>)>,
 }
 
 impl Screening {
@@ -69,6 +75,16 @@ impl Screening {
         Ok(screening)
     }
 
+    /// How old the SDN list and the TECS subjects screened against are, as of today.
+    pub fn freshness(&self) -> (Freshness, Freshness) {
+        let (sdn, subjects) = self.as_of.read().map(|a| *a).unwrap_or_default();
+        let today = chrono::Utc::now().date_naive();
+        (
+            freshness::assess(sdn, Some(SDN_CADENCE_DAYS), today),
+            freshness::assess(subjects, Some(SUBJECTS_CADENCE_DAYS), today),
+        )
+    }
+
     /// Rebuilds when the batches changed; returns whether it did.
     pub async fn refresh(&self, db: &DatabaseConnection) -> ApiResult<bool> {
         let now = signature(db).await?;
@@ -76,6 +92,10 @@ impl Screening {
             return Ok(false);
         }
         let started = Instant::now();
+        let as_of = (
+            freshness::of(db, "sdn", None).await?.as_of,
+            freshness::of(db, "subjects", None).await?.as_of,
+        );
         let listed = load(db, now.sdn).await?;
         let index = tokio::task::spawn_blocking(move || Index::build(listed))
             .await
@@ -91,6 +111,9 @@ impl Screening {
         }
         if let Ok(mut built) = self.built_from.write() {
             *built = now;
+        }
+        if let Ok(mut dates) = self.as_of.write() {
+            *dates = as_of;
         }
         Ok(true)
     }

@@ -93,6 +93,7 @@ const FORMS: &[(&[&str], Form, bool)] = &[
     (&["srl"], Form::Limited, false),
     (&["s", "r", "l"], Form::Limited, false),
     (&["sp", "z", "o", "o"], Form::Limited, false),
+    (&["sp", "z", "oo"], Form::Limited, false),
     (&["spzoo"], Form::Limited, false),
     (&["sro"], Form::Limited, false),
     (&["s", "r", "o"], Form::Limited, false),
@@ -211,6 +212,12 @@ pub fn is_common(token: &str) -> bool {
     COMMON.contains(&token)
 }
 
+/// Particles that start a patronymic chain (`son of`, `daughter of`): the words after them
+/// name the father, not the person.
+pub fn is_patronymic(token: &str) -> bool {
+    matches!(token, "bin" | "ibn" | "ben" | "bint" | "binti" | "ould")
+}
+
 /// A name ready for comparison.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Name {
@@ -224,10 +231,11 @@ pub struct Name {
 
 impl Name {
     pub fn parse(raw: &str) -> Name {
-        let folded = fold(raw);
+        let folded = given_name_first(&join_dotted_initials(&fold(raw)));
         let all: Vec<&str> = folded
             .split(|c: char| !c.is_ascii_alphanumeric())
             .filter(|w| !w.is_empty())
+            .map(expand_abbreviation)
             .collect();
         // Titles go, unless the name is nothing else (`Mr` is then what was written).
         let titled = |w: &&str| HONORIFICS.contains(w);
@@ -267,6 +275,84 @@ impl Name {
     pub fn is_empty(&self) -> bool {
         self.tokens.is_empty()
     }
+}
+
+/// `Surname, Given` (how lists and registers write persons) as `Given Surname`, so that
+/// word order means the same on both sides (the patronymic rule reads it). A comma before a
+/// legal form (`Santander, S.A.`) is not an inversion.
+fn given_name_first(folded: &str) -> String {
+    let mut parts = folded.split(',');
+    let (Some(surname), Some(given), None) = (parts.next(), parts.next(), parts.next()) else {
+        return folded.to_owned();
+    };
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_ascii_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| expand_abbreviation(w).to_owned())
+            .collect()
+    };
+    // No form inside, and not a form on its own (`split_forms` never takes a whole name).
+    let plain = |w: &[String]| {
+        !w.is_empty()
+            && split_forms(w).1.is_empty()
+            && !FORMS
+                .iter()
+                .any(|(seq, ..)| seq.len() == w.len() && seq.iter().zip(w).all(|(a, b)| a == b))
+    };
+    if plain(&words(given)) && plain(&words(surname)) {
+        format!("{given} {surname}")
+    } else {
+        folded.to_owned()
+    }
+}
+
+/// Abbreviations written in company names, as the word they stand for (`Co.` and `Company`,
+/// `Int'l` and `International` agree).
+const ABBREVIATIONS: &[(&str, &str)] = &[
+    ("co", "company"),
+    ("intl", "international"),
+    ("natl", "national"),
+    ("mfg", "manufacturing"),
+    ("bros", "brothers"),
+    ("mgmt", "management"),
+    ("assn", "association"),
+    ("univ", "university"),
+    ("dept", "department"),
+    ("svcs", "services"),
+];
+
+fn expand_abbreviation(word: &str) -> &str {
+    ABBREVIATIONS
+        .iter()
+        .find(|(short, _)| *short == word)
+        .map_or(word, |(_, long)| long)
+}
+
+/// Initials written with dots and no spaces (`A.B.C.`, `U.S.A.`) as one word: their order is
+/// part of the name (`C.B.A.` is not `A.B.C.`), which separate one-letter tokens would lose.
+fn join_dotted_initials(folded: &str) -> String {
+    let mut out = String::with_capacity(folded.len());
+    let chunks = folded.split_inclusive(|c: char| !c.is_ascii_alphanumeric() && c != '.');
+    for chunk in chunks {
+        let (body, sep) = match chunk.char_indices().last() {
+            Some((i, c)) if !c.is_ascii_alphanumeric() && c != '.' => chunk.split_at(i),
+            _ => (chunk, ""),
+        };
+        let letters: Vec<&str> = body.split('.').filter(|p| !p.is_empty()).collect();
+        let initials = letters.len() >= 2
+            && body.contains('.')
+            && letters
+                .iter()
+                .all(|p| p.len() == 1 && p.bytes().all(|b| b.is_ascii_alphabetic()));
+        if initials {
+            out.extend(letters);
+            out.push(' ');
+        } else {
+            out.push_str(body);
+        }
+        out.push_str(sep);
+    }
+    out
 }
 
 /// The Double Metaphone key of a token (`rphonetic`, a maintained port of Apache Commons
@@ -452,7 +538,7 @@ mod tests {
     fn folds_case_accents_punctuation_and_scripts() {
         assert_eq!(toks("Andrej Plenković"), ["andrej", "plenkovic"]);
         assert_eq!(toks("Владимир Путин"), ["vladimir", "putin"]);
-        assert_eq!(toks("O'Brien, Patrick"), ["obrien", "patrick"]);
+        assert_eq!(toks("O'Brien, Patrick"), ["patrick", "obrien"]);
         assert_eq!(toks("习近平"), ["xi", "jin", "ping"]);
         assert_eq!(toks("Μητσοτάκης"), ["mitsotakis"]);
         assert_eq!(toks("ＡＢＣ Ｔｒａｄｉｎｇ"), ["abc", "trading"]);
@@ -467,7 +553,7 @@ mod tests {
     #[test]
     fn company_forms_are_kept_as_evidence() {
         let a = Name::parse("Goldman Sachs & Co. L.L.C.");
-        assert_eq!(a.tokens, ["goldman", "sachs", "co"]);
+        assert_eq!(a.tokens, ["goldman", "sachs", "company"]);
         assert_eq!(a.forms, [Form::Limited]);
         assert_eq!(Name::parse("ООО Ромашка").forms, [Form::Limited]);
         assert_eq!(
@@ -492,6 +578,24 @@ mod tests {
     }
 
     #[test]
+    fn initials_abbreviations_and_inverted_names() {
+        assert_eq!(toks("A.B.C. Company"), ["abc", "company"]);
+        assert_eq!(toks("(U.S.A.), J.P. Morgan"), ["jp", "morgan", "usa"]);
+        assert_eq!(toks("ABC Co."), ["abc", "company"]);
+        assert_eq!(toks("Bank Int’l"), ["bank", "international"]);
+        assert_eq!(toks("Frost, William G."), ["william", "g", "frost"]);
+        // A form after the comma is not a given name, dotted or not.
+        let santander = Name::parse("Banco Santander, S.A.");
+        assert_eq!(santander.tokens, ["banco", "santander"]);
+        assert_eq!(santander.forms, [Form::JointStock]);
+        assert_eq!(
+            Name::parse("Faberlic Europe Sp. z o.o.").forms,
+            [Form::Limited]
+        );
+        assert_eq!(toks("Acme, Inc., Delaware"), ["acme", "delaware"]);
+    }
+
+    #[test]
     fn a_form_and_a_number_is_not_an_empty_name() {
         let n = Name::parse("OOO 1");
         assert_eq!(n.tokens, ["ooo", "1"]);
@@ -509,7 +613,8 @@ mod tests {
 
         #[test]
         fn case_and_spacing_do_not_matter(s in "[A-Za-z]{1,8}( [A-Za-z]{1,8}){0,3}") {
-            let spaced = s.replace(' ', "  ,  ");
+            // Not commas: `Surname, Given` is read as an inversion.
+            let spaced = s.replace(' ', "  -  ");
             prop_assert_eq!(Name::parse(&s.to_uppercase()), Name::parse(&spaced.to_lowercase()));
         }
     }

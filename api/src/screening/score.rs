@@ -10,7 +10,7 @@
 
 use std::fmt::Write as _;
 
-use super::normalize::{Form, Name, is_common, phonetic_key};
+use super::normalize::{Form, Name, is_common, is_patronymic, phonetic_key};
 
 /// The threshold DARTTS ships: at or above it a pair is reported as a possible match.
 pub const THRESHOLD: f64 = TUNING.threshold;
@@ -39,7 +39,7 @@ pub const TUNING: Tuning = Tuning {
     threshold: 0.72,
     token_min: 0.7,
     extra_cost: 0.3,
-    conflict_cost: 1.5,
+    conflict_cost: 2.0,
     initial: 0.85,
     common_weight: 0.3,
     power: 3.0,
@@ -111,9 +111,19 @@ pub fn compare_with(q: &Name, c: &Name, t: &Tuning) -> NameScore {
         return NameScore::default();
     }
     let (qt, ct, qk, ck) = rejoin(q, c);
+    let (qp, cp) = (patronymic_at(&qt), patronymic_at(&ct));
     let mut pairs: Vec<(usize, usize, f64)> = Vec::new();
     for (i, (a, ka)) in qt.iter().zip(&qk).enumerate() {
         for (j, (b, kb)) in ct.iter().zip(&ck).enumerate() {
+            // `Ahmad bin Hasan` (Ahmad, son of Hasan) is not `Hasan bin Ahmad`: a word before
+            // the particle on one side is not the same person's word after it on the other.
+            if let (Some(p), Some(r)) = (qp, cp)
+                && i != p
+                && j != r
+                && (i < p) != (j < r)
+            {
+                continue;
+            }
             let s = token_similarity(a, b, ka, kb, t);
             if s > 0.0 {
                 pairs.push((i, j, s));
@@ -170,6 +180,15 @@ pub fn compare_with(q: &Name, c: &Name, t: &Tuning) -> NameScore {
         aligned,
         forms,
     }
+}
+
+/// Where a name's patronymic part starts (`bin`, `ibn`, `ben` … after the first word).
+fn patronymic_at(tokens: &[String]) -> Option<usize> {
+    tokens
+        .iter()
+        .skip(1)
+        .position(|t| is_patronymic(t))
+        .map(|p| p + 1)
 }
 
 /// Legal forms as evidence: the same family adds a little, different families take away.
@@ -420,6 +439,16 @@ mod tests {
         assert!(s("Trust 2007-1", "Trust 2007-2") < THRESHOLD);
         assert!(s("OOO 1", "OOO Romashka") < THRESHOLD);
         assert!(s("Acme LLC", "Acme JSC") < s("Acme LLC", "Acme OOO"));
+        // Initials keep their order; a patronymic is not a given name.
+        assert!(s("C.B.A. Company", "A.B.C. Company") < THRESHOLD);
+        assert!(s("Ahmad bin Hasan al-Ubaidi", "Hasan bin Ahmad al-Ubaidi") < THRESHOLD);
+        assert!(s("Osama bin Laden", "Usama bin Ladin") > THRESHOLD);
+        assert!(
+            s(
+                "AL BEN ALI, Isa Ben Tarif",
+                "Shaikh Isa Bin Tarif Al Bin Ali"
+            ) > THRESHOLD
+        );
     }
 
     #[test]
