@@ -15,6 +15,7 @@ mod m20261127_000009_purge;
 mod m20261127_000011_read_indexes;
 mod m20261129_000010_keyed_audit;
 mod m20261129_000012_peer_profiles;
+mod m20261204_000013_profile_key_by_hs_code;
 
 pub struct Migrator;
 
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000010_keyed_audit::Migration),
             Box::new(m20261127_000011_read_indexes::Migration),
             Box::new(m20261129_000012_peer_profiles::Migration),
+            Box::new(m20261204_000013_profile_key_by_hs_code::Migration),
         ]
     }
 }

@@ -43,7 +43,8 @@ struct Signature {
 #[derive(Debug, Default)]
 pub struct Screening {
     current: RwLock<Arc<Index>>,
-    built_from: RwLock<Signature>,
+    /// `None` until the first build: an empty list is a valid index, not a reason to rebuild.
+    built_from: RwLock<Option<Signature>>,
     /// As-of dates of the SDN list and TECS subjects the index holds, read when it was built:
     /// every screening answer reports them, and asking the database per call cost more than
     /// the search.
@@ -88,7 +89,7 @@ impl Screening {
     /// Rebuilds when the batches changed; returns whether it did.
     pub async fn refresh(&self, db: &DatabaseConnection) -> ApiResult<bool> {
         let now = signature(db).await?;
-        if self.built_from.read().is_ok_and(|s| *s == now) && !self.index().is_empty() {
+        if self.built_from.read().is_ok_and(|s| *s == Some(now)) {
             return Ok(false);
         }
         let started = Instant::now();
@@ -110,7 +111,7 @@ impl Screening {
             *current = Arc::new(index);
         }
         if let Ok(mut built) = self.built_from.write() {
-            *built = now;
+            *built = Some(now);
         }
         if let Ok(mut dates) = self.as_of.write() {
             *dates = as_of;
