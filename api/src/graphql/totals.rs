@@ -90,7 +90,11 @@ impl TradeTotal {
             match (name, id, &self.rows) {
                 (Some(name), _, _) => named.push((party, Some(name.clone()))),
                 (None, Some(id), Some(rows)) => {
-                    let condition = rows.as_ref().clone().add(id_column.eq(id.as_str()));
+                    // `all`: added to the rows' condition itself, the id would widen it if
+                    // that condition were ever an `any` (as a row scope can be).
+                    let condition = Condition::all()
+                        .add(rows.as_ref().clone())
+                        .add(id_column.eq(id.as_str()));
                     for name in names_of(ctx, name_dimension, condition).await? {
                         named.push((party, Some(name)));
                     }
