@@ -2,7 +2,9 @@
 //! against the source, so every answer that relies on them can say the as-of date of the newest
 //! load and whether that is older than the data set's refresh cadence.
 //!
-//! One definition, used by screening results, the `datasets` query and the response warning.
+//! One staleness rule (`assess`), used by screening results, the `datasets` query and the
+//! response warning. Screening assesses the as-of dates of the data its index holds (the SDN
+//! list indexed is the newest batch loaded), read when the index is built.
 
 pub mod warning;
 

@@ -65,6 +65,15 @@ pub fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// The lines of a text fixture (the first of a CSV is its header).
+pub fn fixture_lines(name: &str) -> Vec<String> {
+    std::fs::read_to_string(fixture(name))
+        .expect("fixture")
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn postgres_base() -> String {
     std::env::var("DARTTS_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!("DARTTS_TEST_DATABASE_URL is not set: run the suite with scripts/test")

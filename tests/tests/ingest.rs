@@ -1,7 +1,7 @@
 //! `dartts load` on both backends: the real data sets, their counts, reloads, atomicity and
 //! malformed input.
 
-use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, samples};
+use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, fixture_lines, samples};
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -213,12 +213,7 @@ async fn malformed_files_never_panic_and_never_half_commit() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
         let dir = env.dir.path();
-        let header = std::fs::read_to_string(fixture("trade_canonical.csv"))
-            .expect("fixture")
-            .lines()
-            .next()
-            .expect("header")
-            .to_owned();
+        let header = fixture_lines("trade_canonical.csv").swap_remove(0);
         let row = "X-1,1,2024-01-01,IMPORT,8471,Thing,Imp,1,Addr,Exp,Man,M1,CN,CN,US,US,CN,1,SEA,1,NO,1,10,USD,";
 
         // Bad UTF-8 in one row: that row is rejected, the others load.

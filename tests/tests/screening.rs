@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture, samples};
+use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture, fixture_lines, samples};
 use serde_json::{Value, json};
 
 /// The one place the SDN list the tests screen against is named (the samples may move).
@@ -180,6 +180,21 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
 }
 
 #[tokio::test]
+async fn the_as_of_date_is_that_of_the_list_screened_against() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    // The newest load is the list screened against, even when its as-of date is older.
+    env.load_ok(&["sdn", path(&fixture("sdn")), "--as-of", "2024-05-01"])
+        .await;
+    env.load_ok(&["sdn", path(&sdn_2021()), "--as-of", "2021-07-01"])
+        .await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let r = screen(&server, &hsi, json!({ "name": "Ayman al-Zawahiri" })).await;
+    assert_eq!(r["sdnData"]["asOf"], "2021-07-01", "{r:#}");
+    assert!(!r["hits"].as_array().expect("hits").is_empty(), "{r:#}");
+}
+
+#[tokio::test]
 async fn the_index_follows_a_load_made_by_another_process() {
     let env = TestEnv::new(Backend::Postgres).await;
     let hsi = env.user("hsi", "HSI_ANALYST", None).await;
@@ -253,49 +268,86 @@ async fn trade_parties_are_screened_and_their_hits_counted() {
 
 #[tokio::test]
 async fn totals_rows_grouped_by_a_party_are_screened_and_their_hits_counted() {
-    let (_env, server, cbp) = trade_and_subjects_for_cbp().await;
-    let session = server.session(Some(&cbp));
-
-    // Grouped by id only: the names behind the id are read from the totalled rows.
-    let before = used(&server, &cbp).await;
-    let data = session
-        .data(
-            r#"{ tradeTotals(groupBy: [IMPORTER_ID], filter: { importerNameContains: "golden" }) {
-                edges { node { importerId importerName recordCount
-                    partyHits { party hit { source matchedName subjectRecord { recordId } } } } } } }"#,
-            json!({}),
-        )
+    let (env, server, cbp) = trade_and_subjects_for_cbp().await;
+    // Two more spellings of the fixture's Golden Gate importer id: one the same TECS entry
+    // (B-0002), one another subject's name (P-0001).
+    let lines = fixture_lines("trade_canonical.csv");
+    let (header, fixture_line) = (
+        &lines[0],
+        lines
+            .iter()
+            .find(|l| l.starts_with("US-1003,"))
+            .expect("US-1003"),
+    );
+    let extra = env.dir.path().join("spellings.csv");
+    std::fs::write(
+        &extra,
+        format!(
+            "{header}\n{}\n{}\n",
+            fixture_line
+                .replace("US-1003,", "US-9001,")
+                .replace(",Golden Gate Metals,", ",GOLDEN GATE METALS LLC,"),
+            fixture_line
+                .replace("US-1003,", "US-9002,")
+                .replace(",Golden Gate Metals,", ",John Q Courier,"),
+        ),
+    )
+    .expect("write csv");
+    env.load_ok(&["trade", path(&extra), "--provider", "US"])
         .await;
-    let edges = data["tradeTotals"]["edges"].as_array().expect("edges");
-    assert!(!edges.is_empty(), "{data:#}");
-    let mut hits = 0;
-    for edge in edges {
-        let node = &edge["node"];
-        assert!(
-            node["importerName"].is_null(),
-            "not grouped by name: {data:#}"
-        );
-        let party_hits = importer_hits_closed_case(node, &data);
-        // One hit per entry and party, however many spellings the id has.
-        let mut keys: Vec<_> = party_hits
+    let session = server.session(Some(&cbp));
+    let query = |filter: &str| {
+        format!(
+            r#"{{ tradeTotals(groupBy: [IMPORTER_ID], filter: {filter}) {{
+                edges {{ node {{ importerId importerName recordCount
+                    partyHits {{ party hit {{ source matchedName subjectRecord {{ recordId }} }} }} }} }} }} }}"#
+        )
+    };
+    let records_hit = |node: &Value| -> Vec<String> {
+        let mut ids: Vec<String> = node["partyHits"]
+            .as_array()
+            .expect("partyHits")
             .iter()
             .map(|h| {
-                (
-                    h["party"].to_string(),
-                    h["hit"]["subjectRecord"].to_string(),
-                )
+                h["hit"]["subjectRecord"]["recordId"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
             })
             .collect();
-        keys.sort();
-        keys.dedup();
-        assert_eq!(keys.len(), party_hits.len(), "{data:#}");
-        hits += party_hits.len() as u64;
-    }
+        ids.sort();
+        ids
+    };
+
+    // Grouped by id only: the names behind the id are read from the totalled rows — the
+    // filter keeps the Courier row out, and the two spellings of one entry give one hit.
+    let before = used(&server, &cbp).await;
+    let data = session
+        .data(&query(r#"{ importerNameContains: "golden" }"#), json!({}))
+        .await;
+    let edges = data["tradeTotals"]["edges"].as_array().expect("edges");
+    assert_eq!(edges.len(), 1, "{data:#}");
+    let node = &edges[0]["node"];
+    assert!(
+        node["importerName"].is_null(),
+        "not grouped by name: {data:#}"
+    );
+    assert_eq!(node["recordCount"], 3, "{data:#}");
+    importer_hits_closed_case(node, &data);
+    assert_eq!(records_hit(node), ["B-0002"], "{data:#}");
     assert_eq!(
         used(&server, &cbp).await,
-        before + edges.len() as u64 + hits,
-        "every group and every hit is a delivered record"
+        before + 2,
+        "the group and its hit are delivered records"
     );
+
+    // Without the name filter the id's third spelling is screened too.
+    let data = session
+        .data(&query(r#"{ importerId: "55-1234567" }"#), json!({}))
+        .await;
+    let node = &data["tradeTotals"]["edges"][0]["node"];
+    assert_eq!(node["recordCount"], 4, "{data:#}");
+    assert_eq!(records_hit(node), ["B-0002", "P-0001"], "{data:#}");
 
     // Grouped by something other than a party: nothing to screen.
     let data = session

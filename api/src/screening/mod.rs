@@ -93,10 +93,16 @@ impl Screening {
             return Ok(false);
         }
         let started = Instant::now();
-        let as_of = (
-            freshness::of(db, "sdn", None).await?.as_of,
-            freshness::of(db, "subjects", None).await?.as_of,
-        );
+        // The SDN list indexed is the newest batch loaded, which need not be the one with the
+        // newest as-of date: report the date of the list actually screened against.
+        let sdn_as_of = match now.sdn {
+            Some(id) => batch::Entity::find_by_id(id)
+                .one(db)
+                .await?
+                .map(|b| b.as_of),
+            None => None,
+        };
+        let as_of = (sdn_as_of, freshness::of(db, "subjects", None).await?.as_of);
         let listed = load(db, now.sdn).await?;
         let index = tokio::task::spawn_blocking(move || Index::build(listed))
             .await

@@ -232,11 +232,7 @@ pub struct Name {
 impl Name {
     pub fn parse(raw: &str) -> Name {
         let folded = given_name_first(&join_dotted_initials(&fold(raw)));
-        let all: Vec<&str> = folded
-            .split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(expand_abbreviation)
-            .collect();
+        let all: Vec<&str> = words(&folded).collect();
         // Titles go, unless the name is nothing else (`Mr` is then what was written).
         let titled = |w: &&str| HONORIFICS.contains(w);
         let words: Vec<String> = if all.iter().all(titled) {
@@ -285,12 +281,7 @@ fn given_name_first(folded: &str) -> String {
     let (Some(surname), Some(given), None) = (parts.next(), parts.next(), parts.next()) else {
         return folded.to_owned();
     };
-    let words = |s: &str| -> Vec<String> {
-        s.split(|c: char| !c.is_ascii_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(|w| expand_abbreviation(w).to_owned())
-            .collect()
-    };
+    let owned = |s: &str| -> Vec<String> { words(s).map(str::to_owned).collect() };
     // No form inside, and not a form on its own (`split_forms` never takes a whole name).
     let plain = |w: &[String]| {
         !w.is_empty()
@@ -299,11 +290,19 @@ fn given_name_first(folded: &str) -> String {
                 .iter()
                 .any(|(seq, ..)| seq.len() == w.len() && seq.iter().zip(w).all(|(a, b)| a == b))
     };
-    if plain(&words(given)) && plain(&words(surname)) {
+    if plain(&owned(given)) && plain(&owned(surname)) {
         format!("{given} {surname}")
     } else {
         folded.to_owned()
     }
+}
+
+/// The words of folded text (letters and digits), abbreviations written out.
+fn words(folded: &str) -> impl Iterator<Item = &str> {
+    folded
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(expand_abbreviation)
 }
 
 /// Abbreviations written in company names, as the word they stand for (`Co.` and `Company`,
