@@ -71,13 +71,14 @@ pub fn refuse(err: &AuthError) -> Response {
     response
 }
 
-/// The operation's type and name, for the audit record (the document was already accepted
-/// by the body limit; parsing it twice is cheap next to executing it).
-fn operation(request: &async_graphql::Request) -> (bool, Option<String>) {
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
-        return (false, request.operation_name.clone());
+/// The operation's type and name, for the audit record, from the document parsed when the
+/// request was read (`server::request::read`).
+fn operation(request: &mut async_graphql::Request) -> (bool, Option<String>) {
+    let operation_name = request.operation_name.clone();
+    let Ok(doc) = request.parsed_query() else {
+        return (false, operation_name);
     };
-    let wanted = request.operation_name.as_deref();
+    let wanted = operation_name.as_deref();
     // The operation that runs: the one named by `operationName`, else the document's only one.
     let chosen = doc
         .operations
@@ -87,9 +88,9 @@ fn operation(request: &async_graphql::Request) -> (bool, Option<String>) {
         Some((name, op)) => (
             op.node.ty == OperationType::Mutation,
             name.map(|n| n.to_string())
-                .or_else(|| request.operation_name.clone()),
+                .or_else(|| operation_name.clone()),
         ),
-        None => (false, request.operation_name.clone()),
+        None => (false, operation_name.clone()),
     }
 }
 
@@ -133,12 +134,12 @@ async fn execute_in_span(
     state: &AppState,
     schema: &DarttsSchema,
     principal: Principal,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     source: Option<String>,
     request_id: String,
     media: MediaType,
 ) -> Response {
-    let (is_mutation, operation_name) = operation(&request);
+    let (is_mutation, operation_name) = operation(&mut request);
     let event_type = if is_mutation {
         EventType::Mutation
     } else {

@@ -40,6 +40,7 @@ use crate::ingest::raw_store;
 /// test compares this list with the schema.
 pub const BATCH_TABLES: &[&str] = &[
     "trade_records",
+    crate::analysis::rollup::TABLE,
     "financial_transactions",
     "subject_records",
     "sdn_entries",
@@ -47,6 +48,10 @@ pub const BATCH_TABLES: &[&str] = &[
     "sdn_addresses",
     "batch_rejections",
 ];
+
+/// Tables of `BATCH_TABLES` that hold sums derived from a batch's records, not records: they
+/// go with the batch but do not count as records removed.
+const DERIVED_TABLES: &[&str] = &[crate::analysis::rollup::TABLE];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {
@@ -119,8 +124,13 @@ impl PurgeReport {
         total
     }
 
+    /// Records removed: the rows of every table but the derived sums.
     pub fn total_rows(&self) -> u64 {
-        self.rows_by_table().values().sum()
+        self.rows_by_table()
+            .iter()
+            .filter(|(table, _)| !DERIVED_TABLES.contains(table))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// What the audit event says, beyond its outcome.

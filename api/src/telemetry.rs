@@ -12,16 +12,10 @@
 //! Logging starts before the settings are read (a bad setting must be logged), so like
 //! `DARTTS_LOG` these variables are read here rather than in `config`.
 
-use std::sync::Arc;
-
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
-};
-use async_graphql::{ServerResult, Value};
+use async_graphql::extensions::ResolveInfo;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
@@ -109,10 +103,6 @@ pub fn init() -> Telemetry {
     Telemetry { provider }
 }
 
-/// A span per resolver that reads the database: the root fields, and the few nested fields
-/// whose resolvers query on their own. Named by type and field only — never arguments.
-pub struct ResolverSpans;
-
 /// Nested fields whose resolvers query the database (the rest are read from their parent).
 const NESTED_DB_FIELDS: &[(&str, &str)] = &[
     ("TradeRecord", "linkedFinancialTransactions"),
@@ -121,30 +111,14 @@ const NESTED_DB_FIELDS: &[(&str, &str)] = &[
     ("Batch", "rejections"),
 ];
 
-impl ExtensionFactory for ResolverSpans {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(ResolverSpans)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for ResolverSpans {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let parent = info.parent_type;
-        let field = info.name;
-        let traced = !info.is_for_introspection
-            && (matches!(parent, "Query" | "Mutation")
-                || NESTED_DB_FIELDS.contains(&(parent, field)));
-        if !traced {
-            return next.run(ctx, info).await;
-        }
-        let span =
-            tracing::info_span!("graphql.resolve", graphql.field = %format!("{parent}.{field}"));
-        next.run(ctx, info).instrument(span).await
-    }
+/// A span per resolver that reads the database: the root fields, and the few nested fields
+/// whose resolvers query on their own. Named by type and field only — never arguments. `None`
+/// for every other field (called for each by `graphql::per_field::PerField`).
+pub fn resolver_span(info: &ResolveInfo<'_>) -> Option<tracing::Span> {
+    let (parent, field) = (info.parent_type, info.name);
+    let traced = !info.is_for_introspection
+        && (matches!(parent, "Query" | "Mutation") || NESTED_DB_FIELDS.contains(&(parent, field)));
+    traced.then(
+        || tracing::info_span!("graphql.resolve", graphql.field = %format!("{parent}.{field}")),
+    )
 }

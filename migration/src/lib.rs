@@ -16,6 +16,10 @@ mod m20261127_000011_read_indexes;
 mod m20261129_000010_keyed_audit;
 mod m20261129_000012_peer_profiles;
 mod m20261204_000013_profile_key_by_hs_code;
+mod m20261204_000014_importer_years;
+mod m20261204_000015_page_ids_in_indexes;
+
+pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 
 pub struct Migrator;
 
@@ -36,6 +40,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000011_read_indexes::Migration),
             Box::new(m20261129_000012_peer_profiles::Migration),
             Box::new(m20261204_000013_profile_key_by_hs_code::Migration),
+            Box::new(m20261204_000014_importer_years::Migration),
+            Box::new(m20261204_000015_page_ids_in_indexes::Migration),
         ]
     }
 }

@@ -290,3 +290,67 @@ async fn bad_requests_are_bad_user_input() {
         );
     }
 }
+
+/// Totals by importer, direction, nation or year over whole years are answered from the
+/// importer-year rollup (migration 000014), which `dartts load` fills for each batch. They must
+/// be the records' totals: the same request with a `declaredValueUsdMin` no row is below (a
+/// field the rollup does not keep) reads the records instead. Emptying the rollup behind the
+/// server's back changes the answers (so the rollup is what answered), and `dartts analysis
+/// refresh` rebuilds it.
+#[tokio::test]
+async fn importer_year_totals_from_the_rollup_are_the_records_totals() {
+    for backend in BACKENDS {
+        let env = world(backend).await;
+        load_cn(&env).await;
+        let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+        let server = env.serve().await;
+        let s = server.session(Some(&hsi));
+        let requests = [
+            json!({ "g": ["IMPORTER_ID", "YEAR"] }),
+            json!({ "g": ["IMPORTER_ID", "DIRECTION", "PROVIDER_COUNTRY"],
+                    "f": { "declarationDateFrom": "2024-01-01", "declarationDateTo": "2024-12-31" },
+                    "o": [{ "measure": "QUANTITY" }, { "dimension": "IMPORTER_ID", "direction": "ASC" }] }),
+            json!({ "g": ["YEAR"], "f": { "importerNameContains": "acme", "direction": "IMPORT" } }),
+            json!({ "g": [], "f": { "providerCountry": ["US", "KR"] } }),
+        ];
+        let from_records = |request: &Value| {
+            let mut request = request.clone();
+            request["f"]["declaredValueUsdMin"] = json!(-1.0);
+            request
+        };
+        let mut rolled = Vec::new();
+        for request in &requests {
+            let answer = s.data(TOTALS, request.clone()).await;
+            assert_eq!(
+                answer,
+                s.data(TOTALS, from_records(request)).await,
+                "{backend:?} {request}"
+            );
+            assert!(!nodes(&answer, "tradeTotals").is_empty(), "{request}");
+            rolled.push(answer);
+        }
+        // Acme's 2024 imports: US-1001 (2 lines), US-1005, US-1008 in the US fixture.
+        let acme = &nodes(&rolled[2], "tradeTotals")[0];
+        assert_eq!(acme["year"], 2024);
+        assert!(acme["recordCount"].as_i64().expect("count") >= 4, "{acme}");
+
+        use sea_orm::ConnectionTrait;
+        env.db()
+            .await
+            .execute_unprepared("DELETE FROM trade_importer_years")
+            .await
+            .expect("empty the rollup");
+        let emptied = s.data(TOTALS, requests[3].clone()).await;
+        assert_eq!(nodes(&emptied, "tradeTotals")[0]["recordCount"], 0);
+        let refresh = env.run(&["analysis", "refresh"]).await;
+        assert!(refresh.ok, "{}", refresh.stderr);
+        assert!(
+            refresh.stdout.contains("importer-year totals"),
+            "{}",
+            refresh.stdout
+        );
+        for (request, before) in requests.iter().zip(&rolled) {
+            assert_eq!(&s.data(TOTALS, request.clone()).await, before, "{request}");
+        }
+    }
+}

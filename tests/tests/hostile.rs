@@ -98,6 +98,25 @@ async fn raw_chunked(base: &str, token: &str, size: usize) -> (u16, Value) {
         sent += chunk.len();
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
+    answer(stream).await
+}
+
+/// Announces a body of `length` bytes over a raw connection and sends none of it: the server
+/// must refuse it from the announced length alone. (A client sending the body at once may get a
+/// reset instead of the answer, since the server does not read what it refused.)
+async fn raw_announced(base: &str, token: &str, length: usize) -> (u16, Value) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    answer(stream).await
+}
+
+/// The status and GraphQL body the server answered on `stream`, read until it closes.
+async fn answer(mut stream: tokio::net::TcpStream) -> (u16, Value) {
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer).await;
     let text = String::from_utf8_lossy(&answer);
@@ -126,6 +145,10 @@ async fn refused_bodies_are_graphql_shaped() {
     let (status, body) = raw_chunked(&server.base, &token, 300 * 1024).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
+    // A body announced over the limit (sent at once, it may meet a reset: see raw_announced).
+    let (status, body) = raw_announced(&server.base, &token, 300 * 1024).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
 
     for (what, request, status, code) in [
         (
@@ -133,13 +156,6 @@ async fn refused_bodies_are_graphql_shaped() {
             http.post(server.url("/graphql"))
                 .json(&json!([{ "query": "{ me { role } }" }, { "query": "{ me { role } }" }])),
             400,
-            "BAD_USER_INPUT",
-        ),
-        (
-            "an oversize body with its length",
-            http.post(server.url("/graphql"))
-                .json(&json!({ "query": format!("{{ me {{ role }} }} #{}", "x".repeat(300_000)) })),
-            413,
             "BAD_USER_INPUT",
         ),
         (

@@ -224,6 +224,11 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
         );
         assert_eq!(detail["rows"]["trade_records"], old_trade_rows, "{detail}");
         assert_eq!(detail["rows"]["batch_rejections"], 1, "{detail}");
+        // The batch's importer-year sums go with it, and are not counted as records below.
+        assert!(
+            detail["rows"]["trade_importer_years"].as_u64() > Some(0),
+            "{detail}"
+        );
         assert_eq!(detail["rows"]["sdn_entries"], 2, "{detail}");
         assert_eq!(detail["rows"]["sdn_aliases"], 1, "{detail}");
         assert_eq!(detail["rows"]["sdn_addresses"], 1, "{detail}");

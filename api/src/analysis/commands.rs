@@ -9,7 +9,7 @@ use serde_json::json;
 use super::anomalies::Options;
 use super::demo::{self, Spec};
 use super::peers::{Measure, Method, Rule};
-use super::{eval, profile_store};
+use super::{eval, profile_store, rollup};
 use crate::accounts;
 use crate::audit::{AuditEvent, AuditSink, EventType};
 use crate::auth::local_token::LocalSigner;
@@ -82,7 +82,10 @@ pub async fn refresh(db: &DatabaseConnection) -> Result<String, String> {
     let n = profile_store::refresh_all(db)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(format!("recomputed {n} peer profiles"))
+    let sums = rollup::rebuild(db).await.map_err(|e| e.to_string())?;
+    Ok(format!(
+        "recomputed {n} peer profiles and {sums} importer-year totals"
+    ))
 }
 
 /// Generates (once) and loads a small demo world into the embedded database, creates the

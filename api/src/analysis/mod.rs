@@ -9,6 +9,7 @@
 //!   scoped rows (nation-scoped roles).
 //! - `red_flags`: round values, value per kg, Benford per importer, transshipment, new chapters.
 //! - `demo`, `eval`: the synthetic world with ground truth, and precision/recall against it.
+//! - `rollup`: when totals are answered from the importer-year rollup instead of the records.
 //! - `totals`, `mirror`, `trade_finance`: grouping dimensions, mirror-trade matching with the
 //!   CIF/FOB allowance, money against goods and structuring.
 
@@ -21,6 +22,7 @@ pub mod mirror;
 pub mod peers;
 pub mod profile_store;
 pub mod red_flags;
+pub mod rollup;
 pub mod stats;
 pub mod totals;
 pub mod trade_finance;

@@ -15,7 +15,11 @@ use async_graphql::Enum;
 use async_graphql::resolver_utils::EnumType;
 use entities::trade_record::{self, Column};
 use sea_orm::sea_query::{Alias, Expr, NullOrdering, Order, Query, SelectStatement, SimpleExpr};
-use sea_orm::{Condition, DbBackend, QueryResult};
+use sea_orm::{
+    Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, TransactionTrait,
+};
+
+use super::rollup::{self, Source};
 
 /// What `tradeTotals` can group by. Each reads one `TradeRecord` field (`DIMENSION_READS`).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -195,6 +199,28 @@ pub enum SortKey {
     Dimension(Dimension),
 }
 
+/// What PostgreSQL may use per sort or hash of one totals statement. Its default of 4 MB made
+/// a year of importer totals (29,000 groups) sort on disk instead of hashing in memory, at
+/// 1.5-2x the time. Raised for these statements only, not for the pool.
+const WORK_MEM: &str = "64MB";
+
+/// Runs a `Grouping::statement`: on PostgreSQL in a transaction of its own that raises
+/// `work_mem` for it alone.
+pub async fn run(
+    db: &DatabaseConnection,
+    statement: &SelectStatement,
+) -> Result<Vec<QueryResult>, DbErr> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return db.query_all(statement).await;
+    }
+    let txn = db.begin().await?;
+    txn.execute_unprepared(&format!("SET LOCAL work_mem = '{WORK_MEM}'"))
+        .await?;
+    let rows = txn.query_all(statement).await?;
+    txn.commit().await?;
+    Ok(rows)
+}
+
 /// A validated totals request: dimensions (distinct, at most one HS level), sort keys on
 /// measures or grouped dimensions.
 #[derive(Clone, Debug)]
@@ -226,6 +252,10 @@ impl Grouping {
         Ok(Grouping { dimensions, order })
     }
 
+    pub fn dimensions(&self) -> &[Dimension] {
+        &self.dimensions
+    }
+
     /// Every `TradeRecord` field this grouping and its order read.
     pub fn fields_read(&self) -> Vec<&'static str> {
         let mut read: Vec<&'static str> = self
@@ -244,37 +274,71 @@ impl Grouping {
     /// The statement: the groups of the rows matching `condition` (filter *and* row scope,
     /// which the caller must include), sorted, ties broken by the dimensions in order, then
     /// `offset`/`limit`. Each row also carries the number of groups (`total_groups`).
+    /// `source` must be one `rollup::source` chose for this grouping and condition.
     pub fn statement(
         &self,
         backend: DbBackend,
+        source: Source,
         condition: Condition,
         offset: u64,
         limit: Option<u64>,
     ) -> SelectStatement {
         debug_assert!(limit.is_some() || offset == 0, "an offset needs a limit");
         let mut q = Query::select();
-        q.from(trade_record::Entity);
+        // The rollup answers under the records' name: the condition names its columns as
+        // `"trade_records"."…"`, and the rollup keeps them under the same names.
+        // Units are compared only for equality, so PostgreSQL may compare bytes ("C") instead
+        // of going through the database's collation for every row (a third of the time).
+        let unit = |column: &str| match backend {
+            DbBackend::Postgres => format!("\"{column}\" COLLATE \"C\""),
+            _ => format!("\"{column}\""),
+        };
+        let (min_unit, max_unit, quantity, count) = match source {
+            Source::Records => {
+                q.from(trade_record::Entity);
+                (
+                    format!("MIN({})", unit("quantity_unit")),
+                    format!("MAX({})", unit("quantity_unit")),
+                    "SUM(CASE WHEN \"quantity_unit\" IS NOT NULL THEN \"quantity\" END)",
+                    "COUNT(*)",
+                )
+            }
+            Source::ImporterYears => {
+                q.from_as(Alias::new(rollup::TABLE), trade_record::Entity);
+                (
+                    format!("MIN({})", unit("min_unit")),
+                    format!("MAX({})", unit("max_unit")),
+                    "SUM(\"quantity\")",
+                    // PostgreSQL's SUM of a BIGINT is NUMERIC; the grand total of no rows is
+                    // one group with a count of 0, as COUNT(*) gives it.
+                    "CAST(COALESCE(SUM(\"record_count\"), 0) AS BIGINT)",
+                )
+            }
+        };
         for (i, d) in self.dimensions.iter().enumerate() {
             q.expr_as(d.expr(backend), Alias::new(format!("d{i}")));
             q.add_group_by([d.expr(backend)]);
         }
-        let unit = "\"quantity_unit\"";
-        let single_unit = format!("MIN({unit}) = MAX({unit})");
-        q.expr_as(Expr::cust("SUM(\"declared_value_usd\")"), Alias::new("value_usd"))
-            .expr_as(
-                Expr::cust(format!(
-                    "CASE WHEN {single_unit} THEN SUM(CASE WHEN {unit} IS NOT NULL THEN \"quantity\" END) END"
-                )),
-                Alias::new("quantity"),
-            )
-            .expr_as(
-                Expr::cust(format!("CASE WHEN {single_unit} THEN MIN({unit}) END")),
-                Alias::new("quantity_unit"),
-            )
-            .expr_as(Expr::cust("SUM(\"net_weight_kg\")"), Alias::new("net_weight_kg"))
-            .expr_as(Expr::cust("COUNT(*)"), Alias::new("record_count"))
-            .expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new("total_groups"))
-            .cond_where(condition);
+        let single_unit = format!("{min_unit} = {max_unit}");
+        q.expr_as(
+            Expr::cust("SUM(\"declared_value_usd\")"),
+            Alias::new("value_usd"),
+        )
+        .expr_as(
+            Expr::cust(format!("CASE WHEN {single_unit} THEN {quantity} END")),
+            Alias::new("quantity"),
+        )
+        .expr_as(
+            Expr::cust(format!("CASE WHEN {single_unit} THEN {min_unit} END")),
+            Alias::new("quantity_unit"),
+        )
+        .expr_as(
+            Expr::cust("SUM(\"net_weight_kg\")"),
+            Alias::new("net_weight_kg"),
+        )
+        .expr_as(Expr::cust(count), Alias::new("record_count"))
+        .expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new("total_groups"))
+        .cond_where(condition);
         for (key, direction) in &self.order {
             let alias = match key {
                 SortKey::Measure(m) => m.alias().to_owned(),
@@ -421,7 +485,13 @@ mod tests {
         .unwrap();
         let cond = Condition::all().add(Column::ProviderCountry.eq("KR"));
         let pg = DbBackend::Postgres
-            .build(&g.statement(DbBackend::Postgres, cond.clone(), 10, Some(5)))
+            .build(&g.statement(
+                DbBackend::Postgres,
+                Source::Records,
+                cond.clone(),
+                10,
+                Some(5),
+            ))
             .to_string();
         assert!(
             pg.contains("to_char(\"declaration_date\", 'YYYY-MM')"),
@@ -432,12 +502,28 @@ mod tests {
         assert!(pg.contains("\"provider_country\" = 'KR'"), "{pg}");
         assert!(pg.contains("LIMIT 5 OFFSET 10"), "{pg}");
         let lite = DbBackend::Sqlite
-            .build(&g.statement(DbBackend::Sqlite, cond, 0, None))
+            .build(&g.statement(DbBackend::Sqlite, Source::Records, cond.clone(), 0, None))
             .to_string();
         assert!(
             lite.contains("substr(\"declaration_date\", 1, 7)"),
             "{lite}"
         );
         assert!(!lite.contains("LIMIT"), "{lite}");
+        // The rollup under the records' name, so the condition's qualified columns resolve.
+        let rolled = DbBackend::Postgres
+            .build(&g.statement(DbBackend::Postgres, Source::ImporterYears, cond, 0, Some(5)))
+            .to_string();
+        assert!(
+            rolled.contains("FROM \"trade_importer_years\" AS \"trade_records\""),
+            "{rolled}"
+        );
+        assert!(
+            rolled.contains("\"trade_records\".\"provider_country\" = 'KR'"),
+            "{rolled}"
+        );
+        assert!(
+            rolled.contains("CAST(COALESCE(SUM(\"record_count\"), 0) AS BIGINT)"),
+            "{rolled}"
+        );
     }
 }

@@ -10,10 +10,8 @@
 
 use std::sync::Arc;
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
-};
-use async_graphql::{Context, PathSegment, ServerError, ServerResult, Value};
+use async_graphql::extensions::{ExtensionContext, ResolveInfo};
+use async_graphql::{Context, PathSegment, ServerError, ServerResult};
 
 use crate::audit::{AuditEvent, EventType};
 use crate::auth::Principal;
@@ -21,75 +19,60 @@ use crate::auth::partner::PreAuth;
 use crate::error::ApiError;
 use crate::policy::{Category, PermissionSet, Policy};
 
-pub struct FieldGuard;
-
-impl ExtensionFactory for FieldGuard {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(FieldGuardExtension)
+/// Decides whether the field being resolved may be resolved for this request: `Ok` to resolve
+/// it, else the `FORBIDDEN_FIELD` (or `UNAUTHENTICATED`) error it resolves to. Called for every
+/// field by `per_field::PerField`.
+pub fn check(ctx: &ExtensionContext<'_>, info: &ResolveInfo<'_>) -> ServerResult<()> {
+    // Introspection is governed by its own switch; list items (`[T!]`) were decided when
+    // the list field itself was resolved.
+    if info.is_for_introspection
+        || info.parent_type.starts_with("__")
+        || info.parent_type.starts_with('[')
+        || info.name.starts_with("__")
+    {
+        return Ok(());
     }
-}
 
-struct FieldGuardExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for FieldGuardExtension {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        // Introspection is governed by its own switch; list items (`[T!]`) were decided when
-        // the list field itself was resolved.
-        if info.is_for_introspection
-            || info.parent_type.starts_with("__")
-            || info.parent_type.starts_with('[')
-            || info.name.starts_with("__")
-        {
-            return next.run(ctx, info).await;
+    let Ok(policy) = ctx.data::<Arc<Policy>>() else {
+        return Err(ServerError::new(
+            "policy missing",
+            Some(info.field.name.pos),
+        ));
+    };
+    let category = policy.field_category(info.parent_type, info.name);
+    let Some(principal) = ctx.data_opt::<Principal>() else {
+        if category == Category::PreAuth && ctx.data_opt::<PreAuth>().is_some() {
+            return Ok(());
         }
-
-        let Ok(policy) = ctx.data::<Arc<Policy>>() else {
-            return Err(ServerError::new(
-                "policy missing",
-                Some(info.field.name.pos),
-            ));
-        };
-        let category = policy.field_category(info.parent_type, info.name);
-        let Some(principal) = ctx.data_opt::<Principal>() else {
-            if category == Category::PreAuth && ctx.data_opt::<PreAuth>().is_some() {
-                return next.run(ctx, info).await;
-            }
-            // No principal (and not a sign-in) means the request bypassed authentication:
-            // refuse everything.
-            let err: async_graphql::Error =
-                ApiError::Unauthenticated("not authenticated".into()).into();
-            let mut server_error = err.into_server_error(info.field.name.pos);
-            server_error.path = path_of(&info);
-            return Err(server_error);
-        };
-        let Some(missing) =
-            policy.missing_category(&principal.permissions, info.parent_type, info.name)
-        else {
-            return next.run(ctx, info).await;
-        };
-        let (ty, field) = (info.parent_type, info.name);
-        let err: async_graphql::Error = ApiError::ForbiddenField(if missing == category {
-            format!(
-                "{ty}.{field} carries {} data, which your role may not read",
-                missing.as_str()
-            )
-        } else {
-            format!(
-                "{ty}.{field} compares fields that need {} access, which your role does not have",
-                missing.as_str()
-            )
-        })
-        .into();
+        // No principal (and not a sign-in) means the request bypassed authentication:
+        // refuse everything.
+        let err: async_graphql::Error =
+            ApiError::Unauthenticated("not authenticated".into()).into();
         let mut server_error = err.into_server_error(info.field.name.pos);
-        server_error.path = path_of(&info);
-        Err(server_error)
-    }
+        server_error.path = path_of(info);
+        return Err(server_error);
+    };
+    let Some(missing) =
+        policy.missing_category(&principal.permissions, info.parent_type, info.name)
+    else {
+        return Ok(());
+    };
+    let (ty, field) = (info.parent_type, info.name);
+    let err: async_graphql::Error = ApiError::ForbiddenField(if missing == category {
+        format!(
+            "{ty}.{field} carries {} data, which your role may not read",
+            missing.as_str()
+        )
+    } else {
+        format!(
+            "{ty}.{field} compares fields that need {} access, which your role does not have",
+            missing.as_str()
+        )
+    })
+    .into();
+    let mut server_error = err.into_server_error(info.field.name.pos);
+    server_error.path = path_of(info);
+    Err(server_error)
 }
 
 /// The response path of the field being resolved (`["tradeRecords", "edges", 0, "node", …]`).

@@ -11,6 +11,8 @@
 //! NULLs sort as the largest value on both backends (PostgreSQL's default, stated explicitly so
 //! SQLite pages the same way): last when ascending, first when descending.
 
+use std::sync::Arc;
+
 use async_graphql::connection::{Connection, CursorType, Edge};
 use async_graphql::{Context, OutputType};
 use base64::Engine;
@@ -18,8 +20,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, ExprTrait, NullOrdering, SimpleExpr};
 use sea_orm::{
-    Condition, DatabaseConnection, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Iterable, Order, PaginatorTrait,
+    PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use serde_json::Value;
 
@@ -240,7 +242,7 @@ impl Keyset {
             })?),
         };
         Ok(KeysetPage {
-            signature: self.signature(),
+            signature: self.signature().into(),
             keys: self.keys,
             limit: u64::try_from(first).unwrap_or(0),
             after,
@@ -265,18 +267,30 @@ impl Keyset {
     }
 }
 
-/// An edge's cursor, already encoded.
-pub struct KeysetCursor(String);
+/// An edge's cursor: the row's position, encoded only when the response asks for it (an edge's
+/// `cursor`, `pageInfo.endCursor`). Encoding is JSON and base64 per row, about 5 % of a
+/// 50-row page's time, and most clients read only the end cursor.
+pub struct KeysetCursor {
+    signature: Arc<str>,
+    position: Vec<KeyValue>,
+}
 
 impl CursorType for KeysetCursor {
-    type Error = std::convert::Infallible;
+    type Error = String;
 
-    fn decode_cursor(s: &str) -> Result<Self, Self::Error> {
-        Ok(KeysetCursor(s.to_owned()))
+    /// Cursors are read by `Keyset::page`, which checks them against the connection's keys;
+    /// async-graphql's own decoding is never used.
+    fn decode_cursor(_: &str) -> Result<Self, Self::Error> {
+        Err("a cursor is read by the connection it came from".into())
     }
 
     fn encode_cursor(&self) -> String {
-        self.0.clone()
+        let body = serde_json::json!({
+            "v": VERSION,
+            "s": &*self.signature,
+            "k": self.position.iter().map(KeyValue::to_json).collect::<Vec<_>>(),
+        });
+        URL_SAFE_NO_PAD.encode(body.to_string())
     }
 }
 
@@ -284,7 +298,7 @@ pub type KeysetConnection<N> = Connection<KeysetCursor, N, TotalCount>;
 
 /// One validated page request over a [`Keyset`].
 pub struct KeysetPage {
-    signature: String,
+    signature: Arc<str>,
     keys: Vec<SortKey>,
     limit: u64,
     after: Option<Vec<KeyValue>>,
@@ -292,16 +306,37 @@ pub struct KeysetPage {
 
 impl KeysetPage {
     /// Rows after the cursor's position, in the keyset's order (see [`Self::seek`]).
+    ///
+    /// In the default order (the id alone), fetched as a deferred join: the page's ids are
+    /// chosen by a subquery that reads only the filter's columns and the id, then only those
+    /// rows are read whole. No filter index yields rows in id order, so every matching row is
+    /// visited to find the first ids; when the index holds the id (migration 000015) that is an
+    /// index-only scan. An HS prefix with a year (3,822 of 1M rows) went from reading and
+    /// sorting 3,822 whole rows (16 ms) to an index-only scan and 21 row reads (2.3 ms). An
+    /// explicit order is read as it is: an index on the filter and that order (origin by value)
+    /// gives the page directly, and the extra join only cost time (about 15 % of throughput).
     pub fn apply<E: EntityTrait>(&self, mut select: Select<E>) -> Select<E> {
         if let Some(seek) = self.seek() {
             select = select.filter(seek);
         }
+        // One more than asked for, only to know whether there is a next page.
+        select = self.ordered(select).limit(self.limit + 1);
+        // Every table here has a one-column id; a composite key would need a row comparison.
+        let mut primary_key = E::PrimaryKey::iter();
+        let (1, Some(key), None) = (self.keys.len(), primary_key.next(), primary_key.next()) else {
+            return select;
+        };
+        let id = key.into_column();
+        let ids = select.select_only().column(id).into_query();
+        self.ordered(E::find().filter(id.in_subquery(ids)))
+    }
+
+    fn ordered<E: EntityTrait>(&self, mut select: Select<E>) -> Select<E> {
         for key in &self.keys {
             let (order, nulls) = key.order();
             select = select.order_by_with_nulls(key.col(), order, nulls);
         }
-        // One more than asked for, only to know whether there is a next page.
-        select.limit(self.limit + 1)
+        select
     }
 
     /// The condition "after the cursor's position": for keys k1..kn and position v1..vn,
@@ -326,13 +361,11 @@ impl KeysetPage {
     }
 
     /// The cursor of the row whose sort-key values are `position` (in key order).
-    pub fn cursor(&self, position: &[KeyValue]) -> KeysetCursor {
-        let body = serde_json::json!({
-            "v": VERSION,
-            "s": self.signature,
-            "k": position.iter().map(KeyValue::to_json).collect::<Vec<_>>(),
-        });
-        KeysetCursor(URL_SAFE_NO_PAD.encode(body.to_string()))
+    pub fn cursor(&self, position: Vec<KeyValue>) -> KeysetCursor {
+        KeysetCursor {
+            signature: self.signature.clone(),
+            position,
+        }
     }
 
     /// Wraps fetched edges (at most `limit + 1`; the extra one only signals a next page).
@@ -368,7 +401,7 @@ impl KeysetPage {
         node: impl Fn(M) -> N,
     ) -> Vec<(KeysetCursor, N)> {
         rows.into_iter()
-            .map(|row| (self.cursor(&position(&row)), node(row)))
+            .map(|row| (self.cursor(position(&row)), node(row)))
             .collect()
     }
 }
@@ -416,11 +449,43 @@ mod tests {
         Keyset::new("things", keys()).page(Some(10), after)
     }
 
+    /// The default order (the id alone) reads the page's ids first and then only their rows;
+    /// an explicit order is one query, which an index on filter and order answers directly.
+    #[test]
+    fn only_the_id_order_is_a_deferred_join() {
+        use entities::trade_record::{Column, Entity};
+        use sea_orm::{DbBackend, QueryTrait};
+        let id = SortKey::new("id", Expr::col((Entity, Column::Id)), KeyKind::Int);
+        let value = SortKey::new(
+            "value",
+            Expr::col((Entity, Column::DeclaredValueUsd)),
+            KeyKind::Float,
+        )
+        .desc(true);
+        let sql = |keys: Vec<SortKey>| {
+            let page = Keyset::new("tradeRecords", keys)
+                .page(Some(20), None)
+                .unwrap();
+            page.apply(Entity::find().filter(Column::HsCode.gte("84")))
+                .build(DbBackend::Postgres)
+                .to_string()
+        };
+        let deferred = sql(vec![id.clone()]);
+        assert!(
+            deferred.contains("\"id\" IN (SELECT \"trade_records\".\"id\" FROM \"trade_records\""),
+            "{deferred}"
+        );
+        assert!(deferred.contains("LIMIT 21)"), "{deferred}");
+        let direct = sql(vec![value, id]);
+        assert!(!direct.contains("IN (SELECT"), "{direct}");
+        assert!(direct.ends_with("LIMIT 21"), "{direct}");
+    }
+
     #[test]
     fn cursors_round_trip() {
         let p = page(None).unwrap();
         let position = vec![KeyValue::Float(12.5), KeyValue::Null, KeyValue::Int(7)];
-        let c = p.cursor(&position).encode_cursor();
+        let c = p.cursor(position.clone()).encode_cursor();
         assert_eq!(page(Some(&c)).unwrap().after, Some(position));
     }
 
@@ -429,14 +494,14 @@ mod tests {
         let ours = page(None).unwrap();
         let other = Keyset::new("others", keys()).page(None, None).unwrap();
         let foreign = other
-            .cursor(&[KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
+            .cursor(vec![KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
             .encode_cursor();
         assert!(page(Some(&foreign)).is_err());
         let mut flipped = keys();
         flipped[0].desc = false;
         let other_order = Keyset::new("things", flipped).page(None, None).unwrap();
         let c = other_order
-            .cursor(&[KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
+            .cursor(vec![KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
             .encode_cursor();
         assert!(page(Some(&c)).is_err());
         for bad in [

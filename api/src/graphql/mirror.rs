@@ -5,7 +5,7 @@
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use entities::trade_record::Column;
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait};
+use sea_orm::{ColumnTrait, Condition};
 
 use super::filters::{RecordFilter, countries, read_if_set};
 use super::guard::{principal, require_readable};
@@ -14,7 +14,8 @@ use super::scalars::Date;
 use super::scope;
 use super::trade::TradeRecordFilter;
 use crate::analysis::mirror::{self, MirrorPair, PairKey, Side, SideTotals};
-use crate::analysis::totals::{Dimension, Grouping};
+use crate::analysis::rollup::Source;
+use crate::analysis::totals::{self, Dimension, Grouping};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -198,16 +199,18 @@ impl MirrorQuery {
             .condition()?
             .add(Column::PartnerCountry.is_not_null())
             .add(scope::trade(perms));
-        let rows = state
-            .db
-            .query_all(&grouping.statement(
+        let rows = totals::run(
+            &state.db,
+            &grouping.statement(
                 state.db.get_database_backend(),
+                Source::Records,
                 condition,
                 0,
                 Some(MAX_SUMS + 1),
-            ))
-            .await
-            .map_err(ApiError::from)?;
+            ),
+        )
+        .await
+        .map_err(ApiError::from)?;
         if rows.len() as u64 > MAX_SUMS {
             return Err(ApiError::bad_input(
                 "the filter covers too many pairs: narrow it by nation, HS code or dates",

@@ -21,6 +21,7 @@ mod me;
 pub(crate) mod mirror;
 mod node;
 mod pagination;
+mod per_field;
 mod quota;
 pub mod records;
 mod red_flags;
@@ -90,9 +91,7 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 /// The schema serving requests against `state`. Every request must carry a `Principal`.
 pub fn build(state: AppState) -> DarttsSchema {
     let mut builder = builder()
-        .extension(guard::FieldGuard)
-        .extension(crate::telemetry::ResolverSpans)
-        .extension(records::RecordCounter)
+        .extension(per_field::PerField)
         .data(DataLoader::new(
             batch::BatchLoader(state.db.clone()),
             tokio::spawn,

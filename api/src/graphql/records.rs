@@ -9,10 +9,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextResolve, ResolveInfo,
-};
-use async_graphql::{ServerResult, Value};
+use async_graphql::Value;
+use async_graphql::extensions::{ExtensionContext, ResolveInfo};
 
 /// Types whose instances are analytical records: each one delivered counts against the quota.
 /// A new record type (an analysis row, a screening hit …) is one line here; the test below
@@ -88,35 +86,19 @@ impl Delivered {
     }
 }
 
-pub struct RecordCounter;
-
-impl ExtensionFactory for RecordCounter {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(RecordCounterExtension)
-    }
+/// Whether the field being resolved delivers a record when it resolves to a value.
+pub fn counts(info: &ResolveInfo<'_>) -> bool {
+    !info.is_for_introspection
+        && is_record(info.return_type)
+        && !ABOUT.contains(&(info.parent_type, info.name))
 }
 
-struct RecordCounterExtension;
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for RecordCounterExtension {
-    async fn resolve(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        info: ResolveInfo<'_>,
-        next: NextResolve<'_>,
-    ) -> ServerResult<Option<Value>> {
-        let counts = !info.is_for_introspection
-            && is_record(info.return_type)
-            && !ABOUT.contains(&(info.parent_type, info.name));
-        let value = next.run(ctx, info).await?;
-        if counts
-            && value.as_ref().is_some_and(|v| *v != Value::Null)
-            && let Some(delivered) = ctx.data_opt::<Delivered>()
-        {
-            delivered.0.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(value)
+/// Counts `value`, the resolution of a field for which `counts` held, if it is not null.
+pub fn count(ctx: &ExtensionContext<'_>, value: &Option<Value>) {
+    if value.as_ref().is_some_and(|v| *v != Value::Null)
+        && let Some(delivered) = ctx.data_opt::<Delivered>()
+    {
+        delivered.0.fetch_add(1, Ordering::Relaxed);
     }
 }
 

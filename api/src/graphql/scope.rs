@@ -38,6 +38,12 @@ pub fn trade(perms: &PermissionSet) -> Condition {
     }
 }
 
+/// Whether `trade(perms)` adds no condition: the caller reads every row, so an answer summed
+/// over all rows in advance (the totals' rollup) is the caller's answer too.
+pub fn trade_unscoped(perms: &PermissionSet) -> bool {
+    perms.rows == RowScope::All
+}
+
 /// The trade rows one sharing agreement covers.
 fn granted(grant: &Grant) -> Condition {
     use trade_record::Column;

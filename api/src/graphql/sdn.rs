@@ -289,7 +289,7 @@ impl SdnQuery {
             fetch(ctx, &state.db, &page, sdn_entry::Entity::find().filter(c)).await?;
         let cursors: Vec<_> = rows
             .iter()
-            .map(|m| page.cursor(&[m.ent_num.into(), m.id.into()]))
+            .map(|m| page.cursor(vec![m.ent_num.into(), m.id.into()]))
             .collect();
         let nodes = with_children(state, rows).await?;
         Ok(Some(page.connection(

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
 use entities::trade_record::Column;
-use sea_orm::{ColumnTrait, Condition, ConnectionTrait, sea_query::Order};
+use sea_orm::{ColumnTrait, Condition, sea_query::Order};
 
 use super::filters::RecordFilter;
 use super::guard::{principal, require_readable};
@@ -14,7 +14,8 @@ use super::scalars::SortDirection;
 use super::scope;
 use super::screening::{self, PartyHit, TradeParty};
 use super::trade::{Direction, TradeRecordFilter};
-use crate::analysis::totals::{Dimension, Grouping, Measure, SortKey, TotalsRow};
+use crate::analysis::rollup::{self, Source};
+use crate::analysis::totals::{self, Dimension, Grouping, Measure, SortKey, TotalsRow};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -120,14 +121,13 @@ async fn names_of(
     .map_err(|e| ApiError::Internal(e.into()))?;
     let statement = grouping.statement(
         state.db.get_database_backend(),
+        Source::Records,
         condition,
         0,
         Some(NAMES_PER_ID),
     );
     let mut names = Vec::new();
-    for row in state
-        .db
-        .query_all(&statement)
+    for row in totals::run(&state.db, &statement)
         .await
         .map_err(ApiError::from)?
     {
@@ -259,18 +259,27 @@ impl TotalsQuery {
         require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
         let perms = &principal(ctx)?.permissions;
         let condition = filter.condition()?.add(scope::trade(perms));
+        let source = rollup::source(&rollup::Request {
+            grouping: &grouping,
+            filter_fields: &filter.fields_read(),
+            date_from: filter.declaration_date_from.map(|d| d.0),
+            date_to: filter.declaration_date_to.map(|d| d.0),
+            unscoped: scope::trade_unscoped(perms),
+        });
         let backend = state.db.get_database_backend();
         let rows_condition = Arc::new(condition.clone());
-        let rows = state
-            .db
-            .query_all(&grouping.statement(
+        let rows = totals::run(
+            &state.db,
+            &grouping.statement(
                 backend,
+                source,
                 condition.clone(),
                 page.offset,
                 Some(page.limit + 1),
-            ))
-            .await
-            .map_err(ApiError::from)?;
+            ),
+        )
+        .await
+        .map_err(ApiError::from)?;
         let mut total = 0;
         let mut totals = Vec::with_capacity(rows.len());
         for row in &rows {
@@ -283,16 +292,17 @@ impl TotalsQuery {
         }
         if rows.is_empty() && page.offset > 0 {
             // Past the last page the window count is not there to read.
-            total = state
-                .db
-                .query_all(&grouping.statement(backend, condition, 0, Some(1)))
-                .await
-                .map_err(ApiError::from)?
-                .first()
-                .map(|row| grouping.decode(row).map(|(_, groups)| groups))
-                .transpose()
-                .map_err(ApiError::from)?
-                .unwrap_or(0);
+            total = totals::run(
+                &state.db,
+                &grouping.statement(backend, source, condition, 0, Some(1)),
+            )
+            .await
+            .map_err(ApiError::from)?
+            .first()
+            .map(|row| grouping.decode(row).map(|(_, groups)| groups))
+            .transpose()
+            .map_err(ApiError::from)?
+            .unwrap_or(0);
         }
         Ok(Some(page.connection(totals, total)))
     }

@@ -131,6 +131,25 @@ impl LoadTx {
         Ok(())
     }
 
+    /// Runs `sql`, which binds the batch id as `$1` (a statement deriving rows from the
+    /// batch's rows, such as a rollup's fill). `sql` is the program's own text, never input.
+    pub async fn execute_for_batch(
+        &mut self,
+        sql: String,
+        batch_id: i64,
+    ) -> Result<(), sqlx::Error> {
+        let sql = sqlx::AssertSqlSafe(sql);
+        match self {
+            LoadTx::Postgres(tx) => {
+                sqlx::query(sql).bind(batch_id).execute(&mut **tx).await?;
+            }
+            LoadTx::Sqlite(tx) => {
+                sqlx::query(sql).bind(batch_id).execute(&mut **tx).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Appends `rows` to `table`. Every row must have exactly `table.columns.len()` cells.
     pub async fn write(&mut self, table: &Table, rows: &[Vec<Cell>]) -> Result<(), sqlx::Error> {
         if rows.is_empty() {

@@ -58,19 +58,25 @@ pub fn graphql_response(response: async_graphql::Response, media: MediaType) -> 
     let request_error = response.data == async_graphql::Value::Null
         && !response.errors.is_empty()
         && response.errors.iter().all(|e| e.path.is_empty());
-    let mut body = match serde_json::to_value(&response) {
-        Ok(body) => body,
-        Err(e) => return crate::delivery::internal("cannot serialize a response", &e),
-    };
-    let status = if media == MediaType::GraphqlResponse && request_error {
+    let (status, body) = if media == MediaType::GraphqlResponse && request_error {
+        // Rare, and small: the only case that edits the body (no `data` key at all).
+        let mut body = match serde_json::to_value(&response) {
+            Ok(body) => body,
+            Err(e) => return crate::delivery::internal("cannot serialize a response", &e),
+        };
         if let Some(map) = body.as_object_mut() {
             map.remove("data");
         }
-        StatusCode::BAD_REQUEST
+        (StatusCode::BAD_REQUEST, body.to_string().into_bytes())
     } else {
-        StatusCode::OK
+        // Straight to bytes: going through a `serde_json::Value` first copied every field of
+        // the answer once more (5 % of a 50-row page).
+        match serde_json::to_vec(&response) {
+            Ok(body) => (StatusCode::OK, body),
+            Err(e) => return crate::delivery::internal("cannot serialize a response", &e),
+        }
     };
-    let mut http = (status, body.to_string()).into_response();
+    let mut http = (status, body).into_response();
     http.headers_mut()
         .insert(header::CONTENT_TYPE, media.content_type());
     http

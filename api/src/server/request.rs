@@ -86,7 +86,7 @@ pub fn read(body: &[u8]) -> Result<async_graphql::Request, Refused> {
             "batched requests are not accepted: send one operation per request",
         ));
     }
-    let request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
+    let mut request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
         refused(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
@@ -106,6 +106,11 @@ pub fn read(body: &[u8]) -> Result<async_graphql::Request, Refused> {
             };
             refused(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
         })?;
+    }
+    // Parsed once: the audit record and async-graphql's executor read this document instead
+    // of parsing the text again (each parse was about 2% of a small request's time).
+    if let Some(document) = document {
+        request.set_parsed_query(document);
     }
     Ok(request)
 }
