@@ -18,6 +18,7 @@ mod m20261129_000012_peer_profiles;
 mod m20261204_000013_profile_key_by_hs_code;
 mod m20261204_000014_importer_years;
 mod m20261204_000015_page_ids_in_indexes;
+mod m20261204_000016_peer_group_facts_in_index;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 
@@ -42,6 +43,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000013_profile_key_by_hs_code::Migration),
             Box::new(m20261204_000014_importer_years::Migration),
             Box::new(m20261204_000015_page_ids_in_indexes::Migration),
+            Box::new(m20261204_000016_peer_group_facts_in_index::Migration),
         ]
     }
 }

@@ -285,8 +285,6 @@ impl Grouping {
     ) -> SelectStatement {
         debug_assert!(limit.is_some() || offset == 0, "an offset needs a limit");
         let mut q = Query::select();
-        // The rollup answers under the records' name: the condition names its columns as
-        // `"trade_records"."…"`, and the rollup keeps them under the same names.
         // Units are compared only for equality, so PostgreSQL may compare bytes ("C") instead
         // of going through the database's collation for every row (a third of the time).
         let unit = |column: &str| match backend {
@@ -304,6 +302,8 @@ impl Grouping {
                 )
             }
             Source::ImporterYears => {
+                // Under the records' name: the condition names its columns as
+                // `"trade_records"."…"`, and the rollup keeps them under the same names.
                 q.from_as(Alias::new(rollup::TABLE), trade_record::Entity);
                 (
                     format!("MIN({})", unit("min_unit")),

@@ -17,6 +17,8 @@ pub(crate) mod sink;
 mod subjects;
 mod values;
 
+pub use values::HS_MAX_DIGITS;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 

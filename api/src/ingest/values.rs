@@ -106,10 +106,13 @@ pub fn optional_country(raw: &str, column: &str) -> Result<Option<String>, Strin
     }
 }
 
+/// The most digits an HS / HTS code has (a national 10-digit line).
+pub const HS_MAX_DIGITS: usize = 10;
+
 /// An HS / HTS code of 2 to 10 digits; dots and spaces used for readability are removed.
 pub fn hs_code(raw: &str) -> Result<String, String> {
     let digits: String = raw.chars().filter(|c| !matches!(c, '.' | ' ')).collect();
-    if (2..=10).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
+    if (2..=HS_MAX_DIGITS).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit()) {
         Ok(digits)
     } else {
         Err(format!("hs_code {:?} is not 2 to 10 digits", raw.trim()))
