@@ -507,15 +507,7 @@ fn read(path: &Path) -> Result<String, PolicyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const ROLES: &[&str] = &[
-        "HSI_AGENT",
-        "HSI_ANALYST",
-        "CBP_OFFICER",
-        "CBP_IMPORT_SPECIALIST",
-        "FOREIGN_PARTNER",
-        "ADMIN",
-    ];
+    use crate::accounts::ROLES;
 
     fn policy() -> Policy {
         Policy::load(None, &crate::graphql::sdl(), ROLES).unwrap()
