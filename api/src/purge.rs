@@ -40,7 +40,8 @@ use crate::ingest::raw_store;
 /// test compares this list with the schema.
 pub const BATCH_TABLES: &[&str] = &[
     "trade_records",
-    crate::analysis::rollup::TABLE,
+    crate::analysis::rollup::IMPORTER_YEARS.table,
+    crate::analysis::rollup::HS6_YEARS.table,
     "financial_transactions",
     "subject_records",
     "sdn_entries",
@@ -51,7 +52,10 @@ pub const BATCH_TABLES: &[&str] = &[
 
 /// Tables of `BATCH_TABLES` that hold sums derived from a batch's records, not records: they
 /// go with the batch but do not count as records removed.
-const DERIVED_TABLES: &[&str] = &[crate::analysis::rollup::TABLE];
+const DERIVED_TABLES: &[&str] = &[
+    crate::analysis::rollup::IMPORTER_YEARS.table,
+    crate::analysis::rollup::HS6_YEARS.table,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PurgeError {

@@ -19,8 +19,10 @@ mod m20261204_000013_profile_key_by_hs_code;
 mod m20261204_000014_importer_years;
 mod m20261204_000015_page_ids_in_indexes;
 mod m20261204_000016_peer_group_facts_in_index;
+mod m20261204_000017_hs6_years;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
+pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
 
 pub struct Migrator;
 
@@ -44,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_importer_years::Migration),
             Box::new(m20261204_000015_page_ids_in_indexes::Migration),
             Box::new(m20261204_000016_peer_group_facts_in_index::Migration),
+            Box::new(m20261204_000017_hs6_years::Migration),
         ]
     }
 }

@@ -297,8 +297,11 @@ async fn bad_requests_are_bad_user_input() {
 /// field the rollup does not keep) reads the records instead. Emptying the rollup behind the
 /// server's back changes the answers (so the rollup is what answered), and `dartts analysis
 /// refresh` rebuilds it.
+/// Totals and mirror pairs over whole years, answered from the rollups (`tradeTotals` by
+/// importer from `trade_importer_years`, by HS level or partner and `mirrorDiscrepancies` from
+/// `trade_hs6_years`), against the same questions made to read the records.
 #[tokio::test]
-async fn importer_year_totals_from_the_rollup_are_the_records_totals() {
+async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
     for backend in BACKENDS {
         let env = world(backend).await;
         load_cn(&env).await;
@@ -306,27 +309,62 @@ async fn importer_year_totals_from_the_rollup_are_the_records_totals() {
         let server = env.serve().await;
         let s = server.session(Some(&hsi));
         let requests = [
-            json!({ "g": ["IMPORTER_ID", "YEAR"] }),
-            json!({ "g": ["IMPORTER_ID", "DIRECTION", "PROVIDER_COUNTRY"],
+            (TOTALS, json!({ "g": ["IMPORTER_ID", "YEAR"] })),
+            (
+                TOTALS,
+                json!({ "g": ["IMPORTER_ID", "DIRECTION", "PROVIDER_COUNTRY"],
                     "f": { "declarationDateFrom": "2024-01-01", "declarationDateTo": "2024-12-31" },
                     "o": [{ "measure": "QUANTITY" }, { "dimension": "IMPORTER_ID", "direction": "ASC" }] }),
-            json!({ "g": ["YEAR"], "f": { "importerNameContains": "acme", "direction": "IMPORT" } }),
-            json!({ "g": [], "f": { "providerCountry": ["US", "KR"] } }),
+            ),
+            (
+                TOTALS,
+                json!({ "g": ["YEAR"], "f": { "importerNameContains": "acme", "direction": "IMPORT" } }),
+            ),
+            (
+                TOTALS,
+                json!({ "g": [], "f": { "providerCountry": ["US", "KR"] } }),
+            ),
+            (
+                TOTALS,
+                json!({ "g": ["HS4", "YEAR", "DIRECTION"], "f": { "hsCodePrefix": "84" },
+                    "o": [{ "measure": "RECORD_COUNT" }, { "dimension": "HS4", "direction": "ASC" }] }),
+            ),
+            (
+                TOTALS,
+                json!({ "g": ["HS6", "PROVIDER_COUNTRY"], "f": { "partnerCountry": ["KR", "CN"] } }),
+            ),
+            (MIRROR, json!({})),
+            (
+                MIRROR,
+                json!({ "f": { "nation": ["KR"], "hsCodePrefix": "8471" }, "a": 0.0 }),
+            ),
         ];
-        let from_records = |request: &Value| {
+        // The same questions over dates that are not whole years (no record falls on the day
+        // left out), or with a filter only the records keep: the records answer them.
+        let from_records = |(query, request): &(&str, Value)| {
             let mut request = request.clone();
-            request["f"]["declaredValueUsdMin"] = json!(-1.0);
+            if *query == TOTALS {
+                request["f"]["declaredValueUsdMin"] = json!(-1.0);
+            } else {
+                request["f"]["declarationDateTo"] = json!("2099-12-30");
+            }
             request
         };
         let mut rolled = Vec::new();
         for request in &requests {
-            let answer = s.data(TOTALS, request.clone()).await;
+            let answer = s.data(request.0, request.1.clone()).await;
             assert_eq!(
                 answer,
-                s.data(TOTALS, from_records(request)).await,
-                "{backend:?} {request}"
+                s.data(request.0, from_records(request)).await,
+                "{backend:?} {}",
+                request.1
             );
-            assert!(!nodes(&answer, "tradeTotals").is_empty(), "{request}");
+            let field = if request.0 == TOTALS {
+                "tradeTotals"
+            } else {
+                "mirrorDiscrepancies"
+            };
+            assert!(!nodes(&answer, field).is_empty(), "{}", request.1);
             rolled.push(answer);
         }
         // Acme's 2024 imports: US-1001 (2 lines), US-1005, US-1008 in the US fixture.
@@ -334,23 +372,32 @@ async fn importer_year_totals_from_the_rollup_are_the_records_totals() {
         assert_eq!(acme["year"], 2024);
         assert!(acme["recordCount"].as_i64().expect("count") >= 4, "{acme}");
 
+        // Emptied, each rollup answers nothing: it is what answered. Refresh restores both.
         use sea_orm::ConnectionTrait;
-        env.db()
-            .await
-            .execute_unprepared("DELETE FROM trade_importer_years")
-            .await
-            .expect("empty the rollup");
-        let emptied = s.data(TOTALS, requests[3].clone()).await;
+        let db = env.db().await;
+        for table in ["trade_importer_years", "trade_hs6_years"] {
+            db.execute_unprepared(&format!("DELETE FROM {table}"))
+                .await
+                .expect("empty the rollup");
+        }
+        let emptied = s.data(TOTALS, requests[3].1.clone()).await;
         assert_eq!(nodes(&emptied, "tradeTotals")[0]["recordCount"], 0);
+        let emptied = s.data(MIRROR, requests[6].1.clone()).await;
+        assert_eq!(emptied["mirrorDiscrepancies"]["totalCount"], 0);
         let refresh = env.run(&["analysis", "refresh"]).await;
         assert!(refresh.ok, "{}", refresh.stderr);
         assert!(
-            refresh.stdout.contains("importer-year totals"),
+            refresh.stdout.contains("HS6-year totals"),
             "{}",
             refresh.stdout
         );
         for (request, before) in requests.iter().zip(&rolled) {
-            assert_eq!(&s.data(TOTALS, request.clone()).await, before, "{request}");
+            assert_eq!(
+                &s.data(request.0, request.1.clone()).await,
+                before,
+                "{}",
+                request.1
+            );
         }
     }
 }

@@ -84,7 +84,7 @@ pub async fn refresh(db: &DatabaseConnection) -> Result<String, String> {
         .map_err(|e| e.to_string())?;
     let sums = rollup::rebuild(db).await.map_err(|e| e.to_string())?;
     Ok(format!(
-        "recomputed {n} peer profiles and {sums} importer-year totals"
+        "recomputed {n} peer profiles and {sums} rollup rows (importer-year and HS6-year totals)"
     ))
 }
 

@@ -7,7 +7,7 @@
 //! allowance, imports below the exports, or a flow only one side reports — and the pair shows
 //! both sides' sums, the gap, and the allowance applied, so a reader can redo the arithmetic.
 
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
 
 /// The default CIF/FOB allowance.
 pub const DEFAULT_ALLOWANCE: f64 = 0.10;
@@ -32,7 +32,7 @@ pub enum Side {
 }
 
 /// The cell a side's sum belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct PairKey {
     pub exporter: String,
     pub importer: String,
@@ -86,7 +86,10 @@ pub fn match_sides(
     sums: impl IntoIterator<Item = (Side, PairKey, SideTotals)>,
     allowance: f64,
 ) -> Vec<MirrorPair> {
-    let mut cells: BTreeMap<PairKey, (Option<SideTotals>, Option<SideTotals>)> = BTreeMap::new();
+    // Hashed, not ordered: the pairs are sorted once at the end, and an ordered map compared
+    // four strings per step for each of a partner's tens of thousands of sums.
+    let mut cells: FxHashMap<PairKey, (Option<SideTotals>, Option<SideTotals>)> =
+        FxHashMap::default();
     for (side, key, totals) in sums {
         let cell = cells.entry(key).or_default();
         let slot = match side {

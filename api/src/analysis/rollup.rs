@@ -1,49 +1,130 @@
-//! When a totals request can be answered from the importer-year rollup (`trade_importer_years`,
-//! migration 000014) instead of `trade_records`, and what the rollup's sums are called.
+//! When a totals request can be answered from a rollup instead of `trade_records`, and what
+//! the rollups' sums are called.
 //!
-//! The rollup keeps some of `trade_records`' columns under their own names, with the year in
-//! `declaration_date` as its first day. A request is answered from it only when every column
-//! its `WHERE` and `GROUP BY` read is kept there and its dates cover whole years; the same
-//! condition (filter and row scope) then applies to the rollup unchanged and gives the same
-//! groups and sums. Anything else reads the records.
+//! Two rollups are kept (migrations 000014 and 000017), each per batch so that a load fills
+//! its own rows and a purge removes them: by importer and year (`trade_importer_years`), and
+//! by partner, HS subheading and year (`trade_hs6_years`, what mirror trade compares). Each
+//! keeps some of `trade_records`' columns under their own names, with the year in
+//! `declaration_date` as its first day (and, in the second, the 6-digit subheading in
+//! `hs_code`). A request is answered from a rollup only when every column its `WHERE` and
+//! `GROUP BY` read is kept there, its dates cover whole years and its HS prefix is no longer
+//! than the digits kept; the same condition (filter and row scope) then applies to the rollup
+//! unchanged and gives the same groups and sums. Anything else reads the records.
 
 use chrono::{Datelike, NaiveDate};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, TransactionTrait};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 
 use super::totals::{Dimension, Grouping};
 
-pub use migration::{IMPORTER_YEARS as TABLE, fill_importer_years as fill};
+/// One rollup table: what it keeps, and the statement that fills it.
+#[derive(Debug)]
+pub struct Rollup {
+    pub table: &'static str,
+    /// The dimensions whose values it keeps.
+    dimensions: &'static [Dimension],
+    /// `TradeRecord` fields a filter may read and still be answered from it: those whose
+    /// columns it keeps (`declarationDate` only for whole years, `hsCode` only up to
+    /// `hs_digits`, both checked apart). The filter's own `fields_read` says what it reads, so
+    /// a filter field added later reads the records until it is listed here.
+    filter_fields: &'static [&'static str],
+    /// How many leading digits of the HS code it keeps, if any.
+    hs_digits: Option<usize>,
+    /// `migration`'s statement: for the batch bound as `$1` when its flag is set, else all.
+    fill: fn(DbBackend, bool) -> String,
+}
+
+/// A rollup is its table.
+impl PartialEq for Rollup {
+    fn eq(&self, other: &Self) -> bool {
+        self.table == other.table
+    }
+}
+
+impl Eq for Rollup {}
+
+impl Rollup {
+    /// The statement that sums the batch bound as `$1` (or, with `one_batch` false, every
+    /// record) into this rollup.
+    pub fn fill(&self, backend: DbBackend, one_batch: bool) -> String {
+        (self.fill)(backend, one_batch)
+    }
+
+    fn answers(&self, request: &Request<'_>) -> bool {
+        let hs_kept = request
+            .hs_prefix
+            .is_none_or(|p| self.hs_digits.is_some_and(|kept| p.len() <= kept));
+        hs_kept
+            && request
+                .grouping
+                .dimensions()
+                .iter()
+                .all(|d| self.dimensions.contains(d))
+            && request
+                .filter_fields
+                .iter()
+                .all(|f| self.filter_fields.contains(f))
+    }
+}
+
+/// Per batch, provider, reporting country, direction, year and importer (id and name).
+pub static IMPORTER_YEARS: Rollup = Rollup {
+    table: migration::IMPORTER_YEARS,
+    dimensions: &[
+        Dimension::ProviderCountry,
+        Dimension::ReportingCountry,
+        Dimension::Direction,
+        Dimension::ImporterId,
+        Dimension::ImporterName,
+        Dimension::Year,
+    ],
+    filter_fields: &[
+        "declarationDate",
+        "direction",
+        "reportingCountry",
+        "providerCountry",
+        "batch",
+        "importerName",
+        "importerId",
+    ],
+    hs_digits: None,
+    fill: migration::fill_importer_years,
+};
+
+/// Per batch, provider, reporting and partner country, direction, HS subheading and year.
+pub static HS6_YEARS: Rollup = Rollup {
+    table: migration::HS6_YEARS,
+    dimensions: &[
+        Dimension::ProviderCountry,
+        Dimension::ReportingCountry,
+        Dimension::PartnerCountry,
+        Dimension::Direction,
+        Dimension::Hs2,
+        Dimension::Hs4,
+        Dimension::Hs6,
+        Dimension::Year,
+    ],
+    filter_fields: &[
+        "declarationDate",
+        "direction",
+        "reportingCountry",
+        "providerCountry",
+        "batch",
+        "partnerCountry",
+        "hsCode",
+    ],
+    hs_digits: Some(6),
+    fill: migration::fill_hs6_years,
+};
+
+/// Every rollup, smallest first: a request both answer reads the smaller.
+pub static ROLLUPS: [&Rollup; 2] = [&IMPORTER_YEARS, &HS6_YEARS];
 
 /// Where a totals statement reads its rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     Records,
-    ImporterYears,
+    Rollup(&'static Rollup),
 }
-
-/// The dimensions whose values the rollup keeps.
-const DIMENSIONS: &[Dimension] = &[
-    Dimension::ProviderCountry,
-    Dimension::ReportingCountry,
-    Dimension::Direction,
-    Dimension::ImporterId,
-    Dimension::ImporterName,
-    Dimension::Year,
-];
-
-/// `TradeRecord` fields a filter may read and still be answered from the rollup: those whose
-/// columns it keeps (`declarationDate` only for whole years, checked apart). The filter's own
-/// `fields_read` says what it reads, so a filter field added later reads the records until it
-/// is listed here.
-const FILTER_FIELDS: &[&str] = &[
-    "declarationDate",
-    "direction",
-    "reportingCountry",
-    "providerCountry",
-    "importerName",
-    "importerId",
-    "batch",
-];
 
 /// What a totals request reads, as far as the choice of source goes.
 #[derive(Debug)]
@@ -53,46 +134,42 @@ pub struct Request<'a> {
     pub filter_fields: &'a [&'a str],
     pub date_from: Option<NaiveDate>,
     pub date_to: Option<NaiveDate>,
+    /// The filter's HS code prefix, if it has one.
+    pub hs_prefix: Option<&'a str>,
     /// The caller's row scope adds no condition (it may read every row). Nation scopes and
-    /// sharing agreements read partner countries, HS codes and dates the rollup does not keep.
+    /// sharing agreements read dates and HS codes at finer grain than the rollups keep.
     pub unscoped: bool,
 }
 
-/// The source that answers `request`: the rollup when it can, else the records.
+/// The source that answers `request`: the smallest rollup that can, else the records.
 pub fn source(request: &Request<'_>) -> Source {
     let whole_years = request.date_from.is_none_or(|d| d.ordinal() == 1)
         && request
             .date_to
             .is_none_or(|d| d.month() == 12 && d.day() == 31);
-    let kept = request.unscoped
-        && whole_years
-        && request
-            .grouping
-            .dimensions()
-            .iter()
-            .all(|d| DIMENSIONS.contains(d))
-        && request
-            .filter_fields
-            .iter()
-            .all(|f| FILTER_FIELDS.contains(f));
-    if kept {
-        Source::ImporterYears
-    } else {
-        Source::Records
+    if !(request.unscoped && whole_years) {
+        return Source::Records;
     }
+    ROLLUPS
+        .iter()
+        .find(|r| r.answers(request))
+        .map_or(Source::Records, |r| Source::Rollup(r))
 }
 
-/// Recomputes the whole rollup from the records, in one transaction (for rows that reached
+/// Recomputes every rollup from the records, in one transaction (for rows that reached
 /// `trade_records` other than by `dartts load`, e.g. a bulk `COPY` by an operator). Returns
 /// the number of rollup rows.
 pub async fn rebuild(db: &DatabaseConnection) -> Result<u64, DbErr> {
     let txn = db.begin().await?;
-    txn.execute_unprepared(&format!("DELETE FROM {TABLE}"))
-        .await?;
-    let rows = txn
-        .execute_unprepared(&fill(db.get_database_backend(), false))
-        .await?
-        .rows_affected();
+    let mut rows = 0;
+    for rollup in ROLLUPS {
+        txn.execute_unprepared(&format!("DELETE FROM {}", rollup.table))
+            .await?;
+        rows += txn
+            .execute_unprepared(&rollup.fill(db.get_database_backend(), false))
+            .await?
+            .rows_affected();
+    }
     txn.commit().await?;
     Ok(rows)
 }
@@ -121,33 +198,67 @@ mod tests {
             filter_fields: fields,
             date_from: date(2023, 1, 1),
             date_to: date(2023, 12, 31),
+            hs_prefix: None,
             unscoped: true,
         }
     }
 
+    const IMPORTERS: Source = Source::Rollup(&IMPORTER_YEARS);
+    const HS6: Source = Source::Rollup(&HS6_YEARS);
+
     #[test]
-    fn importer_totals_over_whole_years_read_the_rollup() {
+    fn importer_totals_over_whole_years_read_the_importer_rollup() {
         let g = grouping(&[Dimension::ImporterId, Dimension::Year]);
         let fields = ["declarationDate", "direction", "importerName"];
-        assert_eq!(source(&request(&g, &fields)), Source::ImporterYears);
+        assert_eq!(source(&request(&g, &fields)), IMPORTERS);
         let all = Request {
             date_from: None,
             date_to: None,
             ..request(&g, &[])
         };
-        assert_eq!(source(&all), Source::ImporterYears);
+        assert_eq!(source(&all), IMPORTERS);
         // Several whole years.
         let years = Request {
             date_to: date(2024, 12, 31),
             ..request(&g, &fields)
         };
-        assert_eq!(source(&years), Source::ImporterYears);
+        assert_eq!(source(&years), IMPORTERS);
+        // Both rollups answer a grand total or one by reporter: the smaller does.
         let grand = grouping(&[]);
-        assert_eq!(source(&request(&grand, &[])), Source::ImporterYears);
+        assert_eq!(source(&request(&grand, &[])), IMPORTERS);
+        let reporters = grouping(&[Dimension::ReportingCountry, Dimension::Year]);
+        assert_eq!(source(&request(&reporters, &["direction"])), IMPORTERS);
     }
 
     #[test]
-    fn anything_the_rollup_does_not_keep_reads_the_records() {
+    fn partner_and_subheading_totals_over_whole_years_read_the_hs6_rollup() {
+        let mirror = grouping(&[
+            Dimension::Direction,
+            Dimension::ReportingCountry,
+            Dimension::PartnerCountry,
+            Dimension::Hs6,
+            Dimension::Year,
+        ]);
+        let fields = [
+            "reportingCountry",
+            "partnerCountry",
+            "hsCode",
+            "declarationDate",
+        ];
+        for prefix in [None, Some("84"), Some("8471"), Some("847130")] {
+            let r = Request {
+                hs_prefix: prefix,
+                ..request(&mirror, &fields)
+            };
+            assert_eq!(source(&r), HS6, "{prefix:?}");
+        }
+        for d in [Dimension::Hs2, Dimension::Hs4, Dimension::PartnerCountry] {
+            assert_eq!(source(&request(&grouping(&[d]), &[])), HS6, "{d:?}");
+        }
+    }
+
+    #[test]
+    fn anything_the_rollups_do_not_keep_reads_the_records() {
         let g = grouping(&[Dimension::ImporterId]);
         for (from, to) in [
             (date(2023, 2, 1), date(2023, 12, 31)),
@@ -155,13 +266,16 @@ mod tests {
             (date(2023, 1, 2), None),
             (None, date(2023, 6, 30)),
         ] {
-            let r = Request {
-                date_from: from,
-                date_to: to,
-                ..request(&g, &["declarationDate"])
-            };
-            assert_eq!(source(&r), Source::Records, "{from:?}..{to:?}");
+            for g in [&g, &grouping(&[Dimension::Hs6])] {
+                let r = Request {
+                    date_from: from,
+                    date_to: to,
+                    ..request(g, &["declarationDate"])
+                };
+                assert_eq!(source(&r), Source::Records, "{from:?}..{to:?}");
+            }
         }
+        // Importers with a partner or an HS code: no rollup keeps both.
         for field in [
             "hsCode",
             "partnerCountry",
@@ -179,10 +293,31 @@ mod tests {
             let g = grouping(&[Dimension::ImporterId, d]);
             assert_eq!(source(&request(&g, &[])), Source::Records, "{d:?}");
         }
-        let scoped = Request {
-            unscoped: false,
-            ..request(&g, &[])
-        };
-        assert_eq!(source(&scoped), Source::Records);
+        // Finer than the subheading the HS6 rollup keeps.
+        let hs10 = grouping(&[Dimension::Hs10]);
+        assert_eq!(source(&request(&hs10, &[])), Source::Records);
+        let hs6 = grouping(&[Dimension::Hs6]);
+        for prefix in ["8471300", "8471300000"] {
+            let r = Request {
+                hs_prefix: Some(prefix),
+                ..request(&hs6, &["hsCode"])
+            };
+            assert_eq!(source(&r), Source::Records, "{prefix}");
+        }
+        for d in [
+            Dimension::CountryOfOrigin,
+            Dimension::Port,
+            Dimension::Month,
+        ] {
+            let g = grouping(&[Dimension::Hs6, d]);
+            assert_eq!(source(&request(&g, &[])), Source::Records, "{d:?}");
+        }
+        for g in [&g, &hs6] {
+            let scoped = Request {
+                unscoped: false,
+                ..request(g, &[])
+            };
+            assert_eq!(source(&scoped), Source::Records);
+        }
     }
 }

@@ -19,7 +19,7 @@ use sea_orm::{
     Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, TransactionTrait,
 };
 
-use super::rollup::{self, Source};
+use super::rollup::Source;
 
 /// What `tradeTotals` can group by. Each reads one `TradeRecord` field (`DIMENSION_READS`).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -284,6 +284,52 @@ impl Grouping {
         limit: Option<u64>,
     ) -> SelectStatement {
         debug_assert!(limit.is_some() || offset == 0, "an offset needs a limit");
+        let mut q = self.sums(backend, source, condition);
+        q.expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new("total_groups"));
+        for (key, direction) in &self.order {
+            let alias = match key {
+                SortKey::Measure(m) => m.alias().to_owned(),
+                SortKey::Dimension(d) => self.alias_of(*d),
+            };
+            q.order_by_expr_with_nulls(
+                Expr::col(Alias::new(alias)),
+                direction.clone(),
+                NullOrdering::Last,
+            );
+        }
+        for i in 0..self.dimensions.len() {
+            q.order_by_expr_with_nulls(
+                Expr::col(Alias::new(format!("d{i}"))),
+                Order::Asc,
+                NullOrdering::Last,
+            );
+        }
+        // SQLite accepts OFFSET only after a LIMIT.
+        if let Some(limit) = limit {
+            q.limit(limit).offset(offset);
+        }
+        q
+    }
+
+    /// Every group of the rows matching `condition`, in no order, at most `limit` of them,
+    /// without the group count: for a caller that reads them all (mirror trade matches the
+    /// sides itself). Sorting tens of thousands of groups by their text keys under the
+    /// database's collation cost PostgreSQL more than summing them. Rows decode with
+    /// `decode_sums`.
+    pub fn all_sums(
+        &self,
+        backend: DbBackend,
+        source: Source,
+        condition: Condition,
+        limit: u64,
+    ) -> SelectStatement {
+        let mut q = self.sums(backend, source, condition);
+        q.limit(limit);
+        q
+    }
+
+    /// The grouped keys and sums, unordered and unlimited.
+    fn sums(&self, backend: DbBackend, source: Source, condition: Condition) -> SelectStatement {
         let mut q = Query::select();
         // Units are compared only for equality, so PostgreSQL may compare bytes ("C") instead
         // of going through the database's collation for every row (a third of the time).
@@ -301,10 +347,10 @@ impl Grouping {
                     "COUNT(*)",
                 )
             }
-            Source::ImporterYears => {
+            Source::Rollup(rollup) => {
                 // Under the records' name: the condition names its columns as
                 // `"trade_records"."…"`, and the rollup keeps them under the same names.
-                q.from_as(Alias::new(rollup::TABLE), trade_record::Entity);
+                q.from_as(Alias::new(rollup.table), trade_record::Entity);
                 (
                     format!("MIN({})", unit("min_unit")),
                     format!("MAX({})", unit("max_unit")),
@@ -337,30 +383,7 @@ impl Grouping {
             Alias::new("net_weight_kg"),
         )
         .expr_as(Expr::cust(count), Alias::new("record_count"))
-        .expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new("total_groups"))
         .cond_where(condition);
-        for (key, direction) in &self.order {
-            let alias = match key {
-                SortKey::Measure(m) => m.alias().to_owned(),
-                SortKey::Dimension(d) => self.alias_of(*d),
-            };
-            q.order_by_expr_with_nulls(
-                Expr::col(Alias::new(alias)),
-                direction.clone(),
-                NullOrdering::Last,
-            );
-        }
-        for i in 0..self.dimensions.len() {
-            q.order_by_expr_with_nulls(
-                Expr::col(Alias::new(format!("d{i}"))),
-                Order::Asc,
-                NullOrdering::Last,
-            );
-        }
-        // SQLite accepts OFFSET only after a LIMIT.
-        if let Some(limit) = limit {
-            q.limit(limit).offset(offset);
-        }
         q
     }
 
@@ -369,26 +392,28 @@ impl Grouping {
         format!("d{i}")
     }
 
-    /// Decodes one row of `statement`'s result.
+    /// Decodes one row of `statement`'s result: the group and the number of groups.
     pub fn decode(&self, row: &QueryResult) -> Result<(TotalsRow, u64), sea_orm::DbErr> {
+        let total: i64 = row.try_get_by("total_groups")?;
+        Ok((self.decode_sums(row)?, u64::try_from(total).unwrap_or(0)))
+    }
+
+    /// Decodes one group of `statement`'s or `all_sums`' result.
+    pub fn decode_sums(&self, row: &QueryResult) -> Result<TotalsRow, sea_orm::DbErr> {
         let mut keys = Vec::with_capacity(self.dimensions.len());
         for i in 0..self.dimensions.len() {
             keys.push(row.try_get_by::<Option<String>, _>(format!("d{i}").as_str())?);
         }
-        let total: i64 = row.try_get_by("total_groups")?;
-        Ok((
-            TotalsRow {
-                keys: self.dimensions.iter().copied().zip(keys).collect(),
-                value_usd: row
-                    .try_get_by::<Option<f64>, _>("value_usd")?
-                    .unwrap_or(0.0),
-                quantity: row.try_get_by("quantity")?,
-                quantity_unit: row.try_get_by("quantity_unit")?,
-                net_weight_kg: row.try_get_by("net_weight_kg")?,
-                record_count: row.try_get_by("record_count")?,
-            },
-            u64::try_from(total).unwrap_or(0),
-        ))
+        Ok(TotalsRow {
+            keys: self.dimensions.iter().copied().zip(keys).collect(),
+            value_usd: row
+                .try_get_by::<Option<f64>, _>("value_usd")?
+                .unwrap_or(0.0),
+            quantity: row.try_get_by("quantity")?,
+            quantity_unit: row.try_get_by("quantity_unit")?,
+            net_weight_kg: row.try_get_by("net_weight_kg")?,
+            record_count: row.try_get_by("record_count")?,
+        })
     }
 }
 
@@ -511,7 +536,13 @@ mod tests {
         assert!(!lite.contains("LIMIT"), "{lite}");
         // The rollup under the records' name, so the condition's qualified columns resolve.
         let rolled = DbBackend::Postgres
-            .build(&g.statement(DbBackend::Postgres, Source::ImporterYears, cond, 0, Some(5)))
+            .build(&g.statement(
+                DbBackend::Postgres,
+                Source::Rollup(&crate::analysis::rollup::IMPORTER_YEARS),
+                cond,
+                0,
+                Some(5),
+            ))
             .to_string();
         assert!(
             rolled.contains("FROM \"trade_importer_years\" AS \"trade_records\""),

@@ -14,7 +14,7 @@ use super::scalars::Date;
 use super::scope;
 use super::trade::TradeRecordFilter;
 use crate::analysis::mirror::{self, MirrorPair, PairKey, Side, SideTotals};
-use crate::analysis::rollup::Source;
+use crate::analysis::rollup;
 use crate::analysis::totals::{self, Dimension, Grouping};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -199,14 +199,21 @@ impl MirrorQuery {
             .condition()?
             .add(Column::PartnerCountry.is_not_null())
             .add(scope::trade(perms));
+        let source = rollup::source(&rollup::Request {
+            grouping: &grouping,
+            filter_fields: &filter.fields_read(),
+            date_from: filter.declaration_date_from.map(|d| d.0),
+            date_to: filter.declaration_date_to.map(|d| d.0),
+            hs_prefix: filter.hs_code_prefix.as_deref(),
+            unscoped: scope::trade_unscoped(perms),
+        });
         let rows = totals::run(
             &state.db,
-            &grouping.statement(
+            &grouping.all_sums(
                 state.db.get_database_backend(),
-                Source::Records,
+                source,
                 condition,
-                0,
-                Some(MAX_SUMS + 1),
+                MAX_SUMS + 1,
             ),
         )
         .await
@@ -219,7 +226,7 @@ impl MirrorQuery {
         }
         let mut sums = Vec::with_capacity(rows.len());
         for row in &rows {
-            let (t, _) = grouping.decode(row).map_err(ApiError::from)?;
+            let t = grouping.decode_sums(row).map_err(ApiError::from)?;
             let key = |d| t.key(d).unwrap_or_default().to_owned();
             let (reporter, partner) = (
                 key(Dimension::ReportingCountry),

@@ -264,6 +264,7 @@ impl TotalsQuery {
             filter_fields: &filter.fields_read(),
             date_from: filter.declaration_date_from.map(|d| d.0),
             date_to: filter.declaration_date_to.map(|d| d.0),
+            hs_prefix: filter.hs_code_prefix.as_deref(),
             unscoped: scope::trade_unscoped(perms),
         });
         let backend = state.db.get_database_backend();

@@ -320,12 +320,11 @@ pub async fn load(
             .await?;
             job.tx.restore_indexes(&deferred).await?;
             // In the load's transaction: totals never see the rows without their sums.
-            job.tx
-                .execute_for_batch(
-                    analysis::rollup::fill(db.get_database_backend(), true),
-                    batch_id,
-                )
-                .await?;
+            for rollup in analysis::rollup::ROLLUPS {
+                job.tx
+                    .execute_for_batch(rollup.fill(db.get_database_backend(), true), batch_id)
+                    .await?;
+            }
         }
         Dataset::Financial => {
             let (name, path) = &files[0];
