@@ -556,5 +556,21 @@ mod tests {
             rolled.contains("CAST(COALESCE(SUM(\"record_count\"), 0) AS BIGINT)"),
             "{rolled}"
         );
+        // Every sum, for a caller that reads them all: no sort, no window, only the cap.
+        let all = DbBackend::Postgres
+            .build(&g.all_sums(
+                DbBackend::Postgres,
+                Source::Rollup(&crate::analysis::rollup::HS6_YEARS),
+                Condition::all(),
+                7,
+            ))
+            .to_string();
+        assert!(
+            all.contains("FROM \"trade_hs6_years\" AS \"trade_records\""),
+            "{all}"
+        );
+        assert!(all.contains("GROUP BY substr(\"hs_code\", 1, 4)"), "{all}");
+        assert!(!all.contains("ORDER BY") && !all.contains("OVER"), "{all}");
+        assert!(all.ends_with("LIMIT 7"), "{all}");
     }
 }

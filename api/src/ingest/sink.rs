@@ -150,6 +150,20 @@ impl LoadTx {
         Ok(())
     }
 
+    /// Sets PostgreSQL's `work_mem` for the rest of this transaction (a statement that sums a
+    /// whole batch, e.g. a rollup's fill, hashes in memory instead of spilling). SQLite has no
+    /// such setting.
+    pub async fn set_work_mem(&mut self, size: &str) -> Result<(), sqlx::Error> {
+        if let LoadTx::Postgres(tx) = self {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET LOCAL work_mem = '{size}'"
+            )))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Appends `rows` to `table`. Every row must have exactly `table.columns.len()` cells.
     pub async fn write(&mut self, table: &Table, rows: &[Vec<Cell>]) -> Result<(), sqlx::Error> {
         if rows.is_empty() {
