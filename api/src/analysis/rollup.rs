@@ -22,10 +22,10 @@ pub struct Rollup {
     pub table: &'static str,
     /// The dimensions whose values it keeps.
     dimensions: &'static [Dimension],
-    /// `TradeRecord` fields a filter may read and still be answered from it: those whose
-    /// columns it keeps (`declarationDate` only for whole years, `hsCode` only up to
-    /// `hs_digits`, both checked apart). The filter's own `fields_read` says what it reads, so
-    /// a filter field added later reads the records until it is listed here.
+    /// `TradeRecord` fields a filter may read and still be answered from it, beyond
+    /// `FILTER_FIELDS_KEPT_BY_ALL`: those whose columns it keeps (`hsCode` only up to
+    /// `hs_digits`, checked apart). The filter's own `fields_read` says what it reads, so a
+    /// filter field added later reads the records until it is listed here.
     filter_fields: &'static [&'static str],
     /// How many leading digits of the HS code it keeps, if any.
     hs_digits: Option<usize>,
@@ -62,9 +62,19 @@ impl Rollup {
             && request
                 .filter_fields
                 .iter()
-                .all(|f| self.filter_fields.contains(f))
+                .all(|f| FILTER_FIELDS_KEPT_BY_ALL.contains(f) || self.filter_fields.contains(f))
     }
 }
+
+/// The filter fields every rollup keeps the columns of (`declarationDate` only for whole
+/// years, checked apart).
+const FILTER_FIELDS_KEPT_BY_ALL: &[&str] = &[
+    "declarationDate",
+    "direction",
+    "reportingCountry",
+    "providerCountry",
+    "batch",
+];
 
 /// Per batch, provider, reporting country, direction, year and importer (id and name).
 pub static IMPORTER_YEARS: Rollup = Rollup {
@@ -77,15 +87,7 @@ pub static IMPORTER_YEARS: Rollup = Rollup {
         Dimension::ImporterName,
         Dimension::Year,
     ],
-    filter_fields: &[
-        "declarationDate",
-        "direction",
-        "reportingCountry",
-        "providerCountry",
-        "batch",
-        "importerName",
-        "importerId",
-    ],
+    filter_fields: &["importerName", "importerId"],
     hs_digits: None,
     fill: migration::fill_importer_years,
 };
@@ -103,15 +105,7 @@ pub static HS6_YEARS: Rollup = Rollup {
         Dimension::Hs6,
         Dimension::Year,
     ],
-    filter_fields: &[
-        "declarationDate",
-        "direction",
-        "reportingCountry",
-        "providerCountry",
-        "batch",
-        "partnerCountry",
-        "hsCode",
-    ],
+    filter_fields: &["partnerCountry", "hsCode"],
     hs_digits: Some(6),
     fill: migration::fill_hs6_years,
 };

@@ -4,6 +4,7 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
+use chrono::NaiveDate;
 use entities::trade_record::Column;
 use sea_orm::{ColumnTrait, Condition};
 
@@ -14,7 +15,6 @@ use super::scalars::Date;
 use super::scope;
 use super::trade::TradeRecordFilter;
 use crate::analysis::mirror::{self, MirrorPair, PairKey, Side, SideTotals};
-use crate::analysis::rollup;
 use crate::analysis::totals::{self, Dimension, Grouping};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -72,6 +72,19 @@ impl RecordFilter for MirrorFilter {
             )?);
         }
         Ok(c)
+    }
+}
+
+impl super::totals::RollupFilter for MirrorFilter {
+    fn dates(&self) -> (Option<NaiveDate>, Option<NaiveDate>) {
+        (
+            self.declaration_date_from.map(|d| d.0),
+            self.declaration_date_to.map(|d| d.0),
+        )
+    }
+
+    fn hs_prefix(&self) -> Option<&str> {
+        self.hs_code_prefix.as_deref()
     }
 }
 
@@ -199,14 +212,7 @@ impl MirrorQuery {
             .condition()?
             .add(Column::PartnerCountry.is_not_null())
             .add(scope::trade(perms));
-        let source = rollup::source(&rollup::Request {
-            grouping: &grouping,
-            filter_fields: &filter.fields_read(),
-            date_from: filter.declaration_date_from.map(|d| d.0),
-            date_to: filter.declaration_date_to.map(|d| d.0),
-            hs_prefix: filter.hs_code_prefix.as_deref(),
-            unscoped: scope::trade_unscoped(perms),
-        });
+        let source = super::totals::source(&filter, &grouping, perms);
         let rows = totals::run(
             &state.db,
             &grouping.all_sums(

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
+use chrono::NaiveDate;
 use entities::trade_record::Column;
 use sea_orm::{ColumnTrait, Condition, sea_query::Order};
 
@@ -17,6 +18,7 @@ use super::trade::{Direction, TradeRecordFilter};
 use crate::analysis::rollup::{self, Source};
 use crate::analysis::totals::{self, Dimension, Grouping, Measure, SortKey, TotalsRow};
 use crate::error::ApiError;
+use crate::policy::PermissionSet;
 use crate::state::AppState;
 
 /// One group of trade records and its sums. A dimension field is set when the request grouped
@@ -231,6 +233,44 @@ pub fn grouping(
     Grouping::new(group_by, order).map_err(ApiError::bad_input)
 }
 
+/// What a trade filter tells `rollup::source`: its dates and HS prefix (the fields it reads
+/// come from `RecordFilter::fields_read`).
+pub(crate) trait RollupFilter: RecordFilter {
+    fn dates(&self) -> (Option<NaiveDate>, Option<NaiveDate>);
+    fn hs_prefix(&self) -> Option<&str>;
+}
+
+impl RollupFilter for TradeRecordFilter {
+    fn dates(&self) -> (Option<NaiveDate>, Option<NaiveDate>) {
+        (
+            self.declaration_date_from.map(|d| d.0),
+            self.declaration_date_to.map(|d| d.0),
+        )
+    }
+
+    fn hs_prefix(&self) -> Option<&str> {
+        self.hs_code_prefix.as_deref()
+    }
+}
+
+/// Where the sums of `grouping` over the rows `filter` selects, for a caller with `perms`, are
+/// read: a rollup when one answers, else the records.
+pub(crate) fn source(
+    filter: &impl RollupFilter,
+    grouping: &Grouping,
+    perms: &PermissionSet,
+) -> Source {
+    let (date_from, date_to) = filter.dates();
+    rollup::source(&rollup::Request {
+        grouping,
+        filter_fields: &filter.fields_read(),
+        date_from,
+        date_to,
+        hs_prefix: filter.hs_prefix(),
+        unscoped: scope::trade_unscoped(perms),
+    })
+}
+
 #[derive(Default)]
 pub struct TotalsQuery;
 
@@ -259,14 +299,7 @@ impl TotalsQuery {
         require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
         let perms = &principal(ctx)?.permissions;
         let condition = filter.condition()?.add(scope::trade(perms));
-        let source = rollup::source(&rollup::Request {
-            grouping: &grouping,
-            filter_fields: &filter.fields_read(),
-            date_from: filter.declaration_date_from.map(|d| d.0),
-            date_to: filter.declaration_date_to.map(|d| d.0),
-            hs_prefix: filter.hs_code_prefix.as_deref(),
-            unscoped: scope::trade_unscoped(perms),
-        });
+        let source = source(&filter, &grouping, perms);
         let backend = state.db.get_database_backend();
         let rows_condition = Arc::new(condition.clone());
         let rows = totals::run(
