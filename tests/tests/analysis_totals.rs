@@ -306,6 +306,7 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
         let env = world(backend).await;
         load_cn(&env).await;
         let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+        let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
         let server = env.serve().await;
         let s = server.session(Some(&hsi));
         let requests = [
@@ -372,6 +373,42 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
         assert_eq!(acme["year"], 2024);
         assert!(acme["recordCount"].as_i64().expect("count") >= 4, "{acme}");
 
+        // A partner's nation scope reads the provider and partner countries, which the HS6
+        // rollup keeps: its pairs and subheading totals come from there too, under its scope,
+        // and equal what its scope selects from the records (dates not whole years).
+        let p = server.session(Some(&kr));
+        let partner_requests = [
+            (MIRROR, json!({})),
+            (TOTALS, json!({ "g": ["HS6", "PROVIDER_COUNTRY"] })),
+        ];
+        let mut partner_rolled = Vec::new();
+        for (query, request) in &partner_requests {
+            let answer = p.data(query, request.clone()).await;
+            let mut dated = request.clone();
+            dated["f"]["declarationDateTo"] = json!("2099-12-30");
+            assert_eq!(
+                answer,
+                p.data(query, dated).await,
+                "{backend:?} KR {request}"
+            );
+            partner_rolled.push(answer);
+        }
+        let kr_pairs = nodes(&partner_rolled[0], "mirrorDiscrepancies");
+        assert!(!kr_pairs.is_empty());
+        for pair in &kr_pairs {
+            assert!(
+                pair["exporterCountry"] == "KR" || pair["importerCountry"] == "KR",
+                "{pair:#}"
+            );
+        }
+        // KR's own rows and the US rows on KR; never CN's, loaded above.
+        for n in nodes(&partner_rolled[1], "tradeTotals") {
+            assert!(
+                n["providerCountry"] == "KR" || n["providerCountry"] == "US",
+                "{n}"
+            );
+        }
+
         // Emptied, each rollup answers nothing: it is what answered. Refresh restores both.
         use sea_orm::ConnectionTrait;
         let db = env.db().await;
@@ -383,6 +420,8 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
         let emptied = s.data(TOTALS, requests[3].1.clone()).await;
         assert_eq!(nodes(&emptied, "tradeTotals")[0]["recordCount"], 0);
         let emptied = s.data(MIRROR, requests[6].1.clone()).await;
+        assert_eq!(emptied["mirrorDiscrepancies"]["totalCount"], 0);
+        let emptied = p.data(MIRROR, partner_requests[0].1.clone()).await;
         assert_eq!(emptied["mirrorDiscrepancies"]["totalCount"], 0);
         let refresh = env.run(&["analysis", "refresh"]).await;
         assert!(refresh.ok, "{}", refresh.stderr);
@@ -398,6 +437,9 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
                 "{}",
                 request.1
             );
+        }
+        for (request, before) in partner_requests.iter().zip(&partner_rolled) {
+            assert_eq!(&p.data(request.0, request.1.clone()).await, before);
         }
     }
 }

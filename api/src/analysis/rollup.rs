@@ -62,6 +62,7 @@ impl Rollup {
             && request
                 .filter_fields
                 .iter()
+                .chain(request.scope_fields.unwrap_or_default())
                 .all(|f| FILTER_FIELDS_KEPT_BY_ALL.contains(f) || self.filter_fields.contains(f))
     }
 }
@@ -130,9 +131,10 @@ pub struct Request<'a> {
     pub date_to: Option<NaiveDate>,
     /// The filter's HS code prefix, if it has one.
     pub hs_prefix: Option<&'a str>,
-    /// The caller's row scope adds no condition (it may read every row). Nation scopes and
-    /// sharing agreements read dates and HS codes at finer grain than the rollups keep.
-    pub unscoped: bool,
+    /// The `TradeRecord` fields the caller's row scope reads (none when it reads every row),
+    /// or `None` when it reads more than fields (sharing agreements bound dates and HS codes
+    /// at any grain): then only the records answer.
+    pub scope_fields: Option<&'a [&'a str]>,
 }
 
 /// The source that answers `request`: the smallest rollup that can, else the records.
@@ -141,7 +143,7 @@ pub fn source(request: &Request<'_>) -> Source {
         && request
             .date_to
             .is_none_or(|d| d.month() == 12 && d.day() == 31);
-    if !(request.unscoped && whole_years) {
+    if request.scope_fields.is_none() || !whole_years {
         return Source::Records;
     }
     ROLLUPS
@@ -201,7 +203,7 @@ mod tests {
             date_from: date(2023, 1, 1),
             date_to: date(2023, 12, 31),
             hs_prefix: None,
-            unscoped: true,
+            scope_fields: Some(&[]),
         }
     }
 
@@ -257,6 +259,12 @@ mod tests {
         for d in [Dimension::Hs2, Dimension::Hs4, Dimension::PartnerCountry] {
             assert_eq!(source(&request(&grouping(&[d]), &[])), HS6, "{d:?}");
         }
+        // A nation scope reads the provider and partner, which this rollup keeps.
+        let nation = Request {
+            scope_fields: Some(&["providerCountry", "partnerCountry"]),
+            ..request(&mirror, &fields)
+        };
+        assert_eq!(source(&nation), HS6);
     }
 
     #[test]
@@ -314,12 +322,18 @@ mod tests {
             let g = grouping(&[Dimension::Hs6, d]);
             assert_eq!(source(&request(&g, &[])), Source::Records, "{d:?}");
         }
+        // A scope that reads more than fields (sharing agreements), or what no rollup keeps.
         for g in [&g, &hs6] {
             let scoped = Request {
-                unscoped: false,
+                scope_fields: None,
                 ..request(g, &[])
             };
             assert_eq!(source(&scoped), Source::Records);
         }
+        let nation = Request {
+            scope_fields: Some(&["providerCountry", "partnerCountry"]),
+            ..request(&g, &[])
+        };
+        assert_eq!(source(&nation), Source::Records, "importers by partner");
     }
 }

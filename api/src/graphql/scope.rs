@@ -38,10 +38,19 @@ pub fn trade(perms: &PermissionSet) -> Condition {
     }
 }
 
-/// Whether `trade(perms)` adds no condition: the caller reads every row, so an answer summed
-/// over all rows in advance (the totals' rollup) is the caller's answer too.
-pub fn trade_unscoped(perms: &PermissionSet) -> bool {
-    perms.rows == RowScope::All
+/// The `TradeRecord` fields `trade(perms)` reads, when they are only these: none for a caller
+/// who reads every row, the provider and partner country for a nation scope without sharing
+/// agreements. An answer summed in advance by those fields (a rollup) then gives the caller's
+/// answer under the same condition. `None` when the scope reads more: an agreement bounds
+/// dates and HS codes at any grain, and a caller with no scope reads nothing anyway.
+pub fn trade_reads(perms: &PermissionSet) -> Option<&'static [&'static str]> {
+    match (perms.rows, perms.nation.as_deref()) {
+        (RowScope::All, _) => Some(&[]),
+        (RowScope::OwnNation, Some(_)) if perms.grants.is_empty() => {
+            Some(&["providerCountry", "partnerCountry"])
+        }
+        _ => None,
+    }
 }
 
 /// The trade rows one sharing agreement covers.

@@ -267,7 +267,7 @@ pub(crate) fn source(
         date_from,
         date_to,
         hs_prefix: filter.hs_prefix(),
-        unscoped: scope::trade_unscoped(perms),
+        scope_fields: scope::trade_reads(perms),
     })
 }
 
