@@ -105,3 +105,79 @@ pub fn batches(perms: &PermissionSet) -> Condition {
         _ => nothing(Column::Id),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm::{DbBackend, EntityTrait, QueryFilter, QueryTrait};
+
+    fn perms(rows: RowScope, nation: Option<&str>, grants: Vec<Grant>) -> PermissionSet {
+        PermissionSet {
+            role: "TEST".into(),
+            categories: Default::default(),
+            rows,
+            nation: nation.map(str::to_owned),
+            quota: None,
+            grants,
+        }
+    }
+
+    /// The columns the trade scope's SQL names, as `TradeRecord` field names.
+    fn fields_named(perms: &PermissionSet) -> Vec<String> {
+        let sql = trade_record::Entity::find()
+            .filter(trade(perms))
+            .build(DbBackend::Postgres)
+            .to_string();
+        let condition = sql.split_once(" WHERE ").map_or("", |(_, w)| w);
+        let mut fields: Vec<String> = condition
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|name| *name != "trade_records")
+            .map(|column| {
+                let mut parts = column.split('_');
+                let first = parts.next().unwrap_or_default().to_owned();
+                parts.fold(first, |mut camel, part| {
+                    let mut chars = part.chars();
+                    if let Some(c) = chars.next() {
+                        camel.push(c.to_ascii_uppercase());
+                        camel.push_str(chars.as_str());
+                    }
+                    camel
+                })
+            })
+            .collect();
+        fields.sort();
+        fields.dedup();
+        fields
+    }
+
+    /// `trade_reads` is what lets a rollup answer a scoped caller, so it must name every column
+    /// the scope's condition reads; a scope that came to read another column without it saying
+    /// so would be applied to a rollup that sums that column away.
+    #[test]
+    fn trade_reads_names_what_the_scope_condition_reads() {
+        let grant = Grant {
+            provider_country: "KR".into(),
+            partner_country: None,
+            hs_prefix: Some("84".into()),
+            valid_from: chrono::NaiveDate::from_ymd_opt(2024, 3, 1).expect("date"),
+            valid_to: None,
+        };
+        let all = perms(RowScope::All, None, Vec::new());
+        assert_eq!(trade_reads(&all), Some(&[][..]));
+        assert!(fields_named(&all).is_empty());
+        let nation = perms(RowScope::OwnNation, Some("CN"), Vec::new());
+        let mut said: Vec<String> = trade_reads(&nation)
+            .expect("a nation scope reads fields")
+            .iter()
+            .map(|f| (*f).to_owned())
+            .collect();
+        said.sort();
+        assert_eq!(fields_named(&nation), said);
+        // Agreements read dates and HS codes: no rollup may answer.
+        let agreed = perms(RowScope::OwnNation, Some("CN"), vec![grant]);
+        assert!(fields_named(&agreed).contains(&"declarationDate".to_owned()));
+        assert_eq!(trade_reads(&agreed), None);
+    }
+}
