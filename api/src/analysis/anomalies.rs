@@ -185,19 +185,15 @@ async fn materialized(
 ) -> Result<(Vec<Hit>, u64), DbErr> {
     use peer_profile::Column as P;
     let flagged = flagged_sql(condition, options);
+    let id = (Tr::default(), trade_record::Column::Id);
+    let mut ids = flagged.clone();
+    ids.clear_selects();
+    ids.column(id);
 
     let mut count = Query::select();
     count
         .expr_as(Func::count(Expr::col(Alias::new("id"))), Alias::new("n"))
-        .from_subquery(
-            {
-                let mut ids = flagged.clone();
-                ids.clear_selects();
-                ids.column((Tr::default(), trade_record::Column::Id));
-                ids
-            },
-            Alias::new("flagged"),
-        );
+        .from_subquery(ids.clone(), Alias::new("flagged"));
     let total = db
         .query_one(&count)
         .await?
@@ -207,23 +203,24 @@ async fn materialized(
 
     let log = Expr::col((Tr::default(), log_column(options.measure)));
     let score: SimpleExpr = Func::abs(log.sub(pp(P::Median))).div(sigma_sql(options.rule.method));
-    let id = (Tr::default(), trade_record::Column::Id);
-    // A deferred join: the page's ids are chosen reading only the peer-group columns, the
-    // logarithm and the id, which the peer-group index holds (migration 000016), so the rows
-    // of the HS code that are not on the page — nearly all of them — are never read whole.
-    // At 10M rows the busiest code's page read every one of its rows (525 ms).
-    let mut ids = flagged;
-    ids.clear_selects();
-    ids.column(id)
-        .order_by_expr(score.clone(), Order::Desc)
-        .order_by(id, Order::Asc);
-    if let Some((offset, limit)) = window {
-        ids.offset(offset).limit(limit);
-    }
-    let mut page = flagged_sql(
-        Condition::all().add(trade_record::Column::Id.in_subquery(ids)),
-        options,
-    );
+    let mut page = match window {
+        // A deferred join: the page's ids are chosen reading only the peer-group columns, the
+        // logarithm and the id, which the peer-group index holds (migration 000016), so the
+        // rows of the HS code that are not on the page — nearly all of them — are never read
+        // whole. At 10M rows the busiest code's page read every one of its rows (525 ms).
+        Some((offset, limit)) => {
+            ids.order_by_expr(score.clone(), Order::Desc)
+                .order_by(id, Order::Asc)
+                .offset(offset)
+                .limit(limit);
+            flagged_sql(
+                Condition::all().add(trade_record::Column::Id.in_subquery(ids)),
+                options,
+            )
+        }
+        // Every flagged row is read whole anyway.
+        None => flagged,
+    };
     for (column, alias) in [
         (P::PeerCount, "pp_peer_count"),
         (P::Median, "pp_median"),

@@ -51,9 +51,23 @@ fn dartts_roles_see_their_own_schema() {
     }
 }
 
+/// DARTTS's schema as `role` sees it under a policy of the given `roles.toml` and
+/// `fields.toml` texts (a changed copy of the shipped policy).
+fn view_under(roles: &str, fields: &str, role: &str) -> View {
+    use crate::config::Instance;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("roles.toml"), roles).unwrap();
+    std::fs::write(dir.path().join("fields.toml"), fields).unwrap();
+    let sdl = crate::graphql::sdl();
+    let policy = Policy::load(Some(dir.path()), &sdl, crate::accounts::ROLES)
+        .unwrap()
+        .for_instance(Instance::Domestic);
+    let perms = policy.permissions(role, None);
+    View::parse(&sdl).unwrap().restrict(rule(&policy, &perms))
+}
+
 #[test]
 fn a_partial_view_of_records_hides_the_filters_that_read_its_hidden_fields() {
-    use crate::config::Instance;
     // No shipped role reads some but not all of a financial or subject record, so this
     // policy makes one: HSI_AGENT loses TRADE_PII, and these fields become TRADE_PII.
     let roles = include_str!("../../../../policies/roles.toml").replace(
@@ -69,15 +83,7 @@ fn a_partial_view_of_records_hides_the_filters_that_read_its_hidden_fields() {
             "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\n",
             "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\nbusinessName = \"TRADE_PII\"\n",
         );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("roles.toml"), roles).unwrap();
-    std::fs::write(dir.path().join("fields.toml"), fields).unwrap();
-    let sdl = crate::graphql::sdl();
-    let policy = Policy::load(Some(dir.path()), &sdl, crate::accounts::ROLES)
-        .unwrap()
-        .for_instance(Instance::Domestic);
-    let perms = policy.permissions("HSI_AGENT", None);
-    let view = View::parse(&sdl).unwrap().restrict(rule(&policy, &perms));
+    let view = view_under(&roles, &fields, "HSI_AGENT");
     assert!(!view.has_field("FinancialTransaction", "subjectTin"));
     assert!(!view.has_input_field("FinancialTransactionFilter", "subjectTin"));
     assert!(view.has_input_field("FinancialTransactionFilter", "subjectNameContains"));
@@ -95,24 +101,15 @@ fn a_partial_view_of_records_hides_the_filters_that_read_its_hidden_fields() {
 /// A connection whose fixed order compares a field the role cannot read is not offered.
 #[test]
 fn a_connection_ordered_by_a_hidden_field_is_not_offered() {
-    use crate::config::Instance;
     let fields = include_str!("../../../../policies/fields.toml").replace(
         "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\n",
         "[FinancialTransaction]\n\"*\" = \"FINANCIAL\"\ntransactionDate = \"ADMIN\"\n",
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("roles.toml"),
+    let view = view_under(
         include_str!("../../../../policies/roles.toml"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("fields.toml"), fields).unwrap();
-    let sdl = crate::graphql::sdl();
-    let policy = Policy::load(Some(dir.path()), &sdl, crate::accounts::ROLES)
-        .unwrap()
-        .for_instance(Instance::Domestic);
-    let perms = policy.permissions("HSI_ANALYST", None);
-    let view = View::parse(&sdl).unwrap().restrict(rule(&policy, &perms));
+        &fields,
+        "HSI_ANALYST",
+    );
     assert!(!view.has_field("Query", "financialTransactions"));
     assert!(view.has_field("Query", "subjectRecords"));
 }
