@@ -175,9 +175,11 @@ async fn execute_in_span(
         introspection::Plan::of(&request).map(|plan| (plan, principal.permissions.clone()));
     let delivered = Delivered::default();
     let read = DatasetsRead::default();
+    let hit_records = crate::graphql::hit_records::loader(state, &principal.permissions);
     let mut response = schema
         .execute(
             request
+                .data(hit_records)
                 .data(principal)
                 .data(delivered.clone())
                 .data(read.clone())

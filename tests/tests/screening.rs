@@ -365,3 +365,72 @@ async fn totals_rows_grouped_by_a_party_are_screened_and_their_hits_counted() {
         "{data:#}"
     );
 }
+
+/// The entries behind the hits of a whole `screenMany` are read together (one loader per
+/// request): each hit must still get its own entry — the one whose primary name or alias it
+/// matched — and a TECS hit its own subject record.
+#[tokio::test]
+async fn every_hit_of_a_batch_gets_its_own_entry() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_ok(&["sdn", path(&sdn_2021()), "--as-of", "2021-07-01"])
+        .await;
+    env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
+        .await;
+    let cbp = env.user("cbp", "CBP_OFFICER", None).await;
+    let server = env.serve().await;
+    let names = [
+        "Ayman al-Zawahiri",
+        "Banco Nacional de Cuba",
+        "Mahan Air",
+        "Islamic Revolutionary Guard Corps",
+        "Golden Gate Metals Inc",
+        "Hezbollah",
+        "Kim Jong Un",
+        "Viktor Bout",
+    ];
+    let inputs: Vec<Value> = names.iter().map(|n| json!({ "name": n })).collect();
+    let many = server
+        .session(Some(&cbp))
+        .data(
+            r#"query($i: [ScreeningInput!]!) { screenMany(inputs: $i, limit: 10) { hits {
+                source matchedName
+                sdnEntry { entNum name aliases { name } }
+                subjectRecord { recordId name businessName } } } }"#,
+            json!({ "i": inputs }),
+        )
+        .await;
+    let mut entries = std::collections::BTreeSet::new();
+    let mut subjects = 0;
+    for hit in many["screenMany"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .flat_map(|r| r["hits"].as_array().expect("hits"))
+    {
+        let matched = hit["matchedName"].as_str().expect("matchedName");
+        if hit["source"] == "SDN" {
+            let entry = &hit["sdnEntry"];
+            let mut listed = vec![entry["name"].as_str().expect("name")];
+            listed.extend(
+                entry["aliases"]
+                    .as_array()
+                    .expect("aliases")
+                    .iter()
+                    .map(|a| a["name"].as_str().expect("alias")),
+            );
+            assert!(listed.contains(&matched), "{matched} not in {entry:#}");
+            assert_eq!(hit["subjectRecord"], Value::Null);
+            entries.insert(entry["entNum"].as_i64().expect("entNum"));
+        } else {
+            let record = &hit["subjectRecord"];
+            assert!(
+                record["name"] == matched || record["businessName"] == matched,
+                "{hit:#}"
+            );
+            assert_eq!(hit["sdnEntry"], Value::Null);
+            subjects += 1;
+        }
+    }
+    assert!(entries.len() >= 15, "{} entries: {many:#}", entries.len());
+    assert!(subjects >= 1, "{many:#}");
+}

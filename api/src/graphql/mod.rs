@@ -13,6 +13,7 @@ mod entity;
 pub mod filters;
 pub(crate) mod financial;
 pub mod guard;
+pub mod hit_records;
 mod ids;
 mod keyset;
 pub mod limits;

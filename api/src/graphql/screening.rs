@@ -8,12 +8,14 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
 
 use super::guard::principal;
+use super::hit_records::{HitRecords, SdnRow, SubjectRow};
 use super::scalars::Date;
-use super::sdn::{self, SdnEntry};
-use super::subjects::{self, SubjectRecord};
+use super::sdn::SdnEntry;
+use super::subjects::SubjectRecord;
 use crate::error::{ApiError, ApiResult};
 use crate::freshness::Freshness;
 use crate::policy::{Category, PermissionSet};
@@ -118,8 +120,8 @@ impl ScreeningHit {
         if self.source != ScreeningSource::Sdn {
             return Ok(None);
         }
-        let state = ctx.data::<AppState>()?;
-        Ok(sdn::by_id(state, &principal(ctx)?.permissions, self.row_id).await?)
+        let loader = ctx.data::<DataLoader<HitRecords>>()?;
+        loader.load_one(SdnRow(self.row_id)).await
     }
 
     /// The TECS subject record (with its case status), for a TECS hit.
@@ -130,8 +132,8 @@ impl ScreeningHit {
         if self.source != ScreeningSource::Tecs {
             return Ok(None);
         }
-        let state = ctx.data::<AppState>()?;
-        Ok(subjects::by_id(state, &principal(ctx)?.permissions, self.row_id).await?)
+        let loader = ctx.data::<DataLoader<HitRecords>>()?;
+        loader.load_one(SubjectRow(self.row_id)).await
     }
 }
 

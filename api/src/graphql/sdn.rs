@@ -64,7 +64,7 @@ pub struct SdnAddress {
     pub remarks: Option<String>,
 }
 
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(complex)]
 pub struct SdnEntry {
     #[graphql(skip)]
@@ -304,12 +304,27 @@ pub async fn by_id(
     perms: &PermissionSet,
     id: i64,
 ) -> ApiResult<Option<SdnEntry>> {
-    let found = sdn_entry::Entity::find_by_id(id)
+    Ok(by_ids(state, perms, &[id]).await?.remove(&id))
+}
+
+/// The entries with these row ids that the caller may read, by row id: one query for the
+/// entries and one per kind of child, however many ids.
+pub async fn by_ids(
+    state: &AppState,
+    perms: &PermissionSet,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, SdnEntry>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows = sdn_entry::Entity::find()
+        .filter(sdn_entry::Column::Id.is_in(ids.iter().copied()))
         .filter(scope::all_or_nothing(perms, sdn_entry::Column::Id))
-        .one(&state.db)
+        .all(&state.db)
         .await?;
-    let Some(row) = found else {
-        return Ok(None);
-    };
-    Ok(with_children(state, vec![row]).await?.pop())
+    Ok(with_children(state, rows)
+        .await?
+        .into_iter()
+        .map(|entry| (entry.row_id, entry))
+        .collect())
 }

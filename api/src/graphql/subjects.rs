@@ -1,5 +1,7 @@
 //! TECS subject records: `subjectRecords` and `SubjectRecord` (LAW_ENFORCEMENT data).
 
+use std::collections::HashMap;
+
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::subject_record::{self, Column};
 use sea_orm::sea_query::Expr;
@@ -61,7 +63,7 @@ pub enum CaseStatus {
 }
 
 /// A TECS record created by ICE or CBP.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(complex)]
 pub struct SubjectRecord {
     #[graphql(skip)]
@@ -236,9 +238,24 @@ pub async fn by_id(
     perms: &PermissionSet,
     id: i64,
 ) -> ApiResult<Option<SubjectRecord>> {
-    Ok(subject_record::Entity::find_by_id(id)
+    Ok(by_ids(state, perms, &[id]).await?.remove(&id))
+}
+
+/// The records with these row ids that the caller may read, by row id, in one query.
+pub async fn by_ids(
+    state: &AppState,
+    perms: &PermissionSet,
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, SubjectRecord>> {
+    if ids.is_empty() {
+        return Ok(HashMap::new());
+    }
+    Ok(subject_record::Entity::find()
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .filter(scope::all_or_nothing(perms, Column::Id))
-        .one(&state.db)
+        .all(&state.db)
         .await?
-        .map(SubjectRecord::from))
+        .into_iter()
+        .map(|m| (m.id, SubjectRecord::from(m)))
+        .collect())
 }
