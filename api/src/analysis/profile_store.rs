@@ -75,9 +75,8 @@ pub async fn facts(db: &DatabaseConnection, condition: Condition) -> Result<Vec<
 /// Recomputes the profiles of `hs_codes`; returns how many profiles were written.
 ///
 /// Each round reads its codes' facts while the previous round's profiles are being written
-/// (two connections): the read is an index scan in the database, the write is the client's
-/// summaries going in, and on a first load of 1M rows the two were each about half of the
-/// refresh.
+/// (two connections). On a first load of 1M rows the reads were about 40 % of the refresh and
+/// the writes about half, one after the other.
 pub async fn refresh(db: &DatabaseConnection, hs_codes: &BTreeSet<String>) -> Result<u64, DbErr> {
     let codes: Vec<String> = hs_codes.iter().cloned().collect();
     let rounds: Vec<&[String]> = codes.chunks(CODES_PER_ROUND).collect();
@@ -87,9 +86,10 @@ pub async fn refresh(db: &DatabaseConnection, hs_codes: &BTreeSet<String>) -> Re
     let mut records = facts_of(db, first).await?;
     let mut written = 0;
     for (i, round) in rounds.iter().enumerate() {
-        let profiles: Vec<(GroupKey, Profile)> = peers::profiles(&records).into_iter().collect();
-        // Only one round's facts are held at a time.
-        records = Vec::new();
+        // Taken: the round's facts are dropped before the next round's are read.
+        let profiles: Vec<(GroupKey, Profile)> = peers::profiles(&std::mem::take(&mut records))
+            .into_iter()
+            .collect();
         let write = replace(db, round, &profiles);
         if let Some(following) = rounds.get(i + 1) {
             let (wrote, read) = tokio::join!(write, facts_of(db, following));

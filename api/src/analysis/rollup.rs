@@ -154,7 +154,13 @@ pub fn source(request: &Request<'_>) -> Source {
 
 /// PostgreSQL's `work_mem` while a fill runs: 1M records sum to ~430,000 HS6-year groups, and
 /// with the default 4 MB the hash aggregate spilled to disk in 41 batches (a fifth more time).
-pub const FILL_WORK_MEM: &str = "256MB";
+const FILL_WORK_MEM: &str = "256MB";
+
+/// The statement that sets `FILL_WORK_MEM` for the rest of a transaction (PostgreSQL only): the
+/// load's and `rebuild`'s.
+pub fn set_fill_work_mem() -> String {
+    format!("SET LOCAL work_mem = '{FILL_WORK_MEM}'")
+}
 
 /// Recomputes every rollup from the records, in one transaction (for rows that reached
 /// `trade_records` other than by `dartts load`, e.g. a bulk `COPY` by an operator). Returns
@@ -162,8 +168,7 @@ pub const FILL_WORK_MEM: &str = "256MB";
 pub async fn rebuild(db: &DatabaseConnection) -> Result<u64, DbErr> {
     let txn = db.begin().await?;
     if db.get_database_backend() == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SET LOCAL work_mem = '{FILL_WORK_MEM}'"))
-            .await?;
+        txn.execute_unprepared(&set_fill_work_mem()).await?;
     }
     let mut rows = 0;
     for rollup in ROLLUPS {

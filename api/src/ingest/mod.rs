@@ -320,7 +320,9 @@ pub async fn load(
             .await?;
             job.tx.restore_indexes(&deferred).await?;
             // In the load's transaction: totals never see the rows without their sums.
-            job.tx.set_work_mem(analysis::rollup::FILL_WORK_MEM).await?;
+            job.tx
+                .execute_on_postgres(analysis::rollup::set_fill_work_mem())
+                .await?;
             for rollup in analysis::rollup::ROLLUPS {
                 job.tx
                     .execute_for_batch(rollup.fill(db.get_database_backend(), true), batch_id)

@@ -150,16 +150,13 @@ impl LoadTx {
         Ok(())
     }
 
-    /// Sets PostgreSQL's `work_mem` for the rest of this transaction (a statement that sums a
-    /// whole batch, e.g. a rollup's fill, hashes in memory instead of spilling). SQLite has no
-    /// such setting.
-    pub async fn set_work_mem(&mut self, size: &str) -> Result<(), sqlx::Error> {
+    /// Runs `sql` on PostgreSQL only: a setting SQLite does not have, such as `SET LOCAL
+    /// work_mem` before a statement that sums a whole batch. `sql` is the program's own text.
+    pub async fn execute_on_postgres(&mut self, sql: String) -> Result<(), sqlx::Error> {
         if let LoadTx::Postgres(tx) = self {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SET LOCAL work_mem = '{size}'"
-            )))
-            .execute(&mut **tx)
-            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut **tx)
+                .await?;
         }
         Ok(())
     }
