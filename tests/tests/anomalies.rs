@@ -309,3 +309,128 @@ async fn profiles_stored_in_rounds_equal_the_on_the_fly_ones() {
         assert_eq!(round(&stored), round(&on_the_fly), "{backend:?}");
     }
 }
+
+/// Every anomaly `priceAnomalies` lists, page by page, with `fields` of each node.
+async fn every_anomaly(server: &Server, token: &str, fields: &str) -> Vec<Value> {
+    let query = format!(
+        "query($after: String) {{ priceAnomalies(measure: VALUE_PER_KG, first: 1000, after: $after) \
+         {{ pageInfo {{ hasNextPage endCursor }} edges {{ node {{ {fields} }} }} }} }}"
+    );
+    let mut nodes = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = server
+            .session(Some(token))
+            .data(&query, json!({ "after": after }))
+            .await["priceAnomalies"]
+            .clone();
+        for edge in page["edges"].as_array().expect("edges") {
+            nodes.push(edge["node"].clone());
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            return nodes;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// `valueMovedTotals` is, group by group, the sum of the `valueMoved` of every anomaly that
+/// `priceAnomalies` lists with the same arguments — against the stored profiles (HSI) and
+/// against a partner's on-the-fly peers (KR), on both engines. The totals are summed as the
+/// flagged rows are read, without the records, so this pins them to the listed anomalies.
+#[tokio::test]
+async fn value_moved_totals_add_up_the_listed_anomalies() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = samples().join("customs/kcs_synthetic/df_syn_train_eng.csv");
+        env.load_ok(&[
+            "trade",
+            file.to_str().expect("utf-8 path"),
+            "--profile",
+            "kcs",
+            "--provider",
+            "KR",
+        ])
+        .await;
+        let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+        let partner = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+        let server = env.serve().await;
+        let callers = [
+            (
+                &hsi,
+                "valueMoved direction record { importerId importerName countryOfOrigin hsCode }",
+                &["IMPORTER", "COUNTRY_OF_ORIGIN", "HS_CHAPTER"][..],
+            ),
+            (
+                &partner,
+                "valueMoved direction record { countryOfOrigin hsCode }",
+                &["COUNTRY_OF_ORIGIN", "HS_CHAPTER"][..],
+            ),
+        ];
+        for (token, fields, groups) in callers {
+            let listed = every_anomaly(&server, token, fields).await;
+            assert!(
+                listed.len() > 100,
+                "{backend:?}: {} anomalies",
+                listed.len()
+            );
+            for group in groups {
+                // key -> (anomalies, value moved, over, under), from the listed anomalies.
+                let mut expected: std::collections::BTreeMap<String, (i64, f64, f64, f64)> =
+                    Default::default();
+                for node in &listed {
+                    let r = &node["record"];
+                    let key = match *group {
+                        "IMPORTER" => r["importerId"]
+                            .as_str()
+                            .or(r["importerName"].as_str())
+                            .unwrap_or(""),
+                        "COUNTRY_OF_ORIGIN" => r["countryOfOrigin"].as_str().unwrap_or(""),
+                        _ => &r["hsCode"].as_str().expect("hsCode")[..2],
+                    };
+                    let moved = node["valueMoved"].as_f64().expect("valueMoved");
+                    let e = expected.entry(key.to_owned()).or_default();
+                    e.0 += 1;
+                    e.1 += moved;
+                    if node["direction"] == "OVER" {
+                        e.2 += moved;
+                    } else {
+                        e.3 -= moved;
+                    }
+                }
+                let totals = server
+                    .session(Some(token))
+                    .data(
+                        &format!(
+                            "{{ valueMovedTotals(groupBy: {group}, measure: VALUE_PER_KG) \
+                             {{ key anomalies valueMoved overInvoiced underInvoiced }} }}"
+                        ),
+                        json!({}),
+                    )
+                    .await["valueMovedTotals"]
+                    .clone();
+                let totals = totals.as_array().expect("totals");
+                assert_eq!(totals.len(), expected.len(), "{backend:?} {group}");
+                assert!(totals.len() > 1, "{backend:?} {group}: one group");
+                let close = |a: f64, b: f64| (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0);
+                let mut previous = f64::INFINITY;
+                for t in totals {
+                    let key = t["key"].as_str().expect("key");
+                    let (n, moved, over, under) = expected[key];
+                    let got = |f: &str| t[f].as_f64().expect("number");
+                    assert_eq!(t["anomalies"], n, "{backend:?} {group} {key}");
+                    assert!(close(got("valueMoved"), moved), "{backend:?} {group} {t}");
+                    assert!(close(got("overInvoiced"), over), "{backend:?} {group} {t}");
+                    assert!(
+                        close(got("underInvoiced"), under),
+                        "{backend:?} {group} {t}"
+                    );
+                    // Largest gross amount first.
+                    let gross = got("overInvoiced") + got("underInvoiced");
+                    assert!(gross <= previous, "{backend:?} {group}: order");
+                    previous = gross;
+                }
+            }
+        }
+    }
+}

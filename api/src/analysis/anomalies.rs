@@ -12,17 +12,19 @@
 use std::collections::{BTreeSet, HashMap};
 
 use entities::{peer_profile, trade_record};
+use futures_util::TryStreamExt;
 use sea_orm::sea_query::{
     Alias, Expr, ExprTrait, Func, JoinType, Order, Query, SelectStatement, SimpleExpr,
 };
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait,
-    FromQueryResult, QueryFilter, QuerySelect, QueryTrait,
+    FromQueryResult, QueryFilter, QuerySelect, QueryTrait, StreamTrait,
 };
 
 use super::peers::{Finding, Measure, Method, PeerFacts, Profile, Rule};
 use super::profile_store::{FactRow, fact_columns, to_facts};
 use super::stats::MAD_TO_SIGMA;
+use super::value_moved::{Group, GroupTotal, KeyColumns, Totals};
 use crate::policy::{PermissionSet, RowScope};
 
 /// What to look for.
@@ -53,18 +55,31 @@ impl Hit {
 
     fn new(record: trade_record::Model, profile: Profile, options: &Options) -> Option<Hit> {
         let (log, amount) = match options.measure {
-            Measure::UnitPrice => (record.log_unit_price?, record.quantity?),
-            Measure::ValuePerKg => (record.log_value_per_kg?, record.net_weight_kg?),
+            Measure::UnitPrice => (record.log_unit_price, record.quantity),
+            Measure::ValuePerKg => (record.log_value_per_kg, record.net_weight_kg),
         };
-        let finding = profile.assess(log, &options.rule)?;
+        let (finding, price, amount) = assess(&profile, log, amount, options)?;
         Some(Hit {
             record,
             profile,
             finding,
-            price: log.exp(),
+            price,
             amount,
         })
     }
+}
+
+/// The finding on a record with log price `log` and `amount` (quantity or kg) against its
+/// peers, with the price: the one rule a page of hits and the value-moved totals both apply.
+fn assess(
+    profile: &Profile,
+    log: Option<f64>,
+    amount: Option<f64>,
+    options: &Options,
+) -> Option<(Finding, f64, f64)> {
+    let (log, amount) = (log?, amount?);
+    let finding = profile.assess(log, &options.rule)?;
+    Some((finding, log.exp(), amount))
 }
 
 /// Rows per `id IN (…)` fetch on the scoped path.
@@ -89,6 +104,136 @@ pub async fn find(
     }
 }
 
+/// The implied value moved by the anomalies among the records matching `filter` that the
+/// caller may see (the same records `find` returns), summed by `group`. Each flagged record is
+/// read as a handful of columns and added as it arrives, so memory holds the groups, not the
+/// records: a total over every anomaly of millions of rows held them all before.
+pub async fn value_moved(
+    db: &DatabaseConnection,
+    perms: &PermissionSet,
+    filter: Condition,
+    options: &Options,
+    group: Group,
+) -> Result<Vec<GroupTotal>, DbErr> {
+    let scope = crate::graphql::scope::trade(perms);
+    let totals = match perms.rows {
+        RowScope::All => {
+            materialized_totals(db, Condition::all().add(filter).add(scope), options, group).await?
+        }
+        _ => scoped_totals(db, filter, scope, options, group).await?,
+    };
+    Ok(totals.finish())
+}
+
+/// What the totals read of a flagged record: its group key's columns, log price and amount.
+#[derive(FromQueryResult)]
+struct TotalsRow {
+    importer_id: Option<String>,
+    importer_name: Option<String>,
+    country_of_origin: Option<String>,
+    hs_code: String,
+    log: Option<f64>,
+    amount: Option<f64>,
+}
+
+impl TotalsRow {
+    /// Adds the columns `TotalsRow` reads, from `trade_records` (the profiles' table has an
+    /// `hs_code` too).
+    fn select(query: &mut SelectStatement, measure: Measure) {
+        use trade_record::Column as T;
+        for column in [
+            T::ImporterId,
+            T::ImporterName,
+            T::CountryOfOrigin,
+            T::HsCode,
+        ] {
+            query.column((Tr::default(), column));
+        }
+        query
+            .expr_as(
+                Expr::col((Tr::default(), log_column(measure))),
+                Alias::new("log"),
+            )
+            .expr_as(
+                Expr::col((Tr::default(), amount_column(measure))),
+                Alias::new("amount"),
+            );
+    }
+
+    fn add_to(&self, totals: &mut Totals, profile: &Profile, options: &Options, group: Group) {
+        let Some((finding, price, amount)) = assess(profile, self.log, self.amount, options) else {
+            return;
+        };
+        let key = group.key(&KeyColumns {
+            importer_id: self.importer_id.as_deref(),
+            importer_name: self.importer_name.as_deref(),
+            country_of_origin: self.country_of_origin.as_deref(),
+            hs_code: &self.hs_code,
+        });
+        totals.add(key, &finding, price, amount);
+    }
+}
+
+/// `value_moved` against the stored profiles: one statement, streamed, in the order `find`
+/// ranks the hits (so the sums add in the same order as before, bit for bit).
+async fn materialized_totals(
+    db: &DatabaseConnection,
+    condition: Condition,
+    options: &Options,
+    group: Group,
+) -> Result<Totals, DbErr> {
+    let mut query = flagged_sql(condition, options);
+    query.clear_selects();
+    TotalsRow::select(&mut query, options.measure);
+    select_profile(&mut query);
+    query
+        .order_by_expr(score_sql(options), Order::Desc)
+        .order_by((Tr::default(), trade_record::Column::Id), Order::Asc);
+    let mut rows = db.stream(&query).await?;
+    let mut totals = Totals::default();
+    while let Some(row) = rows.try_next().await? {
+        let profile: Profile = ProfileColumns::from_query_result(&row, "")?.into();
+        TotalsRow::from_query_result(&row, "")?.add_to(&mut totals, &profile, options, group);
+    }
+    Ok(totals)
+}
+
+/// `value_moved` for a nation-scoped caller: the hits ranked as `find` ranks them, then their
+/// key columns read a chunk at a time.
+async fn scoped_totals(
+    db: &DatabaseConnection,
+    filter: Condition,
+    scope: Condition,
+    options: &Options,
+    group: Group,
+) -> Result<Totals, DbErr> {
+    let ranked = ranked(db, filter, scope.clone(), options).await?;
+    let mut totals = Totals::default();
+    for chunk in ranked.chunks(IDS_PER_FETCH) {
+        let ids: Vec<i64> = chunk.iter().map(|(_, id, _)| *id).collect();
+        let mut query = Tr::find()
+            .filter(trade_record::Column::Id.is_in(ids))
+            .filter(scope.clone())
+            .into_query();
+        query.clear_selects();
+        query.column((Tr::default(), trade_record::Column::Id));
+        TotalsRow::select(&mut query, options.measure);
+        let mut rows: HashMap<i64, TotalsRow> = HashMap::with_capacity(chunk.len());
+        for row in db.query_all(&query).await? {
+            rows.insert(
+                row.try_get("", "id")?,
+                TotalsRow::from_query_result(&row, "")?,
+            );
+        }
+        for (_, id, profile) in chunk {
+            if let Some(row) = rows.get(id) {
+                row.add_to(&mut totals, profile, options, group);
+            }
+        }
+    }
+    Ok(totals)
+}
+
 type Tr = trade_record::Entity;
 type Pp = peer_profile::Entity;
 
@@ -96,6 +241,14 @@ fn log_column(measure: Measure) -> trade_record::Column {
     match measure {
         Measure::UnitPrice => trade_record::Column::LogUnitPrice,
         Measure::ValuePerKg => trade_record::Column::LogValuePerKg,
+    }
+}
+
+/// What a price in `measure` is per: the quantity or the net weight.
+fn amount_column(measure: Measure) -> trade_record::Column {
+    match measure {
+        Measure::UnitPrice => trade_record::Column::Quantity,
+        Measure::ValuePerKg => trade_record::Column::NetWeightKg,
     }
 }
 
@@ -183,7 +336,6 @@ async fn materialized(
     options: &Options,
     window: Option<(u64, u64)>,
 ) -> Result<(Vec<Hit>, u64), DbErr> {
-    use peer_profile::Column as P;
     let flagged = flagged_sql(condition, options);
     let id = (Tr::default(), trade_record::Column::Id);
     let mut ids = flagged.clone();
@@ -201,8 +353,7 @@ async fn materialized(
         .transpose()?
         .unwrap_or(0);
 
-    let log = Expr::col((Tr::default(), log_column(options.measure)));
-    let score: SimpleExpr = Func::abs(log.sub(pp(P::Median))).div(sigma_sql(options.rule.method));
+    let score = score_sql(options);
     let mut page = match window {
         // A deferred join: the page's ids are chosen reading only the peer-group columns, the
         // logarithm and the id, which the peer-group index holds (migration 000016), so the
@@ -221,6 +372,30 @@ async fn materialized(
         // Every flagged row is read whole anyway.
         None => flagged,
     };
+    select_profile(&mut page);
+    page.order_by_expr(score, Order::Desc)
+        .order_by(id, Order::Asc);
+    let rows = db.query_all(&page).await?;
+    let mut hits = Vec::with_capacity(rows.len());
+    for row in rows {
+        let record = trade_record::Model::from_query_result(&row, "")?;
+        let profile = ProfileColumns::from_query_result(&row, "")?.into();
+        if let Some(hit) = Hit::new(record, profile, options) {
+            hits.push(hit);
+        }
+    }
+    Ok((hits, u64::try_from(total).unwrap_or(0)))
+}
+
+/// The score `Profile::assess` gives, in SQL: the order of hits.
+fn score_sql(options: &Options) -> SimpleExpr {
+    let log = Expr::col((Tr::default(), log_column(options.measure)));
+    Func::abs(log.sub(pp(peer_profile::Column::Median))).div(sigma_sql(options.rule.method))
+}
+
+/// Adds the joined profile's columns, as `ProfileColumns` reads them.
+fn select_profile(query: &mut SelectStatement) {
+    use peer_profile::Column as P;
     for (column, alias) in [
         (P::PeerCount, "pp_peer_count"),
         (P::Median, "pp_median"),
@@ -228,27 +403,20 @@ async fn materialized(
         (P::Q3, "pp_q3"),
         (P::Mad, "pp_mad"),
     ] {
-        page.expr_as(pp(column), Alias::new(alias));
+        query.expr_as(pp(column), Alias::new(alias));
     }
-    page.order_by_expr(score, Order::Desc)
-        .order_by(id, Order::Asc);
-    let rows = db.query_all(&page).await?;
-    let mut hits = Vec::with_capacity(rows.len());
-    for row in rows {
-        let record = trade_record::Model::from_query_result(&row, "")?;
-        let p = ProfileColumns::from_query_result(&row, "")?;
-        let profile = Profile {
+}
+
+impl From<ProfileColumns> for Profile {
+    fn from(p: ProfileColumns) -> Self {
+        Profile {
             peer_count: u64::try_from(p.pp_peer_count).unwrap_or(0),
             median: p.pp_median,
             q1: p.pp_q1,
             q3: p.pp_q3,
             mad: p.pp_mad,
-        };
-        if let Some(hit) = Hit::new(record, profile, options) {
-            hits.push(hit);
         }
     }
-    Ok((hits, u64::try_from(total).unwrap_or(0)))
 }
 
 async fn scoped(
@@ -258,6 +426,42 @@ async fn scoped(
     options: &Options,
     window: Option<(u64, u64)>,
 ) -> Result<(Vec<Hit>, u64), DbErr> {
+    let ranked = ranked(db, filter, scope.clone(), options).await?;
+    let total = ranked.len() as u64;
+    let (offset, limit) = window.unwrap_or((0, u64::MAX));
+    let page: Vec<(i64, Profile)> = ranked
+        .into_iter()
+        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .map(|(_, id, p)| (id, p))
+        .collect();
+    let mut records: HashMap<i64, trade_record::Model> = HashMap::with_capacity(page.len());
+    for chunk in page.chunks(IDS_PER_FETCH) {
+        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
+        for m in Tr::find()
+            .filter(trade_record::Column::Id.is_in(ids))
+            .filter(scope.clone())
+            .all(db)
+            .await?
+        {
+            records.insert(m.id, m);
+        }
+    }
+    let hits = page
+        .into_iter()
+        .filter_map(|(id, p)| Hit::new(records.remove(&id)?, p, options))
+        .collect();
+    Ok((hits, total))
+}
+
+/// The flagged records among `filter` within `scope`, judged against peers from `scope` only:
+/// (score, id, profile), by score descending, then id.
+async fn ranked(
+    db: &DatabaseConnection,
+    filter: Condition,
+    scope: Condition,
+    options: &Options,
+) -> Result<Vec<(f64, i64, Profile)>, DbErr> {
     let candidates: Vec<(i64, FactRow)> = Tr::find()
         .select_only()
         .column(trade_record::Column::Id)
@@ -301,31 +505,7 @@ async fn scoped(
         })
         .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    let total = ranked.len() as u64;
-    let (offset, limit) = window.unwrap_or((0, u64::MAX));
-    let page: Vec<(i64, Profile)> = ranked
-        .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(|(_, id, p)| (id, p))
-        .collect();
-    let mut records: HashMap<i64, trade_record::Model> = HashMap::with_capacity(page.len());
-    for chunk in page.chunks(IDS_PER_FETCH) {
-        let ids: Vec<i64> = chunk.iter().map(|(id, _)| *id).collect();
-        for m in Tr::find()
-            .filter(trade_record::Column::Id.is_in(ids))
-            .filter(scope.clone())
-            .all(db)
-            .await?
-        {
-            records.insert(m.id, m);
-        }
-    }
-    let hits = page
-        .into_iter()
-        .filter_map(|(id, p)| Hit::new(records.remove(&id)?, p, options))
-        .collect();
-    Ok((hits, total))
+    Ok(ranked)
 }
 
 /// The record keys (declaration id, line) and sides of every record flagged against the

@@ -7,6 +7,7 @@
 //! - `profile_store`: recomputing `peer_profiles` for the HS codes a load or purge touched.
 //! - `anomalies`: the price-anomaly query over profiles (all-rows roles) or over the caller's
 //!   scoped rows (nation-scoped roles).
+//! - `value_moved`: the implied value moved by anomalies, summed by group as they are read.
 //! - `red_flags`: round values, value per kg, Benford per importer, transshipment, new chapters.
 //! - `demo`, `eval`: the synthetic world with ground truth, and precision/recall against it.
 //! - `rollup`: when totals are answered from the importer-year rollup instead of the records.
@@ -26,3 +27,4 @@ pub mod rollup;
 pub mod stats;
 pub mod totals;
 pub mod trade_finance;
+pub mod value_moved;

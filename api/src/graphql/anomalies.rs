@@ -5,7 +5,6 @@
 
 use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, Object, SimpleObject};
-use std::collections::BTreeMap;
 
 use super::filters::RecordFilter;
 use super::guard::{principal, require_readable};
@@ -13,6 +12,7 @@ use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
 use super::trade::{TradeRecord, TradeRecordFilter};
 use crate::analysis::anomalies::{self, Hit, Options};
 use crate::analysis::peers::{self, Measure, Method, Rule, Side};
+use crate::analysis::value_moved::{Group, GroupTotal};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -124,17 +124,14 @@ impl ValueMovedGroup {
             Self::HsChapter => &["hsCode"],
         }
     }
+}
 
-    fn key(self, hit: &Hit) -> String {
-        let r = &hit.record;
-        match self {
-            Self::Importer => r
-                .importer_id
-                .clone()
-                .or_else(|| r.importer_name.clone())
-                .unwrap_or_default(),
-            Self::CountryOfOrigin => r.country_of_origin.clone().unwrap_or_default(),
-            Self::HsChapter => r.hs_code.chars().take(2).collect(),
+impl From<ValueMovedGroup> for Group {
+    fn from(g: ValueMovedGroup) -> Self {
+        match g {
+            ValueMovedGroup::Importer => Group::Importer,
+            ValueMovedGroup::CountryOfOrigin => Group::CountryOfOrigin,
+            ValueMovedGroup::HsChapter => Group::HsChapter,
         }
     }
 }
@@ -153,33 +150,16 @@ pub struct ValueMovedTotal {
     pub under_invoiced: f64,
 }
 
-/// Sums by group, largest gross amount first (then key).
-fn totals(hits: &[Hit], group: ValueMovedGroup) -> Vec<ValueMovedTotal> {
-    let mut by: BTreeMap<String, ValueMovedTotal> = BTreeMap::new();
-    for hit in hits {
-        let key = group.key(hit);
-        let t = by.entry(key.clone()).or_insert_with(|| ValueMovedTotal {
-            key,
-            anomalies: 0,
-            value_moved: 0.0,
-            over_invoiced: 0.0,
-            under_invoiced: 0.0,
-        });
-        let moved = hit.value_moved();
-        t.anomalies += 1;
-        t.value_moved += moved;
-        match hit.finding.side {
-            Side::Over => t.over_invoiced += moved,
-            Side::Under => t.under_invoiced -= moved,
+impl From<GroupTotal> for ValueMovedTotal {
+    fn from(t: GroupTotal) -> Self {
+        ValueMovedTotal {
+            key: t.key,
+            anomalies: t.anomalies,
+            value_moved: t.value_moved,
+            over_invoiced: t.over_invoiced,
+            under_invoiced: t.under_invoiced,
         }
     }
-    let mut out: Vec<ValueMovedTotal> = by.into_values().collect();
-    out.sort_by(|a, b| {
-        (b.over_invoiced + b.under_invoiced)
-            .total_cmp(&(a.over_invoiced + a.under_invoiced))
-            .then_with(|| a.key.cmp(&b.key))
-    });
-    out
 }
 
 /// Checks the shared arguments and the filter's fields; returns the options and SQL filter.
@@ -327,90 +307,15 @@ impl AnomalyQuery {
             same_origin,
         )?;
         let principal = principal(ctx)?;
-        let (hits, _) =
-            anomalies::find(&state.db, &principal.permissions, condition, &options, None)
-                .await
-                .map_err(ApiError::from)?;
-        Ok(totals(&hits, group_by))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::analysis::peers::{Finding, Profile};
-
-    fn hit(importer: &str, side: Side, price: f64, bound: f64, quantity: f64) -> Hit {
-        let record = entities::trade_record::Model {
-            id: 1,
-            batch_id: 1,
-            provider_country: "US".into(),
-            declaration_id: "D".into(),
-            line_number: 1,
-            declaration_date: chrono::NaiveDate::from_ymd_opt(2024, 1, 1).unwrap(),
-            direction: "IMPORT".into(),
-            hs_code: "847130".into(),
-            commodity_description: None,
-            importer_name: Some(importer.into()),
-            importer_id: None,
-            importer_address: None,
-            exporter_name: None,
-            manufacturer_name: None,
-            manufacturer_id: None,
-            country_of_origin: Some("CN".into()),
-            country_of_export: None,
-            country_of_destination: None,
-            reporting_country: "US".into(),
-            partner_country: None,
-            port: None,
-            transport_mode: None,
-            quantity: Some(quantity),
-            quantity_unit: Some("NO".into()),
-            net_weight_kg: None,
-            declared_value: price * quantity,
-            declared_currency: "USD".into(),
-            declared_value_usd: price * quantity,
-            peer_year: Some(2024),
-            log_unit_price: Some(price.ln()),
-            log_value_per_kg: None,
-        };
-        Hit {
-            record,
-            profile: Profile {
-                peer_count: 10,
-                median: 0.0,
-                q1: 0.0,
-                q3: 0.0,
-                mad: 0.0,
-            },
-            finding: Finding {
-                side,
-                lower: bound,
-                upper: bound,
-                median: 1.0,
-                ratio: 1.0,
-                score: 1.0,
-            },
-            price,
-            amount: quantity,
-        }
-    }
-
-    #[test]
-    fn totals_sum_value_moved_by_group() {
-        let hits = [
-            hit("A", Side::Over, 300.0, 200.0, 2.0),
-            hit("A", Side::Under, 10.0, 50.0, 1.0),
-            hit("B", Side::Over, 1_000.0, 200.0, 1.0),
-        ];
-        let t = totals(&hits, ValueMovedGroup::Importer);
-        assert_eq!(t[0].key, "B");
-        assert_eq!(t[0].over_invoiced, 800.0);
-        assert_eq!(t[1].key, "A");
-        assert_eq!(t[1].anomalies, 2);
-        assert_eq!(t[1].over_invoiced, 200.0);
-        assert_eq!(t[1].under_invoiced, 40.0);
-        assert_eq!(t[1].value_moved, 160.0);
-        assert_eq!(totals(&hits, ValueMovedGroup::HsChapter)[0].key, "84");
+        let totals = anomalies::value_moved(
+            &state.db,
+            &principal.permissions,
+            condition,
+            &options,
+            group_by.into(),
+        )
+        .await
+        .map_err(ApiError::from)?;
+        Ok(totals.into_iter().map(ValueMovedTotal::from).collect())
     }
 }
