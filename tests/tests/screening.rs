@@ -270,7 +270,8 @@ async fn trade_parties_are_screened_and_their_hits_counted() {
 async fn totals_rows_grouped_by_a_party_are_screened_and_their_hits_counted() {
     let (env, server, cbp) = trade_and_subjects_for_cbp().await;
     // Two more spellings of the fixture's Golden Gate importer id: one the same TECS entry
-    // (B-0002), one another subject's name (P-0001).
+    // (B-0002), one another subject's name (P-0001); and two other importer ids named as
+    // subjects (P-0004, P-0001).
     let lines = fixture_lines("trade_canonical.csv");
     let (header, fixture_line) = (
         &lines[0],
@@ -283,13 +284,22 @@ async fn totals_rows_grouped_by_a_party_are_screened_and_their_hits_counted() {
     std::fs::write(
         &extra,
         format!(
-            "{header}\n{}\n{}\n",
+            "{header}\n{}\n{}\n{}\n",
             fixture_line
                 .replace("US-1003,", "US-9001,")
                 .replace(",Golden Gate Metals,", ",GOLDEN GATE METALS LLC,"),
             fixture_line
                 .replace("US-1003,", "US-9002,")
                 .replace(",Golden Gate Metals,", ",John Q Courier,"),
+            [
+                ("US-9003,", ",Jane Victim,", "77-7000001"),
+                ("US-9004,", ",John Q Courier,", "88-8000001"),
+            ]
+            .map(|(declaration, name, id)| fixture_line
+                .replace("US-1003,", declaration)
+                .replace(",Golden Gate Metals,", name)
+                .replace("55-1234567", id))
+            .join("\n"),
         ),
     )
     .expect("write csv");
@@ -348,6 +358,26 @@ async fn totals_rows_grouped_by_a_party_are_screened_and_their_hits_counted() {
     let node = &data["tradeTotals"]["edges"][0]["node"];
     assert_eq!(node["recordCount"], 4, "{data:#}");
     assert_eq!(records_hit(node), ["B-0002", "P-0001"], "{data:#}");
+
+    // A page of many ids, whose names are read together: each row's hits are those of its own
+    // id asked alone.
+    let data = session.data(&query("{}"), json!({})).await;
+    let edges = data["tradeTotals"]["edges"].as_array().expect("edges");
+    let mut hit_sets = std::collections::BTreeSet::new();
+    for edge in edges {
+        let node = &edge["node"];
+        let id = node["importerId"].as_str().expect("importerId");
+        let alone = session
+            .data(&query(&format!(r#"{{ importerId: "{id}" }}"#)), json!({}))
+            .await;
+        let alone = &alone["tradeTotals"]["edges"][0]["node"];
+        assert_eq!(records_hit(node), records_hit(alone), "{id}: {data:#}");
+        hit_sets.insert(records_hit(node));
+    }
+    assert!(
+        hit_sets.len() >= 3,
+        "too few distinct hits to tell rows apart: {hit_sets:?}"
+    );
 
     // Grouped by something other than a party: nothing to screen.
     let data = session

@@ -1,5 +1,6 @@
 //! `tradeTotals`: sums of trade records grouped by dimensions (`analysis::totals`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::connection::Connection;
@@ -53,14 +54,134 @@ pub struct TradeTotal {
     pub quantity_unit: Option<String>,
     pub net_weight_kg: Option<f64>,
     pub record_count: i64,
-    /// The rows this total was computed over (the request's filter and row scope): the names
-    /// behind a party id are read from them, so `partyHits` never reaches another row.
+    /// The page this total is on, which knows the rows it was computed over: the names behind
+    /// a party id are read from them, so `partyHits` never reaches another row.
     #[graphql(skip)]
-    rows: Option<Arc<Condition>>,
+    page: Option<Arc<PageParties>>,
 }
 
 /// Distinct names screened per party id: an id usually has one spelling, a few at most.
-const NAMES_PER_ID: u64 = 5;
+const NAMES_PER_ID: usize = 5;
+
+/// The parties a page of totals is grouped by, by id, and the names behind those ids: read
+/// for the whole page, one statement per kind of party, when the first row's `partyHits`
+/// asks — a page of 50 importers was 50 statements.
+pub struct PageParties {
+    /// The rows the totals were computed over (the request's filter and row scope).
+    rows: Condition,
+    /// The party ids on the page whose name the grouping does not give.
+    ids: Vec<(TradeParty, String)>,
+    names: tokio::sync::OnceCell<HashMap<(TradeParty, String), Vec<String>>>,
+}
+
+/// The parties `partyHits` screens: kind, the id column, and the two dimensions.
+const PARTIES: [(TradeParty, Column, Dimension, Dimension); 2] = [
+    (
+        TradeParty::Importer,
+        Column::ImporterId,
+        Dimension::ImporterId,
+        Dimension::ImporterName,
+    ),
+    (
+        TradeParty::Manufacturer,
+        Column::ManufacturerId,
+        Dimension::ManufacturerId,
+        Dimension::ManufacturerName,
+    ),
+];
+
+impl PageParties {
+    fn new(rows: Condition, totals: &[TradeTotal]) -> Self {
+        let mut ids = Vec::new();
+        for t in totals {
+            for (party, name, id) in t.parties() {
+                if let (None, Some(id)) = (name, id) {
+                    ids.push((party, id.clone()));
+                }
+            }
+        }
+        PageParties {
+            rows,
+            ids,
+            names: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The most frequent names (at most `NAMES_PER_ID`) of `party` id `id` among the rows.
+    async fn names_of(
+        &self,
+        ctx: &Context<'_>,
+        party: TradeParty,
+        id: &str,
+    ) -> async_graphql::Result<Vec<String>> {
+        let names = self.names.get_or_try_init(|| self.read(ctx)).await?;
+        Ok(names
+            .get(&(party, id.to_owned()))
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Every id's names, per kind of party: grouped by (id, name) over the rows with those ids,
+    /// most records first, ties by name — the order one id's own grouping by name would give.
+    async fn read(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<HashMap<(TradeParty, String), Vec<String>>> {
+        let state = ctx.data::<AppState>()?;
+        let mut out: HashMap<(TradeParty, String), Vec<String>> = HashMap::new();
+        for (party, id_column, id_dimension, name_dimension) in PARTIES {
+            let ids: Vec<&str> = self
+                .ids
+                .iter()
+                .filter(|(p, _)| *p == party)
+                .map(|(_, id)| id.as_str())
+                .collect();
+            if ids.is_empty() {
+                continue;
+            }
+            let grouping = Grouping::new(
+                vec![id_dimension, name_dimension],
+                vec![(SortKey::Measure(Measure::RecordCount), Order::Desc)],
+            )
+            .map_err(|e| ApiError::Internal(e.into()))?;
+            // `all`: added to the rows' condition itself, the ids would widen it if that
+            // condition were ever an `any` (as a row scope can be).
+            let condition = Condition::all()
+                .add(self.rows.clone())
+                .add(id_column.is_in(ids));
+            let statement = grouping.statement(
+                state.db.get_database_backend(),
+                Source::Records,
+                condition,
+                0,
+                None,
+            );
+            let mut groups_of: HashMap<String, usize> = HashMap::new();
+            for row in totals::run(&state.db, &statement)
+                .await
+                .map_err(ApiError::from)?
+            {
+                let (decoded, _) = grouping.decode(&row).map_err(ApiError::from)?;
+                let Some(id) = decoded.key(id_dimension) else {
+                    continue;
+                };
+                // A group without a name still takes one of the id's places, as it did when
+                // each id was read alone with a limit.
+                let seen = groups_of.entry(id.to_owned()).or_default();
+                *seen += 1;
+                if *seen > NAMES_PER_ID {
+                    continue;
+                }
+                if let Some(name) = decoded.key(name_dimension) {
+                    out.entry((party, id.to_owned()))
+                        .or_default()
+                        .push(name.to_owned());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
 
 #[ComplexObject]
 impl TradeTotal {
@@ -72,33 +193,12 @@ impl TradeTotal {
         ctx: &Context<'_>,
         min_score: Option<f64>,
     ) -> async_graphql::Result<Vec<PartyHit>> {
-        let parties = [
-            (
-                TradeParty::Importer,
-                &self.importer_name,
-                &self.importer_id,
-                Column::ImporterId,
-                Dimension::ImporterName,
-            ),
-            (
-                TradeParty::Manufacturer,
-                &self.manufacturer_name,
-                &self.manufacturer_id,
-                Column::ManufacturerId,
-                Dimension::ManufacturerName,
-            ),
-        ];
         let mut named = Vec::new();
-        for (party, name, id, id_column, name_dimension) in parties {
-            match (name, id, &self.rows) {
+        for (party, name, id) in self.parties() {
+            match (name, id, &self.page) {
                 (Some(name), _, _) => named.push((party, Some(name.clone()))),
-                (None, Some(id), Some(rows)) => {
-                    // `all`: added to the rows' condition itself, the id would widen it if
-                    // that condition were ever an `any` (as a row scope can be).
-                    let condition = Condition::all()
-                        .add(rows.as_ref().clone())
-                        .add(id_column.eq(id.as_str()));
-                    for name in names_of(ctx, name_dimension, condition).await? {
+                (None, Some(id), Some(page)) => {
+                    for name in page.names_of(ctx, party, id).await? {
                         named.push((party, Some(name)));
                     }
                 }
@@ -109,34 +209,19 @@ impl TradeTotal {
     }
 }
 
-/// The most frequent names of `dimension` among the rows matching `condition`.
-async fn names_of(
-    ctx: &Context<'_>,
-    dimension: Dimension,
-    condition: Condition,
-) -> async_graphql::Result<Vec<String>> {
-    let state = ctx.data::<AppState>()?;
-    let grouping = Grouping::new(
-        vec![dimension],
-        vec![(SortKey::Measure(Measure::RecordCount), Order::Desc)],
-    )
-    .map_err(|e| ApiError::Internal(e.into()))?;
-    let statement = grouping.statement(
-        state.db.get_database_backend(),
-        Source::Records,
-        condition,
-        0,
-        Some(NAMES_PER_ID),
-    );
-    let mut names = Vec::new();
-    for row in totals::run(&state.db, &statement)
-        .await
-        .map_err(ApiError::from)?
-    {
-        let (decoded, _) = grouping.decode(&row).map_err(ApiError::from)?;
-        names.extend(decoded.key(dimension).map(str::to_owned));
+impl TradeTotal {
+    /// The parties `partyHits` screens, each with its name and id on this row (either may be
+    /// absent: the grouping gives what it grouped by).
+    fn parties(&self) -> [(TradeParty, &Option<String>, &Option<String>); 2] {
+        [
+            (TradeParty::Importer, &self.importer_name, &self.importer_id),
+            (
+                TradeParty::Manufacturer,
+                &self.manufacturer_name,
+                &self.manufacturer_id,
+            ),
+        ]
     }
-    Ok(names)
 }
 
 impl From<TotalsRow> for TradeTotal {
@@ -180,7 +265,7 @@ impl From<TotalsRow> for TradeTotal {
             quantity: row.quantity,
             net_weight_kg: row.net_weight_kg,
             record_count: row.record_count,
-            rows: None,
+            page: None,
         }
     }
 }
@@ -301,7 +386,6 @@ impl TotalsQuery {
         let condition = filter.condition()?.add(scope::trade(perms));
         let source = source(&filter, &grouping, perms);
         let backend = state.db.get_database_backend();
-        let rows_condition = Arc::new(condition.clone());
         let rows = totals::run(
             &state.db,
             &grouping.statement(
@@ -319,10 +403,11 @@ impl TotalsQuery {
         for row in &rows {
             let (decoded, groups) = grouping.decode(row).map_err(ApiError::from)?;
             total = groups;
-            totals.push(TradeTotal {
-                rows: Some(rows_condition.clone()),
-                ..TradeTotal::from(decoded)
-            });
+            totals.push(TradeTotal::from(decoded));
+        }
+        let page_parties = Arc::new(PageParties::new(condition.clone(), &totals));
+        for t in &mut totals {
+            t.page = Some(page_parties.clone());
         }
         if rows.is_empty() && page.offset > 0 {
             // Past the last page the window count is not there to read.
