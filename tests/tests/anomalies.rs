@@ -274,6 +274,26 @@ async fn a_partners_peer_statistics_come_only_from_rows_it_may_see() {
     assert!(peer_counts.iter().all(|c| **c == 61), "{hsi_after:#}");
 }
 
+/// The KCS training file (provider KR) loaded, with an analyst who reads the stored profiles
+/// and a Korean partner whose peers are computed on the fly (it may see every row).
+async fn kcs_world(backend: Backend) -> (TestEnv, Server, String, String) {
+    let env = TestEnv::new(backend).await;
+    let file = samples().join("customs/kcs_synthetic/df_syn_train_eng.csv");
+    env.load_ok(&[
+        "trade",
+        file.to_str().expect("utf-8 path"),
+        "--profile",
+        "kcs",
+        "--provider",
+        "KR",
+    ])
+    .await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let partner = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+    let server = env.serve().await;
+    (env, server, hsi, partner)
+}
+
 /// The stored profiles are recomputed in rounds of a few hundred HS codes, each round's rows
 /// read while the previous round's profiles are written. Over the 2,368 codes of the KCS
 /// training file (six rounds) the analyst, who reads them, must get exactly what a Korean
@@ -282,20 +302,7 @@ async fn a_partners_peer_statistics_come_only_from_rows_it_may_see() {
 #[tokio::test]
 async fn profiles_stored_in_rounds_equal_the_on_the_fly_ones() {
     for backend in BACKENDS {
-        let env = TestEnv::new(backend).await;
-        let file = samples().join("customs/kcs_synthetic/df_syn_train_eng.csv");
-        env.load_ok(&[
-            "trade",
-            file.to_str().expect("utf-8 path"),
-            "--profile",
-            "kcs",
-            "--provider",
-            "KR",
-        ])
-        .await;
-        let hsi = env.user("hsi", "HSI_ANALYST", None).await;
-        let partner = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
-        let server = env.serve().await;
+        let (_env, server, hsi, partner) = kcs_world(backend).await;
         let query = "{ priceAnomalies(measure: VALUE_PER_KG, first: 100) { totalCount edges { node { peerCount peerMedian lowerBound upperBound score record { declarationId hsCode } } } } }";
         let stored = server.session(Some(&hsi)).data(query, json!({})).await;
         let on_the_fly = server.session(Some(&partner)).data(query, json!({})).await;
@@ -341,20 +348,7 @@ async fn every_anomaly(server: &Server, token: &str, fields: &str) -> Vec<Value>
 #[tokio::test]
 async fn value_moved_totals_add_up_the_listed_anomalies() {
     for backend in BACKENDS {
-        let env = TestEnv::new(backend).await;
-        let file = samples().join("customs/kcs_synthetic/df_syn_train_eng.csv");
-        env.load_ok(&[
-            "trade",
-            file.to_str().expect("utf-8 path"),
-            "--profile",
-            "kcs",
-            "--provider",
-            "KR",
-        ])
-        .await;
-        let hsi = env.user("hsi", "HSI_ANALYST", None).await;
-        let partner = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
-        let server = env.serve().await;
+        let (_env, server, hsi, partner) = kcs_world(backend).await;
         let callers = [
             (
                 &hsi,
