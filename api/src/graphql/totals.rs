@@ -74,7 +74,8 @@ pub struct PageParties {
     names: tokio::sync::OnceCell<HashMap<(TradeParty, String), Vec<String>>>,
 }
 
-/// The parties `partyHits` screens: kind, the id column, and the two dimensions.
+/// The parties `partyHits` on a totals row screens: kind, the id column, and the id and name
+/// dimensions.
 const PARTIES: [(TradeParty, Column, Dimension, Dimension); 2] = [
     (
         TradeParty::Importer,
@@ -94,8 +95,8 @@ impl PageParties {
     fn new(rows: Condition, totals: &[TradeTotal]) -> Self {
         let mut ids = Vec::new();
         for t in totals {
-            for (party, name, id) in t.parties() {
-                if let (None, Some(id)) = (name, id) {
+            for (party, ..) in PARTIES {
+                if let (None, Some(id)) = t.party(party) {
                     ids.push((party, id.clone()));
                 }
             }
@@ -194,7 +195,8 @@ impl TradeTotal {
         min_score: Option<f64>,
     ) -> async_graphql::Result<Vec<PartyHit>> {
         let mut named = Vec::new();
-        for (party, name, id) in self.parties() {
+        for (party, ..) in PARTIES {
+            let (name, id) = self.party(party);
             match (name, id, &self.page) {
                 (Some(name), _, _) => named.push((party, Some(name.clone()))),
                 (None, Some(id), Some(page)) => {
@@ -210,17 +212,15 @@ impl TradeTotal {
 }
 
 impl TradeTotal {
-    /// The parties `partyHits` screens, each with its name and id on this row (either may be
-    /// absent: the grouping gives what it grouped by).
-    fn parties(&self) -> [(TradeParty, &Option<String>, &Option<String>); 2] {
-        [
-            (TradeParty::Importer, &self.importer_name, &self.importer_id),
-            (
-                TradeParty::Manufacturer,
-                &self.manufacturer_name,
-                &self.manufacturer_id,
-            ),
-        ]
+    /// This row's name and id of `party`; either may be absent: the grouping gives what it
+    /// grouped by.
+    fn party(&self, party: TradeParty) -> (&Option<String>, &Option<String>) {
+        match party {
+            TradeParty::Importer => (&self.importer_name, &self.importer_id),
+            TradeParty::Manufacturer => (&self.manufacturer_name, &self.manufacturer_id),
+            // Totals have no exporter dimension.
+            TradeParty::Exporter => (&None, &None),
+        }
     }
 }
 
