@@ -40,13 +40,19 @@ async fn used(server: &Server, token: &str) -> u64 {
         .expect("used")
 }
 
-#[tokio::test]
-async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
+/// PostgreSQL with the 2021 SDN list and the fixture's TECS subjects loaded.
+async fn sdn_2021_and_subjects() -> TestEnv {
     let env = TestEnv::new(Backend::Postgres).await;
     env.load_ok(&["sdn", path(&sdn_2021()), "--as-of", "2021-07-01"])
         .await;
     env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
         .await;
+    env
+}
+
+#[tokio::test]
+async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
+    let env = sdn_2021_and_subjects().await;
     let hsi = env.user("hsi", "HSI_ANALYST", None).await;
     let cbp = env.user("cbp", "CBP_OFFICER", None).await;
     let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
@@ -401,11 +407,7 @@ async fn totals_rows_grouped_by_a_party_are_screened_and_their_hits_counted() {
 /// matched — and a TECS hit its own subject record.
 #[tokio::test]
 async fn every_hit_of_a_batch_gets_its_own_entry() {
-    let env = TestEnv::new(Backend::Postgres).await;
-    env.load_ok(&["sdn", path(&sdn_2021()), "--as-of", "2021-07-01"])
-        .await;
-    env.load_ok(&["subjects", path(&fixture("subjects.csv"))])
-        .await;
+    let env = sdn_2021_and_subjects().await;
     let cbp = env.user("cbp", "CBP_OFFICER", None).await;
     let server = env.serve().await;
     let names = [
