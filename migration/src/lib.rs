@@ -20,6 +20,8 @@ mod m20261204_000014_importer_years;
 mod m20261204_000015_page_ids_in_indexes;
 mod m20261204_000016_peer_group_facts_in_index;
 mod m20261204_000017_hs6_years;
+mod m20261204_000018_batch_check_per_statement;
+mod m20261204_000019_byte_order_text;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
@@ -47,6 +49,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000015_page_ids_in_indexes::Migration),
             Box::new(m20261204_000016_peer_group_facts_in_index::Migration),
             Box::new(m20261204_000017_hs6_years::Migration),
+            Box::new(m20261204_000018_batch_check_per_statement::Migration),
+            Box::new(m20261204_000019_byte_order_text::Migration),
         ]
     }
 }

@@ -31,3 +31,32 @@ async fn migrations_go_up_down_and_up_again() {
         Migrator::up(&db, None).await.expect("idempotent up");
     }
 }
+
+/// Every text column of the schema compares in byte order on PostgreSQL (migration 000019):
+/// a later table's text column under the database's collation could not be joined with the
+/// others (PostgreSQL refuses to compare two collations), and its indexes would be built the
+/// slow way. A migration that adds one must say `COLLATE "C"`.
+#[tokio::test]
+async fn every_text_column_sorts_in_byte_order() {
+    let env = TestEnv::new(dartts_tests::Backend::Postgres).await;
+    let db = env.db().await;
+    Migrator::up(&db, None).await.expect("up");
+    let text_columns = env
+        .scalar(
+            "SELECT COUNT(*) FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name <> 'seaql_migrations' \
+               AND data_type IN ('text', 'character varying', 'character')",
+        )
+        .await;
+    assert!(text_columns > 50, "only {text_columns} text columns found");
+    let other = env
+        .text(
+            "SELECT COALESCE(string_agg(table_name || '.' || column_name, ', '), '') \
+             FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name <> 'seaql_migrations' \
+               AND data_type IN ('text', 'character varying', 'character') \
+               AND collation_name IS DISTINCT FROM 'C'",
+        )
+        .await;
+    assert_eq!(other, "", "text columns not in byte order");
+}
