@@ -306,7 +306,7 @@ pub async fn load(
                 name: "trade_records",
                 columns: &analysis::facts::TRADE_COLUMNS_WITH_FACTS,
             };
-            let deferred = job.tx.defer_indexes(table.name).await?;
+            let mut deferred = job.tx.defer_indexes(table.name).await?;
             job.stream(&mut input, &table, |r| {
                 let mut row = bound.map(&r.fields, batch_id, provider)?;
                 if let Some(code) = analysis::facts::hs_code(&row)
@@ -318,16 +318,18 @@ pub async fn load(
                 Ok(row)
             })
             .await?;
-            job.tx.restore_indexes(&deferred).await?;
+            job.tx.analyze_fresh().await?;
             // In the load's transaction: totals never see the rows without their sums.
             job.tx
                 .execute_on_postgres(analysis::rollup::set_fill_work_mem())
                 .await?;
             for rollup in analysis::rollup::ROLLUPS {
+                deferred.extend(job.tx.defer_indexes(rollup.table).await?);
                 job.tx
                     .execute_for_batch(rollup.fill(db.get_database_backend(), true), batch_id)
                     .await?;
             }
+            job.tx.restore_indexes(&deferred).await?;
         }
         Dataset::Financial => {
             let (name, path) = &files[0];
