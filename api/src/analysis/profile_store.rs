@@ -5,7 +5,6 @@
 //! code, never a mix.
 
 use std::collections::BTreeSet;
-
 use std::sync::Arc;
 
 use entities::{peer_profile, trade_record};
