@@ -26,6 +26,19 @@ mod m20261204_000019_byte_order_text;
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
 
+/// Runs `sql` (one call, however many statements: two calls may run on two pooled connections,
+/// see migration 000013) on PostgreSQL only, for what SQLite does not have or does not need.
+async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
+    if manager.get_database_backend() != sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
+        return Ok(());
+    }
+    manager
+        .get_connection()
+        .execute_unprepared(sql)
+        .await
+        .map(|_| ())
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]

@@ -9,7 +9,6 @@
 //! SQLite needs nothing: every index there already holds the rowid, which `id` is.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -30,20 +29,13 @@ const INDEXES: &[(&str, &str)] = &[
 /// Rebuilds every index of `INDEXES`, with `include` after its key, in one call (two calls may
 /// run on two pooled connections; see migration 000013).
 async fn rebuild(manager: &SchemaManager<'_>, include: &str) -> Result<(), DbErr> {
-    if manager.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
     let sql: String = INDEXES
         .iter()
         .map(|(name, key)| {
             format!("DROP INDEX {name}; CREATE INDEX {name} ON trade_records ({key}){include}; ")
         })
         .collect();
-    manager
-        .get_connection()
-        .execute_unprepared(&sql)
-        .await
-        .map(|_| ())
+    super::on_postgres(manager, &sql).await
 }
 
 #[async_trait::async_trait]

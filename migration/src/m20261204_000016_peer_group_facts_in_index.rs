@@ -9,7 +9,6 @@
 //! SQLite keeps its plain index: the embedded default holds small data.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -19,16 +18,11 @@ const KEY: &str = "hs_code, quantity_unit, peer_year";
 
 /// Rebuilds the index with `include` after its key, in one call (see migration 000013).
 async fn rebuild(manager: &SchemaManager<'_>, include: &str) -> Result<(), DbErr> {
-    if manager.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    manager
-        .get_connection()
-        .execute_unprepared(&format!(
-            "DROP INDEX {INDEX}; CREATE INDEX {INDEX} ON trade_records ({KEY}){include}"
-        ))
-        .await
-        .map(|_| ())
+    super::on_postgres(
+        manager,
+        &format!("DROP INDEX {INDEX}; CREATE INDEX {INDEX} ON trade_records ({KEY}){include}"),
+    )
+    .await
 }
 
 #[async_trait::async_trait]

@@ -17,7 +17,6 @@
 //! SQLite keeps its foreign keys: its check is cheap and the embedded default holds small data.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -97,24 +96,13 @@ fn down_sql() -> String {
     sql
 }
 
-async fn run(manager: &SchemaManager<'_>, sql: String) -> Result<(), DbErr> {
-    if manager.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    manager
-        .get_connection()
-        .execute_unprepared(&sql)
-        .await
-        .map(|_| ())
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, up_sql()).await
+        super::on_postgres(manager, &up_sql()).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, down_sql()).await
+        super::on_postgres(manager, &down_sql()).await
     }
 }

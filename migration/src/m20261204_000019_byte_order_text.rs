@@ -17,7 +17,6 @@
 //! SQLite already compares bytes.
 
 use sea_orm_migration::prelude::*;
-use sea_orm_migration::sea_orm::DatabaseBackend;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -43,24 +42,13 @@ fn collate_all(collation: &str) -> String {
     )
 }
 
-async fn run(manager: &SchemaManager<'_>, collation: &str) -> Result<(), DbErr> {
-    if manager.get_database_backend() != DatabaseBackend::Postgres {
-        return Ok(());
-    }
-    manager
-        .get_connection()
-        .execute_unprepared(&collate_all(collation))
-        .await
-        .map(|_| ())
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, "\"C\"").await
+        super::on_postgres(manager, &collate_all("\"C\"")).await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        run(manager, "\"default\"").await
+        super::on_postgres(manager, &collate_all("\"default\"")).await
     }
 }
