@@ -38,13 +38,13 @@ fn up_sql() -> String {
         .join(" OR ");
     let mut sql = format!(
         "CREATE FUNCTION batch_rows_name_a_batch() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         DECLARE ids bigint[]; found bigint; \
+         DECLARE ids bigint[]; locked bigint; \
          BEGIN \
            SELECT array_agg(batch_id) INTO ids FROM (SELECT DISTINCT batch_id FROM new_rows) d; \
            IF ids IS NULL THEN RETURN NULL; END IF; \
-           SELECT count(*) INTO found \
+           SELECT count(*) INTO locked \
              FROM (SELECT 1 FROM batches WHERE id = ANY (ids) FOR KEY SHARE) b; \
-           IF found <> cardinality(ids) THEN \
+           IF locked <> cardinality(ids) THEN \
              RAISE EXCEPTION 'rows of % name a batch that does not exist', TG_TABLE_NAME \
                USING ERRCODE = 'foreign_key_violation'; \
            END IF; \

@@ -239,38 +239,58 @@ impl LoadTx {
         let LoadTx::Postgres { tx, fresh } = self else {
             return Ok(Vec::new());
         };
-        let empty: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT NOT EXISTS (SELECT 1 FROM {table})"
-        )))
-        .fetch_one(&mut **tx)
-        .await?;
+        let is_empty = format!("SELECT NOT EXISTS (SELECT 1 FROM {table})");
+        // A first look without a lock: a table with rows, the usual case, is left alone
+        // without making its readers wait.
+        let empty: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(is_empty.clone()))
+            .fetch_one(&mut **tx)
+            .await?;
         if !empty {
             return Ok(Vec::new());
         }
-        let indexes: Vec<(String, String)> = sqlx::query_as(
-            "SELECT i.indexname, i.indexdef FROM pg_indexes i \
-             JOIN pg_class c ON c.relname = i.indexname \
-             JOIN pg_index x ON x.indexrelid = c.oid \
-             WHERE i.schemaname = current_schema() AND i.tablename = $1 \
-               AND NOT x.indisprimary AND NOT x.indisunique",
-        )
-        .bind(table)
-        .fetch_all(&mut **tx)
-        .await?;
         // A new subtransaction: whatever table was fresh in the previous one no longer is.
         *fresh = None;
         sqlx::query("SAVEPOINT defer_indexes")
             .execute(&mut **tx)
             .await?;
+        // Locked, then looked at again: a concurrent first load may have committed its rows
+        // since the first look, and the `TRUNCATE` below would remove them. Giving up rolls
+        // the savepoint back, which also releases the lock.
+        let locked = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE"
+        )))
+        .execute(&mut **tx)
+        .await
+        .is_ok();
+        let still_empty = locked
+            && sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(is_empty))
+                .fetch_one(&mut **tx)
+                .await?;
+        let indexes: Vec<(String, String)> = if still_empty {
+            sqlx::query_as(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i \
+                 JOIN pg_class c ON c.relname = i.indexname \
+                 JOIN pg_index x ON x.indexrelid = c.oid \
+                 WHERE i.schemaname = current_schema() AND i.tablename = $1 \
+                   AND NOT x.indisprimary AND NOT x.indisunique",
+            )
+            .bind(table)
+            .fetch_all(&mut **tx)
+            .await?
+        } else {
+            Vec::new()
+        };
         let statements = indexes
             .iter()
             .map(|(name, _)| format!("DROP INDEX \"{name}\""))
             .chain(std::iter::once(format!("TRUNCATE {table}")));
         for statement in statements {
-            let done = sqlx::query(sqlx::AssertSqlSafe(statement))
-                .execute(&mut **tx)
-                .await;
-            if done.is_err() {
+            let done = still_empty
+                && sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .execute(&mut **tx)
+                    .await
+                    .is_ok();
+            if !done {
                 sqlx::query("ROLLBACK TO SAVEPOINT defer_indexes")
                     .execute(&mut **tx)
                     .await?;
