@@ -88,6 +88,12 @@ enum Command {
         /// Load nothing if any row is rejected.
         #[arg(long)]
         strict: bool,
+        /// Trade, PostgreSQL: hold the trade tables for the whole load (readers wait until it
+        /// commits) and rebuild their indexes after the rows instead of updating them row by
+        /// row. For a large file into tables that already hold rows, in a quiet hour; a load
+        /// into empty tables does this anyway. No effect on SQLite.
+        #[arg(long)]
+        exclusive: bool,
     },
     /// Fetch and load a data set from its publisher (the scheduled refresh).
     #[command(subcommand)]
@@ -476,6 +482,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             profile,
             as_of,
             strict,
+            exclusive,
         } => {
             let request = LoadRequest {
                 dataset,
@@ -484,6 +491,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 profile,
                 as_of,
                 strict,
+                exclusive,
                 loaded_by: operator(),
             };
             let intent =

@@ -196,60 +196,6 @@ async fn rows_name_a_batch_that_exists_and_keep_it() {
     }
 }
 
-/// A first load takes the empty-table path (indexes dropped, table truncated, rows copied
-/// frozen) only if the table is still empty once it holds the table's lock: rows another
-/// transaction commits while the load waits for that lock survive it. The other transaction
-/// holds a lock that makes the load wait, writes its row, and commits only once PostgreSQL
-/// shows the load waiting.
-#[tokio::test]
-async fn a_first_load_keeps_rows_committed_while_it_waited() {
-    use sea_orm::{ConnectionTrait, TransactionTrait};
-    let env = TestEnv::new(Backend::Postgres).await;
-    assert!(env.run(&["migrate"]).await.ok);
-    let db = env.db().await;
-    let other = db.begin().await.expect("begin");
-    other
-        .execute_unprepared("LOCK TABLE trade_records IN SHARE MODE")
-        .await
-        .expect("lock");
-    let file = fixture("trade_canonical.csv");
-    let args = ["trade", path(&file), "--provider", "US"];
-    let load = env.load_ok(&args);
-    let meanwhile = async {
-        let waiting = "SELECT count(*) FROM pg_locks \
-                       WHERE relation = 'trade_records'::regclass AND NOT granted";
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        while env.scalar(waiting).await == 0 {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the load never waited for the table"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-        other
-            .execute_unprepared(
-                "INSERT INTO batches (id, dataset, file_name, sha256, accepted_rows, \
-                 rejected_rows, as_of, provider_country, profile, loaded_by, loaded_at, \
-                 raw_path) VALUES (900, 'trade', 'other.csv', 'other', 1, 0, '2024-01-01', \
-                 'US', 'canonical', 'other', now(), ''); \
-                 INSERT INTO trade_records (batch_id, provider_country, declaration_id, \
-                 line_number, declaration_date, direction, hs_code, reporting_country, \
-                 declared_value, declared_currency, declared_value_usd) VALUES (900, 'US', \
-                 'OTHER-1', 1, '2024-01-02', 'IMPORT', '847130', 'US', 5, 'USD', 5)",
-            )
-            .await
-            .expect("the other transaction's row");
-        other.commit().await.expect("commit");
-    };
-    tokio::join!(load, meanwhile);
-    assert_eq!(
-        env.scalar("SELECT count(*) FROM trade_records WHERE declaration_id = 'OTHER-1'")
-            .await,
-        1
-    );
-    assert_eq!(env.count("trade_records").await, 11);
-}
-
 /// A trade file whose lines 3, 4 and 6 are bad in different ways.
 fn bad_trade_file(dir: &std::path::Path) -> std::path::PathBuf {
     let good = std::fs::read_to_string(fixture("trade_canonical.csv")).expect("fixture");

@@ -125,6 +125,7 @@ pub async fn prepare_demo(
             profile: None,
             as_of: None,
             strict: false,
+            exclusive: false,
             loaded_by: DEMO_USER.into(),
         };
         let outcome = ingest::load(db, settings.instance, &settings.data_dir, &request)

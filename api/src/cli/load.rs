@@ -90,6 +90,7 @@ pub(super) async fn refresh_sdn(
         profile: None,
         as_of,
         strict: false,
+        exclusive: false,
         loaded_by: operator(),
     };
     load_audited(db, settings, audit, &request).await

@@ -63,6 +63,9 @@ pub struct LoadRequest {
     pub profile: Option<String>,
     pub as_of: Option<NaiveDate>,
     pub strict: bool,
+    /// Trade only: rebuild the indexes after the rows even when the table has rows, holding
+    /// it until the load commits (`sink::Indexes::Rebuild`).
+    pub exclusive: bool,
     pub loaded_by: String,
 }
 
@@ -209,6 +212,11 @@ pub async fn load(
             "--profile only applies to trade loads".into(),
         ));
     }
+    if req.exclusive && req.dataset != Dataset::Trade {
+        return Err(IngestError::BadRequest(
+            "--exclusive only applies to trade loads".into(),
+        ));
+    }
     let provider = validate_provider(req)?;
     let profile = match req.dataset {
         Dataset::Trade => Some(ProfileFile::resolve(
@@ -306,7 +314,12 @@ pub async fn load(
                 name: "trade_records",
                 columns: &analysis::facts::TRADE_COLUMNS_WITH_FACTS,
             };
-            let mut deferred = job.tx.defer_indexes(table.name).await?;
+            let indexes = if req.exclusive {
+                sink::Indexes::Rebuild
+            } else {
+                sink::Indexes::WhenEmpty
+            };
+            let mut deferred = job.tx.defer_indexes(table.name, indexes).await?;
             job.stream(&mut input, &table, |r| {
                 let mut row = bound.map(&r.fields, batch_id, provider)?;
                 if let Some(code) = analysis::facts::hs_code(&row)
@@ -318,13 +331,15 @@ pub async fn load(
                 Ok(row)
             })
             .await?;
-            job.tx.analyze_fresh().await?;
+            if !deferred.is_empty() {
+                job.tx.analyze(table.name).await?;
+            }
             // In the load's transaction: totals never see the rows without their sums.
             job.tx
                 .execute_on_postgres(analysis::rollup::set_fill_work_mem())
                 .await?;
             for rollup in analysis::rollup::ROLLUPS {
-                deferred.extend(job.tx.defer_indexes(rollup.table).await?);
+                deferred.extend(job.tx.defer_indexes(rollup.table, indexes).await?);
                 job.tx
                     .execute_for_batch(rollup.fill(db.get_database_backend(), true), batch_id)
                     .await?;

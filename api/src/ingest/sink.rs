@@ -50,6 +50,16 @@ pub struct Table {
     pub columns: &'static [&'static str],
 }
 
+/// Which tables a load may take for itself to rebuild their indexes after its rows
+/// (`LoadTx::defer_indexes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Indexes {
+    /// Only an empty table.
+    WhenEmpty,
+    /// Also a table with rows: its readers wait until the load commits.
+    Rebuild,
+}
+
 pub struct NewBatch<'a> {
     pub dataset: &'a str,
     pub file_name: &'a str,
@@ -220,33 +230,45 @@ impl LoadTx {
         Ok(())
     }
 
-    /// Before a load into an empty PostgreSQL table: drops its secondary indexes inside this
+    /// Before a bulk load into a PostgreSQL table: drops its secondary indexes inside this
     /// transaction and returns their definitions for `restore_indexes`. Building an index once
     /// over the loaded rows (a sort) costs a fraction of maintaining it row by row, which is
-    /// most of a first load's time. The drop holds the table's lock until commit, so readers
-    /// of the (still empty) table wait for the load instead of seeing it half done. A table
-    /// with rows keeps its indexes (rebuilding them would cost more than the load saves), as
-    /// does SQLite, and so does a role that may not drop them (it loads the slow way).
+    /// most of a large load's time. The drop holds the table's lock until commit, so its
+    /// readers wait for the load instead of seeing it half done.
     ///
-    /// The empty table is also emptied anew (`TRUNCATE`), which lets the next `COPY` into it
+    /// `Indexes::WhenEmpty` does this only for an empty table, whose readers would see nothing
+    /// anyway. A table with rows keeps its indexes then: a small load into a large table costs
+    /// far less row by row than a rebuild, and its readers are not kept waiting.
+    /// `Indexes::Rebuild` (`dartts load --exclusive`) takes a table with rows too: a 1M-row
+    /// load into 1M rows took 68 s row by row (the `COPY` alone 50 s) and ~25 s this way,
+    /// most of it the rebuild over all rows; its readers wait for all of that. SQLite, and a
+    /// role that may not drop the indexes, load row by row.
+    ///
+    /// An empty table is also emptied anew (`TRUNCATE`), which lets the next `COPY` into it
     /// in this subtransaction write its rows frozen and marked all-visible (`COPY … FREEZE`):
     /// the reads that follow the load (rollup fills, the profile refresh, every index-only
     /// scan) then need no visit to the heap and no later `VACUUM` to avoid one. A 1M-row load's
     /// profile refresh read 300 ms per round of HS codes without it and ~30 ms with it. The
     /// price: a transaction whose snapshot predates the commit sees the rows too, once it may
     /// read the table (the lock above keeps it out until then).
-    pub async fn defer_indexes(&mut self, table: &'static str) -> Result<Vec<String>, sqlx::Error> {
+    pub async fn defer_indexes(
+        &mut self,
+        table: &'static str,
+        when: Indexes,
+    ) -> Result<Vec<String>, sqlx::Error> {
         let LoadTx::Postgres { tx, fresh } = self else {
             return Ok(Vec::new());
         };
         let is_empty = format!("SELECT NOT EXISTS (SELECT 1 FROM {table})");
         // A first look without a lock: a table with rows, the usual case, is left alone
         // without making its readers wait.
-        let empty: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(is_empty.clone()))
-            .fetch_one(&mut **tx)
-            .await?;
-        if !empty {
-            return Ok(Vec::new());
+        if when == Indexes::WhenEmpty {
+            let empty: bool = sqlx::query_scalar(sqlx::AssertSqlSafe(is_empty.clone()))
+                .fetch_one(&mut **tx)
+                .await?;
+            if !empty {
+                return Ok(Vec::new());
+            }
         }
         // A new subtransaction: whatever table was fresh in the previous one no longer is.
         *fresh = None;
@@ -262,11 +284,12 @@ impl LoadTx {
         .execute(&mut **tx)
         .await
         .is_ok();
-        let still_empty = locked
+        let empty = locked
             && sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(is_empty))
                 .fetch_one(&mut **tx)
                 .await?;
-        let indexes: Vec<(String, String)> = if still_empty {
+        let taken = empty || (locked && when == Indexes::Rebuild);
+        let indexes: Vec<(String, String)> = if taken {
             sqlx::query_as(
                 "SELECT i.indexname, i.indexdef FROM pg_indexes i \
                  JOIN pg_class c ON c.relname = i.indexname \
@@ -283,9 +306,9 @@ impl LoadTx {
         let statements = indexes
             .iter()
             .map(|(name, _)| format!("DROP INDEX \"{name}\""))
-            .chain(std::iter::once(format!("TRUNCATE {table}")));
+            .chain(empty.then(|| format!("TRUNCATE {table}")));
         for statement in statements {
-            let done = still_empty
+            let done = taken
                 && sqlx::query(sqlx::AssertSqlSafe(statement))
                     .execute(&mut **tx)
                     .await
@@ -297,20 +320,26 @@ impl LoadTx {
                 return Ok(Vec::new());
             }
         }
-        *fresh = Some(table);
+        if !taken {
+            // Nothing to drop: no reason to keep the table from its readers.
+            sqlx::query("ROLLBACK TO SAVEPOINT defer_indexes")
+                .execute(&mut **tx)
+                .await?;
+            return Ok(Vec::new());
+        }
+        if empty {
+            *fresh = Some(table);
+        }
         Ok(indexes.into_iter().map(|(_, def)| def).collect())
     }
 
-    /// Gathers the planner's statistics of the table `defer_indexes` emptied, once it is
-    /// loaded. Until autovacuum gets to it (up to a minute later) the planner would take the
-    /// new table for an empty one: the rollup fills that follow then sorted 1M rows on their
-    /// text keys in parallel (2.6 s) instead of hashing them (1.1 s); `ANALYZE` takes 0.7 s.
-    pub async fn analyze_fresh(&mut self) -> Result<(), sqlx::Error> {
-        if let LoadTx::Postgres {
-            tx,
-            fresh: Some(table),
-        } = self
-        {
+    /// Gathers the planner's statistics of a table whose indexes `defer_indexes` dropped, once
+    /// its rows are in. Until autovacuum gets to it (up to a minute later) the planner would
+    /// take a new table for an empty one, or a new batch for a handful of rows: the rollup
+    /// fills that follow then sorted 1M rows on their text keys in parallel (2.6 s) instead of
+    /// hashing them (1.1 s); `ANALYZE` takes 0.5 s.
+    pub async fn analyze(&mut self, table: &'static str) -> Result<(), sqlx::Error> {
+        if let LoadTx::Postgres { tx, .. } = self {
             sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
                 .execute(&mut **tx)
                 .await?;
