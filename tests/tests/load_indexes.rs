@@ -197,3 +197,30 @@ async fn exclusive_is_an_ordinary_load_on_sqlite() {
     }
     assert_eq!(env.count("trade_records").await, 20);
 }
+
+/// A large load into tables with rows gathers the planner's statistics before its rollup
+/// fills (without them the planner takes the new batch for one row and sorts it whole); a
+/// small one leaves that to autovacuum, which the test turns off so that only the load can.
+#[tokio::test]
+async fn a_large_later_load_gathers_statistics_and_a_small_one_does_not() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    assert!(env.run(&["migrate"]).await.ok);
+    let db = env.db().await;
+    db.execute_unprepared("ALTER TABLE trade_records SET (autovacuum_enabled = false)")
+        .await
+        .expect("autovacuum off");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows = "SELECT reltuples::bigint FROM pg_class WHERE relname = 'trade_records'";
+    let first = trade_file(dir.path(), "FIRST", 50);
+    env.load_ok(&["trade", path(&first), "--provider", "US"])
+        .await;
+    assert_eq!(env.scalar(rows).await, 50);
+    let small = trade_file(dir.path(), "SMALL", 99_999);
+    env.load_ok(&["trade", path(&small), "--provider", "US"])
+        .await;
+    assert_eq!(env.scalar(rows).await, 50);
+    let large = trade_file(dir.path(), "LARGE", 100_000);
+    env.load_ok(&["trade", path(&large), "--provider", "US"])
+        .await;
+    assert_eq!(env.scalar(rows).await, 200_049);
+}

@@ -240,7 +240,7 @@ impl LoadTx {
     /// anyway. A table with rows keeps its indexes then: a small load into a large table costs
     /// far less row by row than a rebuild, and its readers are not kept waiting.
     /// `Indexes::Rebuild` (`dartts load --exclusive`) takes a table with rows too: a 1M-row
-    /// load into 1M rows took 68 s row by row (the `COPY` alone 50 s) and ~25 s this way,
+    /// load into 1M rows took 68–89 s row by row (the `COPY` alone 42–50 s) and 31–36 s this way,
     /// most of it the rebuild over all rows; its readers wait for all of that. SQLite, and a
     /// role that may not drop the indexes, load row by row.
     ///
@@ -333,11 +333,10 @@ impl LoadTx {
         Ok(indexes.into_iter().map(|(_, def)| def).collect())
     }
 
-    /// Gathers the planner's statistics of a table whose indexes `defer_indexes` dropped, once
-    /// its rows are in. Until autovacuum gets to it (up to a minute later) the planner would
-    /// take a new table for an empty one, or a new batch for a handful of rows: the rollup
-    /// fills that follow then sorted 1M rows on their text keys in parallel (2.6 s) instead of
-    /// hashing them (1.1 s); `ANALYZE` takes 0.5 s.
+    /// Gathers the planner's statistics of `table` once a large load's rows are in (PostgreSQL
+    /// only). Until autovacuum gets to it (up to a minute later) the planner would take a new
+    /// table for an empty one, or a new batch for a single row: the rollup fills that follow
+    /// then sorted 1M rows on their text keys instead of hashing them.
     pub async fn analyze(&mut self, table: &'static str) -> Result<(), sqlx::Error> {
         if let LoadTx::Postgres { tx, .. } = self {
             sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {table}")))
