@@ -428,14 +428,14 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&format!("cannot build the screening index: {e:?}")),
             };
+            let audit_db = match db::connect_audit(&settings, &db).await {
+                Ok(d) => d,
+                Err(e) => return fail(&e),
+            };
             let state = AppState {
                 screening,
                 audit: if settings.audit {
-                    Arc::new(DbAudit::new(
-                        db.clone(),
-                        settings.instance,
-                        audit_key.clone(),
-                    ))
+                    Arc::new(DbAudit::new(audit_db, settings.instance, audit_key.clone()))
                 } else {
                     eprintln!(
                         "dartts: WARNING: audit log OFF (DARTTS_AUDIT=off-for-benchmarks); never run like this with real users"

@@ -28,14 +28,8 @@ pub enum DbError {
     Migrate(DbErr),
 }
 
-/// Connects and runs pending migrations (they are idempotent and ordered).
-pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError> {
-    if settings.database_kind == DatabaseKind::Sqlite {
-        std::fs::create_dir_all(&settings.data_dir).map_err(|source| DbError::DataDir {
-            path: settings.data_dir.display().to_string(),
-            source,
-        })?;
-    }
+/// The pool settings of every connection to the configured database.
+fn options(settings: &Settings) -> ConnectOptions {
     let mut options = ConnectOptions::new(settings.database_url.expose().to_owned());
     // Fail start-up quickly and clearly when the database is unreachable, instead of the
     // pool's default of retrying for half a minute.
@@ -63,12 +57,44 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
                     .busy_timeout(SQLITE_QUEUE)
             });
     }
-    let db = Database::connect(options)
+    options
+}
+
+async fn open(settings: &Settings, options: ConnectOptions) -> Result<DatabaseConnection, DbError> {
+    Database::connect(options)
         .await
         .map_err(|source| DbError::Connect {
             url: settings.database_url.redacted(),
             source,
+        })
+}
+
+/// The audit writer's own connection on PostgreSQL, outside the requests' pool: when every
+/// pooled connection waits (for a load that holds the trade tables, say), the requests that
+/// find none are still answered `UNAVAILABLE` and audited instead of their audit record
+/// waiting for the same pool and the response turning into an INTERNAL error. One connection:
+/// the writer appends one batch at a time. SQLite shares the pool (one writer either way).
+pub async fn connect_audit(
+    settings: &Settings,
+    db: &DatabaseConnection,
+) -> Result<DatabaseConnection, DbError> {
+    if settings.database_kind == DatabaseKind::Sqlite {
+        return Ok(db.clone());
+    }
+    let mut options = options(settings);
+    options.max_connections(1).min_connections(1);
+    open(settings, options).await
+}
+
+/// Connects and runs pending migrations (they are idempotent and ordered).
+pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError> {
+    if settings.database_kind == DatabaseKind::Sqlite {
+        std::fs::create_dir_all(&settings.data_dir).map_err(|source| DbError::DataDir {
+            path: settings.data_dir.display().to_string(),
+            source,
         })?;
+    }
+    let db = open(settings, options(settings)).await?;
     // Production runs the API as a role that may not create tables (docs/operations.md), with
     // migrations applied by the schema owner beforehand: only migrate when one is pending, and
     // read the migration table without trying to create it. A fresh database (no table yet)

@@ -369,10 +369,11 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
         ),
         AuthError::Missing => (EventType::TokenRefused, None, "no token".to_owned()),
         AuthError::Internal(reason) => (EventType::RequestFailed, None, reason.clone()),
+        AuthError::Busy => (EventType::RequestFailed, None, err.to_string()),
         other => (EventType::AccessDenied, None, other.to_string()),
     };
     let outcome = match err {
-        AuthError::Internal(_) => ErrorCode::Internal.audit_outcome(),
+        AuthError::Internal(_) | AuthError::Busy => err.code().audit_outcome(),
         _ => "denied",
     };
     let mut event = AuditEvent::new(event_type, outcome).detail(json!({ "reason": reason }));

@@ -20,6 +20,9 @@ pub enum ErrorCode {
     AccountDisabled,
     AccountLocked,
     QuotaUnavailable,
+    /// No database connection came free in time (every one busy, e.g. waiting for a load
+    /// that holds the trade tables): nothing was read, the same request may be sent again.
+    Unavailable,
     /// A document refused before validation (`graphql::limits`): too large, too many
     /// fragments or too many fields once fragments are expanded.
     QueryTooComplex,
@@ -38,12 +41,13 @@ impl ErrorCode {
             ErrorCode::AccountDisabled => "ACCOUNT_DISABLED",
             ErrorCode::AccountLocked => "ACCOUNT_LOCKED",
             ErrorCode::QuotaUnavailable => "QUOTA_UNAVAILABLE",
+            ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
             ErrorCode::Internal => "INTERNAL",
         }
     }
 
-    const ALL: [ErrorCode; 11] = [
+    const ALL: [ErrorCode; 12] = [
         ErrorCode::BadUserInput,
         ErrorCode::NotFound,
         ErrorCode::GraphqlValidationFailed,
@@ -53,6 +57,7 @@ impl ErrorCode {
         ErrorCode::AccountDisabled,
         ErrorCode::AccountLocked,
         ErrorCode::QuotaUnavailable,
+        ErrorCode::Unavailable,
         ErrorCode::QueryTooComplex,
         ErrorCode::Internal,
     ];
@@ -78,7 +83,7 @@ impl ErrorCode {
             | ErrorCode::ForbiddenField
             | ErrorCode::AccountDisabled
             | ErrorCode::AccountLocked => "denied",
-            ErrorCode::QuotaUnavailable => "unavailable",
+            ErrorCode::QuotaUnavailable | ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -104,6 +109,8 @@ pub enum ApiError {
     Unauthenticated(String),
     /// A sign-in to a LOCKED account.
     AccountLocked(String),
+    /// The database had no connection free in time (`is_busy`).
+    Unavailable,
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -120,6 +127,7 @@ impl ApiError {
             ApiError::Forbidden(_) => ErrorCode::Forbidden,
             ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ApiError::AccountLocked(_) => ErrorCode::AccountLocked,
+            ApiError::Unavailable => ErrorCode::Unavailable,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -127,9 +135,27 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        ApiError::Internal(Box::new(err))
+        if is_busy(&err) {
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal(Box::new(err))
+        }
     }
 }
+
+/// Whether a database error only says that no pooled connection came free within the pool's
+/// wait: an overload (a burst of clients, or readers queued behind `dartts load --exclusive`,
+/// which holds the trade tables), not a fault. Its answer is `UNAVAILABLE` (HTTP 503 where the
+/// request is refused whole), not an INTERNAL error with a log reference.
+pub fn is_busy(err: &sea_orm::DbErr) -> bool {
+    matches!(
+        err,
+        sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
+    )
+}
+
+/// What a request the database was too busy for is told.
+pub const BUSY_MESSAGE: &str = "the database is busy (a bulk load may be holding the data); nothing was read, try again shortly";
 
 /// Logs an internal failure and returns the message clients see instead: every INTERNAL
 /// answer, in GraphQL or not, carries the reference that finds the log line.
@@ -149,6 +175,7 @@ impl From<ApiError> for async_graphql::Error {
             | ApiError::Forbidden(m)
             | ApiError::Unauthenticated(m)
             | ApiError::AccountLocked(m) => m,
+            ApiError::Unavailable => BUSY_MESSAGE.to_owned(),
             ApiError::Internal(source) => internal_message(&source),
         };
         let mut extensions = ErrorExtensionValues::default();

@@ -92,6 +92,11 @@ fn api_error(e: ApiError) -> Response {
         ApiError::AccountLocked(m) => {
             error_response(StatusCode::FORBIDDEN, ErrorCode::AccountLocked, &m)
         }
+        ApiError::Unavailable => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            crate::error::BUSY_MESSAGE,
+        ),
         ApiError::Internal(e) => delivery::internal("export failed", &e),
     }
 }

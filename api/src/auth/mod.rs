@@ -52,8 +52,21 @@ pub enum AuthError {
     Pending,
     #[error("this account is locked; an administrator must unlock it")]
     Locked,
+    /// No database connection came free in time (`error::is_busy`).
+    #[error("{}", crate::error::BUSY_MESSAGE)]
+    Busy,
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<sea_orm::DbErr> for AuthError {
+    fn from(err: sea_orm::DbErr) -> Self {
+        if crate::error::is_busy(&err) {
+            AuthError::Busy
+        } else {
+            AuthError::Internal(err.to_string())
+        }
+    }
 }
 
 impl AuthError {
@@ -65,6 +78,7 @@ impl AuthError {
             AuthError::Disabled => ErrorCode::AccountDisabled,
             AuthError::Pending => ErrorCode::Forbidden,
             AuthError::Locked => ErrorCode::AccountLocked,
+            AuthError::Busy => ErrorCode::Unavailable,
             AuthError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -74,6 +88,7 @@ impl AuthError {
             AuthError::Missing | AuthError::Invalid(_) | AuthError::UnknownAccount(_) => {
                 StatusCode::UNAUTHORIZED
             }
+            AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::FORBIDDEN,
         }
@@ -147,8 +162,7 @@ pub async fn authenticate(
 /// may see.
 pub async fn principal_for(state: &AppState, username: &str) -> Result<Principal, AuthError> {
     let account = accounts::find(&state.db, username)
-        .await
-        .map_err(|e| AuthError::Internal(e.to_string()))?
+        .await?
         .ok_or_else(|| AuthError::UnknownAccount(username.to_owned()))?;
     match account.status.as_str() {
         accounts::ACTIVE => {}
@@ -164,9 +178,7 @@ pub async fn principal_for(state: &AppState, username: &str) -> Result<Principal
     if permissions.rows == RowScope::OwnNation
         && let Some(nation) = &permissions.nation
     {
-        permissions.grants = agreements::grants_for(&state.db, nation)
-            .await
-            .map_err(|e| AuthError::Internal(e.to_string()))?;
+        permissions.grants = agreements::grants_for(&state.db, nation).await?;
     }
     Ok(Principal {
         user_id: account.id,

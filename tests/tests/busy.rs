@@ -1,0 +1,83 @@
+//! A database with no connection free for a request: the request is told `UNAVAILABLE` (and
+//! audited), never INTERNAL, and the requests that did get a connection finish once it frees.
+
+use dartts_tests::{Backend, TestEnv, error_codes};
+use sea_orm::{ConnectionTrait, TransactionTrait};
+use serde_json::json;
+
+/// Another transaction holds `trade_records` as `dartts load --exclusive` does while more trade
+/// reads arrive than the server's pool has connections: those that got one wait for the table,
+/// the others give up after the pool's wait and are refused `UNAVAILABLE` in the field (no
+/// connection for the page), and a request that finds no connection for its account is
+/// refused whole (HTTP 503). Every request is audited, on the audit writer's own connection.
+#[tokio::test]
+async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    let server = env.serve_as_analyst().await;
+    let query = "{ tradeRecords(first: 5) { edges { node { declarationId } } } }";
+    assert!(server.data(query, json!({})).await["tradeRecords"]["edges"][0].is_object());
+    let audited_before = env.scalar("SELECT max(id) FROM audit_events").await;
+
+    let db = env.db().await;
+    let holder = db.begin().await.expect("begin");
+    holder
+        .execute_unprepared("LOCK TABLE trade_records IN ACCESS EXCLUSIVE MODE")
+        .await
+        .expect("lock");
+    const READS: usize = 30;
+    let session = server.session(server.token.as_deref());
+    let reads = futures_util::future::join_all((0..READS).map(|_| session.post(query, json!({}))));
+    let meanwhile = async {
+        // Once the reads hold the pool, a request that needs a connection before execution
+        // (its account) is refused whole.
+        let waiting = "SELECT count(*) FROM pg_locks \
+                       WHERE relation = 'trade_records'::regclass AND NOT granted";
+        while env.scalar(waiting).await == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let (status, body) = session.post("{ me { role } }", json!({})).await;
+        assert_eq!(
+            (status, error_codes(&body)),
+            (503, vec!["UNAVAILABLE".to_owned()]),
+            "{body:#}"
+        );
+        // Longer than twice the pool's wait (5 s) in all: the requests without a connection
+        // have given up, and an audit record that queued for the same pool would have too.
+        tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+        holder.rollback().await.expect("release");
+    };
+    let (responses, ()) = tokio::join!(reads, meanwhile);
+
+    let (mut served, mut refused) = (0, 0);
+    for (status, body) in &responses {
+        let codes = error_codes(body);
+        if codes.is_empty() {
+            assert_eq!(*status, 200, "{body:#}");
+            assert!(
+                body["data"]["tradeRecords"]["edges"][0].is_object(),
+                "{body:#}"
+            );
+            served += 1;
+            continue;
+        }
+        assert_eq!(codes, ["UNAVAILABLE"], "{status}: {body:#}");
+        assert!(*status == 503 || *status == 200, "{status}: {body:#}");
+        let message = body["errors"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("try again"), "{message}");
+        assert!(!message.contains("pool"), "{message}");
+        refused += 1;
+    }
+    assert!(
+        served > 0 && refused > 0,
+        "served {served}, refused {refused}"
+    );
+    assert_eq!(
+        env.scalar(&format!(
+            "SELECT count(*) FROM audit_events WHERE id > {audited_before}"
+        ))
+        .await,
+        i64::try_from(READS + 1).expect("count")
+    );
+}
