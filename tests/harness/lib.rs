@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{
+    ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, Statement, TransactionTrait,
+};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -268,6 +270,32 @@ impl TestEnv {
         Database::connect(&self.database_url)
             .await
             .expect("connect to test database")
+    }
+
+    /// A transaction of its own that has run `statement` (a `LOCK TABLE`, a read) and stays
+    /// open, holding what it took, until the caller commits or rolls it back.
+    pub async fn holding(&self, statement: &str) -> DatabaseTransaction {
+        let tx = self.db().await.begin().await.expect("begin");
+        tx.execute_unprepared(statement)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e:?}"));
+        tx
+    }
+
+    /// Returns once some statement waits for a lock on `table` (PostgreSQL); fails the test
+    /// after two minutes.
+    pub async fn until_waiting_for(&self, table: &str) {
+        let waiting = format!(
+            "SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND NOT granted"
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while self.scalar(&waiting).await == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing ever waited for {table}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn count(&self, table: &str) -> i64 {

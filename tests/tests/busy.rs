@@ -2,7 +2,6 @@
 //! audited), never INTERNAL, and the requests that did get a connection finish once it frees.
 
 use dartts_tests::{Backend, TestEnv, error_codes};
-use sea_orm::{ConnectionTrait, TransactionTrait};
 use serde_json::json;
 
 /// Another transaction holds `trade_records` as `dartts load --exclusive` does while more trade
@@ -19,23 +18,16 @@ async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
     assert!(server.data(query, json!({})).await["tradeRecords"]["edges"][0].is_object());
     let audited_before = env.scalar("SELECT max(id) FROM audit_events").await;
 
-    let db = env.db().await;
-    let holder = db.begin().await.expect("begin");
-    holder
-        .execute_unprepared("LOCK TABLE trade_records IN ACCESS EXCLUSIVE MODE")
-        .await
-        .expect("lock");
+    let holder = env
+        .holding("LOCK TABLE trade_records IN ACCESS EXCLUSIVE MODE")
+        .await;
     const READS: usize = 30;
     let session = server.session(server.token.as_deref());
     let reads = futures_util::future::join_all((0..READS).map(|_| session.post(query, json!({}))));
     let meanwhile = async {
         // Once the reads hold the pool, a request that needs a connection before execution
         // (its account) is refused whole.
-        let waiting = "SELECT count(*) FROM pg_locks \
-                       WHERE relation = 'trade_records'::regclass AND NOT granted";
-        while env.scalar(waiting).await == 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        env.until_waiting_for("trade_records").await;
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let (status, body) = session.post("{ me { role } }", json!({})).await;
         assert_eq!(

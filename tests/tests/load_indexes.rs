@@ -3,7 +3,7 @@
 //! that hold rows, and any other load updates them row by row.
 
 use dartts_tests::{Backend, TestEnv, fixture};
-use sea_orm::{ConnectionTrait, TransactionTrait};
+use sea_orm::ConnectionTrait;
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -18,20 +18,6 @@ const DEFINITIONS: &str = "SELECT string_agg(indexname || '=' || indexdef, E'\\n
 const OIDS: &str = "SELECT string_agg(c.oid::text, ',' ORDER BY c.relname) FROM pg_class c \
      JOIN pg_indexes i ON i.indexname = c.relname WHERE i.tablename IN ('trade_records', \
      'trade_importer_years', 'trade_hs6_years') AND i.indexname NOT LIKE '%_pkey'";
-
-/// Blocks until a statement waits for a lock on `trade_records`.
-async fn until_a_load_waits(env: &TestEnv) {
-    let waiting = "SELECT count(*) FROM pg_locks \
-                   WHERE relation = 'trade_records'::regclass AND NOT granted";
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while env.scalar(waiting).await == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the load never waited for the table"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
 
 /// A canonical trade file of `rows` lines whose declaration ids start with `prefix`.
 fn trade_file(dir: &std::path::Path, prefix: &str, rows: usize) -> std::path::PathBuf {
@@ -63,17 +49,12 @@ fn trade_file(dir: &std::path::Path, prefix: &str, rows: usize) -> std::path::Pa
 async fn a_first_load_keeps_rows_committed_while_it_waited() {
     let env = TestEnv::new(Backend::Postgres).await;
     assert!(env.run(&["migrate"]).await.ok);
-    let db = env.db().await;
-    let other = db.begin().await.expect("begin");
-    other
-        .execute_unprepared("LOCK TABLE trade_records IN SHARE MODE")
-        .await
-        .expect("lock");
+    let other = env.holding("LOCK TABLE trade_records IN SHARE MODE").await;
     let file = fixture("trade_canonical.csv");
     let args = ["trade", path(&file), "--provider", "US"];
     let load = env.load_ok(&args);
     let meanwhile = async {
-        until_a_load_waits(&env).await;
+        env.until_waiting_for("trade_records").await;
         other
             .execute_unprepared(
                 "INSERT INTO batches (id, dataset, file_name, sha256, accepted_rows, \
@@ -121,17 +102,12 @@ async fn an_exclusive_load_rebuilds_the_indexes_of_tables_with_rows() {
     assert_eq!(env.text(OIDS).await, before);
 
     // With it, the load waits for a reader that holds the table, then rebuilds them all.
-    let db = env.db().await;
-    let reader = db.begin().await.expect("begin");
-    reader
-        .execute_unprepared("SELECT count(*) FROM trade_records")
-        .await
-        .expect("read");
+    let reader = env.holding("SELECT count(*) FROM trade_records").await;
     let third = trade_file(dir.path(), "THIRD", 25);
     let args = ["trade", path(&third), "--provider", "US", "--exclusive"];
     let load = env.load_ok(&args);
     let meanwhile = async {
-        until_a_load_waits(&env).await;
+        env.until_waiting_for("trade_records").await;
         reader.commit().await.expect("commit");
     };
     let (run, ()) = tokio::join!(load, meanwhile);
