@@ -428,20 +428,22 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(&format!("cannot build the screening index: {e:?}")),
             };
-            let audit_db = match db::connect_audit(&settings, &db).await {
-                Ok(d) => d,
-                Err(e) => return fail(&e),
+            let audit: Arc<dyn AuditSink> = if settings.audit {
+                match db::connect_audit(&settings, &db).await {
+                    Ok(audit_db) => {
+                        Arc::new(DbAudit::new(audit_db, settings.instance, audit_key.clone()))
+                    }
+                    Err(e) => return fail(&e),
+                }
+            } else {
+                eprintln!(
+                    "dartts: WARNING: audit log OFF (DARTTS_AUDIT=off-for-benchmarks); never run like this with real users"
+                );
+                Arc::new(NoAudit)
             };
             let state = AppState {
                 screening,
-                audit: if settings.audit {
-                    Arc::new(DbAudit::new(audit_db, settings.instance, audit_key.clone()))
-                } else {
-                    eprintln!(
-                        "dartts: WARNING: audit log OFF (DARTTS_AUDIT=off-for-benchmarks); never run like this with real users"
-                    );
-                    Arc::new(NoAudit)
-                },
+                audit,
                 db,
                 settings: Arc::new(settings),
                 policy,
