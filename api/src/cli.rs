@@ -496,8 +496,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                 exclusive,
                 loaded_by: operator(),
             };
-            let intent =
-                json!({ "dataset": dataset.as_str(), "path": request.path.display().to_string() });
+            // Whether the load held the trade tables from their readers is the auditors' to see.
+            let intent = json!({
+                "dataset": dataset.as_str(),
+                "path": request.path.display().to_string(),
+                "exclusive": request.exclusive,
+            });
             if let Err(e) = audit
                 .record(cli_event(EventType::Ingest, "attempted", intent))
                 .await

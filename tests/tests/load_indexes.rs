@@ -126,6 +126,15 @@ async fn an_exclusive_load_rebuilds_the_indexes_of_tables_with_rows() {
         );
     }
     assert_eq!(env.count("trade_records").await, 95);
+    // The audit trail says which load held the tables.
+    assert_eq!(
+        env.scalar(
+            "SELECT count(*) FROM audit_events WHERE event_type = 'ingest' \
+             AND outcome = 'attempted' AND detail LIKE '%\"exclusive\":true%'"
+        )
+        .await,
+        1
+    );
     for rollup in ["trade_importer_years", "trade_hs6_years"] {
         assert_eq!(
             env.scalar(&format!("SELECT sum(record_count)::bigint FROM {rollup}"))
