@@ -134,9 +134,7 @@ async fn rows_name_a_batch_that_exists_and_keep_it() {
     use sea_orm::{ConnectionTrait, SqlErr};
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
-        let file = fixture("trade_canonical.csv");
-        env.load_ok(&["trade", path(&file), "--provider", "US"])
-            .await;
+        env.load_trade_fixture().await;
         let batch = env.scalar("SELECT MAX(id) FROM batches").await;
         let missing = batch + 1_000;
         let db = env.db().await;

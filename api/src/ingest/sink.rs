@@ -240,7 +240,7 @@ impl LoadTx {
     /// anyway. A table with rows keeps its indexes then: a small load into a large table costs
     /// far less row by row than a rebuild, and its readers are not kept waiting.
     /// `Indexes::Rebuild` (`dartts load --exclusive`) takes a table with rows too: a 1M-row
-    /// load into 1M rows took 68–89 s row by row (the `COPY` alone 42–50 s) and 31–36 s this way,
+    /// load into 1M rows took 66–89 s row by row (the `COPY` alone 42–55 s) and 29–36 s this way,
     /// most of it the rebuild over all rows; its readers wait for all of that. SQLite, and a
     /// role that may not drop the indexes, load row by row.
     ///
@@ -320,8 +320,9 @@ impl LoadTx {
                 return Ok(Vec::new());
             }
         }
-        if !taken {
-            // Nothing to drop: no reason to keep the table from its readers.
+        if !empty && indexes.is_empty() {
+            // Nothing dropped and nothing to empty: no reason to keep the table from its
+            // readers.
             sqlx::query("ROLLBACK TO SAVEPOINT defer_indexes")
                 .execute(&mut **tx)
                 .await?;
