@@ -8,7 +8,8 @@ use serde_json::json;
 /// reads arrive than the server's pool has connections: those that got one wait for the table,
 /// the others give up after the pool's wait and are refused `UNAVAILABLE` in the field (no
 /// connection for the page), and a request that finds no connection for its account is
-/// refused whole (HTTP 503). Every request is audited, on the audit writer's own connection.
+/// refused whole (HTTP 503), and so is a CSV export. Every request is audited, on the audit
+/// writer's own connection.
 #[tokio::test]
 async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
     let env = TestEnv::new(Backend::Postgres).await;
@@ -30,6 +31,21 @@ async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
         env.until_waiting_for("trade_records").await;
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         let (status, body) = session.post("{ me { role } }", json!({})).await;
+        assert_eq!(
+            (status, error_codes(&body)),
+            (503, vec!["UNAVAILABLE".to_owned()]),
+            "{body:#}"
+        );
+        // The CSV export answers the same way.
+        let response = server
+            .http
+            .get(server.url("/export/trade.csv?limit=5"))
+            .bearer_auth(server.token.as_deref().expect("token"))
+            .send()
+            .await
+            .expect("export");
+        let status = response.status().as_u16();
+        let body: serde_json::Value = response.json().await.expect("JSON error");
         assert_eq!(
             (status, error_codes(&body)),
             (503, vec!["UNAVAILABLE".to_owned()]),
@@ -70,6 +86,6 @@ async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
             "SELECT count(*) FROM audit_events WHERE id > {audited_before}"
         ))
         .await,
-        i64::try_from(READS + 1).expect("count")
+        i64::try_from(READS + 2).expect("count")
     );
 }

@@ -184,10 +184,12 @@ async fn exclusive_is_an_ordinary_load_on_sqlite() {
 }
 
 /// A large load into tables with rows gathers the planner's statistics before its rollup
-/// fills (without them the planner takes the new batch for one row and sorts it whole); a
-/// small one leaves that to autovacuum, which the test turns off so that only the load can.
+/// fills (without them the planner takes the new batch for one row and sorts it whole), and
+/// after its commit marks the pages it wrote all-visible, so index-only scans need not visit
+/// them; a small one leaves both to autovacuum, which the test turns off so that only the load
+/// can.
 #[tokio::test]
-async fn a_large_later_load_gathers_statistics_and_a_small_one_does_not() {
+async fn a_large_later_load_gathers_statistics_and_is_vacuumed_a_small_one_is_not() {
     let env = TestEnv::new(Backend::Postgres).await;
     assert!(env.run(&["migrate"]).await.ok);
     let db = env.db().await;
@@ -208,4 +210,7 @@ async fn a_large_later_load_gathers_statistics_and_a_small_one_does_not() {
     env.load_ok(&["trade", path(&large), "--provider", "US"])
         .await;
     assert_eq!(env.scalar(rows).await, 200_049);
+    let visible = "SELECT (relpages > 1 AND relallvisible = relpages)::int::bigint FROM pg_class \
+                   WHERE relname = 'trade_records'";
+    assert_eq!(env.scalar(visible).await, 1, "every page all-visible");
 }

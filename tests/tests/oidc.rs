@@ -643,6 +643,53 @@ async fn sign_in_through_the_provider() {
     assert_eq!((status, codes), (403, vec!["ACCOUNT_DISABLED".to_owned()]));
 }
 
+/// Pending sign-ins are held in memory until they expire, so their number is capped; past the
+/// cap a new one is refused as a temporary condition (503 `UNAVAILABLE`, "try again"), never
+/// as an internal error, and the sign-ins already started still complete.
+#[tokio::test]
+async fn sign_ins_past_the_pending_cap_are_refused_as_unavailable() {
+    use futures_util::stream::{self, StreamExt};
+    let provider = OidcProvider::start().await;
+    let port = free_port();
+    let env = provider.login_env(TestEnv::new(Backend::Sqlite).await, port);
+    add_user(&env, "alice", "HSI_AGENT", None).await;
+    let server = env.serve_at(&format!("127.0.0.1:{port}")).await;
+    let (first, cookie) = start_login(&server).await;
+
+    let client = no_redirects();
+    let statuses: Vec<u16> = stream::iter(1..dartts::auth::login::MAX_PENDING)
+        .map(|_| {
+            let request = client.get(server.url("/auth/login")).send();
+            async move { request.await.expect("GET /auth/login").status().as_u16() }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    assert!(
+        statuses.iter().all(|s| *s == 303),
+        "below the cap, every sign-in starts"
+    );
+
+    let response = client
+        .get(server.url("/auth/login"))
+        .send()
+        .await
+        .expect("GET /auth/login");
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.expect("JSON");
+    assert_eq!(body["code"], "UNAVAILABLE", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("try again")),
+        "{body}"
+    );
+
+    let back = provider.sign_in(&first, "alice").await;
+    let (status, body) = callback(&back, Some(&cookie)).await;
+    assert_eq!(status, 200, "{body}");
+}
+
 #[tokio::test]
 async fn start_up_fails_without_a_usable_provider() {
     let provider = OidcProvider::start().await;

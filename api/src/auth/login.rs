@@ -101,7 +101,7 @@ impl LoginError {
                 (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated)
             }
             LoginError::NoAccount(_) => (StatusCode::FORBIDDEN, ErrorCode::Forbidden),
-            LoginError::Busy => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Internal),
+            LoginError::Busy => (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::Unavailable),
             LoginError::Auth(e) => (e.status(), e.code()),
             LoginError::Discovery(_)
             | LoginError::Endpoint { .. }

@@ -307,6 +307,8 @@ pub async fn load(
     };
     // The peer groups this load changes: their profiles are recomputed after the commit.
     let mut touched_hs_codes: BTreeSet<String> = BTreeSet::new();
+    // Whether the trade rows went in frozen; a large load whose rows did not is vacuumed.
+    let mut frozen = false;
     match req.dataset {
         Dataset::Trade => {
             let (name, path) = &files[0];
@@ -327,6 +329,7 @@ pub async fn load(
                 sink::Indexes::WhenEmpty
             };
             let mut deferred = job.tx.defer_indexes(table.name, indexes).await?;
+            frozen = job.tx.frozen(table.name);
             job.stream(&mut input, &table, |r| {
                 let mut row = bound.map(&r.fields, batch_id, provider)?;
                 if let Some(code) = analysis::facts::hs_code(&row)
@@ -415,6 +418,12 @@ pub async fn load(
     let rejected = i64::try_from(rejections.len()).unwrap_or(i64::MAX);
     tx.finish_batch(batch_id, accepted, rejected).await?;
     tx.commit().await?;
+    if req.dataset == Dataset::Trade && !frozen && accepted >= ANALYZE_AFTER_ROWS {
+        // The rows are committed whatever happens here; a failed vacuum costs speed only.
+        if let Err(e) = sink::vacuum(db, "trade_records").await {
+            tracing::warn!(error = %e, "could not vacuum trade_records after the load");
+        }
+    }
     analysis::profile_store::refresh(db, &touched_hs_codes)
         .await
         .map_err(IngestError::Profiles)?;

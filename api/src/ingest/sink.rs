@@ -347,6 +347,12 @@ impl LoadTx {
         Ok(())
     }
 
+    /// Whether the rows written into `table` from here on go in frozen and all-visible (`COPY
+    /// … FREEZE`, after `defer_indexes` emptied it anew).
+    pub fn frozen(&self, table: &str) -> bool {
+        matches!(self, LoadTx::Postgres { fresh: Some(t), .. } if *t == table)
+    }
+
     /// Builds the indexes `defer_indexes` dropped, over the rows now loaded.
     pub async fn restore_indexes(&mut self, definitions: &[String]) -> Result<(), sqlx::Error> {
         let LoadTx::Postgres { tx, .. } = self else {
@@ -387,6 +393,22 @@ impl LoadTx {
             LoadTx::Sqlite(tx) => tx.commit().await,
         }
     }
+}
+
+/// Marks the pages a committed load wrote as all-visible (`VACUUM`, PostgreSQL only; it cannot
+/// run inside the load's transaction). Rows that were not copied frozen stay invisible to an
+/// index-only scan until a vacuum has seen them: the profile refresh that follows a 1M-row load
+/// into 1M rows then visits the heap for every row it reads, and so does every read the filter
+/// indexes answer (the deferred join of a page). Autovacuum would get there, but only minutes
+/// later. It needs no lock that readers or other loads wait for; a role that does not own the
+/// table gets a warning from PostgreSQL and nothing is done.
+pub async fn vacuum(db: &DatabaseConnection, table: &'static str) -> Result<(), sqlx::Error> {
+    if db.get_database_backend() == sea_orm::DatabaseBackend::Postgres {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM {table}")))
+            .execute(db.get_postgres_connection_pool())
+            .await?;
+    }
+    Ok(())
 }
 
 /// An open stream of rows into one table (`LoadTx::writer`).
