@@ -146,10 +146,116 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
     let after = used(session.data("{ quotaStatus { used } }", json!({})).await);
     assert_eq!(after - before, transshipments + found.len() as i64);
 
+    // Paged by keyset: small pages, each after the previous page's end cursor, give what one
+    // page gives, in the same order (kinds in turn; value per kg by score, the others by
+    // record, Benford by importer).
+    let query = "query($after: String, $first: Int) { redFlags(kinds: [VALUE_PER_KG, \
+                 TRANSSHIPMENT, BENFORD], first: $first, after: $after) { totalCount \
+                 pageInfo { hasNextPage endCursor } edges { node { kind importer \
+                 record { id } } } } }";
+    let whole = session.data(query, json!({"first": 1000})).await["redFlags"].clone();
+    let all = whole["edges"].as_array().expect("edges").clone();
+    assert_eq!(whole["totalCount"].as_u64(), Some(all.len() as u64));
+    assert_eq!(whole["pageInfo"]["hasNextPage"], false);
+    let kinds: Vec<&str> = all
+        .iter()
+        .map(|e| e["node"]["kind"].as_str().expect("kind"))
+        .collect();
+    assert!(
+        ["VALUE_PER_KG", "TRANSSHIPMENT", "BENFORD"]
+            .iter()
+            .all(|k| kinds.contains(k)),
+        "every kind present, for the test to mean something: {kinds:?}"
+    );
+    let mut paged = Vec::new();
+    let mut cursor = serde_json::Value::Null;
+    loop {
+        let page = session
+            .data(query, json!({"first": 7, "after": cursor}))
+            .await["redFlags"]
+            .clone();
+        paged.extend(page["edges"].as_array().expect("edges").iter().cloned());
+        assert!(paged.len() <= all.len(), "more flags paged than exist");
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        cursor = page["pageInfo"]["endCursor"].clone();
+    }
+    if let Some(i) = (0..paged.len().max(all.len())).find(|i| paged.get(*i) != all.get(*i)) {
+        panic!(
+            "paged {} against {} flags; first difference at {i}: {} against {}",
+            paged.len(),
+            all.len(),
+            paged.get(i).map_or("none".into(), |v| v.to_string()),
+            all.get(i).map_or("none".into(), |v| v.to_string()),
+        );
+    }
+
+    // A cursor of another connection, an old offset cursor and garbage are the caller's
+    // mistake.
+    let trade_cursor = session
+        .data("{ tradeRecords(first: 1) { edges { cursor } } }", json!({}))
+        .await["tradeRecords"]["edges"][0]["cursor"]
+        .clone();
+    for foreign in [trade_cursor, json!("b2Zmc2V0OjE"), json!("nope")] {
+        let refused = session
+            .gql(query, json!({"first": 5, "after": foreign}))
+            .await;
+        assert_eq!(
+            dartts_tests::error_codes(&refused),
+            ["BAD_USER_INPUT"],
+            "{foreign}: {refused:#}"
+        );
+    }
+
     let bad = session
         .gql("{ redFlags(hubs: [\"Dubai\"]) { totalCount } }", json!({}))
         .await;
     assert_eq!(dartts_tests::error_codes(&bad), ["BAD_USER_INPUT"]);
+
+    // Price anomalies page by (score, record) on both of their paths: the analyst's against
+    // the stored profiles (a seek in SQL), a partner's against peers from its own rows (ranked
+    // in Rust).
+    let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+    let anomalies = "query($after: String, $first: Int) { priceAnomalies(first: $first, \
+                     after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { \
+                     node { score record { id } } } } }";
+    for token in [&hsi, &kr] {
+        let s = server.session(Some(token));
+        let whole = s.data(anomalies, json!({"first": 1000})).await["priceAnomalies"].clone();
+        let all = whole["edges"].as_array().expect("edges").clone();
+        assert!(all.len() >= 5, "{whole:#}");
+        assert_eq!(whole["pageInfo"]["hasNextPage"], false);
+        let mut paged = Vec::new();
+        let mut cursor = serde_json::Value::Null;
+        loop {
+            let page = s
+                .data(anomalies, json!({"first": 2, "after": cursor}))
+                .await["priceAnomalies"]
+                .clone();
+            assert_eq!(page["totalCount"], whole["totalCount"]);
+            paged.extend(page["edges"].as_array().expect("edges").iter().cloned());
+            // A page that does not move past its cursor would page forever.
+            assert!(paged.len() <= all.len(), "more rows paged than exist");
+            if page["pageInfo"]["hasNextPage"] != true {
+                break;
+            }
+            cursor = page["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(paged, all);
+        let flag_cursor =
+            s.data(query, json!({"first": 1})).await["redFlags"]["pageInfo"]["endCursor"].clone();
+        for foreign in [flag_cursor, json!("b2Zmc2V0OjE")] {
+            let refused = s
+                .gql(anomalies, json!({"first": 3, "after": foreign}))
+                .await;
+            assert_eq!(
+                dartts_tests::error_codes(&refused),
+                ["BAD_USER_INPUT"],
+                "{refused:#}"
+            );
+        }
+    }
 
     let eval = env
         .run(&["eval", "anomalies", "--truth", &format!("{w}/truth.csv")])

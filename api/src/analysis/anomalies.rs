@@ -46,6 +46,28 @@ pub struct Hit {
     pub price: f64,
     /// Quantity or net weight the price is per.
     pub amount: f64,
+    /// The score the hits were ordered by, which a `Window` seeks past: the database's on
+    /// the materialized path (its arithmetic, not `finding.score` recomputed here, which may
+    /// differ in the last bits and would then miss the boundary row), `finding.score` on the
+    /// scoped path, which ranks in Rust.
+    pub rank: f64,
+}
+
+/// A page of `find`: the hits after `after` (a hit's `rank` and record id) in its order —
+/// `rank` descending, then id — at most `limit` of them. A position, not an offset: rows loaded
+/// or flagged before it since the previous page do not shift the next one.
+#[derive(Clone, Copy, Debug)]
+pub struct Window {
+    pub after: Option<(f64, i64)>,
+    pub limit: u64,
+}
+
+impl Window {
+    /// Whether a hit ranked `(score, id)` comes after the window's position.
+    fn admits(&self, score: f64, id: i64) -> bool {
+        self.after
+            .is_none_or(|(s, i)| score < s || (score == s && id > i))
+    }
 }
 
 impl Hit {
@@ -62,6 +84,7 @@ impl Hit {
         Some(Hit {
             record,
             profile,
+            rank: finding.score,
             finding,
             price,
             amount,
@@ -86,14 +109,14 @@ fn assess(
 const IDS_PER_FETCH: usize = 500;
 
 /// The anomalies among the records matching `filter` that the caller may see, by score
-/// descending (then id); `window` is `(offset, limit)`, `None` for all. Returns the page and
-/// the total.
+/// descending (then id); `window` picks a page, `None` all of them. Returns the page and the
+/// total (of all pages).
 pub async fn find(
     db: &DatabaseConnection,
     perms: &PermissionSet,
     filter: Condition,
     options: &Options,
-    window: Option<(u64, u64)>,
+    window: Option<Window>,
 ) -> Result<(Vec<Hit>, u64), DbErr> {
     let scope = crate::graphql::scope::trade(perms);
     match perms.rows {
@@ -334,7 +357,7 @@ async fn materialized(
     db: &DatabaseConnection,
     condition: Condition,
     options: &Options,
-    window: Option<(u64, u64)>,
+    window: Option<Window>,
 ) -> Result<(Vec<Hit>, u64), DbErr> {
     let flagged = flagged_sql(condition, options);
     let id = (Tr::default(), trade_record::Column::Id);
@@ -359,11 +382,19 @@ async fn materialized(
         // logarithm and the id, which the peer-group index holds (migration 000016), so the
         // rows of the HS code that are not on the page — nearly all of them — are never read
         // whole. At 10M rows the busiest code's page read every one of its rows (525 ms).
-        Some((offset, limit)) => {
+        Some(window) => {
+            if let Some((s, i)) = window.after {
+                // The plain bound lets the scan start at the position.
+                ids.and_where(score.clone().lte(s)).and_where(
+                    score
+                        .clone()
+                        .lt(s)
+                        .or(score.clone().eq(s).and(Expr::col(id).gt(i))),
+                );
+            }
             ids.order_by_expr(score.clone(), Order::Desc)
                 .order_by(id, Order::Asc)
-                .offset(offset)
-                .limit(limit);
+                .limit(window.limit);
             flagged_sql(
                 Condition::all().add(trade_record::Column::Id.in_subquery(ids)),
                 options,
@@ -373,15 +404,17 @@ async fn materialized(
         None => flagged,
     };
     select_profile(&mut page);
-    page.order_by_expr(score, Order::Desc)
+    page.expr_as(score.clone(), Alias::new("rank"))
+        .order_by_expr(score, Order::Desc)
         .order_by(id, Order::Asc);
     let rows = db.query_all(&page).await?;
     let mut hits = Vec::with_capacity(rows.len());
     for row in rows {
         let record = trade_record::Model::from_query_result(&row, "")?;
         let profile = ProfileColumns::from_query_result(&row, "")?.into();
+        let rank: f64 = row.try_get("", "rank")?;
         if let Some(hit) = Hit::new(record, profile, options) {
-            hits.push(hit);
+            hits.push(Hit { rank, ..hit });
         }
     }
     Ok((hits, u64::try_from(total).unwrap_or(0)))
@@ -424,15 +457,18 @@ async fn scoped(
     filter: Condition,
     scope: Condition,
     options: &Options,
-    window: Option<(u64, u64)>,
+    window: Option<Window>,
 ) -> Result<(Vec<Hit>, u64), DbErr> {
     let ranked = ranked(db, filter, scope.clone(), options).await?;
     let total = ranked.len() as u64;
-    let (offset, limit) = window.unwrap_or((0, u64::MAX));
+    let window = window.unwrap_or(Window {
+        after: None,
+        limit: u64::MAX,
+    });
     let page: Vec<(i64, Profile)> = ranked
         .into_iter()
-        .skip(usize::try_from(offset).unwrap_or(usize::MAX))
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        .filter(|(score, id, _)| window.admits(*score, *id))
+        .take(usize::try_from(window.limit).unwrap_or(usize::MAX))
         .map(|(_, id, p)| (id, p))
         .collect();
     let mut records: HashMap<i64, trade_record::Model> = HashMap::with_capacity(page.len());

@@ -14,7 +14,9 @@
 use async_graphql::Enum;
 use async_graphql::resolver_utils::EnumType;
 use entities::trade_record::{self, Column};
-use sea_orm::sea_query::{Alias, Expr, NullOrdering, Order, Query, SelectStatement, SimpleExpr};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
+};
 use sea_orm::{
     Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, TransactionTrait,
 };
@@ -113,15 +115,20 @@ fn reads_of<T: EnumType + PartialEq + 'static>(
     value: T,
     table: &[(&str, &'static [&'static str])],
 ) -> &'static [&'static str] {
-    let name = T::items()
-        .iter()
-        .find(|item| item.value == value)
-        .map(|item| item.name);
+    let name = graphql_name(value);
     table
         .iter()
-        .find(|(member, _)| Some(*member) == name)
+        .find(|(member, _)| *member == name)
         .map(|(_, fields)| *fields)
         .unwrap_or(&[])
+}
+
+/// The GraphQL enum value's name (`HS4`, `VALUE_USD`).
+fn graphql_name<T: EnumType + PartialEq + 'static>(value: T) -> &'static str {
+    T::items()
+        .iter()
+        .find(|item| item.value == value)
+        .map_or("", |item| item.name)
 }
 
 impl Dimension {
@@ -199,6 +206,20 @@ pub enum SortKey {
     Dimension(Dimension),
 }
 
+/// One key of the order `Grouping::statement` sorts by, NULLs last: what a page's position is
+/// made of.
+#[derive(Clone, Debug)]
+pub struct OrderKey {
+    /// The key's GraphQL name (`VALUE_USD`, `HS4`): a cursor's signature names its keys, so
+    /// a cursor of another grouping or order is told apart.
+    pub name: &'static str,
+    /// The column of the statement's result.
+    pub alias: String,
+    pub desc: bool,
+    /// A measure, or a dimension (whose values are text).
+    pub key: SortKey,
+}
+
 /// What PostgreSQL may use per sort or hash of one totals statement. Its default of 4 MB made
 /// a year of importer totals (29,000 groups) sort on disk instead of hashing in memory, at
 /// 1.5-2x the time. Raised for these statements only, not for the pool.
@@ -271,42 +292,67 @@ impl Grouping {
         read
     }
 
+    /// The order of `statement`: the requested keys, then every dimension ascending (together
+    /// unique per group; no dimension is the one grand-total row), NULLs last throughout.
+    pub fn order_keys(&self) -> Vec<OrderKey> {
+        let ties = self
+            .dimensions
+            .iter()
+            .map(|d| (SortKey::Dimension(*d), Order::Asc));
+        self.order
+            .iter()
+            .cloned()
+            .chain(ties)
+            .map(|(key, direction)| {
+                let (name, alias) = match key {
+                    SortKey::Measure(m) => (graphql_name(m), m.alias().to_owned()),
+                    SortKey::Dimension(d) => (graphql_name(d), self.alias_of(d)),
+                };
+                OrderKey {
+                    name,
+                    alias,
+                    desc: direction == Order::Desc,
+                    key,
+                }
+            })
+            .collect()
+    }
+
     /// The statement: the groups of the rows matching `condition` (filter *and* row scope,
-    /// which the caller must include), sorted, ties broken by the dimensions in order, then
-    /// `offset`/`limit`. Each row also carries the number of groups (`total_groups`).
-    /// `source` must be one `rollup::source` chose for this grouping and condition.
+    /// which the caller must include) in the order of `order_keys`, those after `seek` only (a
+    /// condition on the result's columns, e.g. a page's position), at most `limit`. Each row
+    /// also carries the number of all groups (`total_groups`). `source` must be one
+    /// `rollup::source` chose for this grouping and condition.
     pub fn statement(
         &self,
         backend: DbBackend,
         source: Source,
         condition: Condition,
-        offset: u64,
+        seek: Option<Condition>,
         limit: Option<u64>,
     ) -> SelectStatement {
-        debug_assert!(limit.is_some() || offset == 0, "an offset needs a limit");
         let mut q = self.sums(backend, source, condition);
         q.expr_as(Expr::cust("COUNT(*) OVER ()"), Alias::new("total_groups"));
-        for (key, direction) in &self.order {
-            let alias = match key {
-                SortKey::Measure(m) => m.alias().to_owned(),
-                SortKey::Dimension(d) => self.alias_of(*d),
-            };
+        if let Some(seek) = seek {
+            // The sums and keys have their names only outside the grouped statement, and the
+            // group count inside it still counts every group.
+            let mut outer = Query::select();
+            outer
+                .column(Asterisk)
+                .from_subquery(q, Alias::new("grouped"))
+                .cond_where(seek);
+            q = outer;
+        }
+        for key in self.order_keys() {
+            let direction = if key.desc { Order::Desc } else { Order::Asc };
             q.order_by_expr_with_nulls(
-                Expr::col(Alias::new(alias)),
-                direction.clone(),
+                Expr::col(Alias::new(key.alias)),
+                direction,
                 NullOrdering::Last,
             );
         }
-        for i in 0..self.dimensions.len() {
-            q.order_by_expr_with_nulls(
-                Expr::col(Alias::new(format!("d{i}"))),
-                Order::Asc,
-                NullOrdering::Last,
-            );
-        }
-        // SQLite accepts OFFSET only after a LIMIT.
         if let Some(limit) = limit {
-            q.limit(limit).offset(offset);
+            q.limit(limit);
         }
         q
     }
@@ -366,8 +412,10 @@ impl Grouping {
             q.add_group_by([d.expr(backend)]);
         }
         let single_unit = format!("{min_unit} = {max_unit}");
+        // Never NULL, not even for the grand total of no rows: the value served (0) is then
+        // the value sorted on and sought after, so a cursor finds its own group.
         q.expr_as(
-            Expr::cust("SUM(\"declared_value_usd\")"),
+            Expr::cust("COALESCE(SUM(\"declared_value_usd\"), 0.0)"),
             Alias::new("value_usd"),
         )
         .expr_as(
@@ -406,9 +454,7 @@ impl Grouping {
         }
         Ok(TotalsRow {
             keys: self.dimensions.iter().copied().zip(keys).collect(),
-            value_usd: row
-                .try_get_by::<Option<f64>, _>("value_usd")?
-                .unwrap_or(0.0),
+            value_usd: row.try_get_by("value_usd")?,
             quantity: row.try_get_by("quantity")?,
             quantity_unit: row.try_get_by("quantity_unit")?,
             net_weight_kg: row.try_get_by("net_weight_kg")?,
@@ -440,137 +486,4 @@ impl TotalsRow {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use sea_orm::ColumnTrait;
-
-    fn all_dimensions() -> Vec<Dimension> {
-        Dimension::items().iter().map(|i| i.value).collect()
-    }
-
-    #[test]
-    fn every_dimension_and_measure_has_one_reads_entry() {
-        for item in Dimension::items() {
-            assert_eq!(
-                DIMENSION_READS
-                    .iter()
-                    .filter(|(m, _)| *m == item.name)
-                    .count(),
-                1,
-                "{}",
-                item.name
-            );
-            assert!(!item.value.fields_read().is_empty(), "{}", item.name);
-        }
-        assert_eq!(DIMENSION_READS.len(), Dimension::items().len());
-        for item in Measure::items() {
-            assert_eq!(
-                MEASURE_READS
-                    .iter()
-                    .filter(|(m, _)| *m == item.name)
-                    .count(),
-                1
-            );
-        }
-        assert_eq!(MEASURE_READS.len(), Measure::items().len());
-        assert_eq!(Measure::RecordCount.fields_read(), &[] as &[&str]);
-        assert_eq!(Dimension::Hs6.fields_read(), &["hsCode"]);
-    }
-
-    #[test]
-    fn groupings_are_checked() {
-        use Dimension::*;
-        assert!(Grouping::new(vec![Hs2, Hs6], vec![]).is_err());
-        assert!(Grouping::new(vec![Year, Year], vec![]).is_err());
-        assert!(Grouping::new(all_dimensions(), vec![]).is_err());
-        assert!(Grouping::new(vec![Year], vec![(SortKey::Dimension(Month), Order::Asc)]).is_err());
-        let g = Grouping::new(
-            vec![ImporterName, Year],
-            vec![(SortKey::Measure(Measure::Quantity), Order::Desc)],
-        )
-        .unwrap();
-        assert_eq!(
-            g.fields_read(),
-            vec![
-                "importerName",
-                "declarationDate",
-                "quantity",
-                "quantityUnit"
-            ]
-        );
-        assert!(Grouping::new(vec![], vec![]).is_ok());
-    }
-
-    #[test]
-    fn the_statement_groups_in_sql_per_backend() {
-        let g = Grouping::new(
-            vec![Dimension::Hs4, Dimension::Month],
-            vec![(SortKey::Measure(Measure::ValueUsd), Order::Desc)],
-        )
-        .unwrap();
-        let cond = Condition::all().add(Column::ProviderCountry.eq("KR"));
-        let pg = DbBackend::Postgres
-            .build(&g.statement(
-                DbBackend::Postgres,
-                Source::Records,
-                cond.clone(),
-                10,
-                Some(5),
-            ))
-            .to_string();
-        assert!(
-            pg.contains("to_char(\"declaration_date\", 'YYYY-MM')"),
-            "{pg}"
-        );
-        assert!(pg.contains("GROUP BY substr(\"hs_code\", 1, 4)"), "{pg}");
-        assert!(pg.contains("\"value_usd\" DESC NULLS LAST"), "{pg}");
-        assert!(pg.contains("\"provider_country\" = 'KR'"), "{pg}");
-        assert!(pg.contains("LIMIT 5 OFFSET 10"), "{pg}");
-        let lite = DbBackend::Sqlite
-            .build(&g.statement(DbBackend::Sqlite, Source::Records, cond.clone(), 0, None))
-            .to_string();
-        assert!(
-            lite.contains("substr(\"declaration_date\", 1, 7)"),
-            "{lite}"
-        );
-        assert!(!lite.contains("LIMIT"), "{lite}");
-        // The rollup under the records' name, so the condition's qualified columns resolve.
-        let rolled = DbBackend::Postgres
-            .build(&g.statement(
-                DbBackend::Postgres,
-                Source::Rollup(&crate::analysis::rollup::IMPORTER_YEARS),
-                cond,
-                0,
-                Some(5),
-            ))
-            .to_string();
-        assert!(
-            rolled.contains("FROM \"trade_importer_years\" AS \"trade_records\""),
-            "{rolled}"
-        );
-        assert!(
-            rolled.contains("\"trade_records\".\"provider_country\" = 'KR'"),
-            "{rolled}"
-        );
-        assert!(
-            rolled.contains("CAST(COALESCE(SUM(\"record_count\"), 0) AS BIGINT)"),
-            "{rolled}"
-        );
-        // Every sum, for a caller that reads them all: no sort, no window, only the cap.
-        let all = DbBackend::Postgres
-            .build(&g.all_sums(
-                DbBackend::Postgres,
-                Source::Rollup(&crate::analysis::rollup::HS6_YEARS),
-                Condition::all(),
-                7,
-            ))
-            .to_string();
-        assert!(
-            all.contains("FROM \"trade_hs6_years\" AS \"trade_records\""),
-            "{all}"
-        );
-        assert!(all.contains("GROUP BY substr(\"hs_code\", 1, 4)"), "{all}");
-        assert!(!all.contains("ORDER BY") && !all.contains("OVER"), "{all}");
-        assert!(all.ends_with("LIMIT 7"), "{all}");
-    }
-}
+mod tests;

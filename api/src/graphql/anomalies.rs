@@ -3,14 +3,14 @@
 //! checks arguments, applies the field guard's filter rule and the row scope, and shapes the
 //! answer.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, Object, SimpleObject};
 
 use super::filters::RecordFilter;
 use super::guard::{principal, require_readable};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey};
+use super::pagination::CONNECTION_COST;
 use super::trade::{TradeRecord, TradeRecordFilter};
-use crate::analysis::anomalies::{self, Hit, Options};
+use crate::analysis::anomalies::{self, Hit, Options, Window};
 use crate::analysis::peers::{self, Measure, Method, Rule, Side};
 use crate::analysis::value_moved::{Group, GroupTotal};
 use crate::error::ApiError;
@@ -242,9 +242,24 @@ impl AnomalyQuery {
         #[graphql(default = false)] same_origin: bool,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, PriceAnomaly, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<PriceAnomaly>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        // `anomalies::find`'s order (score descending, then record id), which it evaluates
+        // itself, in SQL or in Rust: these keys only name it for the cursors.
+        let keys = vec![
+            SortKey::computed("score", KeyKind::Float).desc(true),
+            SortKey::computed("id", KeyKind::Int),
+        ];
+        let page = Keyset::new("priceAnomalies", keys).page(first, after.as_deref())?;
+        let after = match page.after() {
+            None => None,
+            Some([KeyValue::Float(score), KeyValue::Int(id)]) => Some((*score, *id)),
+            Some(_) => {
+                return Err(
+                    ApiError::bad_input("after is not a cursor from this connection").into(),
+                );
+            }
+        };
         let (options, condition) = prepare(
             ctx,
             filter,
@@ -262,18 +277,21 @@ impl AnomalyQuery {
             &principal.permissions,
             condition,
             &options,
-            Some((page.offset, page.limit + 1)),
+            Some(Window {
+                after,
+                limit: page.limit() + 1,
+            }),
         )
         .await
         .map_err(ApiError::from)?;
-        Ok(Some(
-            page.connection(
-                hits.into_iter()
-                    .map(|hit| PriceAnomaly { hit, measure })
-                    .collect(),
-                total,
-            ),
-        ))
+        let edges = hits
+            .into_iter()
+            .map(|hit| {
+                let cursor = page.cursor(vec![hit.rank.into(), hit.record.id.into()]);
+                (cursor, PriceAnomaly { hit, measure })
+            })
+            .collect();
+        Ok(Some(page.connection(edges, Some(total))))
     }
 
     /// The implied value moved by `priceAnomalies` (same arguments and defaults), summed by

@@ -12,7 +12,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use super::guard::principal;
 use super::ids::{self, NodeType};
 use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch};
-use super::pagination::{CONNECTION_COST, Page};
+use super::pagination::{CONNECTION_COST, page_size};
 use super::scalars::Date;
 use super::scope;
 use crate::error::{ApiError, ApiResult};
@@ -90,12 +90,12 @@ impl Batch {
         ctx: &Context<'_>,
         #[graphql(default = 100)] first: i32,
     ) -> async_graphql::Result<Vec<BatchRejection>> {
-        let page = Page::new(Some(first), None)?;
+        let limit = page_size(Some(first))?;
         let state = ctx.data::<AppState>()?;
         let rows = batch_rejection::Entity::find()
             .filter(batch_rejection::Column::BatchId.eq(self.row_id))
             .order_by_asc(batch_rejection::Column::Id)
-            .limit(page.limit)
+            .limit(limit)
             .all(&state.db)
             .await
             .map_err(ApiError::from)?;

@@ -4,13 +4,13 @@
 //! guard, row scopes and record counting are theirs: a role refused one part still gets the
 //! others.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, Object};
 
 use super::anomalies::{AnomalyQuery, DEFAULT_MIN_PEERS, FenceMethod, PriceAnomaly, PriceMeasure};
 use super::financial::{self, FinancialTransaction};
 use super::guard::principal;
-use super::pagination::{CONNECTION_COST, OffsetCursor, TotalCount};
+use super::keyset::KeysetConnection;
+use super::pagination::CONNECTION_COST;
 use super::red_flags::{RedFlag, RedFlagKind, RedFlagQuery};
 use super::screening::{self, ScreeningHit, TradeParty};
 use super::totals::{TotalsQuery, TradeTotal};
@@ -87,7 +87,7 @@ impl EntityView {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, TradeTotal, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<TradeTotal>>> {
         TotalsQuery
             .trade_totals(
                 ctx,
@@ -109,7 +109,7 @@ impl EntityView {
         #[graphql(default_with = "PriceMeasure::UnitPrice")] measure: PriceMeasure,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, PriceAnomaly, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<PriceAnomaly>>> {
         AnomalyQuery
             .price_anomalies(
                 ctx,
@@ -134,7 +134,7 @@ impl EntityView {
         kinds: Option<Vec<RedFlagKind>>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, RedFlag, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<RedFlag>>> {
         let t = Thresholds::default();
         RedFlagQuery
             .red_flags(

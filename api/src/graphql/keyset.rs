@@ -9,8 +9,15 @@
 //! or another `orderBy` is refused instead of silently seeking somewhere meaningless.
 //!
 //! NULLs sort as the largest value on both backends (PostgreSQL's default, stated explicitly so
-//! SQLite pages the same way): last when ascending, first when descending.
+//! SQLite pages the same way): last when ascending, first when descending; a key may instead
+//! put them last in both directions (`SortKey::nulls_last`), as the totals' order does.
+//!
+//! Results computed in memory (mirror trade, red flags, trade-finance mismatches) page over
+//! the same keys with [`KeysetPage::window`]: it orders the items by their positions with
+//! [`compare`], the Rust twin of the SQL order (a property test holds the two together), so
+//! their cursors are checked the same way and a load between two pages shifts nothing either.
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, CursorType, Edge};
@@ -25,7 +32,7 @@ use sea_orm::{
 };
 use serde_json::Value;
 
-use super::pagination::{DEFAULT_PAGE, MAX_PAGE, TotalCount};
+use super::pagination::{TotalCount, page_size};
 use crate::error::ApiError;
 
 /// Bumped when the cursor layout changes; older cursors are then refused, not misread.
@@ -135,6 +142,8 @@ pub struct SortKey {
     pub kind: KeyKind,
     pub nullable: bool,
     pub desc: bool,
+    /// NULLs after every value in both directions, instead of as the largest value.
+    pub nulls_last: bool,
 }
 
 impl SortKey {
@@ -145,7 +154,14 @@ impl SortKey {
             kind,
             nullable: false,
             desc: false,
+            nulls_last: false,
         }
+    }
+
+    /// A key of a result computed in memory or of an aggregate query: `column` is what a SQL
+    /// statement over the result would order by, `alias` its name there.
+    pub fn computed(name: &'static str, kind: KeyKind) -> Self {
+        SortKey::new(name, Expr::col(sea_orm::sea_query::Alias::new(name)), kind)
     }
 
     pub fn nullable(mut self, nullable: bool) -> Self {
@@ -158,18 +174,32 @@ impl SortKey {
         self
     }
 
+    /// NULLs after every value whichever the direction (the key is then nullable).
+    pub fn nulls_last(mut self) -> Self {
+        self.nullable = true;
+        self.nulls_last = true;
+        self
+    }
+
+    /// Whether NULLs come after every value in this key's order (else before them).
+    fn nulls_at_end(&self) -> bool {
+        self.nulls_last || !self.desc
+    }
+
     fn col(&self) -> SimpleExpr {
         self.column.clone()
     }
 
     /// NULL largest: last ascending, first descending (PostgreSQL's default, so its indexes
-    /// serve the order as declared).
-    fn order(&self) -> (Order, NullOrdering) {
-        if self.desc {
-            (Order::Desc, NullOrdering::First)
+    /// serve the order as declared); or last in both (`nulls_last`).
+    pub fn order(&self) -> (Order, NullOrdering) {
+        let order = if self.desc { Order::Desc } else { Order::Asc };
+        let nulls = if self.nulls_at_end() {
+            NullOrdering::Last
         } else {
-            (Order::Asc, NullOrdering::Last)
-        }
+            NullOrdering::First
+        };
+        (order, nulls)
     }
 
     /// Rows whose key equals `v`.
@@ -180,28 +210,83 @@ impl SortKey {
         }
     }
 
-    /// Rows whose key comes strictly after `v` in this key's order (NULL largest).
+    /// Rows whose key comes strictly after `v` in this key's order.
     fn after(&self, v: &KeyValue) -> SimpleExpr {
-        match (v, self.desc) {
-            // Nothing is larger than NULL; descending, every non-NULL follows it.
-            (KeyValue::Null, false) => Expr::value(false),
-            (KeyValue::Null, true) => self.col().is_not_null(),
-            (v, false) if self.nullable => self.col().gt(v.sql()).or(self.col().is_null()),
-            (v, false) => self.col().gt(v.sql()),
-            (v, true) => self.col().lt(v.sql()),
+        let beyond = |v: &KeyValue| {
+            if self.desc {
+                self.col().lt(v.sql())
+            } else {
+                self.col().gt(v.sql())
+            }
+        };
+        match v {
+            // Nothing follows the NULLs at the end; every value follows those at the start.
+            KeyValue::Null if self.nulls_at_end() => Expr::value(false),
+            KeyValue::Null => self.col().is_not_null(),
+            v if self.nullable && self.nulls_at_end() => beyond(v).or(self.col().is_null()),
+            v => beyond(v),
         }
     }
 
     /// A weaker, index-friendly bound implied by `after` on the first key: lets the database
     /// seek to the position instead of filtering its way there.
     fn seek_bound(&self, v: &KeyValue) -> Option<SimpleExpr> {
-        match (v, self.desc) {
-            (KeyValue::Null, _) => None,
-            (v, false) if !self.nullable => Some(self.col().gte(v.sql())),
-            (_, false) => None,
-            (v, true) => Some(self.col().lte(v.sql())),
+        match v {
+            KeyValue::Null => None,
+            _ if self.nullable && self.nulls_at_end() => None,
+            v if self.desc => Some(self.col().lte(v.sql())),
+            v => Some(self.col().gte(v.sql())),
         }
     }
+
+    /// How two values of this key compare in its order, as the SQL `ORDER BY` of [`order`]
+    /// sorts them (text in byte order, as the `COLLATE "C"` columns do).
+    ///
+    /// [`order`]: Self::order
+    fn compare(&self, a: &KeyValue, b: &KeyValue) -> Ordering {
+        let null_side = if self.nulls_at_end() {
+            Ordering::Greater
+        } else {
+            Ordering::Less
+        };
+        let natural = match (a, b) {
+            (KeyValue::Null, KeyValue::Null) => return Ordering::Equal,
+            (KeyValue::Null, _) => return null_side,
+            (_, KeyValue::Null) => return null_side.reverse(),
+            (KeyValue::Int(x), KeyValue::Int(y)) => x.cmp(y),
+            (KeyValue::Float(x), KeyValue::Float(y)) => x.total_cmp(y),
+            (KeyValue::Text(x), KeyValue::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+            (KeyValue::Date(x), KeyValue::Date(y)) => x.cmp(y),
+            // Values of one key share its kind; a mix can only be a caller's mistake.
+            (x, y) => x.rank().cmp(&y.rank()),
+        };
+        if self.desc {
+            natural.reverse()
+        } else {
+            natural
+        }
+    }
+}
+
+impl KeyValue {
+    fn rank(&self) -> u8 {
+        match self {
+            KeyValue::Null => 0,
+            KeyValue::Int(_) => 1,
+            KeyValue::Float(_) => 2,
+            KeyValue::Text(_) => 3,
+            KeyValue::Date(_) => 4,
+        }
+    }
+}
+
+/// How two positions (key values in key order) compare in the order of `keys`.
+pub fn compare(keys: &[SortKey], a: &[KeyValue], b: &[KeyValue]) -> Ordering {
+    keys.iter()
+        .zip(a.iter().zip(b))
+        .map(|(key, (x, y))| key.compare(x, y))
+        .find(|o| o.is_ne())
+        .unwrap_or(Ordering::Equal)
 }
 
 /// A connection's order: its keys, the last of them unique.
@@ -222,6 +307,9 @@ impl Keyset {
             s.push('|');
             s.push_str(key.name);
             s.push_str(if key.desc { ":d" } else { ":a" });
+            if key.nulls_last {
+                s.push_str(":n");
+            }
         }
         s
     }
@@ -229,12 +317,7 @@ impl Keyset {
     /// Validates `first` and the `after` cursor; a cursor that is not one of this connection's
     /// under this order is the caller's mistake (BAD_USER_INPUT), never a silent first page.
     pub fn page(self, first: Option<i32>, after: Option<&str>) -> Result<KeysetPage, ApiError> {
-        let first = first.unwrap_or(DEFAULT_PAGE);
-        if !(0..=MAX_PAGE).contains(&first) {
-            return Err(ApiError::bad_input(format!(
-                "first must be between 0 and {MAX_PAGE}"
-            )));
-        }
+        let limit = page_size(first)?;
         let after = match after {
             None => None,
             Some(cursor) => Some(self.decode(cursor).ok_or_else(|| {
@@ -244,7 +327,7 @@ impl Keyset {
         Ok(KeysetPage {
             signature: self.signature().into(),
             keys: self.keys,
-            limit: u64::try_from(first).unwrap_or(0),
+            limit,
             after,
         })
     }
@@ -360,6 +443,17 @@ impl KeysetPage {
         Some(seek)
     }
 
+    /// The page size asked for (`first`).
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The cursor's position (its key values in key order), `None` on a first page: for a
+    /// connection whose order is evaluated elsewhere (`analysis::anomalies::Window`).
+    pub fn after(&self) -> Option<&[KeyValue]> {
+        self.after.as_deref()
+    }
+
     /// The cursor of the row whose sort-key values are `position` (in key order).
     pub fn cursor(&self, position: Vec<KeyValue>) -> KeysetCursor {
         KeysetCursor {
@@ -391,6 +485,36 @@ impl KeysetPage {
                 .map(|(cursor, node)| Edge::new(cursor, node)),
         );
         connection
+    }
+
+    /// A page of a result computed in memory: the items after the cursor's position, in the
+    /// keyset's order, at most `limit + 1` (for [`Self::connection`]). `items` may come in any
+    /// order: `position` (the item's key values, the last of them unique) decides it, so the
+    /// order and the cursors cannot disagree.
+    pub fn window<T>(
+        &self,
+        items: impl IntoIterator<Item = T>,
+        position: impl Fn(&T) -> Vec<KeyValue>,
+    ) -> Vec<(KeysetCursor, T)> {
+        let keys = &self.keys;
+        let mut rest: Vec<(Vec<KeyValue>, T)> = items
+            .into_iter()
+            .map(|item| (position(&item), item))
+            .filter(|(p, _)| {
+                self.after
+                    .as_ref()
+                    .is_none_or(|after| compare(keys, p, after).is_gt())
+            })
+            .collect();
+        let wanted = usize::try_from(self.limit + 1).unwrap_or(usize::MAX);
+        if rest.len() > wanted {
+            rest.select_nth_unstable_by(wanted, |a, b| compare(keys, &a.0, &b.0));
+            rest.truncate(wanted);
+        }
+        rest.sort_by(|a, b| compare(keys, &a.0, &b.0));
+        rest.into_iter()
+            .map(|(p, item)| (self.cursor(p), item))
+            .collect()
     }
 
     /// Fetched rows to edges: the cursor from each row's key values, then the node.
@@ -433,229 +557,4 @@ pub fn wants_total(ctx: &Context<'_>) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use proptest::prelude::*;
-
-    fn keys() -> Vec<SortKey> {
-        vec![
-            SortKey::new("value", Expr::col("v"), KeyKind::Float).desc(true),
-            SortKey::new("name", Expr::col("n"), KeyKind::Text).nullable(true),
-            SortKey::new("id", Expr::col("id"), KeyKind::Int),
-        ]
-    }
-
-    fn page(after: Option<&str>) -> Result<KeysetPage, ApiError> {
-        Keyset::new("things", keys()).page(Some(10), after)
-    }
-
-    /// The default order (the id alone) reads the page's ids first and then only their rows;
-    /// an explicit order is one query, which an index on filter and order answers directly.
-    #[test]
-    fn only_the_id_order_is_a_deferred_join() {
-        use entities::trade_record::{Column, Entity};
-        use sea_orm::{DbBackend, QueryTrait};
-        let id = SortKey::new("id", Expr::col((Entity, Column::Id)), KeyKind::Int);
-        let value = SortKey::new(
-            "value",
-            Expr::col((Entity, Column::DeclaredValueUsd)),
-            KeyKind::Float,
-        )
-        .desc(true);
-        let sql = |keys: Vec<SortKey>| {
-            let page = Keyset::new("tradeRecords", keys)
-                .page(Some(20), None)
-                .unwrap();
-            page.apply(Entity::find().filter(Column::HsCode.gte("84")))
-                .build(DbBackend::Postgres)
-                .to_string()
-        };
-        let deferred = sql(vec![id.clone()]);
-        assert!(
-            deferred.contains("\"id\" IN (SELECT \"trade_records\".\"id\" FROM \"trade_records\""),
-            "{deferred}"
-        );
-        assert!(deferred.contains("LIMIT 21)"), "{deferred}");
-        let direct = sql(vec![value, id]);
-        assert!(!direct.contains("IN (SELECT"), "{direct}");
-        assert!(direct.ends_with("LIMIT 21"), "{direct}");
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        let p = page(None).unwrap();
-        let position = vec![KeyValue::Float(12.5), KeyValue::Null, KeyValue::Int(7)];
-        let c = p.cursor(position.clone()).encode_cursor();
-        assert_eq!(page(Some(&c)).unwrap().after, Some(position));
-    }
-
-    #[test]
-    fn foreign_malformed_and_out_of_range_cursors_are_refused() {
-        let ours = page(None).unwrap();
-        let other = Keyset::new("others", keys()).page(None, None).unwrap();
-        let foreign = other
-            .cursor(vec![KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
-            .encode_cursor();
-        assert!(page(Some(&foreign)).is_err());
-        let mut flipped = keys();
-        flipped[0].desc = false;
-        let other_order = Keyset::new("things", flipped).page(None, None).unwrap();
-        let c = other_order
-            .cursor(vec![KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
-            .encode_cursor();
-        assert!(page(Some(&c)).is_err());
-        for bad in [
-            "",
-            "bm9wZQ",
-            // Old offset cursor.
-            "b2Zmc2V0OjQx",
-        ] {
-            assert!(page(Some(bad)).is_err(), "{bad}");
-        }
-        let forge = |k: &str| {
-            URL_SAFE_NO_PAD.encode(format!(r#"{{"v":1,"s":"{}","k":{k}}}"#, ours.signature))
-        };
-        // Well-formed, for comparison.
-        assert!(page(Some(&forge(r#"[1.5,"a",3]"#))).is_ok());
-        for k in [
-            r#"[1.5,"a"]"#,
-            r#"[1.5,"a",3,4]"#,
-            r#"["x","a",3]"#,
-            r#"[1.5,"a",1e30]"#,
-            r#"[1.5,"a",18446744073709551615]"#,
-            r#"[null,"a",3]"#,
-            r#"[1.5,"a",null]"#,
-        ] {
-            assert!(page(Some(&forge(k))).is_err(), "{k}");
-        }
-        assert!(
-            Keyset::new("t", keys())
-                .page(Some(MAX_PAGE + 1), None)
-                .is_err()
-        );
-        assert!(Keyset::new("t", keys()).page(Some(-1), None).is_err());
-    }
-
-    /// Compares two rows the way the SQL ORDER BY does (NULL largest).
-    fn cmp(keys: &[SortKey], a: &[KeyValue], b: &[KeyValue]) -> std::cmp::Ordering {
-        use std::cmp::Ordering;
-        for (key, (x, y)) in keys.iter().zip(a.iter().zip(b)) {
-            let o = match (x, y) {
-                (KeyValue::Null, KeyValue::Null) => Ordering::Equal,
-                (KeyValue::Null, _) => Ordering::Greater,
-                (_, KeyValue::Null) => Ordering::Less,
-                (KeyValue::Float(x), KeyValue::Float(y)) => x.total_cmp(y),
-                (KeyValue::Text(x), KeyValue::Text(y)) => x.cmp(y),
-                (KeyValue::Int(x), KeyValue::Int(y)) => x.cmp(y),
-                _ => Ordering::Equal,
-            };
-            let o = if key.desc { o.reverse() } else { o };
-            if o != Ordering::Equal {
-                return o;
-            }
-        }
-        Ordering::Equal
-    }
-
-    /// Evaluates the seek condition's logic in Rust over one row (mirrors `after`/`equal`).
-    fn after_in_rust(keys: &[SortKey], row: &[KeyValue], pos: &[KeyValue]) -> bool {
-        cmp(keys, row, pos) == std::cmp::Ordering::Greater
-    }
-
-    fn row() -> impl Strategy<Value = Vec<KeyValue>> {
-        (
-            prop_oneof![Just(1.0), Just(2.0), Just(3.0)],
-            prop_oneof![
-                Just(KeyValue::Null),
-                Just(KeyValue::Text("a".into())),
-                Just(KeyValue::Text("b".into()))
-            ],
-            0i64..4,
-        )
-            .prop_map(|(v, n, id)| vec![KeyValue::Float(v), n, KeyValue::Int(id)])
-    }
-
-    proptest! {
-        /// Paging through rows with the seek predicate, evaluated by SQLite, yields every row
-        /// exactly once and in ORDER BY order, whatever the NULLs and ties.
-        #[test]
-        fn seek_pages_cover_every_row_once(rows in proptest::collection::vec(row(), 0..12)) {
-            let keys = keys();
-            let mut sorted = rows.clone();
-            sorted.sort_by(|a, b| cmp(&keys, a, b));
-            for pos in &rows {
-                let expected: Vec<_> = sorted
-                    .iter()
-                    .filter(|r| after_in_rust(&keys, r, pos))
-                    .cloned()
-                    .collect();
-                let got = sqlite::after(&rows, pos);
-                prop_assert_eq!(got, expected);
-            }
-        }
-    }
-
-    /// The seek condition and ORDER BY as SQLite runs them, over an in-memory table.
-    mod sqlite {
-        use super::*;
-        use sea_orm::sea_query::{Alias, Query, SqliteQueryBuilder};
-
-        pub fn after(rows: &[Vec<KeyValue>], pos: &[KeyValue]) -> Vec<Vec<KeyValue>> {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            runtime.block_on(async {
-                use sea_orm::sqlx::{Connection, Row, SqliteConnection};
-                let mut conn = SqliteConnection::connect("sqlite::memory:").await.unwrap();
-                sea_orm::sqlx::query("CREATE TABLE t (v REAL NOT NULL, n TEXT, id INTEGER)")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                for r in rows {
-                    let n = match &r[1] {
-                        KeyValue::Text(s) => Some(s.clone()),
-                        _ => None,
-                    };
-                    let (KeyValue::Float(v), KeyValue::Int(id)) = (&r[0], &r[2]) else {
-                        unreachable!()
-                    };
-                    sea_orm::sqlx::query("INSERT INTO t VALUES (?, ?, ?)")
-                        .bind(v)
-                        .bind(n)
-                        .bind(id)
-                        .execute(&mut conn)
-                        .await
-                        .unwrap();
-                }
-                let p = Keyset::new("things", keys()).page(Some(100), None).unwrap();
-                let p = KeysetPage {
-                    after: Some(pos.to_vec()),
-                    ..p
-                };
-                let mut q = Query::select();
-                q.columns([Alias::new("v"), Alias::new("n"), Alias::new("id")])
-                    .from(Alias::new("t"))
-                    .cond_where(p.seek().unwrap());
-                for key in &p.keys {
-                    let (order, nulls) = key.order();
-                    q.order_by_expr_with_nulls(key.col(), order, nulls);
-                }
-                let sql = q.to_string(SqliteQueryBuilder);
-                // Built by sea-query from the test's own values.
-                sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(sql))
-                    .fetch_all(&mut conn)
-                    .await
-                    .unwrap()
-                    .into_iter()
-                    .map(|r| {
-                        vec![
-                            KeyValue::Float(r.get::<f64, _>(0)),
-                            r.get::<Option<String>, _>(1).into(),
-                            KeyValue::Int(r.get::<i64, _>(2)),
-                        ]
-                    })
-                    .collect()
-            })
-        }
-    }
-}
+mod tests;

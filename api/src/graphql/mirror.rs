@@ -2,7 +2,6 @@
 //! imports (`analysis::mirror`). Both sides are summed in the database over the caller's rows
 //! only, so a partner's pairs are built from nothing it could not list itself.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use chrono::NaiveDate;
 use entities::trade_record::Column;
@@ -10,7 +9,8 @@ use sea_orm::{ColumnTrait, Condition};
 
 use super::filters::{RecordFilter, countries, read_if_set};
 use super::guard::{principal, require_readable};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey};
+use super::pagination::CONNECTION_COST;
 use super::scalars::Date;
 use super::scope;
 use super::trade::TradeRecordFilter;
@@ -172,7 +172,8 @@ pub struct MirrorQuery;
 #[Object]
 impl MirrorQuery {
     /// Pairs where the importer's reported value is outside [exports, exports × (1 +
-    /// allowance)], or only one side reports the flow; the largest unexplained amount first.
+    /// allowance)], or only one side reports the flow; the largest unexplained amount (either
+    /// sign) first, ties by exporter, importer, HS6 and period.
     #[graphql(complexity = "CONNECTION_COST + child_complexity")]
     async fn mirror_discrepancies(
         &self,
@@ -182,10 +183,9 @@ impl MirrorQuery {
         #[graphql(desc = "Default YEAR.")] period: Option<MirrorPeriod>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, MirrorDiscrepancy, TotalCount>>>
-    {
+    ) -> async_graphql::Result<Option<KeysetConnection<MirrorDiscrepancy>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let page = Keyset::new("mirrorDiscrepancies", pair_keys()).page(first, after.as_deref())?;
         let allowance = allowance.unwrap_or(mirror::DEFAULT_ALLOWANCE);
         if !(0.0..=1.0).contains(&allowance) {
             return Err(ApiError::bad_input("allowance must be between 0 and 1").into());
@@ -260,12 +260,34 @@ impl MirrorQuery {
         }
         let pairs = mirror::match_sides(sums, allowance);
         let total = pairs.len() as u64;
-        let window: Vec<MirrorDiscrepancy> = pairs
+        let edges = page
+            .window(pairs, pair_position)
             .into_iter()
-            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.limit + 1).unwrap_or(usize::MAX))
-            .map(MirrorDiscrepancy::from)
+            .map(|(cursor, pair)| (cursor, MirrorDiscrepancy::from(pair)))
             .collect();
-        Ok(Some(page.connection(window, total)))
+        Ok(Some(page.connection(edges, Some(total))))
     }
+}
+
+/// The served order (`match_sides` leaves it to these keys): the largest unexplained amount
+/// (either sign) first, then the cell, which is unique, its text in byte order.
+fn pair_keys() -> Vec<SortKey> {
+    vec![
+        SortKey::computed("unexplainedAbs", KeyKind::Float).desc(true),
+        SortKey::computed("exporter", KeyKind::Text),
+        SortKey::computed("importer", KeyKind::Text),
+        SortKey::computed("hs6", KeyKind::Text),
+        SortKey::computed("period", KeyKind::Text),
+    ]
+}
+
+fn pair_position(pair: &MirrorPair) -> Vec<KeyValue> {
+    let key = &pair.key;
+    vec![
+        pair.unexplained_usd.abs().into(),
+        key.exporter.clone().into(),
+        key.importer.clone().into(),
+        key.hs6.clone().into(),
+        key.period.clone().into(),
+    ]
 }

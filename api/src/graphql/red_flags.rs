@@ -2,13 +2,13 @@
 //! in `analysis::red_flags` (and `analysis::anomalies` for value per kg); every query carries
 //! the caller's row scope in SQL.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, Object, SimpleObject};
 use sea_orm::{EntityTrait, QueryFilter, QueryOrder};
 
 use super::filters::RecordFilter;
 use super::guard::{principal, require_readable};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey};
+use super::pagination::CONNECTION_COST;
 use super::scope;
 use super::trade::{TradeRecord, TradeRecordFilter};
 use crate::analysis::anomalies::{self, Options};
@@ -43,6 +43,15 @@ impl RedFlagKind {
         Self::NewChapter,
         Self::Benford,
     ];
+
+    /// The kind's place in `ALL`: flags are served kind by kind in this order.
+    fn rank(self) -> i64 {
+        let place = Self::ALL
+            .iter()
+            .position(|k| *k == self)
+            .unwrap_or(Self::ALL.len());
+        i64::try_from(place).unwrap_or(i64::MAX)
+    }
 
     /// The `TradeRecord` fields the detection compares.
     fn fields_read(self) -> &'static [&'static str] {
@@ -91,6 +100,33 @@ pub struct RedFlag {
     record: Option<trade_record::Model>,
     importer: Option<String>,
     facts: Vec<RedFlagFact>,
+    /// VALUE_PER_KG: the anomaly score, which orders those flags (largest first).
+    score: Option<f64>,
+}
+
+impl RedFlag {
+    /// The order flags are served in, and their cursors: by kind, VALUE_PER_KG by score, then
+    /// by record, BENFORD (no record) by importer. The position is unique: a record is flagged
+    /// once per kind, an importer once by BENFORD.
+    fn keys() -> Vec<SortKey> {
+        vec![
+            SortKey::computed("kind", KeyKind::Int),
+            SortKey::computed("score", KeyKind::Float)
+                .desc(true)
+                .nulls_last(),
+            SortKey::computed("record", KeyKind::Int).nullable(true),
+            SortKey::computed("importer", KeyKind::Text).nullable(true),
+        ]
+    }
+
+    fn position(&self) -> Vec<KeyValue> {
+        vec![
+            self.kind.rank().into(),
+            self.score.into(),
+            self.record.as_ref().map(|r| r.id).into(),
+            self.importer.clone().into(),
+        ]
+    }
 }
 
 #[Object]
@@ -129,7 +165,8 @@ async fn records(
 #[Object]
 impl RedFlagQuery {
     /// Red flags among the trade records matching `filter` that the caller may see, by kind
-    /// (in the order of `RedFlagKind`) then record. Thresholds have the documented defaults and
+    /// (in the order of `RedFlagKind`; VALUE_PER_KG most anomalous first), then by record
+    /// (BENFORD: by importer). Thresholds have the documented defaults and
     /// can be set here. A nation-scoped caller's flags (peers, importer histories, digit
     /// counts) are computed from the rows it may see only.
     #[graphql(complexity = "CONNECTION_COST + child_complexity")]
@@ -152,9 +189,9 @@ impl RedFlagQuery {
         #[graphql(default = 0.015)] benford_max_mad: f64,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, RedFlag, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<RedFlag>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let page = Keyset::new("redFlags", RedFlag::keys()).page(first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let mut kinds = kinds.unwrap_or_else(|| RedFlagKind::ALL.to_vec());
         kinds.sort();
@@ -225,6 +262,7 @@ impl RedFlagQuery {
                         ],
                         record: Some(hit.record),
                         importer: None,
+                        score: Some(hit.finding.score),
                     }));
                 }
                 RedFlagKind::RoundValue => {
@@ -237,6 +275,7 @@ impl RedFlagQuery {
                             ],
                             record: Some(r),
                             importer: None,
+                            score: None,
                         });
                     }
                 }
@@ -258,6 +297,7 @@ impl RedFlagQuery {
                             ],
                             record: Some(r),
                             importer: None,
+                            score: None,
                         });
                     }
                 }
@@ -286,6 +326,7 @@ impl RedFlagQuery {
                             facts,
                             record: Some(r),
                             importer: key,
+                            score: None,
                         });
                     }
                 }
@@ -304,17 +345,14 @@ impl RedFlagQuery {
                             facts,
                             record: None,
                             importer: Some(b.importer),
+                            score: None,
                         });
                     }
                 }
             }
         }
         let total = found.len() as u64;
-        let rows: Vec<RedFlag> = found
-            .into_iter()
-            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.limit + 1).unwrap_or(usize::MAX))
-            .collect();
-        Ok(Some(page.connection(rows, total)))
+        let edges = page.window(found, RedFlag::position);
+        Ok(Some(page.connection(edges, Some(total))))
     }
 }

@@ -3,21 +3,22 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_graphql::connection::Connection;
 use async_graphql::{ComplexObject, Context, InputObject, Object, SimpleObject};
 use chrono::NaiveDate;
 use entities::trade_record::Column;
-use sea_orm::{ColumnTrait, Condition, sea_query::Order};
+use sea_orm::sea_query::{Alias, Expr, Order};
+use sea_orm::{ColumnTrait, Condition};
 
 use super::filters::RecordFilter;
 use super::guard::{principal, require_readable};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey as KeysetKey};
+use super::pagination::CONNECTION_COST;
 use super::scalars::SortDirection;
 use super::scope;
 use super::screening::{self, PartyHit, TradeParty};
 use super::trade::{Direction, TradeRecordFilter};
 use crate::analysis::rollup::{self, Source};
-use crate::analysis::totals::{self, Dimension, Grouping, Measure, SortKey, TotalsRow};
+use crate::analysis::totals::{self, Dimension, Grouping, Measure, OrderKey, SortKey, TotalsRow};
 use crate::error::ApiError;
 use crate::policy::PermissionSet;
 use crate::state::AppState;
@@ -154,7 +155,7 @@ impl PageParties {
                 state.db.get_database_backend(),
                 Source::Records,
                 condition,
-                0,
+                None,
                 None,
             );
             let mut groups_of: HashMap<String, usize> = HashMap::new();
@@ -373,11 +374,13 @@ impl TotalsQuery {
         order_by: Option<Vec<TotalsOrder>>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, TradeTotal, TotalCount>>> {
+    ) -> async_graphql::Result<Option<KeysetConnection<TradeTotal>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
         let filter = filter.unwrap_or_default();
         let grouping = grouping(group_by, order_by)?;
+        let order = grouping.order_keys();
+        let page = Keyset::new("tradeTotals", order.iter().map(sort_key).collect())
+            .page(first, after.as_deref())?;
         // Grouping by a field, or ranking groups by a sum, discloses it as a filter would.
         let mut read = filter.fields_read();
         read.extend(grouping.fields_read());
@@ -392,28 +395,30 @@ impl TotalsQuery {
                 backend,
                 source,
                 condition.clone(),
-                page.offset,
-                Some(page.limit + 1),
+                page.seek(),
+                Some(page.limit() + 1),
             ),
         )
         .await
         .map_err(ApiError::from)?;
         let mut total = 0;
+        let mut positions = Vec::with_capacity(rows.len());
         let mut totals = Vec::with_capacity(rows.len());
         for row in &rows {
             let (decoded, groups) = grouping.decode(row).map_err(ApiError::from)?;
             total = groups;
+            positions.push(position(&order, &decoded));
             totals.push(TradeTotal::from(decoded));
         }
         let page_parties = Arc::new(PageParties::new(condition.clone(), &totals));
         for t in &mut totals {
             t.page = Some(page_parties.clone());
         }
-        if rows.is_empty() && page.offset > 0 {
+        if rows.is_empty() && page.after().is_some() {
             // Past the last page the window count is not there to read.
             total = totals::run(
                 &state.db,
-                &grouping.statement(backend, source, condition, 0, Some(1)),
+                &grouping.statement(backend, source, condition, None, Some(1)),
             )
             .await
             .map_err(ApiError::from)?
@@ -423,6 +428,37 @@ impl TotalsQuery {
             .map_err(ApiError::from)?
             .unwrap_or(0);
         }
-        Ok(Some(page.connection(totals, total)))
+        let edges = positions
+            .into_iter()
+            .map(|p| page.cursor(p))
+            .zip(totals)
+            .collect();
+        Ok(Some(page.connection(edges, Some(total))))
     }
+}
+
+/// A key of `Grouping::order_keys` for the cursors: the statement sorts by the same list.
+fn sort_key(key: &OrderKey) -> KeysetKey {
+    let kind = match key.key {
+        SortKey::Measure(Measure::RecordCount) => KeyKind::Int,
+        SortKey::Measure(_) => KeyKind::Float,
+        SortKey::Dimension(_) => KeyKind::Text,
+    };
+    KeysetKey::new(key.name, Expr::col(Alias::new(key.alias.as_str())), kind)
+        .desc(key.desc)
+        .nulls_last()
+}
+
+/// A group's values of the order's keys.
+fn position(order: &[OrderKey], row: &TotalsRow) -> Vec<KeyValue> {
+    order
+        .iter()
+        .map(|key| match key.key {
+            SortKey::Measure(Measure::ValueUsd) => row.value_usd.into(),
+            SortKey::Measure(Measure::Quantity) => row.quantity.into(),
+            SortKey::Measure(Measure::NetWeightKg) => row.net_weight_kg.into(),
+            SortKey::Measure(Measure::RecordCount) => row.record_count.into(),
+            SortKey::Dimension(d) => row.key(d).map(str::to_owned).into(),
+        })
+        .collect()
 }

@@ -1,7 +1,6 @@
 //! `tradeFinanceMismatches`: FinCEN-reported money against declared trade, per entity, and
 //! structuring (`analysis::trade_finance`). FINANCIAL data: CBP roles never resolve it.
 
-use async_graphql::connection::Connection;
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject};
 use entities::{financial_transaction, trade_record};
 use sea_orm::sea_query::{Alias, Expr, Query};
@@ -11,7 +10,8 @@ use sea_orm::{
 
 use super::filters::{RecordFilter, check_text, contains, read_if_set};
 use super::guard::{principal, require_readable};
-use super::pagination::{CONNECTION_COST, OffsetCursor, Page, TotalCount};
+use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey};
+use super::pagination::CONNECTION_COST;
 use super::scalars::Date;
 use super::scope;
 use crate::analysis::trade_finance::{
@@ -204,7 +204,8 @@ pub struct TradeFinanceQuery;
 #[Object]
 impl TradeFinanceQuery {
     /// Entities whose FinCEN-reported money exceeds their declared imports, or whose cash
-    /// shows structuring, in the window; the largest excess of money over goods first.
+    /// shows structuring, in the window; the largest excess of money over goods first, ties
+    /// by TIN (entities known only by name after those with one), then name.
     #[graphql(complexity = "CONNECTION_COST + child_complexity")]
     async fn trade_finance_mismatches(
         &self,
@@ -213,10 +214,10 @@ impl TradeFinanceQuery {
         thresholds: Option<TradeFinanceThresholds>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Option<Connection<OffsetCursor, TradeFinanceMismatch, TotalCount>>>
-    {
+    ) -> async_graphql::Result<Option<KeysetConnection<TradeFinanceMismatch>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Page::new(first, after)?;
+        let page =
+            Keyset::new("tradeFinanceMismatches", mismatch_keys()).page(first, after.as_deref())?;
         let thresholds = Thresholds::try_from(thresholds)?;
         let filter = filter.unwrap_or_default();
         require_readable(ctx, TradeFinanceFilter::RECORD, &filter.fields_read())?;
@@ -230,14 +231,33 @@ impl TradeFinanceQuery {
         let declared = declared(state, perms, &filter, &reported).await?;
         let found = trade_finance::mismatches(reported, cash, &declared, &thresholds);
         let total = found.len() as u64;
-        let window = found
+        let edges = page
+            .window(found, mismatch_position)
             .into_iter()
-            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
-            .take(usize::try_from(page.limit + 1).unwrap_or(usize::MAX))
-            .map(|m| TradeFinanceMismatch::new(m, &thresholds))
+            .map(|(cursor, m)| (cursor, TradeFinanceMismatch::new(m, &thresholds)))
             .collect();
-        Ok(Some(page.connection(window, total)))
+        Ok(Some(page.connection(edges, Some(total))))
     }
+}
+
+/// The served order (`mismatches` leaves it to these keys): the largest excess of money over
+/// goods first, then the entity, which is unique — its TIN (NULL sorts last), else its name:
+/// an entity is keyed by its name only when it has no TIN, and then has that one name, so the
+/// first name stands for `names` without ambiguity.
+fn mismatch_keys() -> Vec<SortKey> {
+    vec![
+        SortKey::computed("excess", KeyKind::Float).desc(true),
+        SortKey::computed("tin", KeyKind::Text).nullable(true),
+        SortKey::computed("name", KeyKind::Text).nullable(true),
+    ]
+}
+
+fn mismatch_position(m: &Mismatch) -> Vec<KeyValue> {
+    vec![
+        (m.reported_usd - m.declared_usd).into(),
+        m.tin.clone().into(),
+        m.names.first().cloned().into(),
+    ]
 }
 
 async fn reported_sums(state: &AppState, reports: Condition) -> ApiResult<Vec<ReportedSums>> {
