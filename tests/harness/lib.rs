@@ -616,6 +616,16 @@ impl Session<'_> {
     }
 }
 
+/// The nodes of a connection (`{ edges { node } }`).
+pub fn nodes(connection: &Value) -> Vec<Value> {
+    connection["edges"]
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| e["node"].clone())
+        .collect()
+}
+
 /// The `extensions.code` of every error in a response.
 pub fn error_codes(response: &Value) -> Vec<String> {
     response["errors"]

@@ -47,12 +47,7 @@ const FINANCE: &str = "query($f: TradeFinanceFilter, $t: TradeFinanceThresholds,
                    structuring { firstDate lastDate count totalUsd reportIds } } } } }";
 
 fn nodes(data: &Value, field: &str) -> Vec<Value> {
-    data[field]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect()
+    dartts_tests::nodes(&data[field])
 }
 
 async fn used(server: &Server, token: &str) -> u64 {

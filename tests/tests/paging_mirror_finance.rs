@@ -39,64 +39,49 @@ fn write(env: &TestEnv, name: &str, header: &str, lines: &[String]) -> String {
     path.to_str().expect("utf-8").to_owned()
 }
 
+/// One trade and one financial batch, their files named after `tag`.
+async fn load(env: &TestEnv, tag: &str, trades: &[String], reports: &[String]) {
+    let trade_file = write(env, &format!("trade_{tag}.csv"), TRADE_HEADER, trades);
+    env.load_ok(&["trade", &trade_file, "--provider", "US"])
+        .await;
+    let finance_file = write(env, &format!("finance_{tag}.csv"), FINANCE_HEADER, reports);
+    env.load_ok(&["financial", &finance_file]).await;
+}
+
 /// The first batch: mirror cells at 5,000 and four at 1,000 (one an export, so −1,000), money
 /// at 50,000 and four subjects at 20,000 (two with a TIN, two without).
 async fn load_first(env: &TestEnv) {
-    let trade_file = write(
-        env,
-        "trade_a.csv",
-        TRADE_HEADER,
-        &[
-            trade("MT-A1", "IMPORT", "847130", "DE", 5_000),
-            trade("MT-A2", "IMPORT", "610910", "DE", 1_000),
-            trade("MT-A3", "IMPORT", "847130", "BR", 1_000),
-            trade("MT-A4", "EXPORT", "847130", "DE", 1_000),
-            trade("MT-A5", "IMPORT", "090111", "JP", 1_000),
-        ],
-    );
-    env.load_ok(&["trade", &trade_file, "--provider", "US"])
-        .await;
-    let finance_file = write(
-        env,
-        "finance_a.csv",
-        FINANCE_HEADER,
-        &[
-            report("PF-A1", "Zed Co", "", 20_000),
-            report("PF-A2", "Abe Co", "", 20_000),
-            report("PF-A3", "Tin Two Co", "22-0000002", 20_000),
-            report("PF-A4", "Tin One Co", "11-0000001", 20_000),
-            report("PF-A5", "Big Co", "99-0000009", 50_000),
-        ],
-    );
-    env.load_ok(&["financial", &finance_file]).await;
+    let trades = [
+        trade("MT-A1", "IMPORT", "847130", "DE", 5_000),
+        trade("MT-A2", "IMPORT", "610910", "DE", 1_000),
+        trade("MT-A3", "IMPORT", "847130", "BR", 1_000),
+        trade("MT-A4", "EXPORT", "847130", "DE", 1_000),
+        trade("MT-A5", "IMPORT", "090111", "JP", 1_000),
+    ];
+    let reports = [
+        report("PF-A1", "Zed Co", "", 20_000),
+        report("PF-A2", "Abe Co", "", 20_000),
+        report("PF-A3", "Tin Two Co", "22-0000002", 20_000),
+        report("PF-A4", "Tin One Co", "11-0000001", 20_000),
+        report("PF-A5", "Big Co", "99-0000009", 50_000),
+    ];
+    load(env, "a", &trades, &reports).await;
 }
 
 /// The second batch: one item ranked before the first batch's ties and others among and after
 /// them.
 async fn load_second(env: &TestEnv) {
-    let trade_file = write(
-        env,
-        "trade_b.csv",
-        TRADE_HEADER,
-        &[
-            trade("MT-B1", "IMPORT", "847130", "AU", 3_000),
-            trade("MT-B2", "IMPORT", "847130", "ZA", 1_000),
-            trade("MT-B3", "IMPORT", "010121", "DE", 1_000),
-        ],
-    );
-    env.load_ok(&["trade", &trade_file, "--provider", "US"])
-        .await;
-    let finance_file = write(
-        env,
-        "finance_b.csv",
-        FINANCE_HEADER,
-        &[
-            report("PF-B1", "Mid Co", "44-0000004", 30_000),
-            report("PF-B2", "Aaa Co", "", 20_000),
-            report("PF-B3", "Zzz Co", "", 20_000),
-        ],
-    );
-    env.load_ok(&["financial", &finance_file]).await;
+    let trades = [
+        trade("MT-B1", "IMPORT", "847130", "AU", 3_000),
+        trade("MT-B2", "IMPORT", "847130", "ZA", 1_000),
+        trade("MT-B3", "IMPORT", "010121", "DE", 1_000),
+    ];
+    let reports = [
+        report("PF-B1", "Mid Co", "44-0000004", 30_000),
+        report("PF-B2", "Aaa Co", "", 20_000),
+        report("PF-B3", "Zzz Co", "", 20_000),
+    ];
+    load(env, "b", &trades, &reports).await;
 }
 
 const MIRROR: &str = "query($n: Int, $a: String) {
@@ -118,12 +103,7 @@ const MIRROR_FIELD: &str = CONNECTIONS[0].1;
 const FINANCE_FIELD: &str = CONNECTIONS[1].1;
 
 fn nodes(data: &Value, field: &str) -> Vec<Value> {
-    data[field]["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect()
+    dartts_tests::nodes(&data[field])
 }
 
 /// A mirror pair as (exporter, importer, HS6, unexplained).

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use dartts_tests::{Backend, TestEnv};
+use dartts_tests::{Backend, Session, TestEnv};
 use serde_json::json;
 
 fn truth_of(dir: &std::path::Path) -> (HashMap<String, String>, HashMap<String, String>) {
@@ -49,6 +49,33 @@ fn csv_lines(path: &std::path::Path) -> Vec<Vec<String>> {
             out
         })
         .collect()
+}
+
+/// Every edge of `field`, `first` at a time after each page's end cursor; `total` edges exist
+/// (each page must say so too).
+async fn every_page(
+    session: &Session<'_>,
+    query: &str,
+    field: &str,
+    first: u64,
+    total: usize,
+) -> Vec<serde_json::Value> {
+    let mut paged = Vec::new();
+    let mut cursor = serde_json::Value::Null;
+    loop {
+        let page = session
+            .data(query, json!({"first": first, "after": cursor}))
+            .await[field]
+            .clone();
+        assert_eq!(page["totalCount"], total, "{field}");
+        paged.extend(page["edges"].as_array().expect("edges").iter().cloned());
+        // A page that does not move past its cursor would page forever.
+        assert!(paged.len() <= total, "{field}: more edges paged than exist");
+        if page["pageInfo"]["hasNextPage"] != true {
+            return paged;
+        }
+        cursor = page["pageInfo"]["endCursor"].clone();
+    }
 }
 
 #[tokio::test]
@@ -167,20 +194,7 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
             .all(|k| kinds.contains(k)),
         "every kind present, for the test to mean something: {kinds:?}"
     );
-    let mut paged = Vec::new();
-    let mut cursor = serde_json::Value::Null;
-    loop {
-        let page = session
-            .data(query, json!({"first": 7, "after": cursor}))
-            .await["redFlags"]
-            .clone();
-        paged.extend(page["edges"].as_array().expect("edges").iter().cloned());
-        assert!(paged.len() <= all.len(), "more flags paged than exist");
-        if page["pageInfo"]["hasNextPage"] != true {
-            break;
-        }
-        cursor = page["pageInfo"]["endCursor"].clone();
-    }
+    let paged = every_page(&session, query, "redFlags", 7, all.len()).await;
     if let Some(i) = (0..paged.len().max(all.len())).find(|i| paged.get(*i) != all.get(*i)) {
         panic!(
             "paged {} against {} flags; first difference at {i}: {} against {}",
@@ -226,22 +240,7 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
         let all = whole["edges"].as_array().expect("edges").clone();
         assert!(all.len() >= 5, "{whole:#}");
         assert_eq!(whole["pageInfo"]["hasNextPage"], false);
-        let mut paged = Vec::new();
-        let mut cursor = serde_json::Value::Null;
-        loop {
-            let page = s
-                .data(anomalies, json!({"first": 2, "after": cursor}))
-                .await["priceAnomalies"]
-                .clone();
-            assert_eq!(page["totalCount"], whole["totalCount"]);
-            paged.extend(page["edges"].as_array().expect("edges").iter().cloned());
-            // A page that does not move past its cursor would page forever.
-            assert!(paged.len() <= all.len(), "more rows paged than exist");
-            if page["pageInfo"]["hasNextPage"] != true {
-                break;
-            }
-            cursor = page["pageInfo"]["endCursor"].clone();
-        }
+        let paged = every_page(&s, anomalies, "priceAnomalies", 2, all.len()).await;
         assert_eq!(paged, all);
         let flag_cursor =
             s.data(query, json!({"first": 1})).await["redFlags"]["pageInfo"]["endCursor"].clone();

@@ -2,7 +2,7 @@
 //! what one page gives on both backends, a cursor of another grouping, order or connection is
 //! refused, and groups loaded between two pages shift nothing already read.
 
-use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture, nodes};
 use serde_json::{Value, json};
 
 const TOTALS: &str = "query($g: [TotalsDimension!]!, $f: TradeRecordFilter, $o: [TotalsOrder!], $n: Int, $a: String) {
@@ -30,13 +30,6 @@ async fn load(env: &TestEnv, name: &str, provider: &str) {
 
 fn edges(connection: &Value) -> &Vec<Value> {
     connection["edges"].as_array().expect("edges")
-}
-
-fn nodes(connection: &Value) -> Vec<Value> {
-    edges(connection)
-        .iter()
-        .map(|e| e["node"].clone())
-        .collect()
 }
 
 /// The `tradeTotals` connection of `vars`, first `first` after `after`.
