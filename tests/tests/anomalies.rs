@@ -1,7 +1,7 @@
 //! Price anomalies through HTTP: injected prices are found with the numbers that flag them,
 //! each anomaly counts against the quota, SQLite and PostgreSQL agree, and a foreign partner's
 //! peer statistics come only from rows it may see (and equal the stored profiles where it sees
-//! every row).
+//! every row), and pages are positions that a load between two of them does not shift.
 
 use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, samples};
 use serde_json::{Value, json};
@@ -426,5 +426,158 @@ async fn value_moved_totals_add_up_the_listed_anomalies() {
                 }
             }
         }
+    }
+}
+
+const PAGED: &str = "query($after: String, $first: Int) { priceAnomalies(first: $first, \
+                     after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { \
+                     node { score record { declarationId } } } } }";
+
+/// The edges of the `priceAnomalies` connection in `data` (top level or an entity's).
+fn connection(data: &Value) -> &Value {
+    let top = &data["priceAnomalies"];
+    if top.is_null() {
+        &data["entity"]["priceAnomalies"]
+    } else {
+        top
+    }
+}
+
+/// Every node of `query` after `after`, two at a time; at most `most` (a page that never
+/// moves past its cursor fails instead of paging forever).
+async fn pages_after(
+    server: &Server,
+    token: &str,
+    query: &str,
+    mut after: Value,
+    most: usize,
+) -> Vec<Value> {
+    let mut nodes = Vec::new();
+    loop {
+        let data = server
+            .session(Some(token))
+            .data(query, json!({ "first": 2, "after": after }))
+            .await;
+        let page = connection(&data);
+        nodes.extend(dartts_tests::nodes(page));
+        assert!(nodes.len() <= most, "more than {most} paged: {nodes:#?}");
+        if page["pageInfo"]["hasNextPage"] != true {
+            return nodes;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
+/// A page after a cursor starts after the cursor's (score, record), not after a number of
+/// rows: a batch loaded between two pages, with an anomaly that outranks the first page and one
+/// that ranks after it, makes the next pages repeat nothing and skip nothing — on the
+/// analyst's path (stored profiles, a seek in SQL) and a partner's (peers from its own rows,
+/// ranked in Rust), on both engines. A malformed cursor is refused; an entity's anomalies page
+/// the same way.
+#[tokio::test]
+async fn a_load_between_two_pages_of_anomalies_repeats_and_skips_nothing() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let mut first = ordinary("A", 30, "8471300100", "CN", 100.0);
+        for (i, price) in [300.0, 400.0, 600.0, 800.0, 1_000.0]
+            .into_iter()
+            .enumerate()
+        {
+            first.push(line(
+                &format!("A-HIGH-{i}"),
+                10 + i as u32,
+                "8471300100",
+                "Inflated Imports",
+                "CN",
+                price,
+            ));
+        }
+        let file = write(&env, "first.csv", &first);
+        env.load_ok(&["trade", &file, "--provider", "KR"]).await;
+        let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+        let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+        let server = env.serve().await;
+
+        let mut first_pages = Vec::new();
+        for token in [&hsi, &kr] {
+            let page = server
+                .session(Some(token))
+                .data(PAGED, json!({ "first": 2 }))
+                .await["priceAnomalies"]
+                .clone();
+            assert_eq!(page["totalCount"], 5, "{backend:?}: {page:#}");
+            first_pages.push(page);
+        }
+
+        // Another peer group (its profile is its own, so nothing loaded before is rescored):
+        // one anomaly far above every other, one below the first page's.
+        let mut second = ordinary("B", 30, "8471300200", "CN", 100.0);
+        second.push(line(
+            "B-TOP",
+            20,
+            "8471300200",
+            "Inflated Imports",
+            "CN",
+            100_000.0,
+        ));
+        second.push(line(
+            "B-LOW",
+            21,
+            "8471300200",
+            "Inflated Imports",
+            "CN",
+            250.0,
+        ));
+        let file = write(&env, "second.csv", &second);
+        env.load_ok(&["trade", &file, "--provider", "KR"]).await;
+
+        for (token, page) in [&hsi, &kr].into_iter().zip(&first_pages) {
+            let seen = dartts_tests::nodes(page);
+            let whole = server
+                .session(Some(token))
+                .data(PAGED, json!({ "first": 100 }))
+                .await["priceAnomalies"]
+                .clone();
+            let all = dartts_tests::nodes(&whole);
+            let ids: Vec<&Value> = all.iter().map(|n| &n["record"]["declarationId"]).collect();
+            assert_eq!(ids[0], "B-TOP", "{backend:?}: {whole:#}");
+            assert!(ids.contains(&&json!("B-LOW")), "{backend:?}: {whole:#}");
+            let boundary = all
+                .iter()
+                .position(|n| *n == seen[1])
+                .expect("the first page's last anomaly is still one");
+            let rest = pages_after(
+                &server,
+                token,
+                PAGED,
+                page["pageInfo"]["endCursor"].clone(),
+                all.len(),
+            )
+            .await;
+            assert_eq!(rest, all[boundary + 1..], "{backend:?}");
+            assert!(rest.iter().all(|n| !seen.contains(n)), "{backend:?}");
+
+            let refused = server
+                .session(Some(token))
+                .gql(PAGED, json!({ "first": 2, "after": "nope" }))
+                .await;
+            assert_eq!(error_codes(&refused), ["BAD_USER_INPUT"], "{refused:#}");
+        }
+
+        // The entity's nested connection: its anomalies paged two at a time are its one page.
+        let nested = "query($after: String, $first: Int) { entity(importerId: \"ID-Inflated \
+                      Imports\") { priceAnomalies(first: $first, after: $after) { pageInfo { \
+                      hasNextPage endCursor } edges { node { score record { declarationId } } } \
+                      } } }";
+        let whole = server
+            .session(Some(&hsi))
+            .data(nested, json!({ "first": 100 }))
+            .await;
+        let all = dartts_tests::nodes(connection(&whole));
+        assert_eq!(all.len(), 7, "{backend:?}: {whole:#}");
+        assert_eq!(
+            pages_after(&server, &hsi, nested, Value::Null, all.len()).await,
+            all
+        );
     }
 }
