@@ -429,7 +429,9 @@ pub const AGENT_WITHOUT_PII: PolicyEdits<'static> = PolicyEdits {
 
 /// A policy under which HSI_ANALYST may read financial and subject records but not the fields
 /// `financialTransactions` and `subjectRecords` order their pages by (`transactionDate`,
-/// `recordId`, made TRADE_PII here): the order alone would rank the hidden values.
+/// `recordId`, made TRADE_PII here): the order alone would rank the hidden values. The same
+/// for two analysis connections, whose cursors carry their keys' values: a mirror pair's HS
+/// code and a mismatch's subject TIN.
 pub const ANALYST_WITHOUT_SORT_FIELDS: PolicyEdits<'static> = PolicyEdits {
     roles: &[(
         "description = \"HSI intelligence / trade analyst\"\nallow = [\"TRADE\", \"TRADE_PII\", \"FINANCIAL\"",
@@ -443,6 +445,14 @@ pub const ANALYST_WITHOUT_SORT_FIELDS: PolicyEdits<'static> = PolicyEdits {
         (
             "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\n",
             "[SubjectRecord]\n\"*\" = \"LAW_ENFORCEMENT\"\nrecordId = \"TRADE_PII\"\n",
+        ),
+        (
+            "[MirrorDiscrepancy]\n\"*\" = \"TRADE\"\n",
+            "[MirrorDiscrepancy]\n\"*\" = \"TRADE\"\nhsCode = \"TRADE_PII\"\n",
+        ),
+        (
+            "[TradeFinanceMismatch]\n\"*\" = \"FINANCIAL\"\n",
+            "[TradeFinanceMismatch]\n\"*\" = \"FINANCIAL\"\nsubjectTin = \"TRADE_PII\"\n",
         ),
     ],
 };

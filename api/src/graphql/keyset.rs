@@ -114,7 +114,11 @@ impl KeyValue {
                 .as_f64()
                 .filter(|v| v.is_finite())
                 .map(KeyValue::Float),
-            KeyKind::Text => value.as_str().map(|s| KeyValue::Text(s.to_owned())),
+            // PostgreSQL text cannot hold NUL: a forged one would fail the query, not match.
+            KeyKind::Text => value
+                .as_str()
+                .filter(|s| !s.contains('\0'))
+                .map(|s| KeyValue::Text(s.to_owned())),
             KeyKind::Date => value
                 .as_str()
                 .and_then(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())

@@ -192,6 +192,7 @@ impl MirrorQuery {
         }
         let filter = filter.unwrap_or_default();
         require_readable(ctx, MirrorFilter::RECORD, &filter.fields_read())?;
+        require_readable(ctx, "MirrorDiscrepancy", PAIR_KEY_FIELDS)?;
         let perms = &principal(ctx)?.permissions;
         let period_dimension = match period.unwrap_or_default() {
             MirrorPeriod::Month => Dimension::Month,
@@ -271,6 +272,16 @@ impl MirrorQuery {
 
 /// The served order (`match_sides` leaves it to these keys): the largest unexplained amount
 /// (either sign) first, then the cell, which is unique, its text in byte order.
+/// The `MirrorDiscrepancy` fields `pair_keys` order by. A cursor carries their values and the
+/// order ranks them, so, like a table's sort keys, they must be readable.
+const PAIR_KEY_FIELDS: &[&str] = &[
+    "unexplainedUsd",
+    "exporterCountry",
+    "importerCountry",
+    "hsCode",
+    "period",
+];
+
 fn pair_keys() -> Vec<SortKey> {
     vec![
         SortKey::computed("unexplainedAbs", KeyKind::Float).desc(true),

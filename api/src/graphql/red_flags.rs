@@ -201,6 +201,13 @@ impl RedFlagQuery {
             read.extend(kind.fields_read());
         }
         require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
+        // A cursor carries its flag's position (`RedFlag::position`), which holds the importer
+        // of the two kinds that have one.
+        let mut keys_read = vec!["kind", "facts", "record"];
+        if kinds.contains(&RedFlagKind::Benford) || kinds.contains(&RedFlagKind::NewChapter) {
+            keys_read.push("importer");
+        }
+        require_readable(ctx, "RedFlag", &keys_read)?;
         let mut t = Thresholds {
             round_unit,
             round_min_value,

@@ -221,6 +221,7 @@ impl TradeFinanceQuery {
         let thresholds = Thresholds::try_from(thresholds)?;
         let filter = filter.unwrap_or_default();
         require_readable(ctx, TradeFinanceFilter::RECORD, &filter.fields_read())?;
+        require_readable(ctx, "TradeFinanceMismatch", MISMATCH_KEY_FIELDS)?;
         let perms = &principal(ctx)?.permissions;
         let reports = filter.condition()?.add(scope::all_or_nothing(
             perms,
@@ -244,6 +245,15 @@ impl TradeFinanceQuery {
 /// goods first, then the entity, which is unique — its TIN (NULL sorts last), else its name:
 /// an entity is keyed by its name only when it has no TIN, and then has that one name, so the
 /// first name stands for `names` without ambiguity.
+/// The `TradeFinanceMismatch` fields `mismatch_keys` order by. A cursor carries their values
+/// and the order ranks them, so, like a table's sort keys, they must be readable.
+const MISMATCH_KEY_FIELDS: &[&str] = &[
+    "reportedUsd",
+    "declaredImportValueUsd",
+    "subjectTin",
+    "subjectNames",
+];
+
 fn mismatch_keys() -> Vec<SortKey> {
     vec![
         SortKey::computed("excess", KeyKind::Float).desc(true),

@@ -130,6 +130,7 @@ fn foreign_malformed_and_out_of_range_cursors_are_refused() {
         r#"[1.5,"a",18446744073709551615]"#,
         r#"[null,"a",3]"#,
         r#"[1.5,"a",null]"#,
+        r#"[1.5,"a\u0000b",3]"#,
     ] {
         assert!(page(Some(&forge(k))).is_err(), "{k}");
     }
