@@ -275,3 +275,46 @@ async fn an_edited_event_with_the_chain_recomputed_without_the_key_is_caught() {
         broken.stdout
     );
 }
+
+/// The writer keeps its PostgreSQL connection from one append to the next. When that connection
+/// dies, the request whose event was on it fails closed (nothing answered without its record),
+/// and the next one is audited on a new connection: the writer must not hold on to a dead one.
+#[tokio::test]
+async fn when_the_writers_connection_dies_that_request_fails_closed_and_the_next_is_audited() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let token = env.user("alice", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let session = server.session(Some(&token));
+    let me = || session.post("{ me { role } }", json!({}));
+    let (status, body) = me().await;
+    assert_eq!(status, 200, "{body}");
+
+    let killed = env
+        .scalar(
+            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             AND query LIKE 'WITH moved AS%') AS t",
+        )
+        .await;
+    assert_eq!(
+        killed, 1,
+        "the writer's connection, found by its last statement"
+    );
+    let before = env.count("audit_events").await;
+    let (status, body) = me().await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "INTERNAL",
+        "{body}"
+    );
+    assert!(body["data"].is_null(), "nothing answered unaudited: {body}");
+    assert_eq!(env.count("audit_events").await, before);
+
+    for _ in 0..5 {
+        let (status, body) = me().await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert_eq!(env.count("audit_events").await, before + 5);
+    let verify = env.run(&["audit", "verify"]).await;
+    assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
+}

@@ -13,11 +13,13 @@ pub mod key;
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
 use entities::audit_event;
+use sea_orm::sqlx::{self, PgConnection, Postgres, pool::PoolConnection};
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, Set, Statement, TransactionTrait,
 };
 use serde_json::Value;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use chain::{Chain, VerifyReport, event_hash};
@@ -117,6 +119,8 @@ pub enum AuditError {
     Writer(String),
     #[error("audit write failed: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("audit write failed: {0}")]
+    Connection(#[from] sea_orm::sqlx::Error),
     #[error("audit head is missing; run `dartts migrate`")]
     NoHead,
 }
@@ -168,6 +172,10 @@ impl AuditSink for DbAudit {
     }
 }
 
+/// How long the writer keeps its PostgreSQL connection without an event before it hands it
+/// back to the pool.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
 async fn writer(
     db: DatabaseConnection,
     instance: Instance,
@@ -178,7 +186,28 @@ async fn writer(
     // in the same statement, so a stale copy (another replica appended) costs a retry, never a
     // fork in the chain.
     let mut head: Option<Head> = None;
-    while let Some(first) = receiver.recv().await {
+    // The PostgreSQL connection, kept from one append to the next while events keep coming.
+    // sqlx tests every connection given back to a pool with a round trip, so taking one per
+    // append put that round trip between each commit and the next batch's. Given back after
+    // IDLE_RELEASE without events (a CLI command's pool is shared), and after any error, so the
+    // next append starts on a connection the pool has checked.
+    let mut held: Option<PoolConnection<Postgres>> = None;
+    loop {
+        let first = if held.is_some() {
+            match tokio::time::timeout(IDLE_RELEASE, receiver.recv()).await {
+                Ok(Some(first)) => first,
+                Ok(None) => break,
+                Err(_) => {
+                    held = None;
+                    continue;
+                }
+            }
+        } else {
+            match receiver.recv().await {
+                Some(first) => first,
+                None => break,
+            }
+        };
         // Let the request tasks that are ready run first: those about to finish add their
         // events to this batch instead of waiting for the next commit. Costs no timer, only a
         // turn of the scheduler.
@@ -197,7 +226,7 @@ async fn writer(
             let started = std::time::Instant::now();
             let appended = match db.get_database_backend() {
                 DbBackend::Postgres => {
-                    append_postgres(&db, instance, &key, &events, &mut head).await
+                    append_held(&db, &mut held, instance, &key, &events, &mut head).await
                 }
                 _ => append_locked(&db, instance, &key, &events)
                     .await
@@ -212,6 +241,7 @@ async fn writer(
                 }
                 Err(e) => {
                     tracing::error!(error = %e, events = batch.len(), "audit append failed");
+                    held = None;
                     let message = e.to_string();
                     for pending in batch.drain(..) {
                         let _ = pending.reply.send(Err(message.clone()));
@@ -220,6 +250,22 @@ async fn writer(
             }
         }
     }
+}
+
+/// `append_postgres` on the writer's held connection, taken from the pool first if it has none.
+async fn append_held(
+    db: &DatabaseConnection,
+    held: &mut Option<PoolConnection<Postgres>>,
+    instance: Instance,
+    key: &AuditKey,
+    events: &[&AuditEvent],
+    head: &mut Option<Head>,
+) -> Result<(i64, usize), AuditError> {
+    let conn = match held {
+        Some(conn) => conn,
+        None => held.insert(db.get_postgres_connection_pool().acquire().await?),
+    };
+    append_postgres(conn, instance, key, events, head).await
 }
 
 /// The last row of the chain, as `audit_head` records it.
@@ -238,12 +284,12 @@ impl Head {
     }
 }
 
+const READ_HEAD: &str =
+    "SELECT last_id, last_hash, COALESCE(keyed_from, 1) FROM audit_head WHERE id = 1";
+
 async fn read_head(db: &impl ConnectionTrait) -> Result<Head, AuditError> {
     let row = db
-        .query_one_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT last_id, last_hash, COALESCE(keyed_from, 1) FROM audit_head WHERE id = 1",
-        ))
+        .query_one_raw(Statement::from_string(db.get_database_backend(), READ_HEAD))
         .await?
         .ok_or(AuditError::NoHead)?;
     Ok(Head {
@@ -403,7 +449,7 @@ fn rows_json(
 /// Appends the longest prefix of `events` that fits in one statement (at least one event);
 /// returns the first new id and how many were appended.
 async fn append_postgres(
-    db: &DatabaseConnection,
+    conn: &mut PgConnection,
     instance: Instance,
     key: &AuditKey,
     events: &[&AuditEvent],
@@ -413,25 +459,30 @@ async fn append_postgres(
         // Taken, not borrowed: after any error the next batch starts from a fresh read.
         let current = match head.take() {
             Some(h) => h,
-            None => read_head(db).await?,
+            None => {
+                let (last_id, last_hash, keyed_from) = sqlx::query_as(READ_HEAD)
+                    .fetch_optional(&mut *conn)
+                    .await?
+                    .ok_or(AuditError::NoHead)?;
+                Head {
+                    last_id,
+                    last_hash,
+                    keyed_from,
+                }
+            }
         };
         let (json, count, last) = rows_json(key, instance, &current, events, STATEMENT_BYTES)?;
         if count == 0 {
             *head = Some(current);
             return Err(AuditError::Writer("nothing to append".into()));
         }
-        let written = db
-            .execute_raw(Statement::from_sql_and_values(
-                DbBackend::Postgres,
-                POSTGRES_APPEND,
-                [
-                    last.last_id.into(),
-                    last.last_hash.clone().into(),
-                    current.last_id.into(),
-                    current.last_hash.into(),
-                    json.into(),
-                ],
-            ))
+        let written = sqlx::query(POSTGRES_APPEND)
+            .bind(last.last_id)
+            .bind(&last.last_hash)
+            .bind(current.last_id)
+            .bind(current.last_hash)
+            .bind(json)
+            .execute(&mut *conn)
             .await?
             .rows_affected();
         if written == count as u64 {
