@@ -291,9 +291,11 @@ async fn when_the_writers_connection_dies_that_request_fails_closed_and_the_next
 
     let killed = env
         .scalar(
-            "SELECT COUNT(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid() \
-             AND query LIKE 'WITH moved AS%') AS t",
+            // The timeout makes the call wait until the backend is gone, so the next request
+            // cannot reach it before it exits.
+            "SELECT COUNT(*) FILTER (WHERE gone) FROM (SELECT pg_terminate_backend(pid, 10000) \
+             AS gone FROM pg_stat_activity WHERE datname = current_database() \
+             AND pid <> pg_backend_pid() AND query LIKE 'WITH moved AS%') AS t",
         )
         .await;
     assert_eq!(
