@@ -27,8 +27,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, ExprTrait, NullOrdering, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, EntityTrait, Iterable, Order, PaginatorTrait,
-    PrimaryKeyToColumn, QueryFilter, QueryOrder, QuerySelect, QueryTrait, Select,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, Iterable, Order,
+    PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder, QueryResult, QuerySelect,
+    QueryTrait, Select,
 };
 use serde_json::Value;
 
@@ -546,12 +547,46 @@ where
     E: EntityTrait,
     E::Model: Sync,
 {
-    let total = if wants_total(ctx) {
+    let total = total(ctx, db, &select).await?;
+    Ok((page.apply(select).all(db).await?, total))
+}
+
+/// `fetch` reading only `columns` of each row, in that order, for the caller to decode by
+/// position (`trade_columns`).
+pub async fn fetch_columns<E>(
+    ctx: &Context<'_>,
+    db: &DatabaseConnection,
+    page: &KeysetPage,
+    select: Select<E>,
+    columns: impl IntoIterator<Item = E::Column>,
+) -> Result<(Vec<QueryResult>, Option<u64>), ApiError>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    let total = total(ctx, db, &select).await?;
+    let statement = page
+        .apply(select)
+        .select_only()
+        .columns(columns)
+        .build(db.get_database_backend());
+    Ok((db.query_all_raw(statement).await?, total))
+}
+
+async fn total<E>(
+    ctx: &Context<'_>,
+    db: &DatabaseConnection,
+    select: &Select<E>,
+) -> Result<Option<u64>, ApiError>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+{
+    Ok(if wants_total(ctx) {
         Some(select.clone().count(db).await?)
     } else {
         None
-    };
-    Ok((page.apply(select).all(db).await?, total))
+    })
 }
 
 /// Whether the selection asks for `totalCount`: counting costs a second query over every

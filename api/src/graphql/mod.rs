@@ -33,6 +33,7 @@ mod sdn;
 pub(crate) mod subjects;
 mod totals;
 pub(crate) mod trade;
+mod trade_columns;
 pub(crate) mod trade_finance;
 
 pub use batch::DatasetKind;

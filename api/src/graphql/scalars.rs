@@ -4,7 +4,7 @@ use async_graphql::{Enum, InputValueError, InputValueResult, Scalar, ScalarType,
 use chrono::NaiveDate;
 
 /// A calendar date, `YYYY-MM-DD`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Date(pub NaiveDate);
 
 #[Scalar(name = "Date")]
@@ -19,7 +19,8 @@ impl ScalarType for Date {
     }
 
     fn to_value(&self) -> Value {
-        Value::String(self.0.format("%Y-%m-%d").to_string())
+        // `Display` is `%Y-%m-%d` without parsing a format string for each value.
+        Value::String(self.0.to_string())
     }
 }
 
@@ -34,6 +35,22 @@ impl From<SortDirection> for sea_orm::Order {
         match d {
             SortDirection::Asc => sea_orm::Order::Asc,
             SortDirection::Desc => sea_orm::Order::Desc,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_date_shows_as_year_month_day_at_any_year() {
+        for (y, m, d) in [(2024, 3, 5), (999, 1, 2), (1, 12, 31), (9999, 12, 31)] {
+            let date = NaiveDate::from_ymd_opt(y, m, d).unwrap();
+            assert_eq!(
+                Date(date).to_value(),
+                Value::String(date.format("%Y-%m-%d").to_string())
+            );
         }
     }
 }

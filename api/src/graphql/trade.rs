@@ -11,22 +11,34 @@ use super::filters::{RecordFilter, check_text, contains, countries, digit_prefix
 use super::financial::{self, FinancialTransaction};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
-use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, fetch};
+use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, fetch_columns};
 use super::pagination::CONNECTION_COST;
 use super::scalars::{Date, SortDirection};
 use super::scope;
 use super::screening::{self, PartyHit, TradeParty};
+use super::trade_columns::Projection;
 use crate::error::{ApiError, ApiResult};
 use crate::policy::PermissionSet;
 use crate::state::AppState;
 
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Direction {
+    // The default only stands in for a column a page did not read (`trade_columns`).
+    #[default]
     Import,
     Export,
 }
 
 impl Direction {
+    /// From the column's value (`IMPORT` or `EXPORT`, checked at load).
+    pub(super) fn from_column(value: &str) -> Self {
+        if value == "EXPORT" {
+            Direction::Export
+        } else {
+            Direction::Import
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             Direction::Import => "IMPORT",
@@ -36,16 +48,14 @@ impl Direction {
 }
 
 /// One line of one trade declaration.
-#[derive(SimpleObject)]
+// `Default` only fills what a page did not read (`trade_columns`): none of it resolves.
+#[derive(SimpleObject, Default)]
 #[graphql(complex)]
 pub struct TradeRecord {
     #[graphql(skip)]
-    row_id: i64,
+    pub(super) row_id: i64,
     #[graphql(skip)]
-    batch_id: i64,
-    /// Kept for the financial link even when the caller cannot read the field itself.
-    #[graphql(skip)]
-    importer_key: (Option<String>, Option<String>),
+    pub(super) batch_id: i64,
     pub declaration_id: String,
     pub line_number: i32,
     pub declaration_date: Date,
@@ -93,13 +103,14 @@ impl TradeRecord {
     ) -> async_graphql::Result<Option<Vec<FinancialTransaction>>> {
         let state = ctx.data::<AppState>()?;
         let principal = principal(ctx)?;
-        let (id, name) = &self.importer_key;
+        // The importer's fields as stored, whether or not the caller may read them: the field
+        // guard refuses fields when they resolve; it does not clear the struct.
         Ok(Some(
             financial::for_subject(
                 state,
                 &principal.permissions,
-                id.as_deref(),
-                name.as_deref(),
+                self.importer_id.as_deref(),
+                self.importer_name.as_deref(),
             )
             .await?,
         ))
@@ -135,15 +146,10 @@ impl From<trade_record::Model> for TradeRecord {
         TradeRecord {
             row_id: m.id,
             batch_id: m.batch_id,
-            importer_key: (m.importer_id.clone(), m.importer_name.clone()),
             declaration_id: m.declaration_id,
             line_number: m.line_number,
             declaration_date: Date(m.declaration_date),
-            direction: if m.direction == "EXPORT" {
-                Direction::Export
-            } else {
-                Direction::Import
-            },
+            direction: Direction::from_column(&m.direction),
             hs_code: m.hs_code,
             commodity_description: m.commodity_description,
             importer_name: m.importer_name,
@@ -433,25 +439,25 @@ impl TradeRecordSortField {
         .desc(direction == SortDirection::Desc)
     }
 
-    /// This key's value in one row (for the row's cursor).
-    fn value(self, m: &trade_record::Model) -> KeyValue {
+    /// This key's value in one record (for the record's cursor).
+    fn value(self, r: &TradeRecord) -> KeyValue {
         match self {
-            Self::DeclarationDate => m.declaration_date.into(),
-            Self::DeclarationId => m.declaration_id.clone().into(),
-            Self::LineNumber => m.line_number.into(),
-            Self::HsCode => m.hs_code.clone().into(),
-            Self::ImporterName => m.importer_name.clone().into(),
-            Self::ImporterId => m.importer_id.clone().into(),
-            Self::ManufacturerName => m.manufacturer_name.clone().into(),
-            Self::CountryOfOrigin => m.country_of_origin.clone().into(),
-            Self::CountryOfExport => m.country_of_export.clone().into(),
-            Self::PartnerCountry => m.partner_country.clone().into(),
-            Self::ProviderCountry => m.provider_country.clone().into(),
-            Self::Port => m.port.clone().into(),
-            Self::TransportMode => m.transport_mode.clone().into(),
-            Self::Quantity => m.quantity.into(),
-            Self::NetWeightKg => m.net_weight_kg.into(),
-            Self::DeclaredValueUsd => m.declared_value_usd.into(),
+            Self::DeclarationDate => r.declaration_date.0.into(),
+            Self::DeclarationId => r.declaration_id.clone().into(),
+            Self::LineNumber => r.line_number.into(),
+            Self::HsCode => r.hs_code.clone().into(),
+            Self::ImporterName => r.importer_name.clone().into(),
+            Self::ImporterId => r.importer_id.clone().into(),
+            Self::ManufacturerName => r.manufacturer_name.clone().into(),
+            Self::CountryOfOrigin => r.country_of_origin.clone().into(),
+            Self::CountryOfExport => r.country_of_export.clone().into(),
+            Self::PartnerCountry => r.partner_country.clone().into(),
+            Self::ProviderCountry => r.provider_country.clone().into(),
+            Self::Port => r.port.clone().into(),
+            Self::TransportMode => r.transport_mode.clone().into(),
+            Self::Quantity => r.quantity.into(),
+            Self::NetWeightKg => r.net_weight_kg.into(),
+            Self::DeclaredValueUsd => r.declared_value_usd.into(),
         }
     }
 
@@ -529,22 +535,30 @@ impl TradeQuery {
         let condition = filter
             .condition()?
             .add(scope::trade(&principal.permissions));
-        let (rows, total) = fetch(
+        // Only the columns the selection reads, and the sort keys for the cursors.
+        let projection = Projection::of(ctx, order_by.iter().map(|o| o.field.column()));
+        let (rows, total) = fetch_columns(
             ctx,
             &state.db,
             &page,
             trade_record::Entity::find().filter(condition),
+            projection.columns(),
         )
         .await?;
+        let records = rows
+            .iter()
+            .map(|row| projection.decode(row))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ApiError::from)?;
         let edges = page.edges(
-            rows,
-            |m| {
+            records,
+            |r| {
                 let mut position: Vec<KeyValue> =
-                    order_by.iter().map(|o| o.field.value(m)).collect();
-                position.push(m.id.into());
+                    order_by.iter().map(|o| o.field.value(r)).collect();
+                position.push(r.row_id.into());
                 position
             },
-            TradeRecord::from,
+            |r| r,
         );
         Ok(Some(page.connection(edges, total)))
     }
