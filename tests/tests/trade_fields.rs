@@ -182,3 +182,54 @@ async fn every_field_asked_for_alone_shows_what_the_whole_record_holds() {
         }
     }
 }
+
+/// The sort keys are read for the cursors even when no field shows them: pages of two, ordered
+/// by keys the page does not select, walk the same records in the same order as one page.
+#[tokio::test]
+async fn cursors_hold_sort_keys_the_page_does_not_select() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        env.load_trade_fixture().await;
+        let server = env.serve_as_analyst().await;
+        let query = r"query($first: Int, $after: String, $orderBy: [TradeRecordOrder!]) {
+          tradeRecords(first: $first, after: $after, orderBy: $orderBy) {
+            pageInfo { hasNextPage endCursor } nodes { id } } }";
+        for order in [
+            json!([{ "field": "DECLARED_VALUE_USD", "direction": "DESC" }]),
+            json!([{ "field": "PORT" }, { "field": "DECLARATION_DATE", "direction": "DESC" }]),
+        ] {
+            let ids = |data: &Value| -> Vec<String> {
+                data["tradeRecords"]["nodes"]
+                    .as_array()
+                    .expect("nodes")
+                    .iter()
+                    .map(|n| n["id"].as_str().expect("id").to_owned())
+                    .collect()
+            };
+            let whole = ids(&server
+                .data(query, json!({ "first": 100, "orderBy": order }))
+                .await);
+            assert!(whole.len() >= 10, "{backend:?}: {whole:?}");
+            let (mut walked, mut after) = (Vec::new(), None::<String>);
+            loop {
+                let data = server
+                    .data(
+                        query,
+                        json!({ "first": 2, "after": after, "orderBy": order }),
+                    )
+                    .await;
+                walked.extend(ids(&data));
+                let info = &data["tradeRecords"]["pageInfo"];
+                if info["hasNextPage"] == json!(false) {
+                    break;
+                }
+                after = info["endCursor"].as_str().map(str::to_owned);
+                assert!(
+                    walked.len() <= whole.len(),
+                    "{backend:?} {order}: {walked:?}"
+                );
+            }
+            assert_eq!(walked, whole, "{backend:?} {order}");
+        }
+    }
+}
