@@ -19,7 +19,7 @@ use crate::audit::{AuditEvent, EventType};
 use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
 use crate::freshness::warning::{self, DatasetsRead};
-use crate::graphql::DarttsSchema;
+use crate::graphql::Executors;
 use crate::graphql::guard::RequestSource;
 use crate::graphql::records::Delivered;
 use crate::introspection;
@@ -107,7 +107,7 @@ fn variables_hash(request: &async_graphql::Request) -> String {
 
 pub async fn execute(
     state: &AppState,
-    schema: &DarttsSchema,
+    schema: &Executors,
     principal: Principal,
     request: async_graphql::Request,
     source: Option<String>,
@@ -132,7 +132,7 @@ pub async fn execute(
 
 async fn execute_in_span(
     state: &AppState,
-    schema: &DarttsSchema,
+    schema: &Executors,
     principal: Principal,
     mut request: async_graphql::Request,
     source: Option<String>,
@@ -176,6 +176,8 @@ async fn execute_in_span(
     let delivered = Delivered::default();
     let read = DatasetsRead::default();
     let hit_records = crate::graphql::hit_records::loader(state, &principal.permissions);
+    let (schema, plan) = schema.choose(&mut request, &state.policy, &principal.permissions);
+    crate::metrics::execution(plan.is_some());
     let mut response = schema
         .execute(
             request
@@ -207,7 +209,10 @@ async fn execute_in_span(
         }
         Err(e) => return internal("cannot read data set freshness", &format!("{e:?}")),
     }
-    let records = delivered.get();
+    let records = match &plan {
+        Some(plan) => plan.count(&response.data),
+        None => delivered.get(),
+    };
 
     let denied: Vec<String> = response
         .errors

@@ -38,6 +38,11 @@ pub struct Code {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Executor {
+    executor: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Dataset {
     dataset: String,
 }
@@ -46,6 +51,7 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<Outcome, Counter>,
     errors: Family<Code, Counter>,
+    executions: Family<Executor, Counter>,
     audit_batch_events: Histogram,
     audit_append_seconds: Histogram,
     quota_seconds: Histogram,
@@ -62,6 +68,7 @@ impl Metrics {
         let mut registry = Registry::with_prefix("dartts");
         let requests = Family::<Outcome, Counter>::default();
         let errors = Family::<Code, Counter>::default();
+        let executions = Family::<Executor, Counter>::default();
         let audit_batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let audit_append_seconds = Histogram::new(seconds_buckets());
         let quota_seconds = Histogram::new(seconds_buckets());
@@ -76,6 +83,12 @@ impl Metrics {
             "graphql_errors",
             "GraphQL errors sent, by extensions.code",
             errors.clone(),
+        );
+        registry.register(
+            "graphql_executions",
+            "GraphQL operations executed, by executor: planned (field guard and record count \
+             decided on the whole document) or per_field",
+            executions.clone(),
         );
         registry.register(
             "audit_batch_events",
@@ -106,6 +119,7 @@ impl Metrics {
             registry,
             requests,
             errors,
+            executions,
             audit_batch_events,
             audit_append_seconds,
             quota_seconds,
@@ -131,6 +145,15 @@ pub fn request(outcome: &str, codes: impl Iterator<Item = String>) {
     for code in codes {
         m.errors.get_or_create(&Code { code }).inc();
     }
+}
+
+/// One operation executed, on the planned executor or the per-field one (`graphql::Executors`).
+pub fn execution(planned: bool) {
+    let executor = if planned { "planned" } else { "per_field" };
+    global()
+        .executions
+        .get_or_create(&Executor { executor })
+        .inc();
 }
 
 pub fn audit_append(events: usize, took: Duration) {

@@ -23,7 +23,7 @@ use crate::auth;
 use crate::auth::partner::{ClientCert, PreAuth};
 use crate::delivery;
 use crate::export;
-use crate::graphql::{self, DarttsSchema};
+use crate::graphql::{self, Executors};
 use crate::state::AppState;
 
 /// No legitimate query document comes near this.
@@ -49,7 +49,7 @@ pub enum ServeError {
 
 #[derive(Clone)]
 struct Http {
-    schema: DarttsSchema,
+    schema: Executors,
     state: AppState,
 }
 
@@ -267,6 +267,7 @@ async fn pre_auth(
 ) -> Response {
     let mut response = http
         .schema
+        .per_field
         .execute(request.data(PreAuth { cert, source }))
         .await;
     crate::error::scrub(&mut response.errors);

@@ -12,6 +12,8 @@
 //! Logging starts before the settings are read (a bad setting must be logged), so like
 //! `DARTTS_LOG` these variables are read here rather than in `config`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use async_graphql::extensions::ResolveInfo;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::{Protocol, WithExportConfig};
@@ -93,6 +95,7 @@ pub fn init() -> Telemetry {
             .with_tracer(p.tracer("dartts"))
             .with_filter(EnvFilter::new("dartts=info"))
     });
+    RESOLVERS_TRACED.store(traces.is_some(), Ordering::Relaxed);
     tracing_subscriber::registry()
         .with(logs)
         .with(traces)
@@ -101,6 +104,14 @@ pub fn init() -> Telemetry {
         tracing::error!(error = %e, "OTLP trace export is configured but cannot start; traces are off");
     }
     Telemetry { provider }
+}
+
+/// Whether spans go to a collector, so resolvers get spans of their own (`resolver_span`).
+static RESOLVERS_TRACED: AtomicBool = AtomicBool::new(false);
+
+/// Set by `init`, which runs before any schema is built; read by `graphql::build`.
+pub fn resolvers_traced() -> bool {
+    RESOLVERS_TRACED.load(Ordering::Relaxed)
 }
 
 /// Nested fields whose resolvers query the database (the rest are read from their parent).

@@ -165,6 +165,24 @@ impl TestEnv {
         self
     }
 
+    /// `with_env("DARTTS_METRICS_LISTEN", …)` on a free loopback port, returned with the env.
+    pub fn with_metrics(self) -> (Self, u16) {
+        let port = {
+            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
+            probe.local_addr().expect("addr").port()
+        };
+        (
+            self.with_env("DARTTS_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
+            port,
+        )
+    }
+
+    /// Takes back a variable given with `with_env`.
+    pub fn without_env(mut self, key: &str) -> Self {
+        self.extra_env.retain(|(k, _)| k != key);
+        self
+    }
+
     fn command(&self) -> Command {
         let mut cmd = Command::new(bin());
         cmd.env_clear()
@@ -531,6 +549,18 @@ pub struct Session<'a> {
 impl Server {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The `/metrics` text of the listener on `port` (`TestEnv::with_metrics`).
+    pub async fn metrics(&self, port: u16) -> String {
+        self.http
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text")
     }
 
     /// Sends `head` (request line and headers, no body) on a connection of its own and returns

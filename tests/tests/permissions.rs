@@ -6,10 +6,17 @@
 //! A case runs under the repository's policy unless it names one of `POLICIES` (`policy = …`):
 //! the same policy edited, for rules no shipped role exercises (such as a partial view of a
 //! record type). Each named policy gets a server of its own over the same database.
+//!
+//! The expected file also holds the records the case's audit event says were delivered (what
+//! the quota counts). Every case runs on two servers that must agree on both: one as
+//! configured by default, where a query the principal may read wholly runs without the
+//! per-field hook (`graphql::planned`), and one exporting traces, where every query runs with
+//! it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use dartts_tests::http_stub::HttpStub;
 use dartts_tests::{
     AGENT_WITHOUT_PII, ANALYST_WITHOUT_SORT_FIELDS, Backend, PolicyEdits, Server, TestEnv, fixture,
 };
@@ -106,20 +113,36 @@ async fn golden_permission_cases() {
         "golden cases went missing: {}",
         cases.len()
     );
-    let mut servers: BTreeMap<Option<String>, Server> = BTreeMap::new();
-    servers.insert(None, env.serve().await);
+    // Traces go to a collector that accepts and drops them.
+    let collector = HttpStub::start(|_| (200, Vec::new())).await;
+    let (with_metrics, metrics_port) = env.with_metrics();
+    env = with_metrics;
+    let mut servers: BTreeMap<Option<String>, [Server; 2]> = BTreeMap::new();
+    let mut policies: Vec<Option<String>> = vec![None];
     for case in &cases {
-        let Some(name) = &case.policy else { continue };
-        if servers.contains_key(&case.policy) {
-            continue;
+        if !policies.contains(&case.policy) {
+            policies.push(case.policy.clone());
         }
-        let (_, edits) = POLICIES
-            .iter()
-            .find(|(known, _)| known == name)
-            .unwrap_or_else(|| panic!("{}: unknown policy {name}", case.name));
-        // The same database, accounts and signing key; only the policy differs.
-        env = env.with_policy_edited(edits);
-        servers.insert(case.policy.clone(), env.serve().await);
+    }
+    for policy in policies {
+        if let Some(name) = &policy {
+            let (_, edits) = POLICIES
+                .iter()
+                .find(|(known, _)| known == name)
+                .unwrap_or_else(|| panic!("unknown policy {name}"));
+            // The same database, accounts and signing key; only the policy differs.
+            env = env.with_policy_edited(edits);
+        }
+        let planned = env.serve().await;
+        env = env
+            .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.base)
+            .with_env("DARTTS_METRICS_LISTEN", "127.0.0.1:0");
+        let traced = env.serve().await;
+        // Only the first planned server counts executions on `metrics_port`.
+        env = env
+            .without_env("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .without_env("DARTTS_METRICS_LISTEN");
+        servers.insert(policy, [planned, traced]);
     }
     let bless = std::env::var_os("DARTTS_BLESS").is_some();
     let mut failures = Vec::new();
@@ -127,11 +150,34 @@ async fn golden_permission_cases() {
         let token = tokens
             .get(case.principal.as_str())
             .unwrap_or_else(|| panic!("{}: unknown principal {}", case.name, case.principal));
-        let (status, body) = servers[&case.policy]
-            .session(Some(token))
-            .post(&case.query, case.variables.clone())
-            .await;
-        let actual = normalize(json!({ "status": status, "body": body }));
+        let mut answers = Vec::new();
+        for server in &servers[&case.policy] {
+            let before = env
+                .scalar("SELECT COALESCE(MAX(id), 0) FROM audit_events")
+                .await;
+            let (status, body) = server
+                .session(Some(token))
+                .post(&case.query, case.variables.clone())
+                .await;
+            // The request's own outcome event is the last it wrote.
+            let records = env
+                .scalar(&format!(
+                    "SELECT records FROM audit_events WHERE id > {before} ORDER BY id DESC LIMIT 1"
+                ))
+                .await;
+            answers.push(normalize(
+                json!({ "status": status, "records": records, "body": body }),
+            ));
+        }
+        let traced = answers.pop().expect("two answers");
+        let actual = answers.pop().expect("two answers");
+        if actual != traced {
+            failures.push(format!(
+                "{}: the two executors differ:\nplanned  {actual:#}\nper field {traced:#}",
+                case.name
+            ));
+            continue;
+        }
         let path = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("permissions")
             .join(&case.name)
@@ -154,6 +200,20 @@ async fn golden_permission_cases() {
                 case.name
             ));
         }
+    }
+    // Both executors ran cases (a refused field or `node(id:)` needs the hook).
+    let metrics = servers[&None][0].metrics(metrics_port).await;
+    for executor in ["planned", "per_field"] {
+        let ran = metrics
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!(
+                    "dartts_graphql_executions_total{{executor=\"{executor}\"}} "
+                ))
+            })
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(ran >= 10, "{executor} ran {ran} cases:\n{metrics}");
     }
     assert!(
         failures.is_empty(),

@@ -124,17 +124,9 @@ async fn request_spans_reach_the_collector_with_the_request_id_and_no_variable_v
 async fn metrics_are_served_on_their_own_listener() {
     let env = TestEnv::new(Backend::Sqlite).await;
     env.load_trade_fixture().await;
-    let metrics_port = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
-        probe.local_addr().expect("addr").port()
-    };
-    let env = env.with_env(
-        "DARTTS_METRICS_LISTEN",
-        &format!("127.0.0.1:{metrics_port}"),
-    );
+    let (env, metrics_port) = env.with_metrics();
     let token = env.user("analyst", "HSI_ANALYST", None).await;
     let server = env.serve().await;
-    let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
     // Not on the API listener.
     let on_api = server
         .http
@@ -159,15 +151,7 @@ async fn metrics_are_served_on_their_own_listener() {
         .await;
     assert_eq!(refused.0, 401);
 
-    let text = server
-        .http
-        .get(&metrics_url)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = server.metrics(metrics_port).await;
     for expected in [
         "dartts_graphql_requests_total{outcome=\"ok\"} 1",
         "dartts_graphql_requests_total{outcome=\"refused\"} 1",

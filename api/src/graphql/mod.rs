@@ -23,6 +23,7 @@ pub(crate) mod mirror;
 mod node;
 mod pagination;
 mod per_field;
+mod planned;
 mod quota;
 pub mod records;
 mod red_flags;
@@ -38,6 +39,7 @@ pub(crate) mod trade_finance;
 
 pub use batch::DatasetKind;
 pub use datasets::cadence_days;
+pub use planned::Plan;
 
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
@@ -90,19 +92,60 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
         .disable_suggestions()
 }
 
-/// The schema serving requests against `state`. Every request must carry a `Principal`.
-pub fn build(state: AppState) -> DarttsSchema {
-    let mut builder = builder()
-        .extension(per_field::PerField)
-        .data(DataLoader::new(
-            batch::BatchLoader(state.db.clone()),
-            tokio::spawn,
-        ))
-        .data(state.policy.clone());
-    if !state.settings.introspection {
-        builder = builder.disable_introspection();
+/// The schema serving requests against `state`, twice: with the per-field hook (guard,
+/// record count, resolver spans) and without it, for the queries `planned` decides ahead.
+/// Every request must carry a `Principal`.
+#[derive(Clone)]
+pub struct Executors {
+    pub per_field: DarttsSchema,
+    planned: Option<(DarttsSchema, std::sync::Arc<planned::Types>)>,
+}
+
+pub fn build(state: AppState) -> Executors {
+    let with_state = |builder: SchemaBuilder<Query, Mutation, EmptySubscription>| {
+        let mut builder = builder
+            .data(DataLoader::new(
+                batch::BatchLoader(state.db.clone()),
+                tokio::spawn,
+            ))
+            .data(state.policy.clone());
+        if !state.settings.introspection {
+            builder = builder.disable_introspection();
+        }
+        builder.data(state.clone()).finish()
+    };
+    let per_field = with_state(builder().extension(per_field::PerField));
+    // A span per database-reading resolver needs the hook: with traces exported, every
+    // request takes it.
+    let planned = (!crate::telemetry::resolvers_traced())
+        .then(|| planned::Types::from_sdl(&per_field.sdl()))
+        .flatten()
+        .map(|types| (with_state(builder()), std::sync::Arc::new(types)));
+    Executors { per_field, planned }
+}
+
+impl Executors {
+    /// The schema to run `request` on, and the plan that counts its records when it is the
+    /// one without the hook (`None`: the hook counts them, into `records::Delivered`).
+    pub fn choose(
+        &self,
+        request: &mut async_graphql::Request,
+        policy: &crate::policy::Policy,
+        perms: &crate::policy::PermissionSet,
+    ) -> (&DarttsSchema, Option<Plan>) {
+        let Some((schema, types)) = &self.planned else {
+            return (&self.per_field, None);
+        };
+        let operation_name = request.operation_name.clone();
+        let plan = request
+            .parsed_query()
+            .ok()
+            .and_then(|doc| types.plan(doc, operation_name.as_deref(), policy, perms));
+        match plan {
+            Some(plan) => (schema, Some(plan)),
+            None => (&self.per_field, None),
+        }
     }
-    builder.data(state).finish()
 }
 
 /// The SDL clients code against; `schema.graphql` at the repository root is this text.

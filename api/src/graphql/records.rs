@@ -88,9 +88,13 @@ impl Delivered {
 
 /// Whether the field being resolved delivers a record when it resolves to a value.
 pub fn counts(info: &ResolveInfo<'_>) -> bool {
-    !info.is_for_introspection
-        && is_record(info.return_type)
-        && !ABOUT.contains(&(info.parent_type, info.name))
+    !info.is_for_introspection && counts_field(info.parent_type, info.name, info.return_type)
+}
+
+/// Whether a value of `parent.name`, of the (qualified) `return_type`, delivers a record: the
+/// rule of `counts`, also applied ahead of execution by `planned`.
+pub fn counts_field(parent: &str, name: &str, return_type: &str) -> bool {
+    is_record(return_type) && !ABOUT.contains(&(parent, name))
 }
 
 /// Counts `value`, the resolution of a field for which `counts` held, if it is not null.

@@ -1,0 +1,260 @@
+//! A query's field guard and record count decided on its whole document, so it can run
+//! without the per-field hook (`per_field::PerField`).
+//!
+//! Why: async-graphql calls an extension's `resolve` hook for every field of every record, and
+//! with any extension installed it also takes a slower path per field (a registry lookup and
+//! one more boxed future). A page of 50 records with 10 fields resolves about 550 fields; on
+//! query 1 of BENCHMARKS.md the same server with no extension at all answered 30–45 % more
+//! requests per second. The guard's answer, though, depends only on the field's type and name,
+//! and a record's count only on where it stands in the response; both are known from the
+//! document when every field of it sits on an object type. So:
+//!
+//! * `Types::plan` walks the operation that will run and returns a `Plan` only if every field
+//!   is on an object type it can name, the principal may read every field (the same
+//!   `Policy::missing_category` the guard asks), and nothing in it is decided at run time: no
+//!   interface or union (`node(id:)`), no directive (`@skip`), no introspection, no mutation,
+//!   no fragment on another type. Anything else — also a document that will not validate —
+//!   gets `None` and runs with the hook as before, so a refused field still resolves to null
+//!   with its `FORBIDDEN_FIELD` error at its path.
+//! * `Plan::count` counts the delivered records in the response by the rule of
+//!   `records::counts`: each non-null value of a record type, each list item, each selection of
+//!   it (a record reached twice counts twice). A record nulled by an error later in its list is
+//!   not delivered and not counted (the hook counted it before the error bubbled up).
+
+use std::collections::{HashMap, HashSet};
+
+use async_graphql::Value;
+use async_graphql::parser::types::{
+    BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
+    TypeKind, TypeSystemDefinition,
+};
+
+use super::{limits, records};
+use crate::policy::{PermissionSet, Policy};
+
+/// The output types of the served schema, read once from its SDL.
+pub struct Types {
+    /// Object type → its fields → the field's type.
+    objects: HashMap<String, HashMap<String, Type>>,
+    /// Interfaces and unions: what a value of them is, is known only when it resolves.
+    abstracts: HashSet<String>,
+}
+
+/// What the response of a planned operation holds, for counting its records.
+#[derive(Debug, Default)]
+pub struct Plan(Vec<Selected>);
+
+#[derive(Debug)]
+struct Selected {
+    key: String,
+    /// Each non-null value at `key` (each item, if a list) is one delivered record.
+    counts: bool,
+    children: Plan,
+}
+
+impl Types {
+    /// `None` if the SDL does not parse (it is the served schema's own, so it always does).
+    pub fn from_sdl(sdl: &str) -> Option<Self> {
+        let doc = async_graphql::parser::parse_schema(sdl).ok()?;
+        let mut objects = HashMap::new();
+        let mut abstracts = HashSet::new();
+        for def in doc.definitions {
+            let TypeSystemDefinition::Type(t) = def else {
+                continue;
+            };
+            let name = t.node.name.node.to_string();
+            match t.node.kind {
+                TypeKind::Object(o) => {
+                    let fields = o
+                        .fields
+                        .into_iter()
+                        .map(|f| (f.node.name.node.to_string(), f.node.ty.node))
+                        .collect();
+                    objects.insert(name, fields);
+                }
+                TypeKind::Interface(_) | TypeKind::Union(_) => {
+                    abstracts.insert(name);
+                }
+                TypeKind::Scalar | TypeKind::Enum(_) | TypeKind::InputObject(_) => {}
+            }
+        }
+        Some(Self { objects, abstracts })
+    }
+
+    /// The plan of the operation async-graphql will run (`operation_name`, else the only
+    /// one), or `None` when it must run with the per-field hook (see the module comment).
+    pub fn plan(
+        &self,
+        doc: &ExecutableDocument,
+        operation_name: Option<&str>,
+        policy: &Policy,
+        perms: &PermissionSet,
+    ) -> Option<Plan> {
+        // The same choice as async-graphql's `prepare_request`.
+        let operation = match (&doc.operations, operation_name) {
+            (DocumentOperations::Single(op), None) => op,
+            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
+            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
+            _ => return None,
+        };
+        let operation = &operation.node;
+        if operation.ty != OperationType::Query || !operation.directives.is_empty() {
+            return None;
+        }
+        let mut walk = Walk {
+            types: self,
+            doc,
+            policy,
+            perms,
+            budget: limits::MAX_SELECTIONS,
+        };
+        let mut plan = Plan::default();
+        walk.selection_set("Query", &operation.selection_set.node, 0, &mut plan)?;
+        Some(plan)
+    }
+}
+
+struct Walk<'a> {
+    types: &'a Types,
+    doc: &'a ExecutableDocument,
+    policy: &'a Policy,
+    perms: &'a PermissionSet,
+    /// Selections left to visit: `limits` bounds the expanded document already; this keeps the
+    /// walk bounded even for a document that reached here without that check.
+    budget: u64,
+}
+
+impl Walk<'_> {
+    fn selection_set(
+        &mut self,
+        parent: &str,
+        set: &SelectionSet,
+        depth: usize,
+        out: &mut Plan,
+    ) -> Option<()> {
+        // Fragments spread into each other count as nesting, so a cycle ends here too.
+        if depth > limits::MAX_NESTING {
+            return None;
+        }
+        let fields = self.types.objects.get(parent)?;
+        for selection in &set.items {
+            self.budget = self.budget.checked_sub(1)?;
+            match &selection.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let name = field.name.node.as_str();
+                    if !field.directives.is_empty() {
+                        return None;
+                    }
+                    if name == "__typename" {
+                        // Neither guarded nor counted by the hook; a string in the response.
+                        continue;
+                    }
+                    let ty = fields.get(name)?;
+                    if self
+                        .policy
+                        .missing_category(self.perms, parent, name)
+                        .is_some()
+                    {
+                        return None;
+                    }
+                    let mut children = Plan::default();
+                    let sub = &field.selection_set.node;
+                    let named = innermost(ty);
+                    if self.types.abstracts.contains(named) {
+                        return None;
+                    }
+                    if self.types.objects.contains_key(named) {
+                        if sub.items.is_empty() {
+                            return None;
+                        }
+                        self.selection_set(named, sub, depth + 1, &mut children)?;
+                    } else if !sub.items.is_empty() {
+                        return None;
+                    }
+                    out.0.push(Selected {
+                        key: field.response_key().node.to_string(),
+                        counts: counts(parent, name, ty),
+                        children,
+                    });
+                }
+                Selection::FragmentSpread(spread) => {
+                    let fragment = &self
+                        .doc
+                        .fragments
+                        .get(&spread.node.fragment_name.node)?
+                        .node;
+                    if !spread.node.directives.is_empty()
+                        || !fragment.directives.is_empty()
+                        || fragment.type_condition.node.on.node != parent
+                    {
+                        return None;
+                    }
+                    self.selection_set(parent, &fragment.selection_set.node, depth + 1, out)?;
+                }
+                Selection::InlineFragment(inline) => {
+                    let inline = &inline.node;
+                    if !inline.directives.is_empty()
+                        || inline
+                            .type_condition
+                            .as_ref()
+                            .is_some_and(|c| c.node.on.node != parent)
+                    {
+                        return None;
+                    }
+                    self.selection_set(parent, &inline.selection_set.node, depth + 1, out)?;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+/// The named type under any list and non-null wrappers.
+fn innermost(ty: &Type) -> &str {
+    match &ty.base {
+        BaseType::Named(name) => name.as_str(),
+        BaseType::List(inner) => innermost(inner),
+    }
+}
+
+/// Whether a value at this field counts, by the hook's own rule: the field's value itself if it
+/// is not a list (`records::counts`), else each item of the innermost list (resolved, and
+/// counted, by the hook as the list's items).
+fn counts(parent: &str, name: &str, ty: &Type) -> bool {
+    match &ty.base {
+        BaseType::Named(_) => records::counts_field(parent, name, &ty.to_string()),
+        BaseType::List(inner) => counts("[]", name, inner),
+    }
+}
+
+impl Plan {
+    /// The records delivered in `data`, the response of the planned operation.
+    pub fn count(&self, data: &Value) -> u64 {
+        let Value::Object(object) = data else {
+            return 0;
+        };
+        self.0
+            .iter()
+            .map(|selected| {
+                object
+                    .get(selected.key.as_str())
+                    .map_or(0, |value| selected.count(value))
+            })
+            .sum()
+    }
+}
+
+impl Selected {
+    fn count(&self, value: &Value) -> u64 {
+        match value {
+            Value::List(items) => items.iter().map(|item| self.count(item)).sum(),
+            Value::Object(_) => u64::from(self.counts) + self.children.count(value),
+            // Null delivers nothing; a scalar is never a record.
+            _ => 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
