@@ -137,10 +137,11 @@ impl Executors {
             return (&self.per_field, None);
         };
         let operation_name = request.operation_name.clone();
+        let variables = request.variables.clone();
         let plan = request
             .parsed_query()
             .ok()
-            .and_then(|doc| types.plan(doc, operation_name.as_deref(), policy, perms));
+            .and_then(|doc| types.plan(doc, operation_name.as_deref(), &variables, policy, perms));
         match plan {
             Some(plan) => (schema, Some(plan)),
             None => (&self.per_field, None),

@@ -12,8 +12,9 @@
 //! * `Types::plan` walks the operation that will run and returns a `Plan` only if every field
 //!   is on an object type it can name, the principal may read every field (the same
 //!   `Policy::missing_category` the guard asks), and nothing in it is decided at run time: no
-//!   interface or union (`node(id:)`), no directive (`@skip`), no introspection, no mutation,
-//!   no fragment on another type. Anything else — also a document that will not validate —
+//!   interface or union (`node(id:)`), no directive but `@skip`/`@include` on a selection
+//!   (evaluated as async-graphql does, see `skipped`), no introspection, no mutation, no
+//!   fragment on another type. Anything else — also a document that will not validate —
 //!   gets `None` and runs with the hook as before, so a refused field still resolves to null
 //!   with its `FORBIDDEN_FIELD` error at its path.
 //! * `Plan::count` counts the delivered records in the response by the rule of
@@ -23,11 +24,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use async_graphql::Value;
 use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
-    TypeKind, TypeSystemDefinition,
+    BaseType, Directive, DocumentOperations, ExecutableDocument, OperationType, Selection,
+    SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
+use async_graphql::{InputType, Positioned, Value, Variables};
 
 use super::{limits, records};
 use crate::policy::{PermissionSet, Policy};
@@ -87,6 +88,7 @@ impl Types {
         &self,
         doc: &ExecutableDocument,
         operation_name: Option<&str>,
+        variables: &Variables,
         policy: &Policy,
         perms: &PermissionSet,
     ) -> Option<Plan> {
@@ -104,6 +106,7 @@ impl Types {
         let mut walk = Walk {
             types: self,
             doc,
+            variables,
             policy,
             perms,
             budget: limits::MAX_SELECTIONS,
@@ -117,6 +120,7 @@ impl Types {
 struct Walk<'a> {
     types: &'a Types,
     doc: &'a ExecutableDocument,
+    variables: &'a Variables,
     policy: &'a Policy,
     perms: &'a PermissionSet,
     /// Selections left to visit: `limits` bounds the expanded document already; this keeps the
@@ -139,13 +143,15 @@ impl Walk<'_> {
         let fields = self.types.objects.get(parent)?;
         for selection in &set.items {
             self.budget = self.budget.checked_sub(1)?;
+            // What async-graphql leaves out before execution is neither guarded nor counted
+            // there either.
+            if skipped(selection.node.directives(), self.variables)? {
+                continue;
+            }
             match &selection.node {
                 Selection::Field(field) => {
                     let field = &field.node;
                     let name = field.name.node.as_str();
-                    if !field.directives.is_empty() {
-                        return None;
-                    }
                     if name == "__typename" {
                         // Neither guarded nor counted by the hook; a string in the response.
                         continue;
@@ -184,8 +190,7 @@ impl Walk<'_> {
                         .fragments
                         .get(&spread.node.fragment_name.node)?
                         .node;
-                    if !spread.node.directives.is_empty()
-                        || !fragment.directives.is_empty()
+                    if !fragment.directives.is_empty()
                         || fragment.type_condition.node.on.node != parent
                     {
                         return None;
@@ -194,11 +199,10 @@ impl Walk<'_> {
                 }
                 Selection::InlineFragment(inline) => {
                     let inline = &inline.node;
-                    if !inline.directives.is_empty()
-                        || inline
-                            .type_condition
-                            .as_ref()
-                            .is_some_and(|c| c.node.on.node != parent)
+                    if inline
+                        .type_condition
+                        .as_ref()
+                        .is_some_and(|c| c.node.on.node != parent)
                     {
                         return None;
                     }
@@ -208,6 +212,37 @@ impl Walk<'_> {
         }
         Some(())
     }
+}
+
+/// Whether async-graphql leaves this selection out (`Some(true)`), runs it (`Some(false)`), or
+/// it carries a directive other than `@skip`/`@include` (`None`: run per field). The rule is
+/// async-graphql 7's own (`remove_skipped_selection` in its `schema.rs`), applied before
+/// execution to the request's variables as sent: the `if` argument with its variables put in
+/// (any one missing: null), parsed as a `Boolean` (anything else: false); `@skip` true or
+/// `@include` false leaves the selection out. It must stay that rule: a selection thought left
+/// out but run would resolve unguarded (the golden permission cases run both executors on
+/// directives with literals, variables, a missing variable and a default).
+fn skipped(directives: &[Positioned<Directive>], variables: &Variables) -> Option<bool> {
+    for directive in directives {
+        let include = match directive.node.name.node.as_str() {
+            "skip" => false,
+            "include" => true,
+            _ => return None,
+        };
+        let Some(condition) = directive.node.get_argument("if") else {
+            continue;
+        };
+        let value = condition
+            .node
+            .clone()
+            .into_const_with(|name| variables.get(&name).cloned().ok_or(()))
+            .unwrap_or_default();
+        let value = <bool as InputType>::parse(Some(value)).unwrap_or_default();
+        if include != value {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// The named type under any list and non-null wrappers.

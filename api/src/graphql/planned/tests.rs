@@ -1,6 +1,8 @@
 use async_graphql::Value;
 use serde_json::json;
 
+use async_graphql::Variables;
+
 use super::*;
 
 fn setup() -> (Types, Policy) {
@@ -9,10 +11,24 @@ fn setup() -> (Types, Policy) {
     (Types::from_sdl(&sdl).expect("served SDL"), policy)
 }
 
+fn plan_with(role: &str, query: &str, variables: serde_json::Value) -> Option<Plan> {
+    let (types, policy) = setup();
+    let doc = async_graphql::parser::parse_query(query).expect("query parses");
+    let variables = Variables::from_json(variables);
+    types.plan(
+        &doc,
+        None,
+        &variables,
+        &policy,
+        &policy.permissions(role, None),
+    )
+}
+
 fn plan_as(role: &str, query: &str, operation: Option<&str>) -> Option<Plan> {
     let (types, policy) = setup();
     let doc = async_graphql::parser::parse_query(query).expect("query parses");
-    types.plan(&doc, operation, &policy, &policy.permissions(role, None))
+    let perms = policy.permissions(role, None);
+    types.plan(&doc, operation, &Variables::default(), &policy, &perms)
 }
 
 fn plan(query: &str) -> Option<Plan> {
@@ -66,10 +82,8 @@ fn what_is_decided_at_run_time_runs_per_field() {
         // An interface: the concrete type is known when it resolves.
         "{ node(id: \"x\") { id } }",
         "{ tradeRecords { nodes { ... on Node { id } } } }",
-        // Directives.
-        "{ tradeRecords @include(if: true) { totalCount } }",
-        "{ tradeRecords { nodes { id @skip(if: false) } } }",
-        "{ ...F @include(if: true) } fragment F on Query { tradeRecords { totalCount } }",
+        // Directives other than `@skip`/`@include` on a selection.
+        "{ tradeRecords { nodes { id @deprecated } } }",
         "{ ...F } fragment F on Query @deprecated { tradeRecords { totalCount } }",
         "query Q @include(if: true) { tradeRecords { totalCount } }",
         // Introspection.
@@ -160,4 +174,67 @@ fn typename_is_neither_guarded_nor_counted() {
         "nodes": [{ "__typename": "TradeRecord" }] } });
     assert_eq!(count(&plan, data), 1);
     assert!(plan_as("ADMIN", "{ __typename }", None).is_some());
+}
+
+#[test]
+fn skip_and_include_are_decided_as_async_graphql_decides_them() {
+    let refused = |directive: &str| {
+        format!(
+            "query($no: Boolean!, $yes: Boolean!, $v: Boolean, $d: Boolean = true) \
+             {{ tradeRecords {{ nodes {{ id fin: linkedFinancialTransactions {directive} {{ id }} }} }} }}"
+        )
+    };
+    let vars = json!({ "no": false, "yes": true });
+    // Left out: the refused field is never resolved, so nothing refuses it.
+    for left_out in [
+        "@include(if: false)",
+        "@skip(if: true)",
+        "@include(if: $no)",
+        "@skip(if: $yes)",
+        // A missing variable is null, and null is false.
+        "@include(if: $v)",
+        // The variables as sent: async-graphql 7 leaves the default out of this decision.
+        "@include(if: $d)",
+        // Not a Boolean: false.
+        "@include(if: \"yes\")",
+        "@skip(if: true) @include(if: true)",
+        "@include(if: true) @include(if: false)",
+    ] {
+        assert!(
+            plan_with("CBP_OFFICER", &refused(left_out), vars.clone()).is_some(),
+            "{left_out}"
+        );
+    }
+    // Kept: refused, so run per field.
+    for kept in [
+        "@include(if: true)",
+        "@skip(if: false)",
+        "@include(if: $yes)",
+        "@skip(if: $no)",
+        "@skip(if: $v)",
+        "@skip(if: $d)",
+        "@skip(if: false) @include(if: true)",
+        "@include",
+    ] {
+        assert!(
+            plan_with("CBP_OFFICER", &refused(kept), vars.clone()).is_none(),
+            "{kept}"
+        );
+    }
+    // On fragments, too.
+    let spread = "query($no: Boolean!) { tradeRecords { nodes { id ...F @include(if: $no) } } } \
+        fragment F on TradeRecord { linkedFinancialTransactions { id } }";
+    assert!(plan_with("CBP_OFFICER", spread, json!({ "no": false })).is_some());
+    assert!(plan_with("CBP_OFFICER", spread, json!({ "no": true })).is_none());
+    let inline = "{ tradeRecords { nodes { id ... @skip(if: true) { linkedFinancialTransactions { id } } } } }";
+    assert!(plan_as("CBP_OFFICER", inline, None).is_some());
+    // What is left out is not counted either.
+    let plan = plan_with(
+        "HSI_ANALYST",
+        "query($no: Boolean!) { tradeRecords { a: nodes @include(if: $no) { id } b: nodes { id } } }",
+        json!({ "no": false }),
+    )
+    .expect("planned");
+    let data = json!({ "tradeRecords": { "b": [{ "id": "1" }] } });
+    assert_eq!(count(&plan, data), 1);
 }
