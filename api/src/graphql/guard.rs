@@ -4,6 +4,8 @@
 //! directly, nested, under an alias, through a fragment or `@include`. The category of each
 //! field comes from `policies/fields.toml`; the answer comes from the request's
 //! `PermissionSet`. A refused field is null with a `FORBIDDEN_FIELD` error; its siblings resolve.
+//! A query whose every field this would allow, on object types only, is decided on its document
+//! instead (`planned`, asking the same `Policy::missing_category`) and runs without the hook.
 //!
 //! A request without a principal resolves nothing, except in one case: a partner signing in
 //! over mTLS (`auth::partner::PreAuth`) may resolve PRE_AUTH fields, and only those.

@@ -1,7 +1,8 @@
-//! The one executor extension run for every resolved field. It applies, in order, the field
-//! guard (`guard::check`: refuse before anything resolves), the resolver span
-//! (`telemetry::resolver_span`) and the delivered-record count (`records::counts`/`count`: only
-//! what resolved). Each rule lives in its own module; this only sequences them.
+//! The one executor extension, run for every resolved field of the operations `planned` cannot
+//! decide on their document (the others run on a schema without it). It applies, in order,
+//! the field guard (`guard::check`: refuse before anything resolves), the resolver span
+//! (`telemetry::resolver_span`) and the delivered-record count (`records::counts`/`count`:
+//! only what resolved). Each rule lives in its own module; this only sequences them.
 //!
 //! One extension, not three chained ones: async-graphql boxes each extension's future for each
 //! field, and a page of 50 records with 10 fields resolves about 550 fields. Three boxed,
