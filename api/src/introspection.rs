@@ -256,7 +256,8 @@ pub struct View {
     directive_inputs: BTreeSet<String>,
 }
 
-fn named(ty: &Type) -> &str {
+/// The named type under any list and non-null wrappers (`[TradeRecord!]!` → `TradeRecord`).
+pub(crate) fn named(ty: &Type) -> &str {
     match &ty.base {
         BaseType::Named(name) => name.as_str(),
         BaseType::List(inner) => named(inner),

@@ -115,8 +115,7 @@ async fn golden_permission_cases() {
     );
     // Traces go to a collector that accepts and drops them.
     let collector = HttpStub::start(|_| (200, Vec::new())).await;
-    let (with_metrics, metrics_port) = env.with_metrics();
-    env = with_metrics;
+    let mut metrics_ports = Vec::new();
     let mut servers: BTreeMap<Option<String>, [Server; 2]> = BTreeMap::new();
     let mut policies: Vec<Option<String>> = vec![None];
     for case in &cases {
@@ -133,12 +132,21 @@ async fn golden_permission_cases() {
             // The same database, accounts and signing key; only the policy differs.
             env = env.with_policy_edited(edits);
         }
+        // The two servers of the repository's policy count their executions on metrics ports.
+        let counted = policy.is_none();
+        if counted {
+            let (with_metrics, port) = env.with_metrics();
+            env = with_metrics;
+            metrics_ports.push(port);
+        }
         let planned = env.serve().await;
-        env = env
-            .with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.base)
-            .with_env("DARTTS_METRICS_LISTEN", "127.0.0.1:0");
+        env = env.with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.base);
+        if counted {
+            let (with_metrics, port) = env.with_metrics();
+            env = with_metrics;
+            metrics_ports.push(port);
+        }
         let traced = env.serve().await;
-        // Only the first planned server counts executions on `metrics_port`.
         env = env
             .without_env("OTEL_EXPORTER_OTLP_ENDPOINT")
             .without_env("DARTTS_METRICS_LISTEN");
@@ -201,10 +209,12 @@ async fn golden_permission_cases() {
             ));
         }
     }
-    // Both executors ran cases (a refused field or `node(id:)` needs the hook).
-    let metrics = servers[&None][0].metrics(metrics_port).await;
-    for executor in ["planned", "per_field"] {
-        let ran = metrics
+    // The default server ran cases on both executors (a refused field or `node(id:)` needs the
+    // hook); the one exporting traces ran every case with the hook, so the comparison above
+    // was between the two.
+    let [planned, traced] = &servers[&None];
+    let ran = |metrics: &str, executor: &str| {
+        metrics
             .lines()
             .find_map(|l| {
                 l.strip_prefix(&format!(
@@ -212,9 +222,17 @@ async fn golden_permission_cases() {
                 ))
             })
             .and_then(|n| n.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        assert!(ran >= 10, "{executor} ran {ran} cases:\n{metrics}");
+            .unwrap_or(0)
+    };
+    let metrics = planned.metrics(metrics_ports[0]).await;
+    for executor in ["planned", "per_field"] {
+        let n = ran(&metrics, executor);
+        assert!(n >= 10, "{executor} ran {n} cases:\n{metrics}");
     }
+    let metrics = traced.metrics(metrics_ports[1]).await;
+    let default_cases = cases.iter().filter(|c| c.policy.is_none()).count() as u64;
+    assert_eq!(ran(&metrics, "planned"), 0, "{metrics}");
+    assert_eq!(ran(&metrics, "per_field"), default_cases, "{metrics}");
     assert!(
         failures.is_empty(),
         "{} golden case(s) differ:\n{}",

@@ -166,7 +166,7 @@ impl Walk<'_> {
                     }
                     let mut children = Plan::default();
                     let sub = &field.selection_set.node;
-                    let named = innermost(ty);
+                    let named = crate::introspection::named(ty);
                     if self.types.abstracts.contains(named) {
                         return None;
                     }
@@ -243,14 +243,6 @@ fn skipped(directives: &[Positioned<Directive>], variables: &Variables) -> Optio
         }
     }
     Some(false)
-}
-
-/// The named type under any list and non-null wrappers.
-fn innermost(ty: &Type) -> &str {
-    match &ty.base {
-        BaseType::Named(name) => name.as_str(),
-        BaseType::List(inner) => innermost(inner),
-    }
 }
 
 /// Whether a value at this field counts, by the hook's own rule: the field's value itself if it

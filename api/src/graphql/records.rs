@@ -110,7 +110,7 @@ pub fn count(ctx: &ExtensionContext<'_>, value: &Option<Value>) {
 mod tests {
     use std::collections::{BTreeMap, BTreeSet};
 
-    use async_graphql::parser::types::{BaseType, Type, TypeKind, TypeSystemDefinition};
+    use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
 
     use super::*;
     use crate::policy::{Category, Policy};
@@ -122,13 +122,6 @@ mod tests {
         Category::LawEnforcement,
         Category::Sdn,
     ];
-
-    fn base_name(ty: &Type) -> String {
-        match &ty.base {
-            BaseType::Named(name) => name.to_string(),
-            BaseType::List(inner) => base_name(inner),
-        }
-    }
 
     #[test]
     fn return_types_name_their_records() {
@@ -179,7 +172,12 @@ mod tests {
             fields.insert(
                 name,
                 own.iter()
-                    .map(|f| (f.node.name.node.to_string(), base_name(&f.node.ty.node)))
+                    .map(|f| {
+                        (
+                            f.node.name.node.to_string(),
+                            crate::introspection::named(&f.node.ty.node).to_owned(),
+                        )
+                    })
                     .collect(),
             );
         }
