@@ -165,16 +165,11 @@ impl TestEnv {
         self
     }
 
-    /// `with_env("DARTTS_METRICS_LISTEN", …)` on a free loopback port, returned with the env.
-    pub fn with_metrics(self) -> (Self, u16) {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("probe");
-            probe.local_addr().expect("addr").port()
-        };
-        (
-            self.with_env("DARTTS_METRICS_LISTEN", &format!("127.0.0.1:{port}")),
-            port,
-        )
+    /// A `/metrics` listener on a port the server picks itself (`Server::metrics` reads the
+    /// address it announces). Probing for a free port here and handing it over would race with
+    /// anything else binding ports in between.
+    pub fn with_metrics(self) -> Self {
+        self.with_env("DARTTS_METRICS_LISTEN", "127.0.0.1:0")
     }
 
     /// Takes back a variable given with `with_env`.
@@ -380,8 +375,12 @@ impl TestEnv {
         let mut lines = BufReader::new(stderr).lines();
         let mut seen = Vec::new();
         let mut mtls = None;
+        let mut metrics = None;
         let base = tokio::time::timeout(Duration::from_secs(60), async {
             while let Some(line) = lines.next_line().await.expect("read stderr") {
+                if let Some(rest) = line.split("dartts: metrics at ").nth(1) {
+                    metrics = Some(rest.trim().to_owned());
+                }
                 if let Some(rest) = line.split("serving mTLS GraphQL at ").nth(1) {
                     let url = rest.split_whitespace().next().unwrap_or_default();
                     mtls = Some(url.trim_end_matches("/graphql").to_owned());
@@ -402,6 +401,7 @@ impl TestEnv {
         let server = Server {
             _child: child,
             base,
+            metrics,
             http: reqwest::Client::new(),
             token: None,
         };
@@ -535,6 +535,8 @@ impl From<Output> for Run {
 pub struct Server {
     _child: Child,
     pub base: String,
+    /// The `/metrics` URL the server announced (`TestEnv::with_metrics`).
+    metrics: Option<String>,
     pub http: reqwest::Client,
     /// Bearer token sent by `gql`/`data` unless a session says otherwise.
     pub token: Option<String>,
@@ -551,10 +553,14 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    /// The `/metrics` text of the listener on `port` (`TestEnv::with_metrics`).
-    pub async fn metrics(&self, port: u16) -> String {
+    /// The `/metrics` text of the listener `TestEnv::with_metrics` asked for.
+    pub async fn metrics(&self) -> String {
+        let url = self
+            .metrics
+            .as_deref()
+            .expect("no metrics listener (TestEnv::with_metrics)");
         self.http
-            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .get(url)
             .send()
             .await
             .expect("metrics")

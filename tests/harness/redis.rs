@@ -16,20 +16,29 @@ fn free_port() -> u16 {
 }
 
 impl RedisServer {
+    /// On a free port. The port is probed, released and then handed to `redis-server`, so
+    /// another process may take it in between: then this server exits at once and another
+    /// port is tried, instead of the test talking to whoever holds the port.
     pub fn start() -> Self {
         let mut server = RedisServer {
-            port: free_port(),
+            port: 0,
             child: None,
         };
-        server.spawn();
-        server
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start on any of five free ports");
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    fn spawn(&mut self) {
+    /// Starts `redis-server` on `self.port`; false if it exited (the port was taken).
+    fn spawn(&mut self) -> bool {
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -47,7 +56,24 @@ impl RedisServer {
             .expect("redis-server (installed by scripts/test)");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.cli(&["PING"]).as_deref() != Some("PONG") {
+        loop {
+            // Ours must still run, and be the one answering: not a server that kept the port.
+            let exited = self
+                .child
+                .as_mut()
+                .is_some_and(|c| !matches!(c.try_wait(), Ok(None)));
+            if exited {
+                self.child = None;
+                return false;
+            }
+            let pid = self.child.as_ref().map(Child::id).unwrap_or_default();
+            let info = self.cli(&["INFO", "server"]).unwrap_or_default();
+            if info
+                .lines()
+                .any(|l| l.trim() == format!("process_id:{pid}"))
+            {
+                return true;
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not start on port {}",
@@ -80,7 +106,11 @@ impl RedisServer {
     /// Starts it again, empty, on the same port.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        assert!(
+            self.spawn(),
+            "port {} was taken while Redis was down",
+            self.port
+        );
     }
 }
 

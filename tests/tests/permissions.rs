@@ -115,7 +115,6 @@ async fn golden_permission_cases() {
     );
     // Traces go to a collector that accepts and drops them.
     let collector = HttpStub::start(|_| (200, Vec::new())).await;
-    let mut metrics_ports = Vec::new();
     let mut servers: BTreeMap<Option<String>, [Server; 2]> = BTreeMap::new();
     let mut policies: Vec<Option<String>> = vec![None];
     for case in &cases {
@@ -135,17 +134,10 @@ async fn golden_permission_cases() {
         // The two servers of the repository's policy count their executions on metrics ports.
         let counted = policy.is_none();
         if counted {
-            let (with_metrics, port) = env.with_metrics();
-            env = with_metrics;
-            metrics_ports.push(port);
+            env = env.with_metrics();
         }
         let planned = env.serve().await;
         env = env.with_env("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.base);
-        if counted {
-            let (with_metrics, port) = env.with_metrics();
-            env = with_metrics;
-            metrics_ports.push(port);
-        }
         let traced = env.serve().await;
         env = env
             .without_env("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -224,12 +216,12 @@ async fn golden_permission_cases() {
             .and_then(|n| n.trim().parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let metrics = planned.metrics(metrics_ports[0]).await;
+    let metrics = planned.metrics().await;
     for executor in ["planned", "per_field"] {
         let n = ran(&metrics, executor);
         assert!(n >= 10, "{executor} ran {n} cases:\n{metrics}");
     }
-    let metrics = traced.metrics(metrics_ports[1]).await;
+    let metrics = traced.metrics().await;
     let default_cases = cases.iter().filter(|c| c.policy.is_none()).count() as u64;
     assert_eq!(ran(&metrics, "planned"), 0, "{metrics}");
     assert_eq!(ran(&metrics, "per_field"), default_cases, "{metrics}");

@@ -124,7 +124,7 @@ async fn request_spans_reach_the_collector_with_the_request_id_and_no_variable_v
 async fn metrics_are_served_on_their_own_listener() {
     let env = TestEnv::new(Backend::Sqlite).await;
     env.load_trade_fixture().await;
-    let (env, metrics_port) = env.with_metrics();
+    let env = env.with_metrics();
     let token = env.user("analyst", "HSI_ANALYST", None).await;
     let server = env.serve().await;
     // Not on the API listener.
@@ -151,7 +151,7 @@ async fn metrics_are_served_on_their_own_listener() {
         .await;
     assert_eq!(refused.0, 401);
 
-    let text = server.metrics(metrics_port).await;
+    let text = server.metrics().await;
     for expected in [
         "dartts_graphql_requests_total{outcome=\"ok\"} 1",
         "dartts_graphql_requests_total{outcome=\"refused\"} 1",
