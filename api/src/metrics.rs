@@ -43,6 +43,11 @@ struct Executor {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Walk {
+    walk: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Dataset {
     dataset: String,
 }
@@ -52,6 +57,7 @@ pub struct Metrics {
     requests: Family<Outcome, Counter>,
     errors: Family<Code, Counter>,
     executions: Family<Executor, Counter>,
+    id_walks: Family<Walk, Counter>,
     audit_batch_events: Histogram,
     audit_append_seconds: Histogram,
     quota_seconds: Histogram,
@@ -69,6 +75,7 @@ impl Metrics {
         let requests = Family::<Outcome, Counter>::default();
         let errors = Family::<Code, Counter>::default();
         let executions = Family::<Executor, Counter>::default();
+        let id_walks = Family::<Walk, Counter>::default();
         let audit_batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let audit_append_seconds = Histogram::new(seconds_buckets());
         let quota_seconds = Histogram::new(seconds_buckets());
@@ -89,6 +96,12 @@ impl Metrics {
             "GraphQL operations executed, by executor: planned (field guard and record count \
              decided on the whole document) or per_field",
             executions.clone(),
+        );
+        registry.register(
+            "keyset_id_walks",
+            "Pages in the default order (the id) on PostgreSQL, by how their ids were found: \
+             key (the primary key walked in order) or sort_matches (the matches sorted)",
+            id_walks.clone(),
         );
         registry.register(
             "audit_batch_events",
@@ -120,6 +133,7 @@ impl Metrics {
             requests,
             errors,
             executions,
+            id_walks,
             audit_batch_events,
             audit_append_seconds,
             quota_seconds,
@@ -154,6 +168,11 @@ pub fn execution(planned: bool) {
         .executions
         .get_or_create(&Executor { executor })
         .inc();
+}
+
+/// One default-ordered page's way to its ids (`graphql::keyset::IdWalk`).
+pub fn id_walk(walk: &'static str) {
+    global().id_walks.get_or_create(&Walk { walk }).inc();
 }
 
 pub fn audit_append(events: usize, took: Duration) {

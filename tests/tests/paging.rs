@@ -3,7 +3,7 @@
 //! backends; a cursor from elsewhere is BAD_USER_INPUT (and audited); the quota counts exactly
 //! the rows delivered.
 
-use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture, samples};
 use serde_json::{Value, json};
 
 const PAGE: &str = r"query($first: Int, $after: String, $orderBy: [TradeRecordOrder!], $filter: TradeRecordFilter) {
@@ -271,4 +271,117 @@ async fn the_embedded_default_queues_a_burst_of_64_clients_instead_of_failing() 
         before + 128,
         "every delivered answer was audited"
     );
+}
+
+/// The default order on PostgreSQL: a page whose filter matches few rows finds them through the
+/// filter's index and sorts them, one that matches many walks the id (`keyset::id_walk`); both
+/// must give the rows in id order, first page and after a cursor. The three KCS files hold
+/// 54,000 rows, past the 50,000 up to which matches are sorted.
+#[tokio::test]
+async fn default_order_pages_are_the_first_ids_whichever_way_they_are_found() {
+    let env = TestEnv::new(Backend::Postgres).await.with_metrics();
+    for split in ["train", "valid", "test"] {
+        let file = samples().join(format!("customs/kcs_synthetic/df_syn_{split}_eng.csv"));
+        env.load_ok(&[
+            "trade",
+            file.to_str().expect("utf-8 path"),
+            "--profile",
+            "kcs",
+            "--provider",
+            "KR",
+        ])
+        .await;
+    }
+    assert_eq!(env.count("trade_records").await, 54_000);
+    let server = env.serve_as_analyst().await;
+    let walks = || async {
+        let text = server.metrics().await;
+        ["key", "sort_matches"].map(|walk| {
+            text.lines()
+                .find_map(|l| {
+                    l.strip_prefix(&format!("dartts_keyset_id_walks_total{{walk=\"{walk}\"}} "))
+                })
+                .map_or(0, |n| n.trim().parse::<u64>().expect("count"))
+        })
+    };
+    // An HS prefix of a few hundred rows, somewhere in the middle of the ids.
+    let prefix = env
+        .text("SELECT left(hs_code, 4) FROM trade_records ORDER BY id OFFSET 30000 LIMIT 1")
+        .await;
+    let expected = |filter: String| {
+        let env = &env;
+        async move {
+            env.text(&format!(
+                "SELECT string_agg(declaration_id || '/' || line_number, ' ' ORDER BY id) \
+                 FROM (SELECT * FROM trade_records {filter} ORDER BY id LIMIT 45) r"
+            ))
+            .await
+        }
+    };
+    let narrow = format!("WHERE hs_code >= '{prefix}' AND hs_code < '{prefix}~'");
+    let narrow_rows = env
+        .scalar(&format!("SELECT count(*) FROM trade_records {narrow}"))
+        .await;
+    assert!((45..=50_000).contains(&narrow_rows), "{narrow_rows}");
+    let cases = [
+        // (filter, totalCount asked for, walk expected): with the count, the count decides.
+        (json!({}), true, "key", String::new()),
+        (
+            json!({ "hsCodePrefix": prefix }),
+            true,
+            "sort_matches",
+            narrow.clone(),
+        ),
+        // Without it, the planner's estimate does.
+        (
+            json!({ "hsCodePrefix": prefix }),
+            false,
+            "sort_matches",
+            narrow.clone(),
+        ),
+    ];
+    const COUNTED: &str = r"query($after: String, $filter: TradeRecordFilter) {
+      tradeRecords(first: 20, after: $after, filter: $filter) {
+        totalCount pageInfo { endCursor } edges { node { declarationId lineNumber } }
+      }
+    }";
+    for (filter, counted, walk, sql_filter) in cases {
+        let query = if counted {
+            COUNTED.to_owned()
+        } else {
+            COUNTED.replace("totalCount ", "")
+        };
+        let before = walks().await;
+        let first = server.data(&query, json!({ "filter": filter })).await;
+        let after = first["tradeRecords"]["pageInfo"]["endCursor"].clone();
+        let second = server
+            .data(&query, json!({ "filter": filter, "after": after }))
+            .await;
+        let third = server
+            .data(
+                &query,
+                json!({ "filter": filter, "after": second["tradeRecords"]["pageInfo"]["endCursor"] }),
+            )
+            .await;
+        let mut got = keys(&first);
+        got.extend(keys(&second));
+        got.extend(keys(&third).into_iter().take(5));
+        assert_eq!(
+            got.join(" "),
+            expected(sql_filter).await,
+            "{filter} counted={counted}"
+        );
+        let taken = walks().await;
+        let index = usize::from(walk == "sort_matches");
+        assert_eq!(
+            taken[index],
+            before[index] + 3,
+            "{filter} counted={counted}: {taken:?}"
+        );
+        assert_eq!(
+            taken[1 - index],
+            before[1 - index],
+            "{filter} counted={counted}: {taken:?}"
+        );
+    }
 }

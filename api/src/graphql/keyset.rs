@@ -20,21 +20,22 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
+use async_graphql::OutputType;
 use async_graphql::connection::{Connection, CursorType, Edge};
-use async_graphql::{Context, OutputType};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, ExprTrait, NullOrdering, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, EntityTrait, Iterable, Order,
-    PaginatorTrait, PrimaryKeyToColumn, QueryFilter, QueryOrder, QueryResult, QuerySelect,
-    QueryTrait, Select,
+    ColumnTrait, Condition, EntityTrait, Iterable, Order, PrimaryKeyToColumn, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait, Select,
 };
 use serde_json::Value;
 
 use super::pagination::{TotalCount, page_size};
 use crate::error::ApiError;
+pub use fetch::{fetch, fetch_columns, wants_total};
+pub use id_walk::IdWalk;
 
 /// Bumped when the cursor layout changes; older cursors are then refused, not misread.
 const VERSION: u64 = 1;
@@ -397,26 +398,46 @@ impl KeysetPage {
     ///
     /// In the default order (the id alone), fetched as a deferred join: the page's ids are
     /// chosen by a subquery that reads only the filter's columns and the id, then only those
-    /// rows are read whole. No filter index yields rows in id order, so every matching row is
-    /// visited to find the first ids; when the index holds the id (migration 000015) that is an
-    /// index-only scan. An HS prefix with a year (3,822 of 1M rows) went from reading and
-    /// sorting 3,822 whole rows (16 ms) to an index-only scan and 21 row reads (2.3 ms). An
-    /// explicit order is read as it is: an index on the filter and that order (origin by value)
-    /// gives the page directly, and the extra join only cost time (about 15 % of throughput).
-    pub fn apply<E: EntityTrait>(&self, mut select: Select<E>) -> Select<E> {
+    /// rows are read whole. Found by `walk` (`id_walk`): walking the primary key, or through
+    /// the filter's index and sorted; when the index holds the id (migration 000015) the
+    /// latter is an index-only scan. An HS prefix with a year (3,822 of 1M rows) went from
+    /// reading and sorting 3,822 whole rows (16 ms) to an index-only scan and 21 row reads
+    /// (2.3 ms). An explicit order is read as it is: an index on the filter and that order
+    /// (origin by value) gives the page directly, and the extra join only cost time (about
+    /// 15 % of throughput).
+    pub fn apply<E: EntityTrait>(&self, mut select: Select<E>, walk: IdWalk) -> Select<E> {
         if let Some(seek) = self.seek() {
             select = select.filter(seek);
         }
-        // One more than asked for, only to know whether there is a next page.
-        select = self.ordered(select).limit(self.limit + 1);
-        // Every table here has a one-column id; a composite key would need a row comparison.
-        let mut primary_key = E::PrimaryKey::iter();
-        let (1, Some(key), None) = (self.keys.len(), primary_key.next(), primary_key.next()) else {
-            return select;
+        let Some(id) = self.default_order::<E>() else {
+            // One more than asked for, only to know whether there is a next page.
+            return self.ordered(select).limit(self.limit + 1);
         };
-        let id = key.into_column();
-        let ids = select.select_only().column(id).into_query();
+        let select = match walk {
+            IdWalk::Key => self.ordered(select),
+            // `id + 0` orders the same rows, but no index yields it, so the planner cannot
+            // choose the walk.
+            IdWalk::SortMatches => {
+                let (order, _) = self.keys[0].order();
+                select.order_by(Expr::col((E::default(), id)).add(0), order)
+            }
+        };
+        let ids = select
+            .limit(self.limit + 1)
+            .select_only()
+            .column(id)
+            .into_query();
         self.ordered(E::find().filter(id.in_subquery(ids)))
+    }
+
+    /// The id column when the order is the id alone. Every table here has a one-column id; a
+    /// composite key would need a row comparison.
+    fn default_order<E: EntityTrait>(&self) -> Option<E::Column> {
+        let mut primary_key = E::PrimaryKey::iter();
+        match (self.keys.len(), primary_key.next(), primary_key.next()) {
+            (1, Some(key), None) => Some(key.into_column()),
+            _ => None,
+        }
     }
 
     fn ordered<E: EntityTrait>(&self, mut select: Select<E>) -> Select<E> {
@@ -535,65 +556,7 @@ impl KeysetPage {
     }
 }
 
-/// The page's rows of `select` (already filtered and scoped) and, when the selection asks for
-/// it, the number of all its rows.
-pub async fn fetch<E>(
-    ctx: &Context<'_>,
-    db: &DatabaseConnection,
-    page: &KeysetPage,
-    select: Select<E>,
-) -> Result<(Vec<E::Model>, Option<u64>), ApiError>
-where
-    E: EntityTrait,
-    E::Model: Sync,
-{
-    let total = total(ctx, db, &select).await?;
-    Ok((page.apply(select).all(db).await?, total))
-}
-
-/// `fetch` reading only `columns` of each row, in that order, for the caller to decode by
-/// position (`trade_columns`).
-pub async fn fetch_columns<E>(
-    ctx: &Context<'_>,
-    db: &DatabaseConnection,
-    page: &KeysetPage,
-    select: Select<E>,
-    columns: impl IntoIterator<Item = E::Column>,
-) -> Result<(Vec<QueryResult>, Option<u64>), ApiError>
-where
-    E: EntityTrait,
-    E::Model: Sync,
-{
-    let total = total(ctx, db, &select).await?;
-    let statement = page
-        .apply(select)
-        .select_only()
-        .columns(columns)
-        .build(db.get_database_backend());
-    Ok((db.query_all_raw(statement).await?, total))
-}
-
-async fn total<E>(
-    ctx: &Context<'_>,
-    db: &DatabaseConnection,
-    select: &Select<E>,
-) -> Result<Option<u64>, ApiError>
-where
-    E: EntityTrait,
-    E::Model: Sync,
-{
-    Ok(if wants_total(ctx) {
-        Some(select.clone().count(db).await?)
-    } else {
-        None
-    })
-}
-
-/// Whether the selection asks for `totalCount`: counting costs a second query over every
-/// matching row, so it runs only when someone reads the answer.
-pub fn wants_total(ctx: &Context<'_>) -> bool {
-    ctx.look_ahead().field("totalCount").exists()
-}
-
+mod fetch;
+mod id_walk;
 #[cfg(test)]
 mod tests;

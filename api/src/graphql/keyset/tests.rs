@@ -35,23 +35,41 @@ fn only_the_id_order_is_a_deferred_join() {
         KeyKind::Float,
     )
     .desc(true);
-    let sql = |keys: Vec<SortKey>| {
+    let sql = |keys: Vec<SortKey>, walk| {
         let page = Keyset::new("tradeRecords", keys)
             .page(Some(20), None)
             .unwrap();
-        page.apply(Entity::find().filter(Column::HsCode.gte("84")))
+        page.apply(Entity::find().filter(Column::HsCode.gte("84")), walk)
             .build(DbBackend::Postgres)
             .to_string()
     };
-    let deferred = sql(vec![id.clone()]);
+    let deferred = sql(vec![id.clone()], IdWalk::Key);
     assert!(
         deferred.contains("\"id\" IN (SELECT \"trade_records\".\"id\" FROM \"trade_records\""),
         "{deferred}"
     );
-    assert!(deferred.contains("LIMIT 21)"), "{deferred}");
-    let direct = sql(vec![value, id]);
-    assert!(!direct.contains("IN (SELECT"), "{direct}");
-    assert!(direct.ends_with("LIMIT 21"), "{direct}");
+    assert!(
+        deferred.contains("ORDER BY \"trade_records\".\"id\" ASC NULLS LAST LIMIT 21)"),
+        "{deferred}"
+    );
+    // Sorting the matches: the subquery's order is one no index serves; the page's order is
+    // the id's, as before.
+    let sorted = sql(vec![id.clone()], IdWalk::SortMatches);
+    assert!(
+        sorted.contains("ORDER BY \"trade_records\".\"id\" + 0 ASC LIMIT 21)"),
+        "{sorted}"
+    );
+    assert!(
+        sorted.ends_with(") ORDER BY \"trade_records\".\"id\" ASC NULLS LAST"),
+        "{sorted}"
+    );
+    // An explicit order is read directly, whatever the walk.
+    for walk in [IdWalk::Key, IdWalk::SortMatches] {
+        let direct = sql(vec![value.clone(), id.clone()], walk);
+        assert!(!direct.contains("IN (SELECT"), "{direct}");
+        assert!(!direct.contains("+ 0"), "{direct}");
+        assert!(direct.ends_with("LIMIT 21"), "{direct}");
+    }
 }
 
 #[test]
