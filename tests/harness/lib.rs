@@ -243,6 +243,15 @@ impl TestEnv {
             .await
     }
 
+    /// Loads one of the Korea Customs synthetic files (`train`, `valid` or `test`: 37,385,
+    /// 8,134 and 8,481 rows) through the `kcs` profile, as Korean data.
+    pub async fn load_kcs(&self, split: &str) -> Run {
+        let file = samples().join(format!("customs/kcs_synthetic/df_syn_{split}_eng.csv"));
+        let path = file.to_str().expect("utf-8 path");
+        self.load_ok(&["trade", path, "--profile", "kcs", "--provider", "KR"])
+            .await
+    }
+
     /// Creates an ACTIVE account and returns a token for it, through the CLI an operator uses.
     pub async fn user(&self, username: &str, role: &str, nation: Option<&str>) -> String {
         let mut args = vec!["user", "add", username, "--role", role];

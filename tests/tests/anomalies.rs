@@ -3,7 +3,7 @@
 //! peer statistics come only from rows it may see (and equal the stored profiles where it sees
 //! every row), and pages are positions that a load between two of them does not shift.
 
-use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, samples};
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes};
 use serde_json::{Value, json};
 
 const HEADER: &str = "declaration_id,line_number,declaration_date,direction,hs_code,commodity_description,importer_name,importer_id,importer_address,exporter_name,manufacturer_name,manufacturer_id,country_of_origin,country_of_export,country_of_destination,reporting_country,partner_country,port,transport_mode,quantity,quantity_unit,net_weight_kg,declared_value,declared_currency,declared_value_usd";
@@ -278,16 +278,7 @@ async fn a_partners_peer_statistics_come_only_from_rows_it_may_see() {
 /// and a Korean partner whose peers are computed on the fly (it may see every row).
 async fn kcs_world(backend: Backend) -> (TestEnv, Server, String, String) {
     let env = TestEnv::new(backend).await;
-    let file = samples().join("customs/kcs_synthetic/df_syn_train_eng.csv");
-    env.load_ok(&[
-        "trade",
-        file.to_str().expect("utf-8 path"),
-        "--profile",
-        "kcs",
-        "--provider",
-        "KR",
-    ])
-    .await;
+    env.load_kcs("train").await;
     let hsi = env.user("hsi", "HSI_ANALYST", None).await;
     let partner = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
     let server = env.serve().await;

@@ -73,10 +73,7 @@ async fn korea_customs_files_load_through_the_kcs_profile() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
         for split in ["train", "valid", "test"] {
-            let file = samples().join(format!("customs/kcs_synthetic/df_syn_{split}_eng.csv"));
-            let run = env
-                .load_ok(&["trade", path(&file), "--profile", "kcs", "--provider", "KR"])
-                .await;
+            let run = env.load_kcs(split).await;
             assert!(
                 run.stdout.contains(" 0 rejected"),
                 "{backend:?} {split}: {}",

@@ -3,7 +3,7 @@
 //! backends; a cursor from elsewhere is BAD_USER_INPUT (and audited); the quota counts exactly
 //! the rows delivered.
 
-use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture, samples};
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
 use serde_json::{Value, json};
 
 const PAGE: &str = r"query($first: Int, $after: String, $orderBy: [TradeRecordOrder!], $filter: TradeRecordFilter) {
@@ -281,16 +281,7 @@ async fn the_embedded_default_queues_a_burst_of_64_clients_instead_of_failing() 
 async fn default_order_pages_are_the_first_ids_whichever_way_they_are_found() {
     let env = TestEnv::new(Backend::Postgres).await.with_metrics();
     for split in ["train", "valid", "test"] {
-        let file = samples().join(format!("customs/kcs_synthetic/df_syn_{split}_eng.csv"));
-        env.load_ok(&[
-            "trade",
-            file.to_str().expect("utf-8 path"),
-            "--profile",
-            "kcs",
-            "--provider",
-            "KR",
-        ])
-        .await;
+        env.load_kcs(split).await;
     }
     assert_eq!(env.count("trade_records").await, 54_000);
     let server = env.serve_as_analyst().await;
