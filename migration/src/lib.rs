@@ -22,6 +22,7 @@ mod m20261204_000016_peer_group_facts_in_index;
 mod m20261204_000017_hs6_years;
 mod m20261204_000018_batch_check_per_statement;
 mod m20261204_000019_byte_order_text;
+mod m20261205_000020_date_index_ids;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
@@ -64,6 +65,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000017_hs6_years::Migration),
             Box::new(m20261204_000018_batch_check_per_statement::Migration),
             Box::new(m20261204_000019_byte_order_text::Migration),
+            Box::new(m20261205_000020_date_index_ids::Migration),
         ]
     }
 }

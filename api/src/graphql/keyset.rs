@@ -35,7 +35,7 @@ use serde_json::Value;
 use super::pagination::{TotalCount, page_size};
 use crate::error::ApiError;
 pub use fetch::{fetch, fetch_columns, wants_total};
-pub use id_walk::IdWalk;
+pub use id_walk::{COVERED_SORT_UP_TO, IdWalk};
 
 /// Bumped when the cursor layout changes; older cursors are then refused, not misread.
 const VERSION: u64 = 1;
@@ -299,11 +299,24 @@ pub fn compare(keys: &[SortKey], a: &[KeyValue], b: &[KeyValue]) -> Ordering {
 pub struct Keyset {
     connection: &'static str,
     keys: Vec<SortKey>,
+    sort_up_to: u64,
 }
 
 impl Keyset {
     pub fn new(connection: &'static str, keys: Vec<SortKey>) -> Self {
-        Keyset { connection, keys }
+        Keyset {
+            connection,
+            keys,
+            sort_up_to: id_walk::SORT_UP_TO,
+        }
+    }
+
+    /// How many matches a default-ordered page may sort rather than walk (`id_walk`): more
+    /// than the default for a table whose filter indexes hold the id, so that sorting reads
+    /// no table rows.
+    pub fn sort_up_to(mut self, matches: u64) -> Self {
+        self.sort_up_to = matches;
+        self
     }
 
     /// Which connection and order a cursor belongs to.
@@ -335,6 +348,7 @@ impl Keyset {
             keys: self.keys,
             limit,
             after,
+            sort_up_to: self.sort_up_to,
         })
     }
 
@@ -391,6 +405,7 @@ pub struct KeysetPage {
     keys: Vec<SortKey>,
     limit: u64,
     after: Option<Vec<KeyValue>>,
+    sort_up_to: u64,
 }
 
 impl KeysetPage {

@@ -11,7 +11,9 @@ use super::filters::{RecordFilter, check_text, contains, countries, digit_prefix
 use super::financial::{self, FinancialTransaction};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
-use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, fetch_columns};
+use super::keyset::{
+    COVERED_SORT_UP_TO, KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, fetch_columns,
+};
 use super::pagination::CONNECTION_COST;
 use super::scalars::{Date, SortDirection};
 use super::scope;
@@ -530,7 +532,9 @@ impl TradeQuery {
             Expr::col((trade_record::Entity, Column::Id)),
             KeyKind::Int,
         ));
-        let page = Keyset::new("tradeRecords", keys).page(first, after.as_deref())?;
+        let page = Keyset::new("tradeRecords", keys)
+            .sort_up_to(COVERED_SORT_UP_TO)
+            .page(first, after.as_deref())?;
         let principal = principal(ctx)?;
         let condition = filter
             .condition()?

@@ -61,8 +61,8 @@ where
     E::Model: Sync,
 {
     let total = total(ctx, db, select).await?;
-    let default_order = page.default_order::<E>().is_some();
-    let walk = id_walk::choose(db, default_order, select, total).await?;
+    let sort_up_to = page.default_order::<E>().map(|_| page.sort_up_to);
+    let walk = id_walk::choose(db, sort_up_to, select, total).await?;
     Ok((walk, total))
 }
 

@@ -8,20 +8,29 @@
 //! quarter of the ids) walked 751,164 rows: 160–500 ms, against 2 ms for sorting the 3,822 ids
 //! the `(hs_code, declaration_date)` index holds. PostgreSQL has no statistic for where
 //! matches fall along another column's order, so the choice is made here, from the planner's
-//! own estimate of how many rows match (exact when the page also counts them): few matches
-//! are found through the filter's index and sorted (`ORDER BY id + 0`, an order no index
-//! serves); many are walked as before, where sorting them would cost more than any walk.
-//! Measured on 1M rows in `psql` (BENCHMARKS.md): sorting 21,167 matches of one month took
-//! 7 ms (the walk 108 ms), 33,572 spread evenly 5.6 ms (the walk 1 ms), 185,773 spread evenly
-//! 24 ms (the walk 0.4 ms), the 249,994 of one year 84 ms (the walk 151 ms).
+//! own estimate of how many rows match (exact when the page also counts them): up to a limit
+//! the matches are found through the filter's index and sorted (`ORDER BY id + 0`, an order
+//! no index serves); past it they are walked as before, where sorting them would cost more
+//! than most walks. Measured on 1M rows in `psql` (BENCHMARKS.md), sorting against walking:
+//! one month's 21,167 matches 7 ms (3 with the id in the date index) against 108; 33,572
+//! spread evenly 5.6 ms against 1; 185,773 spread evenly 24 ms against 0.4; one year's 249,994
+//! 84 ms (25–27 with the id in the index) against 151.
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Iterable,
     PrimaryKeyToColumn, QuerySelect, QueryTrait, Select, Statement,
 };
 
-/// At most this many estimated matches are sorted instead of walked.
-pub const SORT_MATCHES_UP_TO: u64 = 50_000;
+/// At most this many matches are sorted instead of walked, unless the connection says more
+/// (`Keyset::sort_up_to`). Both limits spend about the same time, some 20–30 ms on 1M rows,
+/// on the sort: the most a page of matches spread evenly (which a walk meets at once) then
+/// loses, and about what a walk over a fifth of the table costs. Here the matches' rows are
+/// visited to read their ids, about 0.4 µs a match.
+pub const SORT_UP_TO: u64 = 50_000;
+
+/// `tradeRecords`: its filter indexes hold the id (migrations 000015 and 000020), so sorting
+/// reads the index alone, about 0.1 µs a match (the 249,994 of one year: 25–27 ms).
+pub const COVERED_SORT_UP_TO: u64 = 300_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdWalk {
@@ -41,30 +50,34 @@ impl IdWalk {
     }
 }
 
-/// The walk for a page of `select` (filtered and scoped, before the cursor's seek) in the
-/// default order; `matching` is the page's exact count when it was asked for.
+/// The walk for a page of `select` (filtered and scoped, before the cursor's seek);
+/// `sort_up_to` is `None` unless the page is in the default order, `matching` the page's
+/// exact count when it was asked for.
 pub(super) async fn choose<E: EntityTrait>(
     db: &DatabaseConnection,
-    default_order: bool,
+    sort_up_to: Option<u64>,
     select: &Select<E>,
     matching: Option<u64>,
 ) -> Result<IdWalk, DbErr> {
-    if !default_order || db.get_database_backend() != DbBackend::Postgres {
+    let Some(sort_up_to) = sort_up_to else {
+        return Ok(IdWalk::Key);
+    };
+    if db.get_database_backend() != DbBackend::Postgres {
         return Ok(IdWalk::Key);
     }
     let matching = match matching {
         Some(n) => Some(n),
         None => estimate(db, select).await?,
     };
-    let walk = for_matches(matching);
+    let walk = for_matches(matching, sort_up_to);
     crate::metrics::id_walk(walk.label());
     Ok(walk)
 }
 
 /// Sorting wins when there are few matches; an unknown estimate keeps the walk.
-fn for_matches(matching: Option<u64>) -> IdWalk {
+fn for_matches(matching: Option<u64>, sort_up_to: u64) -> IdWalk {
     match matching {
-        Some(n) if n <= SORT_MATCHES_UP_TO => IdWalk::SortMatches,
+        Some(n) if n <= sort_up_to => IdWalk::SortMatches,
         _ => IdWalk::Key,
     }
 }
@@ -120,9 +133,11 @@ mod tests {
 
     #[test]
     fn few_matches_are_sorted_many_or_unknown_are_walked() {
-        assert_eq!(for_matches(Some(0)), IdWalk::SortMatches);
-        assert_eq!(for_matches(Some(SORT_MATCHES_UP_TO)), IdWalk::SortMatches);
-        assert_eq!(for_matches(Some(SORT_MATCHES_UP_TO + 1)), IdWalk::Key);
-        assert_eq!(for_matches(None), IdWalk::Key);
+        for up_to in [SORT_UP_TO, COVERED_SORT_UP_TO] {
+            assert_eq!(for_matches(Some(0), up_to), IdWalk::SortMatches);
+            assert_eq!(for_matches(Some(up_to), up_to), IdWalk::SortMatches);
+            assert_eq!(for_matches(Some(up_to + 1), up_to), IdWalk::Key);
+            assert_eq!(for_matches(None, up_to), IdWalk::Key);
+        }
     }
 }
