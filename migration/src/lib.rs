@@ -40,6 +40,22 @@ async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr
         .map(|_| ())
 }
 
+/// Rebuilds each `(name, key columns)` index of `trade_records` with `include` after its key
+/// (`" INCLUDE (id)"` or `""`), in one `on_postgres` call: SQLite indexes hold the rowid anyway.
+async fn rebuild_trade_indexes(
+    manager: &SchemaManager<'_>,
+    indexes: &[(&str, &str)],
+    include: &str,
+) -> Result<(), DbErr> {
+    let sql: String = indexes
+        .iter()
+        .map(|(name, key)| {
+            format!("DROP INDEX {name}; CREATE INDEX {name} ON trade_records ({key}){include}; ")
+        })
+        .collect();
+    on_postgres(manager, &sql).await
+}
+
 pub struct Migrator;
 
 #[async_trait::async_trait]

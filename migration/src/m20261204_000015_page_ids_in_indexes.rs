@@ -26,25 +26,13 @@ const INDEXES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Rebuilds every index of `INDEXES`, with `include` after its key, in one call (two calls may
-/// run on two pooled connections; see migration 000013).
-async fn rebuild(manager: &SchemaManager<'_>, include: &str) -> Result<(), DbErr> {
-    let sql: String = INDEXES
-        .iter()
-        .map(|(name, key)| {
-            format!("DROP INDEX {name}; CREATE INDEX {name} ON trade_records ({key}){include}; ")
-        })
-        .collect();
-    super::on_postgres(manager, &sql).await
-}
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        rebuild(manager, " INCLUDE (id)").await
+        super::rebuild_trade_indexes(manager, INDEXES, " INCLUDE (id)").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        rebuild(manager, "").await
+        super::rebuild_trade_indexes(manager, INDEXES, "").await
     }
 }

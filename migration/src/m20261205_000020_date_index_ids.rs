@@ -12,24 +12,15 @@ use sea_orm_migration::prelude::*;
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-async fn rebuild(manager: &SchemaManager<'_>, include: &str) -> Result<(), DbErr> {
-    super::on_postgres(
-        manager,
-        &format!(
-            "DROP INDEX ix_trade_date; \
-             CREATE INDEX ix_trade_date ON trade_records (declaration_date){include};"
-        ),
-    )
-    .await
-}
+const INDEXES: &[(&str, &str)] = &[("ix_trade_date", "declaration_date")];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        rebuild(manager, " INCLUDE (id)").await
+        super::rebuild_trade_indexes(manager, INDEXES, " INCLUDE (id)").await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
-        rebuild(manager, "").await
+        super::rebuild_trade_indexes(manager, INDEXES, "").await
     }
 }
