@@ -38,6 +38,9 @@ SHAPES = [
     ("id | partner DE", 'filter: {partnerCountry: ["DE"]}'),
     ("id | origin CN", 'filter: {countryOfOrigin: ["CN"]}'),
     ("id | value >= 1M", "filter: {declaredValueUsdMin: 1000000}"),
+    # No index serves a port: its matches are found only by reading the table.
+    ("id | port 0401", 'filter: {port: "0401"}'),
+    ("id | origin CN + port 0401", 'filter: {countryOfOrigin: ["CN"], port: "0401"}'),
     ("value | origin CN (query 1)", f'filter: {{countryOfOrigin: ["CN"]}}, {VALUE_DESC}'),
     ("value | HS 84 + 2024",
      'filter: {hsCodePrefix: "84", declarationDateFrom: "2024-01-01", '

@@ -8,13 +8,17 @@
 //! quarter of the ids) walked 751,164 rows: 160–500 ms, against 2 ms for sorting the 3,822 ids
 //! the `(hs_code, declaration_date)` index holds. PostgreSQL has no statistic for where
 //! matches fall along another column's order, so the choice is made here, from the planner's
-//! own estimate of how many rows match (exact when the page also counts them): up to a limit
-//! the matches are found through the filter's index and sorted (`ORDER BY id + 0`, an order
-//! no index serves); past it they are walked as before, where sorting them would cost more
-//! than most walks. Measured on 1M rows in `psql` (BENCHMARKS.md), sorting against walking:
-//! one month's 21,167 matches 7 ms (3 with the id in the date index) against 108; 33,572
-//! spread evenly 5.6 ms against 1; 185,773 spread evenly 24 ms against 0.4; one year's 249,994
-//! 84 ms (25–27 with the id in the index) against 151.
+//! plan for finding every match (planning only, ~0.5 ms): its row estimate (or the exact count
+//! when the page also counts them) and its cost. The matches are found and sorted
+//! (`ORDER BY id + 0`, an order no index serves) when both are small: few matches, and an
+//! index that finds them for a fraction of reading the table. Otherwise they are walked as
+//! before: many matches are usually met at once, and when no index serves the filter (a port,
+//! a name substring) sorting means reading the whole table, which a walk only does when the
+//! matches sit at its far end. Measured on 1M rows in `psql` (BENCHMARKS.md), sorting against
+//! walking: one month's 21,167 matches 7 ms (3 with the id in the date index) against 108;
+//! 33,572 spread evenly 5.6 ms against 1; 185,773 spread evenly 24 ms against 0.4; one year's
+//! 249,994 84 ms (25–27 with the id in the index) against 151; the 13,200 of one port, found
+//! by reading the table, 134 ms against 2.4.
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Iterable,
@@ -31,6 +35,13 @@ pub const SORT_UP_TO: u64 = 50_000;
 /// `tradeRecords`: its filter indexes hold the id (migrations 000015 and 000020), so sorting
 /// reads the index alone, about 0.1 µs a match (the 249,994 of one year: 25–27 ms).
 pub const COVERED_SORT_UP_TO: u64 = 300_000;
+
+/// The most the plan for finding every match may cost, in the planner's units, for them to be
+/// sorted. On the 1M-row table the plans through an index cost 570–19,200 (3,800 to 250,000
+/// matches, 3–100 ms), a plan that reads the table 45,000–51,000 (120–200 ms): about 3 µs a
+/// unit here, so the bound is what a sort may spend, some 75 ms. A smaller table read whole
+/// costs less and is sorted, still within that time.
+pub const SORT_COST_UP_TO: f64 = 25_000.0;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum IdWalk {
@@ -51,13 +62,13 @@ impl IdWalk {
 }
 
 /// The walk for a page of `select` (filtered and scoped, before the cursor's seek);
-/// `sort_up_to` is `None` unless the page is in the default order, `matching` the page's
+/// `sort_up_to` is `None` unless the page is in the default order, `counted` the page's
 /// exact count when it was asked for.
 pub(super) async fn choose<E: EntityTrait>(
     db: &DatabaseConnection,
     sort_up_to: Option<u64>,
     select: &Select<E>,
-    matching: Option<u64>,
+    counted: Option<u64>,
 ) -> Result<IdWalk, DbErr> {
     let Some(sort_up_to) = sort_up_to else {
         return Ok(IdWalk::Key);
@@ -65,28 +76,40 @@ pub(super) async fn choose<E: EntityTrait>(
     if db.get_database_backend() != DbBackend::Postgres {
         return Ok(IdWalk::Key);
     }
-    let matching = match matching {
-        Some(n) => Some(n),
-        None => estimate(db, select).await?,
+    let walk = match counted {
+        // Too many to sort whatever the plan: no need to ask for it.
+        Some(n) if n > sort_up_to => IdWalk::Key,
+        _ => decide(plan(db, select).await?, counted, sort_up_to),
     };
-    let walk = for_matches(matching, sort_up_to);
     crate::metrics::id_walk(walk.label());
     Ok(walk)
 }
 
-/// Sorting wins when there are few matches; an unknown estimate keeps the walk.
-fn for_matches(matching: Option<u64>, sort_up_to: u64) -> IdWalk {
-    match matching {
-        Some(n) if n <= sort_up_to => IdWalk::SortMatches,
+/// The planner's view of finding every match of a page: the top line of its plan.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct MatchPlan {
+    rows: u64,
+    cost: f64,
+}
+
+/// Sorting wins when there are few matches and an index finds them cheaply; a plan that
+/// cannot be read keeps the walk.
+fn decide(plan: Option<MatchPlan>, counted: Option<u64>, sort_up_to: u64) -> IdWalk {
+    match plan {
+        Some(plan)
+            if counted.unwrap_or(plan.rows) <= sort_up_to && plan.cost <= SORT_COST_UP_TO =>
+        {
+            IdWalk::SortMatches
+        }
         _ => IdWalk::Key,
     }
 }
 
-/// The planner's estimate of the rows `select` matches: planning only, nothing is read.
-async fn estimate<E: EntityTrait>(
+/// The planner's plan for the ids `select` matches: planning only, nothing is read.
+async fn plan<E: EntityTrait>(
     db: &DatabaseConnection,
     select: &Select<E>,
-) -> Result<Option<u64>, DbErr> {
+) -> Result<Option<MatchPlan>, DbErr> {
     let Some(id) = E::PrimaryKey::iter().next() else {
         return Ok(None);
     };
@@ -103,41 +126,78 @@ async fn estimate<E: EntityTrait>(
         return Ok(None);
     };
     let top: String = row.try_get_by_index(0)?;
-    Ok(plan_rows(&top))
+    Ok(read_plan(&top))
 }
 
-/// The `rows=` of a text-format plan line: `Index Scan … (cost=0.42..572.03 rows=3824 width=8)`.
-fn plan_rows(line: &str) -> Option<u64> {
-    let (_, after) = line.split_once(" rows=")?;
-    let digits = after.split(|c: char| !c.is_ascii_digit()).next()?;
-    digits.parse().ok()
+/// The total cost and `rows=` of a text-format plan line:
+/// `Index Scan … (cost=0.42..572.03 rows=3824 width=8)`.
+fn read_plan(line: &str) -> Option<MatchPlan> {
+    let (_, costs) = line.split_once("(cost=")?;
+    let (_, total) = costs.split_once("..")?;
+    let (cost, after) = total.split_once(" rows=")?;
+    let rows = after.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some(MatchPlan {
+        rows: rows.parse().ok()?,
+        cost: cost.parse().ok().filter(|c: &f64| c.is_finite())?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn plan(rows: u64, cost: f64) -> Option<MatchPlan> {
+        Some(MatchPlan { rows, cost })
+    }
+
     #[test]
-    fn the_estimate_is_read_from_the_top_plan_line() {
+    fn the_plan_is_read_from_its_top_line() {
         let line = "Index Only Scan using ix_trade_hs_date on trade_records  \
                     (cost=0.42..572.03 rows=3824 width=8)";
-        assert_eq!(plan_rows(line), Some(3824));
+        assert_eq!(read_plan(line), plan(3824, 572.03));
         assert_eq!(
-            plan_rows("Seq Scan on trade_records  (cost=0.00..1.20 rows=20 width=8)"),
-            Some(20)
+            read_plan("Gather  (cost=1000.00..46363.33 rows=13200 width=8)"),
+            plan(13200, 46363.33)
         );
-        for unreadable in ["", "Result", "Seq Scan (cost=0.00..1.20 rows= width=8)"] {
-            assert_eq!(plan_rows(unreadable), None, "{unreadable}");
+        for unreadable in [
+            "",
+            "Result",
+            "Seq Scan (cost=0.00..1.20 rows= width=8)",
+            "Seq Scan (cost=0.00 rows=20 width=8)",
+            "Seq Scan (cost=0.00..x rows=20 width=8)",
+            "Seq Scan (cost=0.00..inf rows=20 width=8)",
+        ] {
+            assert_eq!(read_plan(unreadable), None, "{unreadable}");
         }
     }
 
     #[test]
-    fn few_matches_are_sorted_many_or_unknown_are_walked() {
+    fn few_matches_an_index_finds_are_sorted_the_rest_walked() {
         for up_to in [SORT_UP_TO, COVERED_SORT_UP_TO] {
-            assert_eq!(for_matches(Some(0), up_to), IdWalk::SortMatches);
-            assert_eq!(for_matches(Some(up_to), up_to), IdWalk::SortMatches);
-            assert_eq!(for_matches(Some(up_to + 1), up_to), IdWalk::Key);
-            assert_eq!(for_matches(None, up_to), IdWalk::Key);
+            // Plans measured on the 1M-row table: query 2 through its index, one year
+            // through the date index.
+            for (rows, cost) in [(0, 0.42), (3824, 572.07), (up_to, 8857.72)] {
+                assert_eq!(decide(plan(rows, cost), None, up_to), IdWalk::SortMatches);
+            }
+            assert_eq!(decide(plan(up_to + 1, 500.0), None, up_to), IdWalk::Key);
+            // Found only by reading the table (one port): walked, however few.
+            assert_eq!(decide(plan(13_200, 46_363.33), None, up_to), IdWalk::Key);
+            assert_eq!(
+                decide(plan(10, SORT_COST_UP_TO), None, up_to),
+                IdWalk::SortMatches
+            );
+            assert_eq!(
+                decide(plan(10, SORT_COST_UP_TO + 0.01), None, up_to),
+                IdWalk::Key
+            );
+            assert_eq!(decide(None, None, up_to), IdWalk::Key);
+            assert_eq!(decide(None, Some(10), up_to), IdWalk::Key);
+            // The exact count overrides the estimate, both ways.
+            assert_eq!(
+                decide(plan(up_to + 1, 500.0), Some(up_to), up_to),
+                IdWalk::SortMatches
+            );
+            assert_eq!(decide(plan(10, 500.0), Some(up_to + 1), up_to), IdWalk::Key);
         }
     }
 }
