@@ -15,7 +15,8 @@ pub const MAX_PAGE: i32 = 1000;
 
 #[derive(SimpleObject)]
 pub struct TotalCount {
-    /// Rows matching the filter, across all pages.
+    /// Rows matching the filter within what you may read, across all pages: exact, never
+    /// estimated, and counted only when this field is selected.
     pub total_count: i64,
 }
 
