@@ -41,13 +41,24 @@ SHAPES = [
     # No index serves a port: its matches are found only by reading the table.
     ("id | port 0401", 'filter: {port: "0401"}'),
     ("id | origin CN + port 0401", 'filter: {countryOfOrigin: ["CN"], port: "0401"}'),
+    ("id | origin CN + 2024",
+     'filter: {countryOfOrigin: ["CN"], declarationDateFrom: "2024-01-01", '
+     'declarationDateTo: "2024-12-31"}'),
     ("value | origin CN (query 1)", f'filter: {{countryOfOrigin: ["CN"]}}, {VALUE_DESC}'),
+    ("value | origin CN + 2024",
+     'filter: {countryOfOrigin: ["CN"], declarationDateFrom: "2024-01-01", '
+     f'declarationDateTo: "2024-12-31"}}, {VALUE_DESC}'),
+    ("value | origin CN + HS 84",
+     f'filter: {{countryOfOrigin: ["CN"], hsCodePrefix: "84"}}, {VALUE_DESC}'),
+    ("value | partner DE", f'filter: {{partnerCountry: ["DE"]}}, {VALUE_DESC}'),
+    ("value | no filter", VALUE_DESC),
     ("value | HS 84 + 2024",
      'filter: {hsCodePrefix: "84", declarationDateFrom: "2024-01-01", '
      f'declarationDateTo: "2024-12-31"}}, {VALUE_DESC}'),
     ("value | one month",
      f'filter: {{declarationDateFrom: "2023-03-01", declarationDateTo: "2023-03-31"}}, {VALUE_DESC}'),
     ("date | partner DE", f'filter: {{partnerCountry: ["DE"]}}, {DATE_DESC}'),
+    ("date | origin CN", f'filter: {{countryOfOrigin: ["CN"]}}, {DATE_DESC}'),
     ("date | no filter", DATE_DESC),
 ]
 

@@ -23,6 +23,7 @@ mod m20261204_000017_hs6_years;
 mod m20261204_000018_batch_check_per_statement;
 mod m20261204_000019_byte_order_text;
 mod m20261205_000020_date_index_ids;
+mod m20261205_000021_value_index_dates;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
@@ -41,7 +42,7 @@ async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr
 }
 
 /// Rebuilds each `(name, key columns)` index of `trade_records` with `include` after its key
-/// (`" INCLUDE (id)"` or `""`), in one `on_postgres` call: SQLite indexes hold the rowid anyway.
+/// (`" INCLUDE (id)"`, `""`, …), in one `on_postgres` call: SQLite indexes hold the rowid anyway.
 async fn rebuild_trade_indexes(
     manager: &SchemaManager<'_>,
     indexes: &[(&str, &str)],
@@ -82,6 +83,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000018_batch_check_per_statement::Migration),
             Box::new(m20261204_000019_byte_order_text::Migration),
             Box::new(m20261205_000020_date_index_ids::Migration),
+            Box::new(m20261205_000021_value_index_dates::Migration),
         ]
     }
 }

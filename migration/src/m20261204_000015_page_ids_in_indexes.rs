@@ -16,15 +16,19 @@ pub struct Migration;
 /// (name, key columns) of the indexes that gain the id.
 const INDEXES: &[(&str, &str)] = &[
     ("ix_trade_hs_date", "hs_code, declaration_date"),
-    (
-        "ix_trade_origin_value",
-        "country_of_origin, declared_value_usd DESC",
-    ),
-    (
-        "ix_trade_partner_value",
-        "partner_country, declared_value_usd DESC",
-    ),
+    ORIGIN_VALUE,
+    PARTNER_VALUE,
 ];
+
+/// The country-by-value indexes, which migration 000021 widens again.
+pub(crate) const ORIGIN_VALUE: (&str, &str) = (
+    "ix_trade_origin_value",
+    "country_of_origin, declared_value_usd DESC",
+);
+pub(crate) const PARTNER_VALUE: (&str, &str) = (
+    "ix_trade_partner_value",
+    "partner_country, declared_value_usd DESC",
+);
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
