@@ -10,11 +10,11 @@
 //! matches fall along another column's order, so the choice is made here, from the planner's
 //! plan for finding every match (planning only, ~0.5 ms): its row estimate (or the exact count
 //! when the page also counts them) and its cost. The matches are found and sorted
-//! (`ORDER BY id + 0`, an order no index serves) when both are small: few matches, and an
-//! index that finds them for a fraction of reading the table. Otherwise they are walked as
-//! before: many matches are usually met at once, and when no index serves the filter (a port,
-//! a name substring) sorting means reading the whole table, which a walk only does when the
-//! matches sit at its far end. Measured on 1M rows in `psql` (BENCHMARKS.md), sorting against
+//! (`ORDER BY id + 0`, an order no index serves) when both are small: few matches, and a plan
+//! that finds them cheaply (through an index, or by reading a small table whole). Otherwise
+//! they are walked as before: many matches are usually met at once, and when no index serves
+//! the filter (a port, a name substring) sorting means reading the whole table, which a walk
+//! only does when the matches sit at its far end. Measured on 1M rows in `psql` (BENCHMARKS.md), sorting against
 //! walking: one month's 21,167 matches 7 ms (3 with the id in the date index) against 108;
 //! 33,572 spread evenly 5.6 ms against 1; 185,773 spread evenly 24 ms against 0.4; one year's
 //! 249,994 84 ms (25–27 with the id in the index) against 151; the 13,200 of one port, found
