@@ -13,9 +13,7 @@ mod sign_in;
 
 pub use operations::Operations;
 pub use secret::{Secret, SecretUrl};
-pub use sign_in::{
-    DEFAULT_OIDC_USERNAME_CLAIM, OidcLoginSettings, OidcSettings, TlsSettings, web_url,
-};
+pub use sign_in::{OidcLoginSettings, OidcSettings, TlsSettings, web_url};
 use sign_in::{oidc_settings, tls_settings};
 
 use figment::Figment;

@@ -29,7 +29,7 @@ pub struct OidcLoginSettings {
     pub redirect_url: String,
 }
 
-pub const DEFAULT_OIDC_USERNAME_CLAIM: &str = "sub";
+const DEFAULT_OIDC_USERNAME_CLAIM: &str = "sub";
 
 /// The foreign partners' mTLS listener (`DARTTS_TLS_*`): partners present a client certificate
 /// signed by `client_ca`, then sign in with a password (`login`).

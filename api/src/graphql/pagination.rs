@@ -15,8 +15,8 @@ pub const MAX_PAGE: i32 = 1000;
 
 #[derive(SimpleObject)]
 pub struct TotalCount {
-    /// Rows matching the filter within what you may read, across all pages: exact, never
-    /// estimated, and counted only when this field is selected.
+    /// Rows matching the filter within what you may read, across all pages: an exact count,
+    /// never an estimate.
     pub total_count: i64,
 }
 

@@ -146,7 +146,7 @@ fn read_plan(line: &str) -> Option<MatchPlan> {
 mod tests {
     use super::*;
 
-    fn plan(rows: u64, cost: f64) -> Option<MatchPlan> {
+    fn planned(rows: u64, cost: f64) -> Option<MatchPlan> {
         Some(MatchPlan { rows, cost })
     }
 
@@ -154,10 +154,10 @@ mod tests {
     fn the_plan_is_read_from_its_top_line() {
         let line = "Index Only Scan using ix_trade_hs_date on trade_records  \
                     (cost=0.42..572.03 rows=3824 width=8)";
-        assert_eq!(read_plan(line), plan(3824, 572.03));
+        assert_eq!(read_plan(line), planned(3824, 572.03));
         assert_eq!(
             read_plan("Gather  (cost=1000.00..46363.33 rows=13200 width=8)"),
-            plan(13200, 46363.33)
+            planned(13200, 46363.33)
         );
         for unreadable in [
             "",
@@ -177,27 +177,33 @@ mod tests {
             // Plans measured on the 1M-row table: query 2 through its index, one year
             // through the date index.
             for (rows, cost) in [(0, 0.42), (3824, 572.07), (up_to, 8857.72)] {
-                assert_eq!(decide(plan(rows, cost), None, up_to), IdWalk::SortMatches);
+                assert_eq!(
+                    decide(planned(rows, cost), None, up_to),
+                    IdWalk::SortMatches
+                );
             }
-            assert_eq!(decide(plan(up_to + 1, 500.0), None, up_to), IdWalk::Key);
+            assert_eq!(decide(planned(up_to + 1, 500.0), None, up_to), IdWalk::Key);
             // Found only by reading the table (one port): walked, however few.
-            assert_eq!(decide(plan(13_200, 46_363.33), None, up_to), IdWalk::Key);
+            assert_eq!(decide(planned(13_200, 46_363.33), None, up_to), IdWalk::Key);
             assert_eq!(
-                decide(plan(10, SORT_COST_UP_TO), None, up_to),
+                decide(planned(10, SORT_COST_UP_TO), None, up_to),
                 IdWalk::SortMatches
             );
             assert_eq!(
-                decide(plan(10, SORT_COST_UP_TO + 0.01), None, up_to),
+                decide(planned(10, SORT_COST_UP_TO + 0.01), None, up_to),
                 IdWalk::Key
             );
             assert_eq!(decide(None, None, up_to), IdWalk::Key);
             assert_eq!(decide(None, Some(10), up_to), IdWalk::Key);
             // The exact count overrides the estimate, both ways.
             assert_eq!(
-                decide(plan(up_to + 1, 500.0), Some(up_to), up_to),
+                decide(planned(up_to + 1, 500.0), Some(up_to), up_to),
                 IdWalk::SortMatches
             );
-            assert_eq!(decide(plan(10, 500.0), Some(up_to + 1), up_to), IdWalk::Key);
+            assert_eq!(
+                decide(planned(10, 500.0), Some(up_to + 1), up_to),
+                IdWalk::Key
+            );
         }
     }
 }
