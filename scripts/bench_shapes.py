@@ -84,6 +84,8 @@ def main():
     parser.add_argument("--requests", type=int, default=5, help="per shape and server")
     parser.add_argument("servers", nargs="+", help="NAME=URL of /graphql")
     args = parser.parse_args()
+    if args.requests < 2:
+        parser.error("--requests must be at least 2 (the first and the second are shown apart)")
     servers = [s.split("=", 1) for s in args.servers]
     names = "  ".join(f"{name:>28}" for name, _ in servers)
     print(f"{'order | filter':40} {names}")
