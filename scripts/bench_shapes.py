@@ -44,6 +44,10 @@ SHAPES = [
     ("id | origin CN + 2024",
      'filter: {countryOfOrigin: ["CN"], declarationDateFrom: "2024-01-01", '
      'declarationDateTo: "2024-12-31"}'),
+    # One declaration by its id (@DECLARATION@: looked up from the data before the run).
+    ("id | one declaration", 'filter: {declarationId: "@DECLARATION@"}'),
+    # Records whose importer FinCEN reports name; with no reports loaded, none: every row read.
+    ("id | linked to FinCEN reports", "filter: {linkedFinancialActivity: true}"),
     ("value | origin CN (query 1)", f'filter: {{countryOfOrigin: ["CN"]}}, {VALUE_DESC}'),
     ("value | origin CN + 2024",
      'filter: {countryOfOrigin: ["CN"], declarationDateFrom: "2024-01-01", '
@@ -88,11 +92,15 @@ def main():
         parser.error("--requests must be at least 2 (the first and the second are shown apart)")
     servers = [s.split("=", 1) for s in args.servers]
     names = "  ".join(f"{name:>28}" for name, _ in servers)
+    _, sample = post(servers[0][1], args.token,
+                     "{ tradeRecords(first: 1) { edges { node { declarationId } } } }")
+    declaration = sample["edges"][0]["node"]["declarationId"]
     print(f"{'order | filter':40} {names}")
     print(f"{'':40} " + "  ".join(f"{'1st / 2nd / median rest ms':>28}" for _ in servers))
     for index, (name, arguments) in enumerate(SHAPES):
         if not arguments.startswith("first:"):
             arguments = "first: 50" + (", " + arguments if arguments else "")
+        arguments = arguments.replace("@DECLARATION@", declaration)
         query = "{ tradeRecords(%s) { edges { node { %s } } } }" % (arguments, FIELDS)
         times = {server: [] for server, _ in servers}
         rows = {}

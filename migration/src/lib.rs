@@ -24,6 +24,7 @@ mod m20261204_000018_batch_check_per_statement;
 mod m20261204_000019_byte_order_text;
 mod m20261205_000020_date_index_ids;
 mod m20261205_000021_value_index_dates;
+mod m20261205_000022_declaration_index;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
@@ -84,6 +85,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000019_byte_order_text::Migration),
             Box::new(m20261205_000020_date_index_ids::Migration),
             Box::new(m20261205_000021_value_index_dates::Migration),
+            Box::new(m20261205_000022_declaration_index::Migration),
         ]
     }
 }

@@ -122,6 +122,80 @@ async fn filters_compose_in_the_database() {
         assert_eq!(count(json!({ "direction": "EXPORT" })).await, 1);
         assert_eq!(count(json!({ "partnerCountry": ["AE"] })).await, 1);
         assert_eq!(count(json!({ "providerCountry": ["KR"] })).await, 0);
+        assert_eq!(count(json!({ "declarationId": "US-1001" })).await, 2);
+    }
+}
+
+/// `linkedFinancialActivity` links a trade record to FinCEN reports by the importer's id when
+/// it has one, else by its exact name — the same rule as `linkedFinancialTransactions` — and
+/// `false` is exactly the rest. The fixtures' importers all have ids, so this adds lines
+/// without one, and a line whose id no report carries under a name one report does.
+#[tokio::test]
+async fn linked_financial_activity_matches_by_id_else_by_name() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        env.load_trade_fixture().await;
+        let fixture = dartts_tests::fixture("financial.csv");
+        env.load_ok(&["financial", fixture.to_str().expect("path")])
+            .await;
+        let extra = env.dir.path().join("no_ids.csv");
+        std::fs::write(
+            &extra,
+            "declaration_id,declaration_date,direction,hs_code,importer_name,importer_id,\
+             declared_value,declared_currency\n\
+             NI-1,2024-05-01,IMPORT,8471300100,John Q Courier,,100,USD\n\
+             NI-2,2024-05-02,IMPORT,8471300100,john q courier,,100,USD\n\
+             NI-3,2024-05-03,IMPORT,8471300100,John Q Courier,99-0000000,100,USD\n\
+             NI-4,2024-05-04,IMPORT,8471300100,Acme Imports LLC,,100,USD\n\
+             NI-5,2024-05-05,IMPORT,8471300100,Nobody Reported,,100,USD\n\
+             NI-6,2024-05-06,IMPORT,8471300100,,,100,USD\n",
+        )
+        .expect("write");
+        env.load_ok(&["trade", extra.to_str().expect("path"), "--provider", "US"])
+            .await;
+        let server = env.serve_as_analyst().await;
+        let declarations = |linked: bool| {
+            let server = &server;
+            async move {
+                let data = server
+                    .data(
+                        PAGE,
+                        json!({ "first": 100, "filter": { "linkedFinancialActivity": linked } }),
+                    )
+                    .await;
+                let conn = &data["tradeRecords"];
+                let mut ids: Vec<String> = conn["edges"]
+                    .as_array()
+                    .expect("edges")
+                    .iter()
+                    .map(|e| e["node"]["declarationId"].as_str().expect("id").to_owned())
+                    .collect();
+                assert_eq!(conn["totalCount"], json!(ids.len()), "{backend:?}");
+                ids.sort();
+                ids.dedup();
+                ids
+            }
+        };
+        // By id: Acme (12-3456789, whatever the name's case) and Blue Harbor (98-7654321);
+        // by exact name, only lines without an id: NI-1 (John Q Courier's CMIR has no TIN) and
+        // NI-4 (Acme's name; its reports carry a TIN, but the name matches too).
+        assert_eq!(
+            declarations(true).await,
+            [
+                "NI-1", "NI-4", "US-1001", "US-1002", "US-1005", "US-1007", "US-1008"
+            ],
+            "{backend:?}"
+        );
+        // Not: a name in another case (NI-2), an id no report carries under a reported name
+        // (NI-3), a name nobody reported (NI-5), no importer at all (NI-6), and the fixtures'
+        // other importers.
+        assert_eq!(
+            declarations(false).await,
+            [
+                "NI-2", "NI-3", "NI-5", "NI-6", "US-1003", "US-1004", "US-1006", "US-1009"
+            ],
+            "{backend:?}"
+        );
     }
 }
 

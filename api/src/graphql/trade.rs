@@ -364,8 +364,12 @@ impl RecordFilter for TradeRecordFilter {
             c = c.add(Column::BatchId.eq(ids::decode_as(id, NodeType::Batch)?));
         }
         if let Some(linked) = self.linked_financial_activity {
-            let exists = Expr::exists(financial::subject_matches_importer());
-            c = c.add(if linked { exists } else { exists.not() });
+            let linked_rows = financial::subject_matches_importer();
+            c = c.add(if linked {
+                linked_rows
+            } else {
+                linked_rows.not()
+            });
         }
         Ok(c)
     }
