@@ -2,12 +2,14 @@
 
 mod eval;
 mod load;
+mod retention;
 mod users;
 
 use eval::{eval, eval_list};
 use users::{token, user};
 
 use load::{load_audited, refresh_sdn};
+use retention::purge;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +28,6 @@ use crate::ingest::{Dataset, LoadRequest};
 use crate::audit::commands::AuditCommand;
 use crate::audit::{self, AuditEvent, AuditKey, AuditSink, DbAudit, EventType, NoAudit};
 use crate::policy::Policy;
-use crate::purge::{self, PurgeError, PurgeReport, PurgeRequest};
 use crate::quota::{MemoryQuota, QuotaStore, RedisQuota};
 use crate::state::AppState;
 use crate::{accounts, analysis, auth, db, export_foreign, graphql, screening, server};
@@ -309,29 +310,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Purge {
             older_than_years,
             dry_run,
-        } => {
-            let request = PurgeRequest {
-                retention_years: older_than_years.unwrap_or(settings.retention_years),
-                dry_run,
-                actor: operator(),
-            };
-            let result = purge::run(&db, &audit, &settings.data_dir, &request, Utc::now()).await;
-            match result {
-                Ok(report) => {
-                    print_purge(&report);
-                    if dry_run {
-                        return ExitCode::SUCCESS;
-                    }
-                    // Purged trade rows must not linger in the peer statistics.
-                    done(analysis::commands::refresh(&db).await)
-                }
-                Err(PurgeError::Incomplete { report, cause }) => {
-                    print_purge(&report);
-                    fail(&PurgeError::Incomplete { report, cause })
-                }
-                Err(e) => fail(&e),
-            }
-        }
+        } => purge(&db, &audit, &settings, older_than_years, dry_run).await,
         Command::Audit(command) => audit::commands::run(&db, &audit_key, command).await,
         Command::ExportForeign {
             partner,
@@ -548,63 +527,6 @@ fn operator() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "operator".to_owned())
-}
-
-/// One line per batch, then the totals; a dry run says plainly that nothing was deleted.
-fn print_purge(report: &PurgeReport) {
-    let cutoff = report
-        .cutoff
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let (verb, would) = if report.dry_run {
-        ("would purge", "would be ")
-    } else {
-        ("purged", "")
-    };
-    if report.batches.is_empty() {
-        println!(
-            "nothing to purge: no batch loaded before {cutoff} (retention {} years)",
-            report.retention_years
-        );
-    }
-    for b in &report.batches {
-        println!(
-            "{verb} batch {} ({}, {}, loaded {}): {}",
-            b.id,
-            b.dataset,
-            b.file_name,
-            b.loaded_at.format("%Y-%m-%d"),
-            table_counts(&b.rows)
-        );
-    }
-    if !report.batches.is_empty() {
-        println!(
-            "{} batch(es) loaded before {cutoff} (retention {} years) {would}purged: {} rows ({})",
-            report.batches.len(),
-            report.retention_years,
-            report.total_rows(),
-            table_counts(&report.rows_by_table())
-        );
-    }
-    if !report.raw_files_removed.is_empty() || !report.raw_files_shared.is_empty() {
-        println!(
-            "raw files: {} {would}removed, {} kept (still used by a kept batch)",
-            report.raw_files_removed.len(),
-            report.raw_files_shared.len()
-        );
-    }
-    if report.dry_run {
-        println!("dry run: nothing was deleted");
-    }
-}
-
-fn table_counts(rows: &std::collections::BTreeMap<&'static str, u64>) -> String {
-    if rows.is_empty() {
-        return "no rows".to_owned();
-    }
-    rows.iter()
-        .map(|(table, n)| format!("{table} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Prints a command's report, or fails with its error.

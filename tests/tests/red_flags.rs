@@ -273,3 +273,128 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
         .expect("number");
     assert!(f1 > 0.9, "{}", eval.stdout);
 }
+
+/// The record-level flags on rows small enough to know by heart, on both backends: which
+/// records each kind flags, the facts of a new chapter (an importer's history is every row the
+/// caller may see, whatever the filter), and pages of every size giving what one page gives.
+/// An importer is its id, else its name: "Bee Co" without an id and "Bee Co" with one are two.
+#[tokio::test]
+async fn record_flags_page_in_the_database_and_new_chapters_count_days() {
+    let rows = "declaration_id,declaration_date,direction,hs_code,importer_name,importer_id,\
+                country_of_origin,country_of_export,declared_value,declared_currency\n\
+                A-1,2023-01-01,IMPORT,8471300100,Aye Corp,11-1111111,CN,CN,1234.5,USD\n\
+                A-2,2023-06-01,IMPORT,6109100010,Aye Corp,11-1111111,VN,VN,2222.5,USD\n\
+                A-3,2024-02-01,IMPORT,8542310000,Aye Corp,11-1111111,TW,HK,3333.5,USD\n\
+                A-4,2024-03-01,IMPORT,8542310000,Aye Corp,11-1111111,TW,TW,20000,USD\n\
+                B-1,2022-01-01,IMPORT,1001990000,Bee Co,,US,US,1500.5,USD\n\
+                B-2,2022-12-31,IMPORT,2009110000,Bee Co,,US,US,1600.5,USD\n\
+                B-3,2023-01-01,IMPORT,8471300100,Bee Co,,CN,SG,30000,USD\n\
+                C-1,2023-05-05,IMPORT,8471300100,Sea Ltd,33-3333333,CN,CN,11000,USD\n\
+                D-1,2024-05-01,IMPORT,9403600000,Bee Co,44-4444444,CN,CN,1700.5,USD\n";
+    for backend in dartts_tests::BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = env.dir.path().join("flags.csv");
+        std::fs::write(&file, rows).expect("write");
+        env.load_ok(&["trade", file.to_str().expect("path"), "--provider", "US"])
+            .await;
+        let server = env.serve_as_analyst().await;
+        let session = server.session(server.token.as_deref());
+        let query = "query($after: String, $first: Int, $filter: TradeRecordFilter, \
+                     $kinds: [RedFlagKind!]) { redFlags(filter: $filter, kinds: $kinds, \
+                     first: $first, after: $after) { totalCount pageInfo { hasNextPage \
+                     endCursor } edges { node { kind importer record { declarationId } \
+                     facts { name value text } } } } }";
+        let whole = session.data(query, json!({"first": 100})).await["redFlags"].clone();
+        let listed: Vec<String> = whole["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} {}",
+                    e["node"]["kind"].as_str().expect("kind"),
+                    e["node"]["record"]["declarationId"].as_str().expect("id")
+                )
+            })
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                "ROUND_VALUE A-4",
+                "ROUND_VALUE B-3",
+                "ROUND_VALUE C-1",
+                "TRANSSHIPMENT A-3",
+                "TRANSSHIPMENT B-3",
+                "NEW_CHAPTER A-3",
+                "NEW_CHAPTER A-4",
+                "NEW_CHAPTER B-3",
+            ],
+            "{backend:?}"
+        );
+        assert_eq!(whole["totalCount"], 8, "{backend:?}");
+        for first in [1, 2, 3] {
+            let paged = every_page(&session, query, "redFlags", first, 8).await;
+            assert_eq!(paged, whole["edges"].as_array().expect("edges").clone());
+        }
+
+        // B-3: chapter 84 365 days after Bee Co's first record (new: the rule is "at least");
+        // B-2's chapter 20 came after 364 (not new). Filtered to origin TW, Aye Corp's
+        // chapter 85 is still new against its whole history.
+        let facts = |edge: &serde_json::Value| -> Vec<String> {
+            edge["node"]["facts"]
+                .as_array()
+                .expect("facts")
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{}={}",
+                        f["name"].as_str().expect("name"),
+                        match &f["text"] {
+                            serde_json::Value::String(t) => t.clone(),
+                            _ => f["value"].to_string(),
+                        }
+                    )
+                })
+                .collect()
+        };
+        let new_chapters = whole["edges"].as_array().expect("edges")[5..].to_vec();
+        assert_eq!(new_chapters[2]["node"]["importer"], "Bee Co");
+        assert_eq!(
+            facts(&new_chapters[2]),
+            [
+                "chapter=84",
+                "importerSince=2022-01-01",
+                "chapterSince=2023-01-01",
+                "daysAfterFirstRecord=365.0"
+            ],
+            "{backend:?}"
+        );
+        let tw = session
+            .data(
+                query,
+                json!({"first": 100, "kinds": ["NEW_CHAPTER"], "filter": {"countryOfOrigin": ["TW"]}}),
+            )
+            .await["redFlags"]
+            .clone();
+        assert_eq!(tw["totalCount"], 2, "{backend:?}");
+        assert_eq!(tw["edges"][1]["node"]["importer"], "11-1111111");
+        assert_eq!(
+            facts(&tw["edges"][1]),
+            [
+                "chapter=85",
+                "importerSince=2023-01-01",
+                "chapterSince=2024-02-01",
+                "daysAfterFirstRecord=396.0"
+            ],
+            "{backend:?}"
+        );
+        // A longer wait flags nothing new; a shorter one adds B-2 (364 days).
+        for (days, expected) in [(397, 0), (364, 4)] {
+            let q = format!(
+                "{{ redFlags(kinds: [NEW_CHAPTER], newChapterAfterDays: {days}) {{ totalCount }} }}"
+            );
+            let n = session.data(&q, json!({})).await["redFlags"]["totalCount"].clone();
+            assert_eq!(n, expected, "{backend:?}: {days} days");
+        }
+    }
+}

@@ -206,9 +206,6 @@ pub async fn run(
 
     let t = Thresholds::default();
     let e = |e: sea_orm::DbErr| e.to_string();
-    let pairs = red_flags::new_chapter_pairs(db, Condition::all(), &t)
-        .await
-        .map_err(e)?;
     let benford = red_flags::benford(db, Condition::all(), &t)
         .await
         .map_err(e)?;
@@ -219,7 +216,10 @@ pub async fn run(
     for (kind, condition) in [
         ("ROUND_VALUE", red_flags::round_value(&t)),
         ("TRANSSHIPMENT", red_flags::transshipment(&t)),
-        ("NEW_CHAPTER", red_flags::new_chapter_records(&pairs)),
+        (
+            "NEW_CHAPTER",
+            red_flags::new_chapter_records(Condition::all(), &t, db.get_database_backend()),
+        ),
         ("BENFORD", benford_rows),
     ] {
         let set: HashSet<Key> = red_flags::record_keys(db, condition)

@@ -8,6 +8,7 @@
 
 mod financial;
 mod input;
+mod job;
 pub mod profile;
 mod progress;
 pub(crate) mod raw_store;
@@ -19,7 +20,7 @@ mod values;
 
 pub use values::HS_MAX_DIGITS;
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use chrono::{NaiveDate, Utc};
@@ -29,6 +30,7 @@ use sea_orm::sqlx;
 use crate::analysis;
 use crate::config::Instance;
 use input::{CsvInput, HeaderIndex, InputError};
+use job::Job;
 use profile::{ProfileError, ProfileFile};
 use progress::Progress;
 use sink::{Cell, LoadTx, NewBatch, Table};
@@ -460,150 +462,4 @@ async fn existing_batch(
 
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
-}
-
-/// The state of one running load.
-struct Job {
-    tx: LoadTx,
-    batch_id: i64,
-    accepted: i64,
-    per_file: Vec<(String, i64)>,
-    rejections: Vec<Rejection>,
-    progress: Progress,
-}
-
-impl Job {
-    /// Reads every record of `input`, maps it, and writes accepted rows in chunks.
-    async fn stream<F>(
-        &mut self,
-        input: &mut CsvInput,
-        table: &Table,
-        mut map: F,
-    ) -> Result<(), IngestError>
-    where
-        F: FnMut(&input::Record) -> Result<Vec<Cell>, String>,
-    {
-        let before = self.accepted;
-        let Job {
-            tx,
-            accepted,
-            rejections,
-            per_file,
-            progress,
-            ..
-        } = self;
-        let mut writer = tx.writer(table).await?;
-        let mut chunk = Vec::with_capacity(CHUNK_ROWS);
-        let streamed: Result<(), IngestError> = async {
-            while let Some(next) = input.next_record()? {
-                match next.and_then(|record| map(&record).map_err(|reason| (record.line, reason))) {
-                    Ok(row) => chunk.push(row),
-                    Err((line, reason)) => rejections.push(Rejection {
-                        file: input.file_name().to_owned(),
-                        line,
-                        reason,
-                    }),
-                }
-                if chunk.len() == CHUNK_ROWS {
-                    writer.write(&chunk).await?;
-                    *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
-                    chunk.clear();
-                    let read =
-                        u64::try_from(*accepted).unwrap_or_default() + rejections.len() as u64;
-                    progress.update(read, input.bytes_read());
-                }
-            }
-            writer.write(&chunk).await?;
-            *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
-            Ok(())
-        }
-        .await;
-        match streamed {
-            Ok(()) => {
-                writer.finish().await?;
-                progress.file_done(input.bytes_read());
-            }
-            Err(err) => {
-                // The transaction is rolled back by the caller; the connection stays usable.
-                let _ = writer.abort("load failed").await;
-                return Err(err);
-            }
-        }
-        per_file.push((input.file_name().to_owned(), *accepted - before));
-        Ok(())
-    }
-
-    fn reject(&mut self, file: &str, line: u64, reason: String) {
-        self.rejections.push(Rejection {
-            file: file.to_owned(),
-            line,
-            reason,
-        });
-    }
-
-    /// sdn.csv first (with comments folded into remarks), then addresses and aliases, which may
-    /// only refer to entries of this same list.
-    async fn load_sdn(&mut self, files: &[(String, PathBuf)]) -> Result<(), IngestError> {
-        let batch_id = self.batch_id;
-        let mut continuations: HashMap<i64, String> = HashMap::new();
-        if let Some((name, path)) = files.iter().find(|(n, _)| n == "sdn_comments.csv") {
-            let mut input = CsvInput::open(path, name, false)?;
-            while let Some(next) = input.next_record()? {
-                match next.and_then(|r| sdn::comment(&r.fields).map_err(|e| (r.line, e))) {
-                    Ok((ent, text)) => continuations.entry(ent).or_default().push_str(&text),
-                    Err((line, reason)) => self.reject(name, line, reason),
-                }
-            }
-            self.progress.file_done(input.bytes_read());
-        }
-
-        let mut known: HashSet<i64> = HashSet::new();
-        let (name, path) = &files[0];
-        let mut input = CsvInput::open(path, name, false)?;
-        let table = Table {
-            name: "sdn_entries",
-            columns: sdn::ENTRY_COLUMNS,
-        };
-        self.stream(&mut input, &table, |r| {
-            let (ent, cells) = sdn::entry(&r.fields, batch_id, &continuations)?;
-            if !known.insert(ent) {
-                return Err(format!("ent_num {ent} appears twice in sdn.csv"));
-            }
-            Ok(cells)
-        })
-        .await?;
-        for ent in continuations.keys().filter(|e| !known.contains(e)) {
-            self.reject(
-                "sdn_comments.csv",
-                0,
-                format!("ent_num {ent} is not in sdn.csv"),
-            );
-        }
-
-        for (file, table, mapper) in [
-            (
-                "add.csv",
-                Table {
-                    name: "sdn_addresses",
-                    columns: sdn::ADDRESS_COLUMNS,
-                },
-                sdn::address as fn(&[String], i64, &HashSet<i64>) -> Result<Vec<Cell>, String>,
-            ),
-            (
-                "alt.csv",
-                Table {
-                    name: "sdn_aliases",
-                    columns: sdn::ALIAS_COLUMNS,
-                },
-                sdn::alias,
-            ),
-        ] {
-            if let Some((name, path)) = files.iter().find(|(n, _)| n == file) {
-                let mut input = CsvInput::open(path, name, false)?;
-                self.stream(&mut input, &table, |r| mapper(&r.fields, batch_id, &known))
-                    .await?;
-            }
-        }
-        Ok(())
-    }
 }
