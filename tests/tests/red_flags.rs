@@ -388,6 +388,26 @@ async fn record_flags_page_in_the_database_and_new_chapters_count_days() {
             ],
             "{backend:?}"
         );
+        // One importer's flags, as its entity view asks: its whole history, not the table's.
+        for (filter, expected) in [
+            (json!({"importerId": "11-1111111"}), vec!["A-3", "A-4"]),
+            (json!({"importerNameContains": "bee"}), vec!["B-3"]),
+        ] {
+            let one = session
+                .data(
+                    query,
+                    json!({"first": 100, "kinds": ["NEW_CHAPTER"], "filter": filter}),
+                )
+                .await["redFlags"]["edges"]
+                .clone();
+            let ids: Vec<&str> = one
+                .as_array()
+                .expect("edges")
+                .iter()
+                .map(|e| e["node"]["record"]["declarationId"].as_str().expect("id"))
+                .collect();
+            assert_eq!(ids, expected, "{backend:?}: {filter}");
+        }
         // A longer wait flags nothing new; a shorter one adds B-2 (364 days).
         for (days, expected) in [(397, 0), (364, 4)] {
             let q = format!(

@@ -218,7 +218,7 @@ pub async fn run(
         ("TRANSSHIPMENT", red_flags::transshipment(&t)),
         (
             "NEW_CHAPTER",
-            red_flags::new_chapter_records(Condition::all(), &t, db.get_database_backend()),
+            red_flags::new_chapter_records(Condition::all(), None, &t, db.get_database_backend()),
         ),
         ("BENFORD", benford_rows),
     ] {

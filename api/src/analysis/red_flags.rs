@@ -199,6 +199,15 @@ fn chapter_column() -> SimpleExpr {
     Expr::cust("SUBSTR(hs_code, 1, 2)")
 }
 
+/// The importers (as [`importer_column`]) of the rows of `rows`.
+fn importers_in(rows: Condition) -> SelectStatement {
+    Query::select()
+        .expr(importer_column())
+        .from(trade_record::Entity)
+        .cond_where(rows)
+        .to_owned()
+}
+
 /// Each importer's first declaration date per HS chapter among the rows of `scope`.
 fn chapter_firsts(scope: Condition) -> SelectStatement {
     Query::select()
@@ -237,12 +246,21 @@ pub async fn new_chapter_pairs(
 }
 
 /// The records of the new (importer, chapter) pairs among the rows of `scope`, as a condition
-/// on `trade_records`: the same rule as [`new_chapters`], decided in the database.
+/// on `trade_records`: the same rule as [`new_chapters`], decided in the database. Given
+/// `rows`, only the histories of importers with a row matching it are grouped (whole, within
+/// `scope`): the others cannot be flagged there, and one importer's view then groups its own
+/// rows, not the table's (1M rows: 0.2 s against 2.0 s). Without a filter that choice only
+/// costs (the unfiltered page 3.3 → 3.6 s), hence the `Option`.
 ///
 /// The pairs stay in the database (a subquery the condition's `IN` reads): 1M generated rows
 /// hold 367,515 new pairs, and a condition spelling each of them out overflowed the stack of
 /// the thread that built it, where the database hashes them.
-pub fn new_chapter_records(scope: Condition, t: &Thresholds, backend: DbBackend) -> Condition {
+pub fn new_chapter_records(
+    scope: Condition,
+    rows: Option<Condition>,
+    t: &Thresholds,
+    backend: DbBackend,
+) -> Condition {
     // Days from the importer's first record to the chapter's; dates are `date` on PostgreSQL
     // and ISO text on SQLite. The threshold is an integer, written into the text as one.
     let days = match backend {
@@ -255,7 +273,13 @@ pub fn new_chapter_records(scope: Condition, t: &Thresholds, backend: DbBackend)
             Expr::cust("MIN(began) OVER (PARTITION BY importer)"),
             "since",
         )
-        .from_subquery(chapter_firsts(scope), "f")
+        .from_subquery(
+            chapter_firsts(match rows {
+                Some(rows) => scope.add(importer_column().in_subquery(importers_in(rows))),
+                None => scope,
+            }),
+            "f",
+        )
         .to_owned();
     let new_pairs = Query::select()
         .columns(["importer", "chapter"])

@@ -360,8 +360,10 @@ impl RedFlagQuery {
                 }
                 RedFlagKind::NewChapter => {
                     let backend = state.db.get_database_backend();
+                    let filtered = !filter.fields_read().is_empty();
                     let cond = condition.clone().add(flags::new_chapter_records(
                         scope.clone(),
+                        filtered.then(|| condition.clone()),
                         &t,
                         backend,
                     ));
