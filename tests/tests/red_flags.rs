@@ -416,5 +416,48 @@ async fn record_flags_page_in_the_database_and_new_chapters_count_days() {
             let n = session.data(&q, json!({})).await["redFlags"]["totalCount"].clone();
             assert_eq!(n, expected, "{backend:?}: {days} days");
         }
+        // A partner judges an importer on the rows it may see: Korea's own two lines of Aye
+        // Corp make chapter 84 new 395 days after Korea's first, where the US rows (out of
+        // its scope) would make it Aye Corp's oldest chapter. The filter must not widen the
+        // scope the histories are read in, for the flag or for its facts.
+        let korean = env.dir.path().join("kr.csv");
+        std::fs::write(
+            &korean,
+            "declaration_id,declaration_date,direction,hs_code,importer_name,importer_id,\
+             country_of_origin,country_of_export,declared_value,declared_currency\n\
+             K-1,2024-06-01,IMPORT,8542310000,Aye Corp,11-1111111,TW,TW,100.5,USD\n\
+             K-2,2025-07-01,IMPORT,8471300100,Aye Corp,11-1111111,CN,CN,100.5,USD\n",
+        )
+        .expect("write");
+        env.load_ok(&["trade", korean.to_str().expect("path"), "--provider", "KR"])
+            .await;
+        let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+        let partner = server.session(Some(&kr));
+        for filter in [
+            json!({}),
+            json!({"hsCodePrefix": "84"}),
+            json!({"importerId": "11-1111111"}),
+        ] {
+            let seen = partner
+                .data(
+                    query,
+                    json!({"first": 100, "kinds": ["NEW_CHAPTER"], "filter": filter}),
+                )
+                .await["redFlags"]["edges"]
+                .clone();
+            let seen = seen.as_array().expect("edges");
+            assert_eq!(seen.len(), 1, "{backend:?}: {filter}: {seen:?}");
+            assert_eq!(seen[0]["node"]["record"]["declarationId"], "K-2");
+            assert_eq!(
+                facts(&seen[0]),
+                [
+                    "chapter=84",
+                    "importerSince=2024-06-01",
+                    "chapterSince=2025-07-01",
+                    "daysAfterFirstRecord=395.0"
+                ],
+                "{backend:?}: {filter}"
+            );
+        }
     }
 }

@@ -275,7 +275,10 @@ pub fn new_chapter_records(
         )
         .from_subquery(
             chapter_firsts(match rows {
-                Some(rows) => scope.add(importer_column().in_subquery(importers_in(rows))),
+                // `all`: the scope may be an `any`, which adding to would widen.
+                Some(rows) => Condition::all()
+                    .add(scope)
+                    .add(importer_column().in_subquery(importers_in(rows))),
                 None => scope,
             }),
             "f",

@@ -378,7 +378,11 @@ impl RedFlagQuery {
                     let pairs = if keys.is_empty() {
                         Vec::new()
                     } else {
-                        let histories = scope.clone().add(flags::importers(keys));
+                        // `all`: the scope may be an `any` (own rows, partner rows, grants),
+                        // which adding to would widen.
+                        let histories = Condition::all()
+                            .add(scope.clone())
+                            .add(flags::importers(keys));
                         flags::new_chapter_pairs(&state.db, histories, &t).await?
                     };
                     for r in rows {
