@@ -274,6 +274,23 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
     assert!(f1 > 0.9, "{}", eval.stdout);
 }
 
+/// The NEW_CHAPTER flags (edges) `session` sees under `filter`, on one page.
+async fn new_chapter_flags(
+    session: &Session<'_>,
+    query: &str,
+    filter: &serde_json::Value,
+) -> Vec<serde_json::Value> {
+    session
+        .data(
+            query,
+            json!({"first": 100, "kinds": ["NEW_CHAPTER"], "filter": filter}),
+        )
+        .await["redFlags"]["edges"]
+        .as_array()
+        .expect("edges")
+        .clone()
+}
+
 /// The record-level flags on rows small enough to know by heart, on both backends: which
 /// records each kind flags, the facts of a new chapter (an importer's history is every row the
 /// caller may see, whatever the filter), and pages of every size giving what one page gives.
@@ -393,16 +410,8 @@ async fn record_flags_page_in_the_database_and_new_chapters_count_days() {
             (json!({"importerId": "11-1111111"}), vec!["A-3", "A-4"]),
             (json!({"importerNameContains": "bee"}), vec!["B-3"]),
         ] {
-            let one = session
-                .data(
-                    query,
-                    json!({"first": 100, "kinds": ["NEW_CHAPTER"], "filter": filter}),
-                )
-                .await["redFlags"]["edges"]
-                .clone();
+            let one = new_chapter_flags(&session, query, &filter).await;
             let ids: Vec<&str> = one
-                .as_array()
-                .expect("edges")
                 .iter()
                 .map(|e| e["node"]["record"]["declarationId"].as_str().expect("id"))
                 .collect();
@@ -438,14 +447,7 @@ async fn record_flags_page_in_the_database_and_new_chapters_count_days() {
             json!({"hsCodePrefix": "84"}),
             json!({"importerId": "11-1111111"}),
         ] {
-            let seen = partner
-                .data(
-                    query,
-                    json!({"first": 100, "kinds": ["NEW_CHAPTER"], "filter": filter}),
-                )
-                .await["redFlags"]["edges"]
-                .clone();
-            let seen = seen.as_array().expect("edges");
+            let seen = new_chapter_flags(&partner, query, &filter).await;
             assert_eq!(seen.len(), 1, "{backend:?}: {filter}: {seen:?}");
             assert_eq!(seen[0]["node"]["record"]["declarationId"], "K-2");
             assert_eq!(

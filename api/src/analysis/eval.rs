@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection};
+use sea_orm::{Condition, DatabaseConnection};
 
 use super::anomalies::{self, Options};
 use super::peers::{Measure, Method, Rule, Side};
@@ -210,9 +210,7 @@ pub async fn run(
         .await
         .map_err(e)?;
     let benford_importers: Vec<String> = benford.into_iter().map(|b| b.importer).collect();
-    let benford_rows = Condition::any()
-        .add(entities::trade_record::Column::ImporterId.is_in(benford_importers.clone()))
-        .add(entities::trade_record::Column::ImporterName.is_in(benford_importers));
+    let benford_rows = red_flags::importers(benford_importers);
     for (kind, condition) in [
         ("ROUND_VALUE", red_flags::round_value(&t)),
         ("TRANSSHIPMENT", red_flags::transshipment(&t)),

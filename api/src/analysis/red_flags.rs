@@ -10,8 +10,8 @@ use chrono::NaiveDate;
 use entities::trade_record::{self, Column};
 use sea_orm::sea_query::{Expr, ExprTrait, Func, Query, SelectStatement, SimpleExpr};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbBackend, DbErr, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 
 use super::stats::{Benford, Conformity};
@@ -227,17 +227,14 @@ pub async fn new_chapter_pairs(
     scope: Condition,
     t: &Thresholds,
 ) -> Result<Vec<NewChapter>, DbErr> {
-    let rows: Vec<(Option<String>, String, NaiveDate)> = trade_record::Entity::find()
-        .select_only()
-        .expr_as(importer_column(), "importer")
-        .expr_as(chapter_column(), "chapter")
-        .expr_as(Func::min(Expr::col(Column::DeclarationDate)), "first")
-        .filter(scope)
-        .group_by(importer_column())
-        .group_by(chapter_column())
-        .into_tuple()
-        .all(db)
-        .await?;
+    let mut rows: Vec<(Option<String>, String, NaiveDate)> = Vec::new();
+    for row in db.query_all(&chapter_firsts(scope)).await? {
+        rows.push((
+            row.try_get("", "importer")?,
+            row.try_get("", "chapter")?,
+            row.try_get("", "began")?,
+        ));
+    }
     let firsts: Vec<(String, String, NaiveDate)> = rows
         .into_iter()
         .filter_map(|(importer, chapter, first)| Some((importer?, chapter, first)))
