@@ -365,6 +365,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                     Err(e) => return fail(&e),
                 }
             }
+            // Requests are answered from a pool that holds them to the time limit; the one the
+            // migrations and the demo load used has none.
+            let db = match db::serving(&settings, db).await {
+                Ok(db) => db,
+                Err(e) => return fail(&e),
+            };
             let signer = match LocalSigner::load_or_create(&settings.data_dir) {
                 Ok(s) => Arc::new(s),
                 Err(e) => return fail(&e),

@@ -150,6 +150,8 @@ struct Raw {
     subjects_cadence_days: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     metrics_listen: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    request_time_limit: Option<String>,
     audit_key: Option<String>,
 }
 
@@ -198,6 +200,7 @@ const SETTINGS: &[&str] = &[
     "sdn_cadence_days",
     "subjects_cadence_days",
     "metrics_listen",
+    "request_time_limit",
     "audit_key",
 ];
 
@@ -347,6 +350,7 @@ impl Settings {
             raw.sdn_cadence_days,
             raw.subjects_cadence_days,
             raw.metrics_listen,
+            raw.request_time_limit,
         )?;
         let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
         if let Some(dir) = &policy_dir
@@ -375,6 +379,19 @@ impl Settings {
             operations,
             audit_key,
         })
+    }
+
+    /// The embedded default with its data in `dir`, for tests that need a real database.
+    #[cfg(test)]
+    pub fn embedded_in(dir: &Path) -> Self {
+        let raw = Raw {
+            data_dir: Some(dir.display().to_string()),
+            ..Raw::default()
+        };
+        match Self::from_raw(raw) {
+            Ok(settings) => settings,
+            Err(e) => panic!("the embedded default is valid: {e}"),
+        }
     }
 
     /// True when nothing points the server at shared infrastructure.

@@ -7,6 +7,7 @@ use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 
 use crate::config::{DatabaseKind, Settings};
+use crate::time_limit;
 
 /// SQLite runs one writer at a time and its readers are CPU-bound on the node's own cores:
 /// a few connections serve as many requests as many would, with less memory.
@@ -83,6 +84,42 @@ pub async fn connect_audit(
     }
     let mut options = options(settings);
     options.max_connections(1).min_connections(1);
+    open(settings, options).await
+}
+
+/// The pool `dartts serve` answers requests from, in place of `connect`'s (`migrated`, closed
+/// here): the same settings, with the request time limit told to the database
+/// (`time_limit`). PostgreSQL gets it as every connection's `statement_timeout`, in the
+/// startup packet (no round trip); SQLite connections are armed with the deadline of the
+/// request that takes them, each time the pool hands one out or opens one. `connect`'s pool
+/// has no limit: a migration over a large table may take longer than any request should, and
+/// so may the commands (`dartts load`, `purge`) that use it.
+pub async fn serving(
+    settings: &Settings,
+    migrated: DatabaseConnection,
+) -> Result<DatabaseConnection, DbError> {
+    migrated.close().await.map_err(|source| DbError::Connect {
+        url: settings.database_url.redacted(),
+        source,
+    })?;
+    let mut options = options(settings);
+    match settings.database_kind {
+        DatabaseKind::Postgres => {
+            let limit = settings.operations.request_time_limit.as_millis();
+            options.map_sqlx_postgres_opts(move |o| {
+                o.options([("statement_timeout", format!("{limit}ms"))])
+            });
+        }
+        DatabaseKind::Sqlite => {
+            options
+                .map_sqlx_sqlite_before_acquire(|connection, _| {
+                    Box::pin(async move { time_limit::arm(connection).await.map(|()| true) })
+                })
+                .map_sqlx_sqlite_pool_opts(|o| {
+                    o.after_connect(|connection, _| Box::pin(time_limit::arm(connection)))
+                });
+        }
+    }
     open(settings, options).await
 }
 

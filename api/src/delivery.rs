@@ -26,6 +26,7 @@ use crate::introspection;
 use crate::quota::{self, QuotaError, Reservation};
 use crate::server::{self, MediaType};
 use crate::state::AppState;
+use crate::time_limit;
 
 /// A refusal shaped like a GraphQL response, with the HTTP status that goes with it.
 pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Response {
@@ -178,16 +179,25 @@ async fn execute_in_span(
     let hit_records = crate::graphql::hit_records::loader(state, &principal.permissions);
     let (schema, plan) = schema.choose(&mut request, &state.policy, &principal.permissions);
     crate::metrics::execution(plan.is_some());
-    let mut response = schema
-        .execute(
-            request
-                .data(hit_records)
-                .data(principal)
-                .data(delivered.clone())
-                .data(read.clone())
-                .data(RequestSource(source.clone())),
-        )
-        .await;
+    let execution = schema.execute(
+        request
+            .data(hit_records)
+            .data(principal)
+            .data(delivered.clone())
+            .data(read.clone())
+            .data(RequestSource(source.clone())),
+    );
+    // A query gets the time limit; a mutation runs to its end, so that none is left between
+    // its `attempted` record and its commit (a statement past the limit still fails on
+    // PostgreSQL, and the transaction rolls back).
+    let executed = if is_mutation {
+        Some(execution.await)
+    } else {
+        time_limit::run(state.settings.operations.request_time_limit, execution).await
+    };
+    let Some(mut response) = executed else {
+        return timed_out(state, base("timed_out").detail(detail), Some(&request_id)).await;
+    };
     if let Some((plan, permissions)) = introspection {
         match introspection::View::parse(&schema.sdl()) {
             Ok(view) => plan.apply(
@@ -198,6 +208,15 @@ async fn execute_in_span(
         }
     }
     crate::error::scrub(&mut response.errors);
+    // A statement stopped at the limit (it may beat the timer above by a hair) ends the request
+    // the same way: whatever else resolved is not delivered.
+    if response
+        .errors
+        .iter()
+        .any(|e| ErrorCode::of(e.extensions.as_ref()) == Some(ErrorCode::Timeout))
+    {
+        return timed_out(state, base("timed_out").detail(detail), Some(&request_id)).await;
+    }
     // Before anything is counted or audited: a failure here delivers nothing and costs nothing.
     match warning::warnings(state, &read).await {
         Ok(w) if w.is_empty() => {}
@@ -322,6 +341,27 @@ async fn execute_in_span(
         http.headers_mut().insert("x-request-id", value);
     }
     http
+}
+
+/// A query stopped at the time limit: audited (no records), answered 504 with `TIMEOUT`,
+/// nothing delivered and nothing counted against the quota.
+pub async fn timed_out(state: &AppState, event: AuditEvent, request_id: Option<&str>) -> Response {
+    crate::metrics::request(
+        ErrorCode::Timeout.audit_outcome(),
+        std::iter::once(ErrorCode::Timeout.as_str().to_owned()),
+    );
+    if let Err(e) = state.audit.record(event.records(0)).await {
+        return internal("audit write failed; response withheld", &e);
+    }
+    let mut response = error_response(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Timeout,
+        crate::error::TIMEOUT_MESSAGE,
+    );
+    if let Some(Ok(value)) = request_id.map(axum::http::HeaderValue::from_str) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    response
 }
 
 /// The quota was crossed (or the store holds a lock): lock the account durably, audit it, and

@@ -26,6 +26,9 @@ pub enum ErrorCode {
     /// A document refused before validation (`graphql::limits`): too large, too many
     /// fragments or too many fields once fragments are expanded.
     QueryTooComplex,
+    /// The query ran past the request time limit (`time_limit`): it was stopped and nothing
+    /// was delivered.
+    Timeout,
     Internal,
 }
 
@@ -43,11 +46,12 @@ impl ErrorCode {
             ErrorCode::QuotaUnavailable => "QUOTA_UNAVAILABLE",
             ErrorCode::Unavailable => "UNAVAILABLE",
             ErrorCode::QueryTooComplex => "QUERY_TOO_COMPLEX",
+            ErrorCode::Timeout => "TIMEOUT",
             ErrorCode::Internal => "INTERNAL",
         }
     }
 
-    const ALL: [ErrorCode; 12] = [
+    const ALL: [ErrorCode; 13] = [
         ErrorCode::BadUserInput,
         ErrorCode::NotFound,
         ErrorCode::GraphqlValidationFailed,
@@ -59,6 +63,7 @@ impl ErrorCode {
         ErrorCode::QuotaUnavailable,
         ErrorCode::Unavailable,
         ErrorCode::QueryTooComplex,
+        ErrorCode::Timeout,
         ErrorCode::Internal,
     ];
 
@@ -84,6 +89,7 @@ impl ErrorCode {
             | ErrorCode::AccountDisabled
             | ErrorCode::AccountLocked => "denied",
             ErrorCode::QuotaUnavailable | ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Timeout => "timed_out",
             ErrorCode::Internal => "internal_error",
         }
     }
@@ -111,6 +117,8 @@ pub enum ApiError {
     AccountLocked(String),
     /// The database had no connection free in time (`is_busy`).
     Unavailable,
+    /// A statement stopped at the request time limit (`time_limit::is_exceeded`).
+    Timeout,
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -128,6 +136,7 @@ impl ApiError {
             ApiError::Unauthenticated(_) => ErrorCode::Unauthenticated,
             ApiError::AccountLocked(_) => ErrorCode::AccountLocked,
             ApiError::Unavailable => ErrorCode::Unavailable,
+            ApiError::Timeout => ErrorCode::Timeout,
             ApiError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -137,6 +146,8 @@ impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
         if is_busy(&err) {
             ApiError::Unavailable
+        } else if crate::time_limit::is_exceeded(&err) {
+            ApiError::Timeout
         } else {
             ApiError::Internal(Box::new(err))
         }
@@ -157,6 +168,9 @@ pub fn is_busy(err: &sea_orm::DbErr) -> bool {
 /// What a request the database was too busy for is told.
 pub const BUSY_MESSAGE: &str = "the database is busy (a bulk load may be holding the data); nothing was read, try again shortly";
 
+/// What a request stopped at the time limit is told (`time_limit`).
+pub const TIMEOUT_MESSAGE: &str = "the query ran past the server's time limit and was stopped; nothing was delivered. Narrow it (a date range, an HS code, a country, fewer rows) and ask again";
+
 /// Logs an internal failure and returns the message clients see instead: every INTERNAL
 /// answer, in GraphQL or not, carries the reference that finds the log line.
 pub fn internal_message(detail: &dyn std::fmt::Display) -> String {
@@ -176,6 +190,7 @@ impl From<ApiError> for async_graphql::Error {
             | ApiError::Unauthenticated(m)
             | ApiError::AccountLocked(m) => m,
             ApiError::Unavailable => BUSY_MESSAGE.to_owned(),
+            ApiError::Timeout => TIMEOUT_MESSAGE.to_owned(),
             ApiError::Internal(source) => internal_message(&source),
         };
         let mut extensions = ErrorExtensionValues::default();

@@ -37,6 +37,7 @@ use crate::graphql::trade::TradeRecordFilter;
 use crate::policy::PermissionSet;
 use crate::quota::{self, Reservation};
 use crate::state::AppState;
+use crate::time_limit;
 
 /// Most rows one export may carry; larger pulls are split by the caller (and each is counted).
 pub const MAX_ROWS: u64 = 1_000_000;
@@ -96,6 +97,11 @@ fn api_error(e: ApiError) -> Response {
             StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::Unavailable,
             crate::error::BUSY_MESSAGE,
+        ),
+        ApiError::Timeout => error_response(
+            StatusCode::GATEWAY_TIMEOUT,
+            ErrorCode::Timeout,
+            crate::error::TIMEOUT_MESSAGE,
         ),
         ApiError::Internal(e) => delivery::internal("export failed", &e),
     }
@@ -300,15 +306,26 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => return api_error(e),
     };
-    let total = match count(&state.db, dataset, condition.clone()).await {
-        Ok(n) => n.min(limit),
-        Err(e) => return delivery::internal("export count failed", &e),
-    };
-
-    // Reserve, then audit, then stream: nothing leaves uncounted or unaudited.
     let request_hash = hex::encode(Sha256::digest(
         format!("{file}\0{:?}\0{limit}", params.get("filter")).as_bytes(),
     ));
+    let allowed = state.settings.operations.request_time_limit;
+    let counted = time_limit::run(allowed, count(&state.db, dataset, condition.clone())).await;
+    let total = match counted.map(|c| c.map_err(ApiError::from)) {
+        Some(Ok(n)) => n.min(limit),
+        None | Some(Err(ApiError::Timeout)) => {
+            let mut event = AuditEvent::new(EventType::Export, "timed_out")
+                .actor(principal.username.clone())
+                .detail(json!({ "file": file, "requestSha256": request_hash }));
+            if let Some(s) = source {
+                event = event.source(s);
+            }
+            return delivery::timed_out(&state, event, None).await;
+        }
+        Some(Err(e)) => return api_error(e),
+    };
+
+    // Reserve, then audit, then stream: nothing leaves uncounted or unaudited.
     let replay_key = idempotency
         .as_ref()
         .map(|k| hex::encode(Sha256::digest(format!("{k}\0{request_hash}").as_bytes())));
@@ -373,6 +390,7 @@ pub async fn handle(
         header_fields,
         total,
         &file,
+        allowed,
     )
 }
 
@@ -430,8 +448,10 @@ fn csv_line(fields: &[String]) -> Bytes {
     Bytes::from(writer.into_inner().unwrap_or_default())
 }
 
-/// Streams at most `total` rows page by page; a database error mid-way aborts the response
-/// (the client sees a truncated transfer, never a silently short file).
+/// Streams at most `total` rows page by page; a database error mid-way, or a page that runs
+/// past the time limit, aborts the response (the client sees a truncated transfer, never a
+/// silently short file). Each page gets the whole limit: the export as a whole may take as
+/// long as its size needs.
 fn stream(
     db: DatabaseConnection,
     dataset: Dataset,
@@ -439,6 +459,7 @@ fn stream(
     fields: Vec<&'static str>,
     total: u64,
     file: &str,
+    allowed: std::time::Duration,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let header = csv_line(&fields.iter().map(|f| (*f).to_owned()).collect::<Vec<_>>());
@@ -467,11 +488,15 @@ fn stream(
                     .await
                 };
             }
-            let page = match dataset {
-                Dataset::Trade => page!(trade_record, trade_columns()),
-                Dataset::Financial => page!(financial_transaction, financial_columns()),
-                Dataset::Subjects => page!(subject_record, subject_columns()),
-            };
+            let page = time_limit::run(allowed, async {
+                match dataset {
+                    Dataset::Trade => page!(trade_record, trade_columns()),
+                    Dataset::Financial => page!(financial_transaction, financial_columns()),
+                    Dataset::Subjects => page!(subject_record, subject_columns()),
+                }
+            })
+            .await
+            .unwrap_or_else(|| Err(sea_orm::DbErr::Custom("past the time limit".into())));
             match page {
                 Ok((bytes, rows, last)) => {
                     if rows == 0 || tx.send(Ok(bytes)).await.is_err() {

@@ -27,3 +27,4 @@ pub mod screening;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod time_limit;

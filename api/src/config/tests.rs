@@ -134,6 +134,7 @@ fn every_setting_is_read_from_the_environment() {
         sdn_cadence_days: Some("31".into()),
         subjects_cadence_days: Some("92".into()),
         metrics_listen: Some("127.0.0.1:9464".into()),
+        request_time_limit: Some("60".into()),
         audit_key: Some("k".repeat(32)),
     };
     let as_json = format!("{raw:?}");

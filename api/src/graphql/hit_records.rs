@@ -28,7 +28,7 @@ pub fn loader(state: &AppState, perms: &PermissionSet) -> DataLoader<HitRecords>
             state: state.clone(),
             perms: perms.clone(),
         },
-        tokio::spawn,
+        crate::time_limit::spawn,
     )
 }
 

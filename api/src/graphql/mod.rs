@@ -106,7 +106,7 @@ pub fn build(state: AppState) -> Executors {
         let mut builder = builder
             .data(DataLoader::new(
                 batch::BatchLoader(state.db.clone()),
-                tokio::spawn,
+                crate::time_limit::spawn,
             ))
             .data(state.policy.clone());
         if !state.settings.introspection {
