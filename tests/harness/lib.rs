@@ -654,6 +654,18 @@ impl Session<'_> {
         self.post(query, variables).await.1
     }
 
+    /// GETs `path` (an export, say) and returns the HTTP status and the body read as JSON: for
+    /// refusals, which are GraphQL-shaped.
+    pub async fn get_refused(&self, path: &str) -> (u16, Value) {
+        let mut request = self.server.http.get(self.server.url(path));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON error body"))
+    }
+
     pub async fn data(&self, query: &str, variables: Value) -> Value {
         let response = self.gql(query, variables).await;
         assert!(

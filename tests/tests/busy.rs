@@ -37,15 +37,7 @@ async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
             "{body:#}"
         );
         // The CSV export answers the same way.
-        let response = server
-            .http
-            .get(server.url("/export/trade.csv?limit=5"))
-            .bearer_auth(server.token.as_deref().expect("token"))
-            .send()
-            .await
-            .expect("export");
-        let status = response.status().as_u16();
-        let body: serde_json::Value = response.json().await.expect("JSON error");
+        let (status, body) = session.get_refused("/export/trade.csv?limit=5").await;
         assert_eq!(
             (status, error_codes(&body)),
             (503, vec!["UNAVAILABLE".to_owned()]),

@@ -53,15 +53,7 @@ async fn a_query_past_the_time_limit_is_stopped_refused_and_audited() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The CSV export's count answers the same way.
-    let response = server
-        .http
-        .get(server.url("/export/trade.csv?limit=5"))
-        .bearer_auth(server.token.as_deref().expect("token"))
-        .send()
-        .await
-        .expect("export");
-    let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.expect("JSON error");
+    let (status, body) = session.get_refused("/export/trade.csv?limit=5").await;
     assert_eq!(
         (status, error_codes(&body)),
         (504, vec!["TIMEOUT".to_owned()]),

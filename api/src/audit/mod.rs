@@ -72,7 +72,7 @@ impl EventType {
 pub struct AuditEvent {
     pub event_type: EventType,
     /// `ok`, `denied`, `failed`, `partial`, `attempted`, or for a refused action what the
-    /// answer said (`not_found`, `invalid`, `unavailable`, `internal_error`).
+    /// answer said (`not_found`, `invalid`, `unavailable`, `timed_out`, `internal_error`).
     pub outcome: &'static str,
     pub source: Option<String>,
     pub actor: Option<String>,
