@@ -353,15 +353,20 @@ pub async fn timed_out(state: &AppState, event: AuditEvent, request_id: Option<&
     if let Err(e) = state.audit.record(event.records(0)).await {
         return internal("audit write failed; response withheld", &e);
     }
-    let mut response = error_response(
-        StatusCode::GATEWAY_TIMEOUT,
-        ErrorCode::Timeout,
-        crate::error::TIMEOUT_MESSAGE,
-    );
+    let mut response = timeout_refusal();
     if let Some(Ok(value)) = request_id.map(axum::http::HeaderValue::from_str) {
         response.headers_mut().insert("x-request-id", value);
     }
     response
+}
+
+/// The answer to a request stopped at the time limit.
+pub fn timeout_refusal() -> Response {
+    error_response(
+        StatusCode::GATEWAY_TIMEOUT,
+        ErrorCode::Timeout,
+        crate::error::TIMEOUT_MESSAGE,
+    )
 }
 
 /// The quota was crossed (or the store holds a lock): lock the account durably, audit it, and

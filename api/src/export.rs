@@ -98,11 +98,7 @@ fn api_error(e: ApiError) -> Response {
             ErrorCode::Unavailable,
             crate::error::BUSY_MESSAGE,
         ),
-        ApiError::Timeout => error_response(
-            StatusCode::GATEWAY_TIMEOUT,
-            ErrorCode::Timeout,
-            crate::error::TIMEOUT_MESSAGE,
-        ),
+        ApiError::Timeout => delivery::timeout_refusal(),
         ApiError::Internal(e) => delivery::internal("export failed", &e),
     }
 }
