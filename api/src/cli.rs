@@ -25,6 +25,7 @@ use crate::auth::local_token::LocalSigner;
 use crate::config::{self, DatabaseKind, Settings};
 use crate::ingest::{Dataset, LoadRequest};
 
+use crate::admission::Admission;
 use crate::audit::commands::AuditCommand;
 use crate::audit::{self, AuditEvent, AuditKey, AuditSink, DbAudit, EventType, NoAudit};
 use crate::policy::Policy;
@@ -427,6 +428,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 Arc::new(NoAudit)
             };
             let state = AppState {
+                admission: Admission::new(settings.operations.analysis_concurrency),
                 screening,
                 audit,
                 db,

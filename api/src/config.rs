@@ -152,6 +152,8 @@ struct Raw {
     metrics_listen: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     request_time_limit: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    analysis_concurrency: Option<String>,
     audit_key: Option<String>,
 }
 
@@ -201,6 +203,7 @@ const SETTINGS: &[&str] = &[
     "subjects_cadence_days",
     "metrics_listen",
     "request_time_limit",
+    "analysis_concurrency",
     "audit_key",
 ];
 
@@ -351,6 +354,7 @@ impl Settings {
             raw.subjects_cadence_days,
             raw.metrics_listen,
             raw.request_time_limit,
+            raw.analysis_concurrency,
         )?;
         let policy_dir = non_empty(raw.policy_dir).map(PathBuf::from);
         if let Some(dir) = &policy_dir

@@ -6,7 +6,8 @@
 //! are also audited as `attempted` before they run, so an administrative change whose audit
 //! cannot be written never happens.
 
-use async_graphql::parser::types::OperationType;
+use async_graphql::Name;
+use async_graphql::parser::types::{ExecutableDocument, OperationDefinition, OperationType};
 use axum::Json;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +16,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use crate::accounts;
+use crate::admission;
 use crate::audit::{AuditEvent, EventType};
 use crate::auth::{AuthError, Principal};
 use crate::error::ErrorCode;
@@ -72,26 +74,46 @@ pub fn refuse(err: &AuthError) -> Response {
     response
 }
 
-/// The operation's type and name, for the audit record, from the document parsed when the
-/// request was read (`server::request::read`).
-fn operation(request: &mut async_graphql::Request) -> (bool, Option<String>) {
-    let operation_name = request.operation_name.clone();
-    let Ok(doc) = request.parsed_query() else {
-        return (false, operation_name);
-    };
-    let wanted = operation_name.as_deref();
-    // The operation that runs: the one named by `operationName`, else the document's only one.
-    let chosen = doc
+/// The operation a request runs: the one named by `operationName`, else the document's only
+/// one. `None` when no operation has that name (execution then refuses the request).
+pub fn chosen<'a>(
+    document: &'a ExecutableDocument,
+    wanted: Option<&str>,
+) -> Option<(Option<&'a Name>, &'a OperationDefinition)> {
+    document
         .operations
         .iter()
-        .find(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted);
-    match chosen {
-        Some((name, op)) => (
-            op.node.ty == OperationType::Mutation,
-            name.map(|n| n.to_string())
-                .or_else(|| operation_name.clone()),
-        ),
-        None => (false, operation_name.clone()),
+        .find(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)
+        .map(|(name, op)| (name, &op.node))
+}
+
+/// What the request's operation is, from the document parsed when the request was read
+/// (`server::request::read`).
+struct Operation {
+    is_mutation: bool,
+    /// For the audit record: the client's label for its query.
+    name: Option<String>,
+    /// Whether it waits for a turn to run (`admission`).
+    analysis: bool,
+}
+
+fn operation(request: &mut async_graphql::Request) -> Operation {
+    let operation_name = request.operation_name.clone();
+    let unknown = Operation {
+        is_mutation: false,
+        name: operation_name.clone(),
+        analysis: false,
+    };
+    let Ok(doc) = request.parsed_query() else {
+        return unknown;
+    };
+    match chosen(doc, operation_name.as_deref()) {
+        Some((name, op)) => Operation {
+            is_mutation: op.ty == OperationType::Mutation,
+            name: name.map(|n| n.to_string()).or(operation_name),
+            analysis: op.ty == OperationType::Query && admission::is_analysis(doc, op),
+        },
+        None => unknown,
     }
 }
 
@@ -140,7 +162,11 @@ async fn execute_in_span(
     request_id: String,
     media: MediaType,
 ) -> Response {
-    let (is_mutation, operation_name) = operation(&mut request);
+    let Operation {
+        is_mutation,
+        name: operation_name,
+        analysis,
+    } = operation(&mut request);
     let event_type = if is_mutation {
         EventType::Mutation
     } else {
@@ -193,6 +219,11 @@ async fn execute_in_span(
     let executed = if is_mutation {
         Some(execution.await)
     } else {
+        // The wait for a turn is part of the request's time.
+        let execution = async {
+            let _turn = state.admission.enter(analysis).await;
+            execution.await
+        };
         time_limit::run(state.settings.operations.request_time_limit, execution).await
     };
     let Some(mut response) = executed else {

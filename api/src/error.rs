@@ -168,8 +168,8 @@ pub fn is_busy(err: &sea_orm::DbErr) -> bool {
 /// What a request the database was too busy for is told.
 pub const BUSY_MESSAGE: &str = "the database is busy (a bulk load may be holding the data); nothing was read, try again shortly";
 
-/// What a request stopped at the time limit is told (`time_limit`).
-pub const TIMEOUT_MESSAGE: &str = "the query ran past the server's time limit and was stopped; nothing was delivered. Narrow it (a date range, an HS code, a country, fewer rows) and ask again";
+/// What a request stopped at the time limit is told (`time_limit`, `admission`).
+pub const TIMEOUT_MESSAGE: &str = "the query ran past the server's time limit (an analysis's wait for its turn among others included) and was stopped; nothing was delivered. Narrow it (a date range, an HS code, a country, fewer rows) or ask again when the server is less busy";
 
 /// Logs an internal failure and returns the message clients see instead: every INTERNAL
 /// answer, in GraphQL or not, carries the reference that finds the log line.

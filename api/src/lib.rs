@@ -3,6 +3,7 @@
 
 pub mod access_request;
 pub mod accounts;
+pub mod admission;
 pub mod agreements;
 pub mod analysis;
 pub mod audit;

@@ -61,6 +61,8 @@ pub struct Metrics {
     audit_batch_events: Histogram,
     audit_append_seconds: Histogram,
     quota_seconds: Histogram,
+    analysis_waiting: Gauge,
+    analysis_wait_seconds: Histogram,
     dataset_rows: Family<Dataset, Gauge>,
     dataset_age_days: Family<Dataset, Gauge>,
 }
@@ -79,6 +81,8 @@ impl Metrics {
         let audit_batch_events = Histogram::new(exponential_buckets(1.0, 2.0, 10));
         let audit_append_seconds = Histogram::new(seconds_buckets());
         let quota_seconds = Histogram::new(seconds_buckets());
+        let analysis_waiting = Gauge::default();
+        let analysis_wait_seconds = Histogram::new(seconds_buckets());
         let dataset_rows = Family::<Dataset, Gauge>::default();
         let dataset_age_days = Family::<Dataset, Gauge>::default();
         registry.register(
@@ -119,6 +123,16 @@ impl Metrics {
             quota_seconds.clone(),
         );
         registry.register(
+            "analysis_waiting",
+            "Analyses waiting for a turn to run (DARTTS_ANALYSIS_CONCURRENCY run at once)",
+            analysis_waiting.clone(),
+        );
+        registry.register(
+            "analysis_wait_seconds",
+            "Time an analysis waited for its turn",
+            analysis_wait_seconds.clone(),
+        );
+        registry.register(
             "dataset_rows",
             "Rows accepted by the loads each data set holds (not purged)",
             dataset_rows.clone(),
@@ -137,6 +151,8 @@ impl Metrics {
             audit_batch_events,
             audit_append_seconds,
             quota_seconds,
+            analysis_waiting,
+            analysis_wait_seconds,
             dataset_rows,
             dataset_age_days,
         }
@@ -183,6 +199,23 @@ pub fn audit_append(events: usize, took: Duration) {
 
 pub fn quota_reservation(took: Duration) {
     global().quota_seconds.observe(took.as_secs_f64());
+}
+
+/// Counts one analysis as waiting for its turn until the returned value is dropped (when it
+/// gets the turn, or when its request is abandoned while it waits).
+pub fn analysis_waiting() -> impl Drop {
+    struct Waiting;
+    impl Drop for Waiting {
+        fn drop(&mut self) {
+            global().analysis_waiting.dec();
+        }
+    }
+    global().analysis_waiting.inc();
+    Waiting
+}
+
+pub fn analysis_admitted(waited: Duration) {
+    global().analysis_wait_seconds.observe(waited.as_secs_f64());
 }
 
 /// Reads what each data set holds into the gauges, then encodes every metric.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sea_orm::DatabaseConnection;
 
+use crate::admission::Admission;
 use crate::audit::AuditSink;
 use crate::auth::local_token::LocalSigner;
 use crate::auth::login::LoginFlow;
@@ -32,4 +33,6 @@ pub struct AppState {
     pub quota: Arc<dyn QuotaStore>,
     /// The screening index over the SDN list and TECS subjects, kept current in the background.
     pub screening: Arc<Screening>,
+    /// Turns to run an analysis (`DARTTS_ANALYSIS_CONCURRENCY` at once).
+    pub admission: Admission,
 }

@@ -15,6 +15,8 @@ async fn bad_settings_stop_start_up_with_the_setting_named() {
         ("DARTTS_DATABASE_URL", "mysql://root@db/dartts"),
         ("DARTTS_REQUEST_TIME_LIMIT", "0"),
         ("DARTTS_REQUEST_TIME_LIMIT", "30s"),
+        ("DARTTS_ANALYSIS_CONCURRENCY", "0"),
+        ("DARTTS_ANALYSIS_CONCURRENCY", "all"),
     ] {
         let env = TestEnv::new(Backend::Sqlite).await.with_env(key, value);
         let run = env.run(&["serve"]).await;

@@ -1,6 +1,6 @@
 //! Settings for running the service rather than for what it serves: how often the SDN list and
 //! TECS extracts must be refreshed before answers relying on them are flagged stale, where
-//! Prometheus scrapes `/metrics`, and how long one request may run.
+//! Prometheus scrapes `/metrics`, how long one request may run and how many analyses run at once.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -17,6 +17,8 @@ pub const MAX_CADENCE_DAYS: u32 = 3_653;
 pub const DEFAULT_REQUEST_TIME_LIMIT_SECONDS: u64 = 60;
 /// An hour: a longer limit is no limit for an interactive API.
 pub const MAX_REQUEST_TIME_LIMIT_SECONDS: u64 = 3_600;
+/// More turns than this is no queue at all.
+pub const MAX_ANALYSIS_CONCURRENCY: usize = 1_024;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operations {
@@ -29,6 +31,9 @@ pub struct Operations {
     /// How long one query (a GraphQL query, an export's count or one of its pages) may run
     /// before it is stopped and refused `TIMEOUT` (`time_limit`).
     pub request_time_limit: Duration,
+    /// How many analyses run at once, the others waiting their turn (`admission`); by
+    /// default the cores this process may use.
+    pub analysis_concurrency: usize,
 }
 
 pub(super) fn operations(
@@ -36,6 +41,7 @@ pub(super) fn operations(
     subjects_cadence_days: Option<String>,
     metrics_listen: Option<String>,
     request_time_limit: Option<String>,
+    analysis_concurrency: Option<String>,
 ) -> Result<Operations, ConfigError> {
     let metrics_listen = match non_empty(metrics_listen) {
         None => None,
@@ -57,7 +63,22 @@ pub(super) fn operations(
         )?,
         metrics_listen,
         request_time_limit: time_limit(request_time_limit)?,
+        analysis_concurrency: concurrency(analysis_concurrency)?,
     })
+}
+
+fn concurrency(value: Option<String>) -> Result<usize, ConfigError> {
+    let Some(text) = non_empty(value) else {
+        return Ok(std::thread::available_parallelism().map_or(1, std::num::NonZero::get));
+    };
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_ANALYSIS_CONCURRENCY).contains(n))
+        .ok_or_else(|| ConfigError::Invalid {
+            setting: "DARTTS_ANALYSIS_CONCURRENCY",
+            reason: format!("{text:?} is not a whole number from 1 to {MAX_ANALYSIS_CONCURRENCY}"),
+        })
 }
 
 fn time_limit(value: Option<String>) -> Result<Duration, ConfigError> {
@@ -98,22 +119,22 @@ mod tests {
 
     #[test]
     fn cadences_default_to_the_published_rhythm_and_are_bounded() {
-        let ops = operations(None, Some(" ".into()), None, None).unwrap();
+        let ops = operations(None, Some(" ".into()), None, None, None).unwrap();
         assert_eq!(ops.sdn_cadence_days, SDN_CADENCE_DAYS);
         assert_eq!(ops.subjects_cadence_days, SUBJECTS_CADENCE_DAYS);
         assert_eq!(ops.metrics_listen, None);
-        let ops = operations(Some("7".into()), Some(" 3653 ".into()), None, None).unwrap();
+        let ops = operations(Some("7".into()), Some(" 3653 ".into()), None, None, None).unwrap();
         assert_eq!(
             (ops.sdn_cadence_days, ops.subjects_cadence_days),
             (7, 3_653)
         );
         for bad in ["0", "3654", "-1", "1.5", "monthly"] {
-            let err = operations(Some(bad.into()), None, None, None).unwrap_err();
+            let err = operations(Some(bad.into()), None, None, None, None).unwrap_err();
             assert!(
                 err.to_string().contains("DARTTS_SDN_CADENCE_DAYS"),
                 "{bad}: {err}"
             );
-            let err = operations(None, Some(bad.into()), None, None).unwrap_err();
+            let err = operations(None, Some(bad.into()), None, None, None).unwrap_err();
             assert!(
                 err.to_string().contains("DARTTS_SUBJECTS_CADENCE_DAYS"),
                 "{bad}: {err}"
@@ -123,16 +144,37 @@ mod tests {
 
     #[test]
     fn the_metrics_listener_is_an_address() {
-        let ops = operations(None, None, Some("127.0.0.1:9464".into()), None).unwrap();
+        let ops = operations(None, None, Some("127.0.0.1:9464".into()), None, None).unwrap();
         assert_eq!(ops.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
-        let err = operations(None, None, Some("9464".into()), None).unwrap_err();
+        let err = operations(None, None, Some("9464".into()), None, None).unwrap_err();
         assert!(err.to_string().contains("DARTTS_METRICS_LISTEN"), "{err}");
+    }
+
+    #[test]
+    fn the_analysis_concurrency_defaults_to_the_cores_and_is_bounded() {
+        let turns = |text: Option<&str>| {
+            operations(None, None, None, None, text.map(str::to_owned))
+                .map(|o| o.analysis_concurrency)
+        };
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(turns(None).unwrap(), cores);
+        assert_eq!(turns(Some(" ")).unwrap(), cores);
+        assert_eq!(turns(Some("1")).unwrap(), 1);
+        assert_eq!(turns(Some(" 1024 ")).unwrap(), 1_024);
+        for bad in ["0", "1025", "-1", "2.5", "cores"] {
+            let err = turns(Some(bad)).unwrap_err();
+            assert!(
+                err.to_string().contains("DARTTS_ANALYSIS_CONCURRENCY"),
+                "{bad}: {err}"
+            );
+        }
     }
 
     #[test]
     fn the_request_time_limit_is_whole_seconds_within_bounds() {
         let limit = |text: Option<&str>| {
-            operations(None, None, None, text.map(str::to_owned)).map(|o| o.request_time_limit)
+            operations(None, None, None, text.map(str::to_owned), None)
+                .map(|o| o.request_time_limit)
         };
         assert_eq!(limit(None).unwrap(), Duration::from_secs(60));
         assert_eq!(limit(Some(" ")).unwrap(), Duration::from_secs(60));

@@ -135,6 +135,7 @@ fn every_setting_is_read_from_the_environment() {
         subjects_cadence_days: Some("92".into()),
         metrics_listen: Some("127.0.0.1:9464".into()),
         request_time_limit: Some("60".into()),
+        analysis_concurrency: Some("2".into()),
         audit_key: Some("k".repeat(32)),
     };
     let as_json = format!("{raw:?}");

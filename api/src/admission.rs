@@ -1,0 +1,192 @@
+//! How many analyses run at once (`DARTTS_ANALYSIS_CONCURRENCY`, by default the node's cores),
+//! the rest waiting their turn, first come first served.
+//!
+//! An analysis (price anomalies, red flags, totals, mirror trade, trade against money, the
+//! entity view) may read every row of the caller's scope and keep a core busy for seconds.
+//! Started side by side past the cores, they share them: each takes as many times longer as
+//! there are of them, and under a burst they all reach the request time limit together, their
+//! work thrown away (the embedded default with 1M rows, 32 clients asking a 2-second analysis
+//! at once: 21 were refused `TIMEOUT` after a minute). Taking turns, each runs at full speed
+//! and the queue empties in about the same total time, so the first answers come early and
+//! the last ones before the limit. The wait counts against the request's time limit
+//! (`time_limit`); since turns are given in order of arrival and every holder lets go by its
+//! own deadline, a waiting request gets its turn before its own deadline passes.
+//!
+//! Everything else (record pages, lookups by id, `me`, screening a name, mutations) passes by
+//! the queue: a page of records never waits behind somebody's analysis.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::parser::types::{
+    ExecutableDocument, OperationDefinition, Selection, SelectionSet,
+};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The root query fields that run an analysis. A new analysis query belongs here; the test
+/// below keeps every name a field of the served `Query` type.
+pub const ANALYSES: &[&str] = &[
+    "priceAnomalies",
+    "valueMovedTotals",
+    "redFlags",
+    "tradeTotals",
+    "mirrorDiscrepancies",
+    "tradeFinanceMismatches",
+    "entity",
+];
+
+/// The turns to run an analysis, shared by every request of the process.
+#[derive(Clone)]
+pub struct Admission {
+    turns: Arc<Semaphore>,
+}
+
+/// A turn: held while the request runs, given back when dropped (also when the request is
+/// abandoned at its time limit).
+pub struct Turn {
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Admission {
+    pub fn new(concurrency: usize) -> Self {
+        Admission {
+            turns: Arc::new(Semaphore::new(concurrency)),
+        }
+    }
+
+    /// Waits for a turn when `analysis`; `None` at once otherwise.
+    pub async fn enter(&self, analysis: bool) -> Option<Turn> {
+        if !analysis {
+            return None;
+        }
+        let waiting = crate::metrics::analysis_waiting();
+        let since = Instant::now();
+        // The semaphore is never closed, so acquiring fails only if it were; then the request
+        // runs without a turn rather than not at all.
+        let permit = Arc::clone(&self.turns).acquire_owned().await.ok()?;
+        drop(waiting);
+        crate::metrics::analysis_admitted(since.elapsed());
+        Some(Turn { _permit: permit })
+    }
+}
+
+/// Whether `operation` runs an analysis: one of `ANALYSES` among its root fields, directly, in
+/// an inline fragment or in a named fragment spread at the root.
+pub fn is_analysis(document: &ExecutableDocument, operation: &OperationDefinition) -> bool {
+    let mut seen = HashSet::new();
+    selects_analysis(document, &operation.selection_set.node, &mut seen)
+}
+
+fn selects_analysis<'a>(
+    document: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    seen: &mut HashSet<&'a str>,
+) -> bool {
+    set.items.iter().any(|item| match &item.node {
+        Selection::Field(field) => ANALYSES.contains(&field.node.name.node.as_str()),
+        Selection::InlineFragment(inline) => {
+            selects_analysis(document, &inline.node.selection_set.node, seen)
+        }
+        Selection::FragmentSpread(spread) => {
+            let name = spread.node.fragment_name.node.as_str();
+            // A fragment is followed once: a cycle (which validation refuses later) must not
+            // loop here first.
+            seen.insert(name)
+                && document
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|fragment| {
+                        selects_analysis(document, &fragment.node.selection_set.node, seen)
+                    })
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn analysis(query: &str, operation: Option<&str>) -> bool {
+        let document = async_graphql::parser::parse_query(query).unwrap();
+        let (_, chosen) = crate::delivery::chosen(&document, operation).unwrap();
+        is_analysis(&document, chosen)
+    }
+
+    #[test]
+    fn every_analysis_is_a_root_query_field() {
+        let sdl = include_str!("../../schema.graphql");
+        let start = sdl.find("type Query {").unwrap();
+        let query_type = &sdl[start..start + sdl[start..].find("\n}").unwrap()];
+        for name in ANALYSES {
+            assert!(
+                query_type.contains(&format!("\t{name}(")),
+                "{name} is not a field of Query"
+            );
+        }
+    }
+
+    #[test]
+    fn analyses_are_found_at_the_root_however_written() {
+        assert!(analysis("{ redFlags(first: 1) { totalCount } }", None));
+        assert!(analysis(
+            "{ me { role } t: tradeTotals(groupBy: [YEAR]) { totalCount } }",
+            None
+        ));
+        assert!(analysis(
+            "{ ... on Query { entity(name: \"X\") { name } } }",
+            None
+        ));
+        assert!(analysis(
+            "query { ...A } fragment A on Query { ...B } fragment B on Query { priceAnomalies { totalCount } }",
+            None
+        ));
+        assert!(analysis(
+            "query A { me { role } } query B { mirrorDiscrepancies { totalCount } }",
+            Some("B")
+        ));
+    }
+
+    #[test]
+    fn other_requests_pass_by_the_queue() {
+        assert!(!analysis("{ me { role } }", None));
+        assert!(!analysis(
+            "{ tradeRecords(first: 5) { edges { node { hsCode } } } }",
+            None
+        ));
+        // An analysis's name below the root is a field of something else.
+        assert!(!analysis("{ me { redFlags } }", None));
+        assert!(!analysis(
+            "query A { me { role } } query B { mirrorDiscrepancies { totalCount } }",
+            Some("A")
+        ));
+        // A fragment cycle is refused by validation; it must not hang here first.
+        assert!(!analysis(
+            "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+            None
+        ));
+    }
+
+    #[tokio::test]
+    async fn turns_are_given_in_order_of_arrival_up_to_the_concurrency() {
+        let admission = Admission::new(2);
+        assert!(admission.enter(false).await.is_none());
+        let first = admission.enter(true).await.unwrap();
+        let second = admission.enter(true).await.unwrap();
+        let waiting = {
+            let admission = admission.clone();
+            tokio::spawn(async move { admission.enter(true).await.map(|_| ()) })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "a third analysis ran beside two");
+        // A request that does not run an analysis is not held up by the queue.
+        assert!(admission.enter(false).await.is_none());
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        drop(second);
+    }
+}
