@@ -7,10 +7,12 @@
 //! there are of them, and under a burst they all reach the request time limit together, their
 //! work thrown away (the embedded default with 1M rows, 32 clients asking a 2-second analysis
 //! at once: 21 were refused `TIMEOUT` after a minute). Taking turns, each runs at full speed
-//! and the queue empties in about the same total time, so the first answers come early and
-//! the last ones before the limit. The wait counts against the request's time limit
-//! (`time_limit`); since turns are given in order of arrival and every holder lets go by its
-//! own deadline, a waiting request gets its turn before its own deadline passes.
+//! and the queue empties in about the same total time: the first answers come early, and as
+//! many as the machine can serve come before the limit. The wait counts against the request's
+//! time limit (`time_limit`): turns are given in order of arrival and a holder lets go at its
+//! own deadline at the latest (unless work between two awaits runs past it), so a waiting
+//! request gets its turn before its deadline, though perhaps with too little time left; what
+//! the limit stops is refused `TIMEOUT` as any query past it.
 //!
 //! Everything else (record pages, lookups by id, `me`, screening a name, mutations) passes by
 //! the queue: a page of records never waits behind somebody's analysis.
