@@ -1,5 +1,5 @@
 //! How many analyses run at once (`DARTTS_ANALYSIS_CONCURRENCY`, by default the node's cores),
-//! the rest waiting their turn, first come first served.
+//! the rest waiting their turn, the analysts served in rotation.
 //!
 //! An analysis (price anomalies, red flags, totals, mirror trade, trade against money, the
 //! entity view) may read every row of the caller's scope and keep a core busy for seconds.
@@ -8,11 +8,18 @@
 //! work thrown away (the embedded default with 1M rows, 32 clients asking a 2-second analysis
 //! at once: 21 were refused `TIMEOUT` after a minute). Taking turns, each runs at full speed
 //! and the queue empties in about the same total time: the first answers come early, and as
-//! many as the machine can serve come before the limit. The wait counts against the request's
-//! time limit (`time_limit`): turns are given in order of arrival and a holder lets go at its
+//! many as the machine can serve come before the limit.
+//!
+//! Turns are given in order of arrival, but an account has one place in that queue at a time:
+//! its next analysis joins the queue when the one before it has been given a turn. One analyst
+//! (or one script) sending fifty analyses at once therefore uses every turn while nobody else
+//! asks, and delays another analyst's analysis by about one turn, not by fifty. Within one
+//! account, analyses still run in the order they came.
+//!
+//! The wait counts against the request's time limit (`time_limit`): every holder lets go at its
 //! own deadline at the latest (unless work between two awaits runs past it), so a waiting
-//! request gets its turn before its deadline, though perhaps with too little time left; what
-//! the limit stops is refused `TIMEOUT` as any query past it.
+//! request gets a turn, though perhaps with too little time left; what the limit stops is
+//! refused `TIMEOUT` as any query past it.
 //!
 //! Everything else (record pages, lookups by id, `me`, screening a name, mutations) passes by
 //! the queue: a page of records never waits behind somebody's analysis.
@@ -25,6 +32,8 @@ use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::keyed_turns::KeyedTurns;
 
 /// The root query fields that run an analysis. A new analysis query belongs here; the test
 /// below keeps every name a field of the served `Query` type.
@@ -42,6 +51,8 @@ pub const ANALYSES: &[&str] = &[
 #[derive(Clone)]
 pub struct Admission {
     turns: Arc<Semaphore>,
+    /// Each account's one place in the queue for `turns`, by account id.
+    places: Arc<KeyedTurns<i64>>,
 }
 
 /// A turn: held while the request runs, given back when dropped (also when the request is
@@ -54,19 +65,23 @@ impl Admission {
     pub fn new(concurrency: usize) -> Self {
         Admission {
             turns: Arc::new(Semaphore::new(concurrency)),
+            places: Arc::new(KeyedTurns::default()),
         }
     }
 
-    /// Waits for a turn when `analysis`; `None` at once otherwise.
-    pub async fn enter(&self, analysis: bool) -> Option<Turn> {
+    /// Waits for a turn when `analysis`, asked by `account`; `None` at once otherwise.
+    pub async fn enter(&self, account: i64, analysis: bool) -> Option<Turn> {
         if !analysis {
             return None;
         }
         let waiting = crate::metrics::analysis_waiting();
         let since = Instant::now();
+        let place = self.places.of(account).lock_owned().await;
         // The semaphore is never closed, so acquiring fails only if it were; then the request
         // runs without a turn rather than not at all.
         let permit = Arc::clone(&self.turns).acquire_owned().await.ok()?;
+        // The account's next analysis may join the queue now, behind everybody's waiting now.
+        drop(place);
         drop(waiting);
         crate::metrics::analysis_admitted(since.elapsed());
         Some(Turn { _permit: permit })
@@ -170,19 +185,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn turns_are_given_in_order_of_arrival_up_to_the_concurrency() {
+    async fn turns_are_given_up_to_the_concurrency() {
         let admission = Admission::new(2);
-        assert!(admission.enter(false).await.is_none());
-        let first = admission.enter(true).await.unwrap();
-        let second = admission.enter(true).await.unwrap();
+        assert!(admission.enter(1, false).await.is_none());
+        // One account may hold every turn while nobody else asks.
+        let first = admission.enter(1, true).await.unwrap();
+        let second = admission.enter(1, true).await.unwrap();
         let waiting = {
             let admission = admission.clone();
-            tokio::spawn(async move { admission.enter(true).await.map(|_| ()) })
+            tokio::spawn(async move { admission.enter(2, true).await.map(|_| ()) })
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "a third analysis ran beside two");
         // A request that does not run an analysis is not held up by the queue.
-        assert!(admission.enter(false).await.is_none());
+        assert!(admission.enter(1, false).await.is_none());
         drop(first);
         tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
             .await
@@ -190,5 +206,41 @@ mod tests {
             .unwrap()
             .unwrap();
         drop(second);
+    }
+
+    #[tokio::test]
+    async fn analysts_are_served_in_rotation_each_in_order_of_arrival() {
+        let admission = Admission::new(1);
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let held = admission.enter(1, true).await.unwrap();
+        let mut waiters = Vec::new();
+        for (name, account) in [
+            ("a1", 1),
+            ("a2", 1),
+            ("a3", 1),
+            ("b1", 2),
+            ("a4", 1),
+            ("b2", 2),
+        ] {
+            let (admission, order) = (admission.clone(), Arc::clone(&order));
+            waiters.push(tokio::spawn(async move {
+                let turn = admission.enter(account, true).await;
+                order.lock().unwrap().push(name);
+                drop(turn);
+            }));
+            // Each has arrived before the next is sent.
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+        assert!(order.lock().unwrap().is_empty());
+        drop(held);
+        for waiter in waiters {
+            tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), ["a1", "b1", "a2", "b2", "a3", "a4"]);
     }
 }

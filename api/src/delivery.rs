@@ -221,7 +221,7 @@ async fn execute_in_span(
     } else {
         // The wait for a turn is part of the request's time.
         let execution = async {
-            let _turn = state.admission.enter(analysis).await;
+            let _turn = state.admission.enter(user_id, analysis).await;
             execution.await
         };
         time_limit::run(state.settings.operations.request_time_limit, execution).await

@@ -20,6 +20,7 @@ pub mod graphql;
 pub mod ingest;
 pub mod introspection;
 pub mod key_file;
+pub mod keyed_turns;
 pub mod metrics;
 pub mod policy;
 pub mod purge;

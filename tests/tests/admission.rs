@@ -1,11 +1,12 @@
 //! Analyses take turns (`DARTTS_ANALYSIS_CONCURRENCY`): no more than that many run at once,
-//! the others wait in the server, first come first served, and every other request passes by
-//! the queue.
+//! the others wait in the server, the analysts served in rotation, and every other request
+//! passes by the queue.
 //!
 //! Made deterministic by a lock: another transaction holds the trade tables as `dartts load
 //! --exclusive` does, so a running analysis waits in the database for as long as the test
 //! wants, where `pg_locks` shows it; one that waits for its turn is not there.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use dartts_tests::{Backend, TestEnv};
@@ -97,4 +98,105 @@ async fn analyses_past_the_concurrency_wait_their_turn_and_pages_do_not() {
         metrics.contains("\ndartts_analysis_wait_seconds_count 4\n"),
         "{metrics}"
     );
+}
+
+/// Totals by year are answered from a rollup: they never read `trade_records`.
+const TOTALS: &str =
+    "{ tradeTotals(groupBy: [YEAR]) { totalCount edges { node { year recordCount } } } }";
+
+/// Polls `metrics` until it holds `line`; fails the test after a minute.
+async fn until_metric(server: &dartts_tests::Server, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !server.metrics().await.contains(line) {
+        assert!(Instant::now() < deadline, "never {line:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_analyst_with_many_analyses_waiting_delays_another_by_one_turn() {
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        .with_env("DARTTS_ANALYSIS_CONCURRENCY", "1")
+        .with_metrics();
+    env.load_trade_fixture().await;
+    let server = env.serve_as_analyst().await;
+    let busy = server.session(server.token.as_deref());
+    let other_token = env.user("second_analyst", "HSI_ANALYST", None).await;
+    let other = server.session(Some(&other_token));
+    let totals = server.data(TOTALS, json!({})).await;
+    assert!(
+        totals["tradeTotals"]["totalCount"].as_i64() > Some(0),
+        "{totals:#}"
+    );
+    let flags = other.data(ANALYSIS, json!({})).await;
+
+    // The first analyst's first analysis waits in the database; two more wait in the server,
+    // the second for a turn, the third for the first analyst's place in the queue.
+    let everything = env
+        .holding(&format!("LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE"))
+        .await;
+    let answered = AtomicUsize::new(0);
+    let busy_analysis = || async {
+        let answer = busy.post(TOTALS, json!({})).await;
+        answered.fetch_add(1, Ordering::SeqCst);
+        answer
+    };
+    let (busy_answers, (other_answer, ())) = tokio::join!(
+        async {
+            let more = async {
+                env.until_waiting_for("trade_importer_years").await;
+                tokio::join!(busy_analysis(), busy_analysis())
+            };
+            let (first, (second, third)) = tokio::join!(busy_analysis(), more);
+            [first, second, third]
+        },
+        async {
+            env.until_waiting_for("trade_importer_years").await;
+            until_metric(&server, "\ndartts_analysis_waiting 2\n").await;
+            // Then the second analyst asks. Once it waits too, another transaction asks for the
+            // records behind the first one's lock: it holds them from the moment the first
+            // analysis can run, so whichever analysis is given the next turn but one waits
+            // there (the first analyst's read a rollup and pass).
+            let records = async {
+                until_metric(&server, "\ndartts_analysis_waiting 3\n").await;
+                let (records, ()) = tokio::join!(
+                    env.holding("LOCK TABLE trade_records IN ACCESS EXCLUSIVE MODE"),
+                    async {
+                        env.until_waiting_for("trade_records").await;
+                        everything.rollback().await.expect("release");
+                    }
+                );
+                // The second analyst's analysis is given the turn after the first analyst's
+                // second (already in the queue when it came), ahead of the third, which waited
+                // for the first analyst's place in the queue.
+                env.until_waiting_for("trade_records").await;
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while answered.load(Ordering::SeqCst) < 2 {
+                    assert!(
+                        Instant::now() < deadline,
+                        "the first two were never answered"
+                    );
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                assert_eq!(
+                    answered.load(Ordering::SeqCst),
+                    2,
+                    "not two of the first analyst's analyses before the second analyst's"
+                );
+                until_metric(&server, "\ndartts_analysis_waiting 1\n").await;
+                records.rollback().await.expect("release the records");
+            };
+            tokio::join!(other.post(ANALYSIS, json!({})), records)
+        }
+    );
+
+    for (status, body) in busy_answers {
+        assert_eq!(status, 200, "{body:#}");
+        assert_eq!(body["data"], totals, "{body:#}");
+    }
+    assert_eq!(other_answer.0, 200, "{:#}", other_answer.1);
+    assert_eq!(other_answer.1["data"], flags, "{:#}", other_answer.1);
+    until_metric(&server, "\ndartts_analysis_waiting 0\n").await;
 }

@@ -24,8 +24,6 @@
 //!   stolen password. Certificates without C= are accepted (not every CA writes one); the
 //!   account's nation, not the certificate's, still decides which rows are seen.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use argon2::Argon2;
@@ -37,6 +35,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 
 use crate::accounts;
+use crate::keyed_turns::KeyedTurns;
 use crate::state::AppState;
 
 /// Lifetime of a partner token; the partner signs in again after it (the certificate alone
@@ -141,7 +140,7 @@ pub struct PartnerLogin {
     /// Verified against when there is no real hash, so that path costs the same.
     dummy_hash: String,
     /// One attempt at a time per certificate thumbprint.
-    turns: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    turns: KeyedTurns<String>,
     hashing: Semaphore,
 }
 
@@ -163,18 +162,9 @@ impl PartnerLogin {
         Ok(PartnerLogin {
             max_failures,
             dummy_hash,
-            turns: Mutex::new(HashMap::new()),
+            turns: KeyedTurns::default(),
             hashing: Semaphore::new(CONCURRENT_HASHES),
         })
-    }
-
-    /// The turn of one certificate. Entries nobody holds are dropped on the way, so the map
-    /// only grows with certificates that are signing in right now.
-    fn turn(&self, thumbprint: &str) -> Arc<tokio::sync::Mutex<()>> {
-        // The map is only ever updated whole; a poisoned lock still holds a consistent map.
-        let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
-        turns.retain(|_, turn| Arc::strong_count(turn) > 1);
-        turns.entry(thumbprint.to_owned()).or_default().clone()
     }
 
     /// One sign-in attempt with `cert`'s turn held; a failure keeps the turn for
@@ -186,7 +176,7 @@ impl PartnerLogin {
         username: &str,
         password: &str,
     ) -> Result<Issued, PartnerError> {
-        let turn = self.turn(&cert.thumbprint);
+        let turn = self.turns.of(cert.thumbprint.clone());
         let _held = turn.lock().await;
         let result = self.attempt(state, cert, username, password).await;
         if let Err(PartnerError::Refused(_) | PartnerError::Locked) = &result {
@@ -305,22 +295,5 @@ mod tests {
                 Err(PartnerError::WeakPassword)
             ));
         }
-    }
-
-    #[test]
-    fn turns_are_per_certificate_and_forgotten_when_free() {
-        let login = PartnerLogin::new(5).unwrap();
-        let a = login.turn("a");
-        let a_again = login.turn("a");
-        assert!(Arc::ptr_eq(&a, &a_again));
-        assert!(!Arc::ptr_eq(&a, &login.turn("b")));
-        drop((a, a_again));
-        login.turn("c");
-        let map = login.turns.lock().unwrap();
-        assert!(
-            !map.contains_key("a") && !map.contains_key("b"),
-            "{:?}",
-            map.keys()
-        );
     }
 }
