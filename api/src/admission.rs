@@ -10,6 +10,10 @@
 //! and the queue empties in about the same total time: the first answers come early, and as
 //! many as the machine can serve come before the limit.
 //!
+//! A request takes a turn per analysis at its root, at most all of them: the root fields of a
+//! query run side by side, so six analyses under six aliases in one document weigh six
+//! requests, not one. (The parts of one entity view, all about one importer, take one turn.)
+//!
 //! Turns are given in order of arrival, but an account has one place in that queue at a time:
 //! its next analysis joins the queue when the one before it has been given a turn. One analyst
 //! (or one script) sending fifty analyses at once therefore uses every turn while nobody else
@@ -51,83 +55,106 @@ pub const ANALYSES: &[&str] = &[
 #[derive(Clone)]
 pub struct Admission {
     turns: Arc<Semaphore>,
+    concurrency: usize,
     /// Each account's one place in the queue for `turns`, by account id.
     places: Arc<KeyedTurns<i64>>,
 }
 
-/// A turn: held while the request runs, given back when dropped (also when the request is
+/// A request's turns: held while it runs, given back when dropped (also when the request is
 /// abandoned at its time limit).
-pub struct Turn {
-    _permit: OwnedSemaphorePermit,
+pub struct Turns {
+    _permits: OwnedSemaphorePermit,
 }
 
 impl Admission {
     pub fn new(concurrency: usize) -> Self {
         Admission {
             turns: Arc::new(Semaphore::new(concurrency)),
+            concurrency,
             places: Arc::new(KeyedTurns::default()),
         }
     }
 
-    /// Waits for a turn when `analysis`, asked by `account`; `None` at once otherwise.
-    pub async fn enter(&self, account: i64, analysis: bool) -> Option<Turn> {
-        if !analysis {
+    /// Waits for a turn per analysis (at most every turn there is) when `analyses` is not
+    /// 0; `None` at once otherwise.
+    pub async fn enter(&self, account: i64, analyses: usize) -> Option<Turns> {
+        if analyses == 0 {
             return None;
         }
+        // The root fields of a query run side by side, so a document asking for six analyses
+        // under six aliases works like six requests; at most all the turns, so that it can run.
+        let wanted = u32::try_from(analyses.min(self.concurrency)).unwrap_or(u32::MAX);
         let waiting = crate::metrics::analysis_waiting();
         let since = Instant::now();
         let place = self.places.of(account).lock_owned().await;
         // The semaphore is never closed, so acquiring fails only if it were; then the request
         // runs without a turn rather than not at all.
-        let permit = Arc::clone(&self.turns).acquire_owned().await.ok()?;
+        let permits = Arc::clone(&self.turns)
+            .acquire_many_owned(wanted)
+            .await
+            .ok()?;
         // The account's next analysis may join the queue now, behind everybody's waiting now.
         drop(place);
         drop(waiting);
         crate::metrics::analysis_admitted(since.elapsed());
-        Some(Turn { _permit: permit })
+        Some(Turns { _permits: permits })
     }
 }
 
-/// Whether `operation` runs an analysis: one of `ANALYSES` among its root fields, directly, in
-/// an inline fragment or in a named fragment spread at the root.
-pub fn is_analysis(document: &ExecutableDocument, operation: &OperationDefinition) -> bool {
+/// How many analyses `operation` runs at its root: its root fields among `ANALYSES`, directly,
+/// in inline fragments or in named fragment spreads, counted by response key (a field asked
+/// twice under one key is merged into one, under two aliases it runs twice).
+pub fn analyses(document: &ExecutableDocument, operation: &OperationDefinition) -> usize {
+    let mut keys = HashSet::new();
     let mut seen = HashSet::new();
-    selects_analysis(document, &operation.selection_set.node, &mut seen)
+    collect(
+        document,
+        &operation.selection_set.node,
+        &mut keys,
+        &mut seen,
+    );
+    keys.len()
 }
 
-fn selects_analysis<'a>(
+fn collect<'a>(
     document: &'a ExecutableDocument,
     set: &'a SelectionSet,
+    keys: &mut HashSet<&'a str>,
     seen: &mut HashSet<&'a str>,
-) -> bool {
-    set.items.iter().any(|item| match &item.node {
-        Selection::Field(field) => ANALYSES.contains(&field.node.name.node.as_str()),
-        Selection::InlineFragment(inline) => {
-            selects_analysis(document, &inline.node.selection_set.node, seen)
+) {
+    for item in &set.items {
+        match &item.node {
+            Selection::Field(field) => {
+                let field = &field.node;
+                if ANALYSES.contains(&field.name.node.as_str()) {
+                    keys.insert(field.response_key().node.as_str());
+                }
+            }
+            Selection::InlineFragment(inline) => {
+                collect(document, &inline.node.selection_set.node, keys, seen);
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                // A fragment is followed once: a cycle (which validation refuses later) must
+                // not loop here first, and a second spread of it adds no other key.
+                if seen.insert(name.as_str())
+                    && let Some(fragment) = document.fragments.get(name)
+                {
+                    collect(document, &fragment.node.selection_set.node, keys, seen);
+                }
+            }
         }
-        Selection::FragmentSpread(spread) => {
-            let name = spread.node.fragment_name.node.as_str();
-            // A fragment is followed once: a cycle (which validation refuses later) must not
-            // loop here first.
-            seen.insert(name)
-                && document
-                    .fragments
-                    .get(&spread.node.fragment_name.node)
-                    .is_some_and(|fragment| {
-                        selects_analysis(document, &fragment.node.selection_set.node, seen)
-                    })
-        }
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn analysis(query: &str, operation: Option<&str>) -> bool {
+    fn count(query: &str, operation: Option<&str>) -> usize {
         let document = async_graphql::parser::parse_query(query).unwrap();
         let (_, chosen) = crate::delivery::chosen(&document, operation).unwrap();
-        is_analysis(&document, chosen)
+        analyses(&document, chosen)
     }
 
     #[test]
@@ -145,60 +172,89 @@ mod tests {
 
     #[test]
     fn analyses_are_found_at_the_root_however_written() {
-        assert!(analysis("{ redFlags(first: 1) { totalCount } }", None));
-        assert!(analysis(
-            "{ me { role } t: tradeTotals(groupBy: [YEAR]) { totalCount } }",
-            None
-        ));
-        assert!(analysis(
-            "{ ... on Query { entity(name: \"X\") { name } } }",
-            None
-        ));
-        assert!(analysis(
-            "query { ...A } fragment A on Query { ...B } fragment B on Query { priceAnomalies { totalCount } }",
-            None
-        ));
-        assert!(analysis(
-            "query A { me { role } } query B { mirrorDiscrepancies { totalCount } }",
-            Some("B")
-        ));
+        assert_eq!(1, count("{ redFlags(first: 1) { totalCount } }", None));
+        assert_eq!(
+            1,
+            count(
+                "{ me { role } t: tradeTotals(groupBy: [YEAR]) { totalCount } }",
+                None
+            )
+        );
+        assert_eq!(
+            1,
+            count("{ ... on Query { entity(name: \"X\") { name } } }", None)
+        );
+        assert_eq!(
+            1,
+            count(
+                "query { ...A } fragment A on Query { ...B } fragment B on Query { priceAnomalies { totalCount } }",
+                None
+            )
+        );
+        assert_eq!(
+            1,
+            count(
+                "query A { me { role } } query B { mirrorDiscrepancies { totalCount } }",
+                Some("B")
+            )
+        );
+        // Root fields run side by side: each alias is one more analysis, a key asked twice
+        // (directly and through fragments) is one.
+        assert_eq!(
+            3,
+            count(
+                "{ a: redFlags { totalCount } b: redFlags { totalCount } ...F ... on Query { \
+                 a: redFlags { totalCount } tradeTotals(groupBy: [YEAR]) { totalCount } } } \
+                 fragment F on Query { b: redFlags { totalCount } ...F }",
+                None
+            )
+        );
     }
 
     #[test]
     fn other_requests_pass_by_the_queue() {
-        assert!(!analysis("{ me { role } }", None));
-        assert!(!analysis(
-            "{ tradeRecords(first: 5) { edges { node { hsCode } } } }",
-            None
-        ));
+        assert_eq!(0, count("{ me { role } }", None));
+        assert_eq!(
+            0,
+            count(
+                "{ tradeRecords(first: 5) { edges { node { hsCode } } } }",
+                None
+            )
+        );
         // An analysis's name below the root is a field of something else.
-        assert!(!analysis("{ me { redFlags } }", None));
-        assert!(!analysis(
-            "query A { me { role } } query B { mirrorDiscrepancies { totalCount } }",
-            Some("A")
-        ));
+        assert_eq!(0, count("{ me { redFlags } }", None));
+        assert_eq!(
+            0,
+            count(
+                "query A { me { role } } query B { mirrorDiscrepancies { totalCount } }",
+                Some("A")
+            )
+        );
         // A fragment cycle is refused by validation; it must not hang here first.
-        assert!(!analysis(
-            "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
-            None
-        ));
+        assert_eq!(
+            0,
+            count(
+                "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }",
+                None
+            )
+        );
     }
 
     #[tokio::test]
     async fn turns_are_given_up_to_the_concurrency() {
         let admission = Admission::new(2);
-        assert!(admission.enter(1, false).await.is_none());
+        assert!(admission.enter(1, 0).await.is_none());
         // One account may hold every turn while nobody else asks.
-        let first = admission.enter(1, true).await.unwrap();
-        let second = admission.enter(1, true).await.unwrap();
+        let first = admission.enter(1, 1).await.unwrap();
+        let second = admission.enter(1, 1).await.unwrap();
         let waiting = {
             let admission = admission.clone();
-            tokio::spawn(async move { admission.enter(2, true).await.map(|_| ()) })
+            tokio::spawn(async move { admission.enter(2, 1).await.map(|_| ()) })
         };
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "a third analysis ran beside two");
         // A request that does not run an analysis is not held up by the queue.
-        assert!(admission.enter(1, false).await.is_none());
+        assert!(admission.enter(1, 0).await.is_none());
         drop(first);
         tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
             .await
@@ -212,7 +268,7 @@ mod tests {
     async fn analysts_are_served_in_rotation_each_in_order_of_arrival() {
         let admission = Admission::new(1);
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let held = admission.enter(1, true).await.unwrap();
+        let held = admission.enter(1, 1).await.unwrap();
         let mut waiters = Vec::new();
         for (name, account) in [
             ("a1", 1),
@@ -224,7 +280,7 @@ mod tests {
         ] {
             let (admission, order) = (admission.clone(), Arc::clone(&order));
             waiters.push(tokio::spawn(async move {
-                let turn = admission.enter(account, true).await;
+                let turn = admission.enter(account, 1).await;
                 order.lock().unwrap().push(name);
                 drop(turn);
             }));
@@ -242,5 +298,31 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(*order.lock().unwrap(), ["a1", "b1", "a2", "b2", "a3", "a4"]);
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_for_a_turn_per_analysis_and_at_most_all() {
+        let admission = Admission::new(2);
+        let three = admission.enter(1, 3).await.unwrap();
+        let waiting = {
+            let admission = admission.clone();
+            tokio::spawn(async move { admission.enter(2, 1).await.map(|_| ()) })
+        };
+        tokio::task::yield_now().await;
+        assert!(
+            !waiting.is_finished(),
+            "ran beside a request holding every turn"
+        );
+        drop(three);
+        tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let _two = admission.enter(1, 2).await.unwrap();
+        let one =
+            tokio::time::timeout(std::time::Duration::from_millis(100), admission.enter(2, 1))
+                .await;
+        assert!(one.is_err(), "a third turn of two");
     }
 }

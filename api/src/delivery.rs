@@ -93,8 +93,8 @@ struct Operation {
     is_mutation: bool,
     /// For the audit record: the client's label for its query.
     name: Option<String>,
-    /// Whether it waits for a turn to run (`admission`).
-    analysis: bool,
+    /// The analyses it runs at its root: the turns it waits for (`admission`).
+    analyses: usize,
 }
 
 fn operation(request: &mut async_graphql::Request) -> Operation {
@@ -102,7 +102,7 @@ fn operation(request: &mut async_graphql::Request) -> Operation {
     let unknown = Operation {
         is_mutation: false,
         name: operation_name.clone(),
-        analysis: false,
+        analyses: 0,
     };
     let Ok(doc) = request.parsed_query() else {
         return unknown;
@@ -111,7 +111,11 @@ fn operation(request: &mut async_graphql::Request) -> Operation {
         Some((name, op)) => Operation {
             is_mutation: op.ty == OperationType::Mutation,
             name: name.map(|n| n.to_string()).or(operation_name),
-            analysis: op.ty == OperationType::Query && admission::is_analysis(doc, op),
+            analyses: if op.ty == OperationType::Query {
+                admission::analyses(doc, op)
+            } else {
+                0
+            },
         },
         None => unknown,
     }
@@ -165,7 +169,7 @@ async fn execute_in_span(
     let Operation {
         is_mutation,
         name: operation_name,
-        analysis,
+        analyses,
     } = operation(&mut request);
     let event_type = if is_mutation {
         EventType::Mutation
@@ -221,7 +225,7 @@ async fn execute_in_span(
     } else {
         // The wait for a turn is part of the request's time.
         let execution = async {
-            let _turn = state.admission.enter(user_id, analysis).await;
+            let _turns = state.admission.enter(user_id, analyses).await;
             execution.await
         };
         time_limit::run(state.settings.operations.request_time_limit, execution).await

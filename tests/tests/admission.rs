@@ -200,3 +200,53 @@ async fn an_analyst_with_many_analyses_waiting_delays_another_by_one_turn() {
     assert_eq!(other_answer.1["data"], flags, "{:#}", other_answer.1);
     until_metric(&server, "\ndartts_analysis_waiting 0\n").await;
 }
+
+#[tokio::test]
+async fn a_document_of_several_analyses_waits_for_as_many_turns() {
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        .with_env("DARTTS_ANALYSIS_CONCURRENCY", "2")
+        .with_metrics();
+    env.load_trade_fixture().await;
+    let server = env.serve_as_analyst().await;
+    let session = server.session(server.token.as_deref());
+    let two = format!(
+        "{{ a: {} b: {} }}",
+        &ANALYSIS[2..ANALYSIS.len() - 2],
+        &ANALYSIS[2..ANALYSIS.len() - 2]
+    );
+    let expected_two = server.data(&two, json!({})).await;
+    let expected = server.data(ANALYSIS, json!({})).await;
+    assert_eq!(expected_two["a"], expected["redFlags"], "{expected_two:#}");
+
+    let holder = env
+        .holding(&format!("LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE"))
+        .await;
+    let in_database = || async {
+        env.scalar(&format!(
+            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND relation IN \
+             (SELECT unnest(string_to_array('{}', ', ')::regclass[]))",
+            TABLES
+        ))
+        .await
+    };
+    let (both, (one, ())) = tokio::join!(session.post(&two, json!({})), async {
+        // The two aliases run side by side, on the two turns there are.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while in_database().await < 2 {
+            assert!(Instant::now() < deadline, "never 2 in the database");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let release = async {
+            until_metric(&server, "\ndartts_analysis_waiting 1\n").await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            assert_eq!(in_database().await, 2, "a third analysis ran beside two");
+            holder.rollback().await.expect("release");
+        };
+        tokio::join!(session.post(ANALYSIS, json!({})), release)
+    });
+    assert_eq!(both.0, 200, "{:#}", both.1);
+    assert_eq!(both.1["data"], expected_two, "{:#}", both.1);
+    assert_eq!(one.0, 200, "{:#}", one.1);
+    assert_eq!(one.1["data"], expected, "{:#}", one.1);
+}
