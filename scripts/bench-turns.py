@@ -5,12 +5,17 @@ Two builds of `dartts` alternate (`OLD` and `NEW`, paths to release binaries), e
 the same embedded database (started in `DATA_DIR`, whose `dartts-data/` holds trade rows and
 the accounts `alice` and `bob`, both HSI_ANALYST, whose tokens are in `TOKENS/tok.a` and
 `TOKENS/tok.b`): analyst A sends N (default 12) anomaly requests at once, analyst B one totals
-request a second later. Prints, per round and build, when B's answer came and A's first and
+request a second later (with `ALIASES=k`, each of A's requests asks for the anomalies k times
+under k aliases). Prints, per round and build, when B's answer came and A's first and
 last. Recorded in BENCHMARKS.md ("A burst of analyses").
 Usage: OLD=… NEW=… DATA_DIR=… TOKENS=… scripts/bench-turns.py [ROUNDS]
 """
 import json, os, signal, subprocess, sys, threading, time, urllib.error, urllib.request
-A_Q = '{ priceAnomalies(first: 5, filter: {countryOfOrigin: "CN"}) { totalCount } }'
+ALIASES = int(os.environ.get("ALIASES", "1"))
+A_Q = "{ " + " ".join(
+    f'a{i}: priceAnomalies(first: 5, filter: {{countryOfOrigin: "CN"}}) {{ totalCount }}'
+    for i in range(ALIASES)
+) + " }"
 B_Q = '{ tradeTotals(groupBy: [YEAR]) { totalCount edges { node { year recordCount } } } }'
 N = int(os.environ.get("N", "12"))
 tok = {k: open(os.path.join(os.environ["TOKENS"], f"tok.{k}")).read().strip() for k in "ab"}
@@ -33,7 +38,7 @@ def burst(port):
     codes = sorted(set(v[0] for v in out.values()))
     b = out["b"]
     return dict(b_wait=round(b[2] - b[1], 2), a_first=round(a[0], 2), a_last=round(a[-1], 2), codes=codes,
-                same=len(set(json.dumps(v[3]) for k, v in out.items() if k != "b")) == 1)
+                same=len(set(json.dumps(v[3], sort_keys=True) for k, v in out.items() if k != "b")) == 1)
 def serve(binary, port):
     env = dict(os.environ, DARTTS_LISTEN=f"127.0.0.1:{port}")
     p = subprocess.Popen([binary, "serve"], cwd=os.environ["DATA_DIR"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -50,4 +55,4 @@ for r in range(rounds):
         res = burst(8095)
         p.send_signal(signal.SIGTERM); p.wait()
         print(f"round {r+1} {name}: analyst B's totals answered after {res['b_wait']} s; "
-              f"A's {N} anomaly requests: first {res['a_first']} s, last {res['a_last']} s; statuses {res['codes']}; A answers identical {res['same']}", flush=True)
+              f"A's {N} requests of {ALIASES} anomaly queries: first {res['a_first']} s, last {res['a_last']} s; statuses {res['codes']}; A answers identical {res['same']}", flush=True)
