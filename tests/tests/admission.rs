@@ -18,14 +18,46 @@ const ANALYSIS: &str = "{ redFlags(first: 3, kinds: [ROUND_VALUE, TRANSSHIPMENT]
 const PAGE: &str = "{ tradeRecords(first: 5) { edges { node { declarationId } } } }";
 const TABLES: &str = "trade_records, trade_importer_years, trade_hs6_years, peer_profiles";
 
-#[tokio::test]
-async fn analyses_past_the_concurrency_wait_their_turn_and_pages_do_not() {
+/// How many statements wait for the held trade tables: the analyses running in the database.
+async fn in_database(env: &TestEnv) -> i64 {
+    env.scalar(&format!(
+        "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND relation IN \
+         (SELECT unnest(string_to_array('{TABLES}', ', ')::regclass[]))"
+    ))
+    .await
+}
+
+async fn until_in_database(env: &TestEnv, n: i64) {
+    until(&format!("{n} in the database"), || async move {
+        in_database(env).await >= n
+    })
+    .await;
+}
+
+/// Polls `done` until it holds; fails the test after a minute, naming `what` never happened.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut done: impl FnMut() -> F) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done().await {
+        assert!(Instant::now() < deadline, "never {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The server and its environment: PostgreSQL with the trade fixture, `concurrency` turns,
+/// metrics on, requests sent as an analyst.
+async fn serving(concurrency: &str) -> (TestEnv, dartts_tests::Server) {
     let env = TestEnv::new(Backend::Postgres)
         .await
-        .with_env("DARTTS_ANALYSIS_CONCURRENCY", "2")
+        .with_env("DARTTS_ANALYSIS_CONCURRENCY", concurrency)
         .with_metrics();
     env.load_trade_fixture().await;
     let server = env.serve_as_analyst().await;
+    (env, server)
+}
+
+#[tokio::test]
+async fn analyses_past_the_concurrency_wait_their_turn_and_pages_do_not() {
+    let (env, server) = serving("2").await;
     let session = server.session(server.token.as_deref());
     let expected = server.data(ANALYSIS, json!({})).await;
     assert!(
@@ -36,29 +68,17 @@ async fn analyses_past_the_concurrency_wait_their_turn_and_pages_do_not() {
     let holder = env
         .holding(&format!("LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE"))
         .await;
-    let in_database = || async {
-        env.scalar(&format!(
-            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND relation IN \
-             (SELECT unnest(string_to_array('{}', ', ')::regclass[]))",
-            TABLES
-        ))
-        .await
-    };
-    let until_in_database = |n: i64| async move {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while in_database().await < n {
-            assert!(Instant::now() < deadline, "never {n} in the database");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    };
-
     let analyses =
         futures_util::future::join_all((0..3).map(|_| session.post(ANALYSIS, json!({}))));
     let page = async {
         // Two analyses reach the database; the third waits for a turn in the server.
-        until_in_database(2).await;
+        until_in_database(&env, 2).await;
         tokio::time::sleep(Duration::from_secs(1)).await;
-        assert_eq!(in_database().await, 2, "a third analysis ran beside two");
+        assert_eq!(
+            in_database(&env).await,
+            2,
+            "a third analysis ran beside two"
+        );
         let metrics = server.metrics().await;
         assert!(
             metrics.contains("\ndartts_analysis_waiting 1\n"),
@@ -67,7 +87,7 @@ async fn analyses_past_the_concurrency_wait_their_turn_and_pages_do_not() {
         // A page is no analysis: it passes by the queue and reaches the database too.
         let page = session.post(PAGE, json!({}));
         let release = async {
-            until_in_database(3).await;
+            until_in_database(&env, 3).await;
             // A request that reads none of the held tables is answered meanwhile.
             let me = tokio::time::timeout(
                 Duration::from_secs(10),
@@ -104,23 +124,16 @@ async fn analyses_past_the_concurrency_wait_their_turn_and_pages_do_not() {
 const TOTALS: &str =
     "{ tradeTotals(groupBy: [YEAR]) { totalCount edges { node { year recordCount } } } }";
 
-/// Polls `metrics` until it holds `line`; fails the test after a minute.
 async fn until_metric(server: &dartts_tests::Server, line: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !server.metrics().await.contains(line) {
-        assert!(Instant::now() < deadline, "never {line:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until(&format!("{line:?} in the metrics"), || async {
+        server.metrics().await.contains(line)
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn an_analyst_with_many_analyses_waiting_delays_another_by_one_turn() {
-    let env = TestEnv::new(Backend::Postgres)
-        .await
-        .with_env("DARTTS_ANALYSIS_CONCURRENCY", "1")
-        .with_metrics();
-    env.load_trade_fixture().await;
-    let server = env.serve_as_analyst().await;
+    let (env, server) = serving("1").await;
     let busy = server.session(server.token.as_deref());
     let other_token = env.user("second_analyst", "HSI_ANALYST", None).await;
     let other = server.session(Some(&other_token));
@@ -171,14 +184,10 @@ async fn an_analyst_with_many_analyses_waiting_delays_another_by_one_turn() {
                 // second (already in the queue when it came), ahead of the third, which waited
                 // for the first analyst's place in the queue.
                 env.until_waiting_for("trade_records").await;
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while answered.load(Ordering::SeqCst) < 2 {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the first two were never answered"
-                    );
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+                until("the first two answered", || async {
+                    answered.load(Ordering::SeqCst) >= 2
+                })
+                .await;
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 assert_eq!(
                     answered.load(Ordering::SeqCst),
@@ -203,12 +212,7 @@ async fn an_analyst_with_many_analyses_waiting_delays_another_by_one_turn() {
 
 #[tokio::test]
 async fn a_document_of_several_analyses_waits_for_as_many_turns() {
-    let env = TestEnv::new(Backend::Postgres)
-        .await
-        .with_env("DARTTS_ANALYSIS_CONCURRENCY", "2")
-        .with_metrics();
-    env.load_trade_fixture().await;
-    let server = env.serve_as_analyst().await;
+    let (env, server) = serving("2").await;
     let session = server.session(server.token.as_deref());
     let two = format!(
         "{{ a: {} b: {} }}",
@@ -222,25 +226,17 @@ async fn a_document_of_several_analyses_waits_for_as_many_turns() {
     let holder = env
         .holding(&format!("LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE"))
         .await;
-    let in_database = || async {
-        env.scalar(&format!(
-            "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted AND relation IN \
-             (SELECT unnest(string_to_array('{}', ', ')::regclass[]))",
-            TABLES
-        ))
-        .await
-    };
     let (both, (one, ())) = tokio::join!(session.post(&two, json!({})), async {
         // The two aliases run side by side, on the two turns there are.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while in_database().await < 2 {
-            assert!(Instant::now() < deadline, "never 2 in the database");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        until_in_database(&env, 2).await;
         let release = async {
             until_metric(&server, "\ndartts_analysis_waiting 1\n").await;
             tokio::time::sleep(Duration::from_secs(1)).await;
-            assert_eq!(in_database().await, 2, "a third analysis ran beside two");
+            assert_eq!(
+                in_database(&env).await,
+                2,
+                "a third analysis ran beside two"
+            );
             holder.rollback().await.expect("release");
         };
         tokio::join!(session.post(ANALYSIS, json!({})), release)
