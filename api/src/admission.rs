@@ -32,11 +32,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 
+use async_graphql::Variables;
 use async_graphql::parser::types::{
     ExecutableDocument, OperationDefinition, Selection, SelectionSet,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::graphql::planned;
 use crate::keyed_turns::KeyedTurns;
 
 /// The root query fields that run an analysis. A new analysis query belongs here; the test
@@ -103,44 +105,63 @@ impl Admission {
 
 /// How many analyses `operation` runs at its root: its root fields among `ANALYSES`, directly,
 /// in inline fragments or in named fragment spreads, counted by response key (a field asked
-/// twice under one key is merged into one, under two aliases it runs twice).
-pub fn analyses(document: &ExecutableDocument, operation: &OperationDefinition) -> usize {
-    let mut keys = HashSet::new();
-    let mut seen = HashSet::new();
-    collect(
+/// twice under one key is merged into one, under two aliases it runs twice). A selection that
+/// `@skip`/`@include` leave out with these `variables` does not run and is not counted
+/// (`planned::skipped`, async-graphql's own rule).
+pub fn analyses(
+    document: &ExecutableDocument,
+    operation: &OperationDefinition,
+    variables: &Variables,
+) -> usize {
+    let mut walk = Walk {
         document,
-        &operation.selection_set.node,
-        &mut keys,
-        &mut seen,
-    );
-    keys.len()
+        variables,
+        keys: HashSet::new(),
+        seen: HashSet::new(),
+    };
+    walk.collect(&operation.selection_set.node);
+    walk.keys.len()
 }
 
-fn collect<'a>(
+struct Walk<'a> {
     document: &'a ExecutableDocument,
-    set: &'a SelectionSet,
-    keys: &mut HashSet<&'a str>,
-    seen: &mut HashSet<&'a str>,
-) {
-    for item in &set.items {
-        match &item.node {
-            Selection::Field(field) => {
-                let field = &field.node;
-                if ANALYSES.contains(&field.name.node.as_str()) {
-                    keys.insert(field.response_key().node.as_str());
+    variables: &'a Variables,
+    /// The response keys of the analyses found.
+    keys: HashSet<&'a str>,
+    /// The fragments followed.
+    seen: HashSet<&'a str>,
+}
+
+impl<'a> Walk<'a> {
+    fn collect(&mut self, set: &'a SelectionSet) {
+        for item in &set.items {
+            let directives = match &item.node {
+                Selection::Field(field) => &field.node.directives,
+                Selection::InlineFragment(inline) => &inline.node.directives,
+                Selection::FragmentSpread(spread) => &spread.node.directives,
+            };
+            if planned::skipped(directives, self.variables) == Some(true) {
+                continue;
+            }
+            match &item.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    if ANALYSES.contains(&field.name.node.as_str()) {
+                        self.keys.insert(field.response_key().node.as_str());
+                    }
                 }
-            }
-            Selection::InlineFragment(inline) => {
-                collect(document, &inline.node.selection_set.node, keys, seen);
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = &spread.node.fragment_name.node;
-                // A fragment is followed once: a cycle (which validation refuses later) must
-                // not loop here first, and a second spread of it adds no other key.
-                if seen.insert(name.as_str())
-                    && let Some(fragment) = document.fragments.get(name)
-                {
-                    collect(document, &fragment.node.selection_set.node, keys, seen);
+                Selection::InlineFragment(inline) => {
+                    self.collect(&inline.node.selection_set.node);
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    // A fragment is followed once: a cycle (which validation refuses later)
+                    // must not loop here first, and a second spread of it adds no other key.
+                    if self.seen.insert(name.as_str())
+                        && let Some(fragment) = self.document.fragments.get(name)
+                    {
+                        self.collect(&fragment.node.selection_set.node);
+                    }
                 }
             }
         }
@@ -152,9 +173,13 @@ mod tests {
     use super::*;
 
     fn count(query: &str, operation: Option<&str>) -> usize {
+        counted(query, operation, &Variables::default())
+    }
+
+    fn counted(query: &str, operation: Option<&str>, variables: &Variables) -> usize {
         let document = async_graphql::parser::parse_query(query).unwrap();
         let (_, chosen) = crate::delivery::chosen(&document, operation).unwrap();
-        analyses(&document, chosen)
+        analyses(&document, chosen, variables)
     }
 
     #[test]
@@ -209,6 +234,22 @@ mod tests {
                 None
             )
         );
+    }
+
+    #[test]
+    fn what_skip_and_include_leave_out_is_not_counted() {
+        let query = "query ($no: Boolean!, $yes: Boolean = true) { \
+                     a: redFlags @skip(if: true) { totalCount } \
+                     b: redFlags @include(if: $no) { totalCount } \
+                     ... on Query @skip(if: $yes) { c: redFlags { totalCount } } \
+                     ...F @include(if: false) \
+                     d: redFlags @skip(if: $no) { totalCount } } \
+                     fragment F on Query { e: redFlags { totalCount } }";
+        let no = Variables::from_json(serde_json::json!({ "no": false, "yes": true }));
+        assert_eq!(1, counted(query, None, &no));
+        let yes = Variables::from_json(serde_json::json!({ "no": true, "yes": false }));
+        // b and c now run, d does not; a and F are left out whatever the variables.
+        assert_eq!(2, counted(query, None, &yes));
     }
 
     #[test]

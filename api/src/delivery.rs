@@ -104,21 +104,25 @@ fn operation(request: &mut async_graphql::Request) -> Operation {
         name: operation_name.clone(),
         analyses: 0,
     };
-    let Ok(doc) = request.parsed_query() else {
-        return unknown;
-    };
-    match chosen(doc, operation_name.as_deref()) {
-        Some((name, op)) => Operation {
-            is_mutation: op.ty == OperationType::Mutation,
-            name: name.map(|n| n.to_string()).or(operation_name),
-            analyses: if op.ty == OperationType::Query {
-                admission::analyses(doc, op)
-            } else {
-                0
+    // Taken out while the parsed document borrows the request, and put back.
+    let variables = std::mem::take(&mut request.variables);
+    let operation = match request.parsed_query() {
+        Ok(doc) => match chosen(doc, operation_name.as_deref()) {
+            Some((name, op)) => Operation {
+                is_mutation: op.ty == OperationType::Mutation,
+                name: name.map(|n| n.to_string()).or(operation_name),
+                analyses: if op.ty == OperationType::Query {
+                    admission::analyses(doc, op, &variables)
+                } else {
+                    0
+                },
             },
+            None => unknown,
         },
-        None => unknown,
-    }
+        Err(_) => unknown,
+    };
+    request.variables = variables;
+    operation
 }
 
 /// The document is hashed, never stored: an inline literal (a screened name) is as sensitive

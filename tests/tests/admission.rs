@@ -246,3 +246,33 @@ async fn a_document_of_several_analyses_waits_for_as_many_turns() {
     assert_eq!(one.0, 200, "{:#}", one.1);
     assert_eq!(one.1["data"], expected, "{:#}", one.1);
 }
+
+#[tokio::test]
+async fn an_analysis_left_out_by_its_variables_takes_no_turn() {
+    let (env, server) = serving("1").await;
+    let session = server.session(server.token.as_deref());
+    let holder = env
+        .holding(&format!("LOCK TABLE {TABLES} IN ACCESS EXCLUSIVE MODE"))
+        .await;
+    let skipped = "query ($later: Boolean!) { me { role } redFlags(first: 1) @skip(if: $later) \
+                   { totalCount } }";
+    let (held, ()) = tokio::join!(session.post(ANALYSIS, json!({})), async {
+        // The one turn is held in the database; a document whose analysis its variables leave
+        // out is answered meanwhile.
+        until_in_database(&env, 1).await;
+        let (status, body) = tokio::time::timeout(
+            Duration::from_secs(10),
+            session.post(skipped, json!({ "later": true })),
+        )
+        .await
+        .expect("a skipped analysis waited for a turn");
+        assert_eq!(status, 200, "{body:#}");
+        assert_eq!(
+            body["data"],
+            json!({ "me": { "role": "HSI_ANALYST" } }),
+            "{body:#}"
+        );
+        holder.rollback().await.expect("release");
+    });
+    assert_eq!(held.0, 200, "{:#}", held.1);
+}

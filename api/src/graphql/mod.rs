@@ -23,7 +23,7 @@ pub(crate) mod mirror;
 mod node;
 mod pagination;
 mod per_field;
-mod planned;
+pub(crate) mod planned;
 mod quota;
 pub mod records;
 mod red_flags;

@@ -222,7 +222,7 @@ impl Walk<'_> {
 /// `@include` false leaves the selection out. It must stay that rule: a selection thought left
 /// out but run would resolve unguarded (the golden permission cases run both executors on
 /// directives with literals, variables, a missing variable and a default).
-fn skipped(directives: &[Positioned<Directive>], variables: &Variables) -> Option<bool> {
+pub(crate) fn skipped(directives: &[Positioned<Directive>], variables: &Variables) -> Option<bool> {
     for directive in directives {
         let include = match directive.node.name.node.as_str() {
             "skip" => false,
