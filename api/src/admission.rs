@@ -182,6 +182,14 @@ mod tests {
         analyses(&document, chosen, variables)
     }
 
+    /// What a spawned task returned, failing the test after 10 s.
+    async fn joined<T>(task: tokio::task::JoinHandle<T>) -> T {
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
     #[test]
     fn every_analysis_is_a_root_query_field() {
         let sdl = include_str!("../../schema.graphql");
@@ -271,6 +279,12 @@ mod tests {
                 Some("A")
             )
         );
+        // Several operations and none named: execution refuses it, nothing is counted.
+        let two = async_graphql::parser::parse_query(
+            "query A { redFlags { totalCount } } query B { mirrorDiscrepancies { totalCount } }",
+        )
+        .unwrap();
+        assert!(crate::delivery::chosen(&two, None).is_none());
         // A fragment cycle is refused by validation; it must not hang here first.
         assert_eq!(
             0,
@@ -297,11 +311,7 @@ mod tests {
         // A request that does not run an analysis is not held up by the queue.
         assert!(admission.enter(1, 0).await.is_none());
         drop(first);
-        tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        joined(waiting).await.unwrap();
         drop(second);
     }
 
@@ -333,10 +343,7 @@ mod tests {
         assert!(order.lock().unwrap().is_empty());
         drop(held);
         for waiter in waiters {
-            tokio::time::timeout(std::time::Duration::from_secs(10), waiter)
-                .await
-                .unwrap()
-                .unwrap();
+            joined(waiter).await;
         }
         assert_eq!(*order.lock().unwrap(), ["a1", "b1", "a2", "b2", "a3", "a4"]);
     }
@@ -355,11 +362,7 @@ mod tests {
             "ran beside a request holding every turn"
         );
         drop(three);
-        tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
+        joined(waiting).await.unwrap();
         let _two = admission.enter(1, 2).await.unwrap();
         let one =
             tokio::time::timeout(std::time::Duration::from_millis(100), admission.enter(2, 1))

@@ -75,16 +75,18 @@ pub fn refuse(err: &AuthError) -> Response {
 }
 
 /// The operation a request runs: the one named by `operationName`, else the document's only
-/// one. `None` when no operation has that name (execution then refuses the request).
+/// one. `None` when no operation has that name, or none is named and there are several
+/// (execution then refuses the request).
 pub fn chosen<'a>(
     document: &'a ExecutableDocument,
     wanted: Option<&str>,
 ) -> Option<(Option<&'a Name>, &'a OperationDefinition)> {
-    document
-        .operations
-        .iter()
-        .find(|(name, _)| wanted.is_none() || name.map(|n| n.as_str()) == wanted)
-        .map(|(name, op)| (name, &op.node))
+    let mut operations = document.operations.iter();
+    let found = match wanted {
+        Some(wanted) => operations.find(|(name, _)| name.map(|n| n.as_str()) == Some(wanted)),
+        None => operations.next().filter(|_| operations.next().is_none()),
+    };
+    found.map(|(name, op)| (name, &op.node))
 }
 
 /// What the request's operation is, from the document parsed when the request was read

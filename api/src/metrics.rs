@@ -124,12 +124,12 @@ impl Metrics {
         );
         registry.register(
             "analysis_waiting",
-            "Analyses waiting for a turn to run (DARTTS_ANALYSIS_CONCURRENCY run at once)",
+            "Requests waiting for turns to run their analyses (DARTTS_ANALYSIS_CONCURRENCY run at once)",
             analysis_waiting.clone(),
         );
         registry.register(
             "analysis_wait_seconds",
-            "Time an analysis waited for its turn",
+            "Time a request with analyses waited for its turns",
             analysis_wait_seconds.clone(),
         );
         registry.register(
@@ -201,8 +201,8 @@ pub fn quota_reservation(took: Duration) {
     global().quota_seconds.observe(took.as_secs_f64());
 }
 
-/// Counts one analysis as waiting for its turn until the returned value is dropped (when it
-/// gets the turn, or when its request is abandoned while it waits).
+/// Counts one request as waiting for its turns until the returned value is dropped (when it
+/// gets them, or when it is abandoned while it waits).
 pub fn analysis_waiting() -> impl Drop {
     struct Waiting;
     impl Drop for Waiting {
