@@ -276,27 +276,36 @@ pub async fn handle(
         )));
     }
     let result = match dataset {
-        Dataset::Trade => prepare::<TradeRecordFilter, _>(
-            &state,
-            &principal,
-            params.get("filter"),
-            trade_columns(),
-            scope::trade,
-        ),
-        Dataset::Financial => prepare::<FinancialTransactionFilter, _>(
-            &state,
-            &principal,
-            params.get("filter"),
-            financial_columns(),
-            |p| scope::all_or_nothing(p, financial_transaction::Column::Id),
-        ),
-        Dataset::Subjects => prepare::<SubjectRecordFilter, _>(
-            &state,
-            &principal,
-            params.get("filter"),
-            subject_columns(),
-            |p| scope::all_or_nothing(p, subject_record::Column::Id),
-        ),
+        Dataset::Trade => {
+            prepare::<TradeRecordFilter, _>(
+                &state,
+                &principal,
+                params.get("filter"),
+                trade_columns(),
+                scope::trade,
+            )
+            .await
+        }
+        Dataset::Financial => {
+            prepare::<FinancialTransactionFilter, _>(
+                &state,
+                &principal,
+                params.get("filter"),
+                financial_columns(),
+                |p| scope::all_or_nothing(p, financial_transaction::Column::Id),
+            )
+            .await
+        }
+        Dataset::Subjects => {
+            prepare::<SubjectRecordFilter, _>(
+                &state,
+                &principal,
+                params.get("filter"),
+                subject_columns(),
+                |p| scope::all_or_nothing(p, subject_record::Column::Id),
+            )
+            .await
+        }
     };
     let (condition, header_fields) = match result {
         Ok(r) => r,
@@ -393,7 +402,7 @@ pub async fn handle(
 /// Parses the filter, checks it, and decides the columns. The check is here, once for every
 /// data set, rather than beside each data set's row scope, so none can be exported without it.
 /// Rows go out in id order, so no other field is compared.
-fn prepare<F, M>(
+async fn prepare<F, M>(
     state: &AppState,
     principal: &Principal,
     raw_filter: Option<&String>,
@@ -403,9 +412,10 @@ fn prepare<F, M>(
 where
     F: RecordFilter,
 {
-    let filter: F = parse_filter(raw_filter)?;
+    let mut filter: F = parse_filter(raw_filter)?;
     let perms = &principal.permissions;
     readable(&state.policy, perms, F::RECORD, &filter.fields_read())?;
+    filter.narrow(&state.db).await?;
     let condition = filter.condition()?.add(row_scope(perms));
     let fields = columns
         .iter()

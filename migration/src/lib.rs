@@ -25,6 +25,7 @@ mod m20261204_000019_byte_order_text;
 mod m20261205_000020_date_index_ids;
 mod m20261205_000021_value_index_dates;
 mod m20261205_000022_declaration_index;
+mod m20261206_000023_importer_name_index;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
@@ -86,6 +87,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000020_date_index_ids::Migration),
             Box::new(m20261205_000021_value_index_dates::Migration),
             Box::new(m20261205_000022_declaration_index::Migration),
+            Box::new(m20261206_000023_importer_name_index::Migration),
         ]
     }
 }

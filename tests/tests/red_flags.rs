@@ -446,6 +446,8 @@ async fn record_flags_page_in_the_database_and_new_chapters_count_days() {
             json!({}),
             json!({"hsCodePrefix": "84"}),
             json!({"importerId": "11-1111111"}),
+            // By name the pairs are found from the named importers' histories, in the scope.
+            json!({"importerNameContains": "AYE"}),
         ] {
             let seen = new_chapter_flags(&partner, query, &filter).await;
             assert_eq!(seen.len(), 1, "{backend:?}: {filter}: {seen:?}");

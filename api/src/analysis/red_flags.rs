@@ -296,6 +296,24 @@ pub fn new_chapter_records(
     Condition::all().add(Expr::tuple([importer_column(), chapter_column()]).in_subquery(new_pairs))
 }
 
+/// The records of the new (importer, chapter) pairs `pairs`, spelled out: for the few
+/// importers a filter names, whose pairs [`new_chapter_pairs`] found from their own histories.
+/// PostgreSQL misjudges [`new_chapter_records`] there: it takes an importer's few records for
+/// one and joins them to the grouped histories by a nested loop that groups the histories
+/// again for each record (60 s on 1M rows, against 0.1 s for this).
+pub fn pair_records(pairs: &[NewChapter]) -> Condition {
+    let found: SimpleExpr = if pairs.is_empty() {
+        Expr::val(1).eq(2)
+    } else {
+        Expr::tuple([importer_column(), chapter_column()]).in_tuples(
+            pairs
+                .iter()
+                .map(|p| (p.importer.clone(), p.chapter.clone())),
+        )
+    };
+    Condition::all().add(found)
+}
+
 /// The records of the importers named by `keys` (as [`importer_key`] names them).
 pub fn importers(keys: Vec<String>) -> Condition {
     Condition::any()

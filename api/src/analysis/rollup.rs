@@ -12,6 +12,7 @@
 //! unchanged and gives the same groups and sums. Anything else reads the records.
 
 use chrono::{Datelike, NaiveDate};
+use sea_orm::sea_query::{Alias, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, TransactionTrait};
 
 use super::totals::{Dimension, Grouping};
@@ -150,6 +151,66 @@ pub fn source(request: &Request<'_>) -> Source {
         .iter()
         .find(|r| r.answers(request))
         .map_or(Source::Records, |r| Source::Rollup(r))
+}
+
+/// The importers, as (id, name) pairs, whose rows match a condition on their name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Importers {
+    /// The ids of the pairs that have one.
+    pub ids: Vec<String>,
+    /// The names of the pairs without an id.
+    pub names_without_id: Vec<String>,
+}
+
+impl Importers {
+    /// Each importer as `COALESCE(importer_id, importer_name)` names it: its id, else its name.
+    pub fn keys(&self) -> Vec<String> {
+        self.ids
+            .iter()
+            .chain(&self.names_without_id)
+            .cloned()
+            .collect()
+    }
+}
+
+/// The distinct (importer id, name) pairs of the importer rollup whose name matches `name`
+/// (written on `trade_records`' columns, which the rollup keeps under the same names), or
+/// `None` when there are more than `at_most`. Every record's pair is in the rollup (a load
+/// fills its batch's rows in its own transaction, a purge removes whole batches), so the
+/// records matching `name` are among those with these ids or, without an id, these names:
+/// a lookup by index where the condition alone reads every record. Read without the caller's
+/// scope: the pairs only narrow a statement that still applies the condition and the scope.
+pub async fn importers_named(
+    db: &DatabaseConnection,
+    name: SimpleExpr,
+    at_most: usize,
+) -> Result<Option<Importers>, DbErr> {
+    use entities::trade_record::{self, Column};
+    let query = Query::select()
+        .distinct()
+        .columns([Column::ImporterId, Column::ImporterName])
+        .from_as(Alias::new(IMPORTER_YEARS.table), trade_record::Entity)
+        .and_where(name)
+        .limit(u64::try_from(at_most).unwrap_or(u64::MAX).saturating_add(1))
+        .to_owned();
+    let rows = db.query_all(&query).await?;
+    if rows.len() > at_most {
+        return Ok(None);
+    }
+    let mut found = Importers::default();
+    for row in rows {
+        let id: Option<String> = row.try_get("", "importer_id")?;
+        let name: Option<String> = row.try_get("", "importer_name")?;
+        match (id, name) {
+            (Some(id), _) => found.ids.push(id),
+            (None, Some(name)) => found.names_without_id.push(name),
+            (None, None) => {}
+        }
+    }
+    // One id may carry several names.
+    found.ids.sort_unstable();
+    found.ids.dedup();
+    Ok(Some(found))
 }
 
 /// PostgreSQL's `work_mem` while a fill runs: 1M records sum to ~430,000 HS6-year groups, and

@@ -167,7 +167,7 @@ impl From<GroupTotal> for ValueMovedTotal {
     clippy::too_many_arguments,
     reason = "the GraphQL arguments, one by one"
 )]
-fn prepare(
+async fn prepare(
     ctx: &Context<'_>,
     filter: Option<TradeRecordFilter>,
     extra_reads: &[&'static str],
@@ -177,8 +177,8 @@ fn prepare(
     min_peers: i32,
     min_ratio: f64,
     same_origin: bool,
-) -> Result<(Options, sea_orm::Condition), ApiError> {
-    let filter = filter.unwrap_or_default();
+) -> async_graphql::Result<(Options, sea_orm::Condition)> {
+    let mut filter = filter.unwrap_or_default();
     let mut read = filter.fields_read();
     read.extend(extra_reads);
     // The ranking compares these: a role must be able to read them to be shown it.
@@ -191,6 +191,7 @@ fn prepare(
         read.push("countryOfOrigin");
     }
     require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
+    filter.narrow(&ctx.data::<AppState>()?.db).await?;
     let rule = Rule {
         method: match method {
             FenceMethod::Iqr => Method::Iqr,
@@ -270,7 +271,8 @@ impl AnomalyQuery {
             min_peers,
             min_ratio,
             same_origin,
-        )?;
+        )
+        .await?;
         let principal = principal(ctx)?;
         let (hits, total) = anomalies::find(
             &state.db,
@@ -323,7 +325,8 @@ impl AnomalyQuery {
             min_peers,
             min_ratio,
             same_origin,
-        )?;
+        )
+        .await?;
         let principal = principal(ctx)?;
         let totals = anomalies::value_moved(
             &state.db,

@@ -3,7 +3,7 @@
 //! filters rows after they are fetched.
 
 use sea_orm::sea_query::{Expr, ExprTrait, Func, LikeExpr, SimpleExpr};
-use sea_orm::{ColumnTrait, Condition};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -24,6 +24,13 @@ pub trait RecordFilter: async_graphql::InputType + Default {
 
     /// The filter as SQL, without any row scope.
     fn condition(&self) -> ApiResult<Condition>;
+
+    /// Lets `condition` read the same records by index where it otherwise could not, from
+    /// what only the database knows (`TradeRecordFilter`'s importer name). Run after the
+    /// fields are checked; the records `condition` selects stay the same.
+    fn narrow(&mut self, _db: &DatabaseConnection) -> impl Future<Output = ApiResult<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// The fields of the `(set, field)` pairs whose member is set: how `fields_read` is written.

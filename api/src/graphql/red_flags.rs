@@ -168,6 +168,10 @@ pub struct RedFlagQuery;
 /// record and keeps the first ones, instead of walking the primary key and testing each row.
 /// For NEW_CHAPTER the walk was a disaster: its flags are later records by definition (none in
 /// an importer's first year), and the planner, expecting few new pairs, tested each row it
+/// Most new (importer, chapter) pairs a `NEW_CHAPTER` statement spells out (two bound values
+/// each, well within both backends' limits); past it the database finds them itself.
+const PAIRS_SPELLED_AT_MOST: usize = 5_000;
+
 /// walked against the whole list of pairs (1M rows: cancelled after 16 minutes; sorted, 3.0 s).
 async fn flagged_records(
     state: &AppState,
@@ -234,7 +238,7 @@ impl RedFlagQuery {
     ) -> async_graphql::Result<Option<KeysetConnection<RedFlag>>> {
         let state = ctx.data::<AppState>()?;
         let page = Keyset::new("redFlags", RedFlag::keys()).page(first, after.as_deref())?;
-        let filter = filter.unwrap_or_default();
+        let mut filter = filter.unwrap_or_default();
         let mut kinds = kinds.unwrap_or_else(|| RedFlagKind::ALL.to_vec());
         kinds.sort();
         kinds.dedup();
@@ -275,6 +279,9 @@ impl RedFlagQuery {
         let principal = principal(ctx)?;
         let perms = &principal.permissions;
         let scope = scope::trade(perms);
+        // Before `narrow`: `new_chapter_records` is planned well only on the plain filter.
+        let plain = Condition::all().add(filter.condition()?).add(scope.clone());
+        filter.narrow(&state.db).await?;
         let condition = Condition::all().add(filter.condition()?).add(scope.clone());
         let counted = wants_total(ctx);
 
@@ -359,14 +366,30 @@ impl RedFlagQuery {
                     }
                 }
                 RedFlagKind::NewChapter => {
-                    let backend = state.db.get_database_backend();
-                    let filtered = !filter.fields_read().is_empty();
-                    let cond = condition.clone().add(flags::new_chapter_records(
-                        scope.clone(),
-                        filtered.then(|| condition.clone()),
-                        &t,
-                        backend,
-                    ));
+                    // The importers the filter names, if `narrow` found them, with their pairs
+                    // from their own histories (a lookup by index), when few enough to spell.
+                    let named = match &filter.named_importers {
+                        Some(importers) => {
+                            let histories = Condition::all()
+                                .add(scope.clone())
+                                .add(flags::importers(importers.keys()));
+                            let pairs = flags::new_chapter_pairs(&state.db, histories, &t).await?;
+                            (pairs.len() <= PAIRS_SPELLED_AT_MOST).then_some(pairs)
+                        }
+                        None => None,
+                    };
+                    let cond = match &named {
+                        Some(pairs) => condition.clone().add(flags::pair_records(pairs)),
+                        None => {
+                            let filtered = !filter.fields_read().is_empty();
+                            plain.clone().add(flags::new_chapter_records(
+                                scope.clone(),
+                                filtered.then(|| plain.clone()),
+                                &t,
+                                state.db.get_database_backend(),
+                            ))
+                        }
+                    };
                     let (rows, total) =
                         flagged_records(state, &page, kind, cond, counted, true).await?;
                     unread += total.saturating_sub(rows.len() as u64);
@@ -375,7 +398,9 @@ impl RedFlagQuery {
                         .iter()
                         .filter_map(|r| flags::importer_key(&r.importer_id, &r.importer_name))
                         .collect();
-                    let pairs = if keys.is_empty() {
+                    let pairs = if let Some(pairs) = named {
+                        pairs
+                    } else if keys.is_empty() {
                         Vec::new()
                     } else {
                         // `all`: the scope may be an `any` (own rows, partner rows, grants),
