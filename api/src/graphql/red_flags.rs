@@ -157,6 +157,10 @@ impl RedFlag {
 #[derive(Default)]
 pub struct RedFlagQuery;
 
+/// Most new (importer, chapter) pairs a `NEW_CHAPTER` statement spells out (two bound values
+/// each, well within both backends' limits); past it the database finds them itself.
+const PAIRS_SPELLED_AT_MOST: usize = 5_000;
+
 /// One record-level kind's share of a page: its records after the cursor when the cursor
 /// stands in this kind (none when it stands past it), at most `limit + 1`, by id; and, when
 /// `totalCount` is asked, how many records it flags in all. A kind's flags are its records in
@@ -168,10 +172,6 @@ pub struct RedFlagQuery;
 /// record and keeps the first ones, instead of walking the primary key and testing each row.
 /// For NEW_CHAPTER the walk was a disaster: its flags are later records by definition (none in
 /// an importer's first year), and the planner, expecting few new pairs, tested each row it
-/// Most new (importer, chapter) pairs a `NEW_CHAPTER` statement spells out (two bound values
-/// each, well within both backends' limits); past it the database finds them itself.
-const PAIRS_SPELLED_AT_MOST: usize = 5_000;
-
 /// walked against the whole list of pairs (1M rows: cancelled after 16 minutes; sorted, 3.0 s).
 async fn flagged_records(
     state: &AppState,
