@@ -182,6 +182,43 @@ async fn injected_prices_are_flagged_with_their_numbers_and_count_against_the_qu
         .as_i64()
         .expect("used");
     assert_eq!(after - before, 2 + 1 + 2);
+
+    // Each part alone, as a badge or a list asks for it, gives what both together gave; a
+    // count alone delivers no record.
+    let session = server.session(Some(&hsi));
+    let counted = session
+        .data("{ priceAnomalies { totalCount } }", json!({}))
+        .await;
+    assert_eq!(counted["priceAnomalies"]["totalCount"], 2, "{counted:#}");
+    let listed = |first: u32| {
+        format!(
+            "{{ priceAnomalies(first: {first}) {{ pageInfo {{ hasNextPage }} \
+             edges {{ node {{ record {{ declarationId }} }} }} }} }}"
+        )
+    };
+    let ids = |page: &Value| -> Vec<String> {
+        page["priceAnomalies"]["edges"]
+            .as_array()
+            .expect("edges")
+            .iter()
+            .map(|e| {
+                e["node"]["record"]["declarationId"]
+                    .as_str()
+                    .expect("id")
+                    .to_owned()
+            })
+            .collect()
+    };
+    let whole = session.data(&listed(10), json!({})).await;
+    assert_eq!(ids(&whole), ["US-HIGH", "US-LOW"], "{whole:#}");
+    assert_eq!(whole["priceAnomalies"]["pageInfo"]["hasNextPage"], false);
+    let first = session.data(&listed(1), json!({})).await;
+    assert_eq!(ids(&first), ["US-HIGH"], "{first:#}");
+    assert_eq!(first["priceAnomalies"]["pageInfo"]["hasNextPage"], true);
+    let used = session.data("{ quotaStatus { used } }", json!({})).await["quotaStatus"]["used"]
+        .as_i64()
+        .expect("used");
+    assert_eq!(used - after, 2 + 1);
 }
 
 #[tokio::test]

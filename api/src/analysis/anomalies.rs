@@ -109,19 +109,25 @@ fn assess(
 const IDS_PER_FETCH: usize = 500;
 
 /// The anomalies among the records matching `filter` that the caller may see, by score
-/// descending (then id); `window` picks a page, `None` all of them. Returns the page and the
-/// total (of all pages).
+/// descending (then id); `window` picks a page (a limit of 0: none), `None` all of them.
+/// Returns the page and, when `count` asks for it, the total (of all pages): on the whole
+/// table each is a statement of its own over every flagged record (on 1M rows 0.3–0.5 s
+/// each), so a request pays only for what it reads.
 pub async fn find(
     db: &DatabaseConnection,
     perms: &PermissionSet,
     filter: Condition,
     options: &Options,
     window: Option<Window>,
-) -> Result<(Vec<Hit>, u64), DbErr> {
+    count: bool,
+) -> Result<(Vec<Hit>, Option<u64>), DbErr> {
     let scope = crate::graphql::scope::trade(perms);
     match perms.rows {
-        RowScope::All => materialized(db, within(filter, scope), options, window).await,
-        _ => scoped(db, filter, scope, options, window).await,
+        RowScope::All => materialized(db, within(filter, scope), options, window, count).await,
+        // The ranking it pages is the count.
+        _ => scoped(db, filter, scope, options, window)
+            .await
+            .map(|(hits, total)| (hits, Some(total))),
     }
 }
 
@@ -380,23 +386,32 @@ async fn materialized(
     condition: Condition,
     options: &Options,
     window: Option<Window>,
-) -> Result<(Vec<Hit>, u64), DbErr> {
+    count: bool,
+) -> Result<(Vec<Hit>, Option<u64>), DbErr> {
     let flagged = flagged_sql(condition, options);
     let id = (Tr::default(), trade_record::Column::Id);
     let mut ids = flagged.clone();
     ids.clear_selects();
     ids.column(id);
 
-    let mut count = Query::select();
-    count
-        .expr_as(Func::count(Expr::col(Alias::new("id"))), Alias::new("n"))
-        .from_subquery(ids.clone(), Alias::new("flagged"));
-    let total = db
-        .query_one(&count)
-        .await?
-        .map(|r| r.try_get::<i64>("", "n"))
-        .transpose()?
-        .unwrap_or(0);
+    let total = if count {
+        let mut count = Query::select();
+        count
+            .expr_as(Func::count(Expr::col(Alias::new("id"))), Alias::new("n"))
+            .from_subquery(ids.clone(), Alias::new("flagged"));
+        let n = db
+            .query_one(&count)
+            .await?
+            .map(|r| r.try_get::<i64>("", "n"))
+            .transpose()?
+            .unwrap_or(0);
+        Some(u64::try_from(n).unwrap_or(0))
+    } else {
+        None
+    };
+    if window.is_some_and(|w| w.limit == 0) {
+        return Ok((Vec::new(), total));
+    }
 
     let score = score_sql(options);
     let mut page = match window {
@@ -439,7 +454,7 @@ async fn materialized(
             hits.push(Hit { rank, ..hit });
         }
     }
-    Ok((hits, u64::try_from(total).unwrap_or(0)))
+    Ok((hits, total))
 }
 
 /// The score `Profile::assess` gives, in SQL: the order of hits.

@@ -7,7 +7,9 @@ use async_graphql::{Context, Enum, Object, SimpleObject};
 
 use super::filters::RecordFilter;
 use super::guard::{principal, require_readable};
-use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey};
+use super::keyset::{
+    KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, wants_page, wants_total,
+};
 use super::pagination::CONNECTION_COST;
 use super::trade::{TradeRecord, TradeRecordFilter};
 use crate::analysis::anomalies::{self, Hit, Options, Window};
@@ -281,8 +283,9 @@ impl AnomalyQuery {
             &options,
             Some(Window {
                 after,
-                limit: page.limit() + 1,
+                limit: if wants_page(ctx) { page.limit() + 1 } else { 0 },
             }),
+            wants_total(ctx),
         )
         .await
         .map_err(ApiError::from)?;
@@ -293,7 +296,7 @@ impl AnomalyQuery {
                 (cursor, PriceAnomaly { hit, measure })
             })
             .collect();
-        Ok(Some(page.connection(edges, Some(total))))
+        Ok(Some(page.connection(edges, total)))
     }
 
     /// The implied value moved by `priceAnomalies` (same arguments and defaults), summed by

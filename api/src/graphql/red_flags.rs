@@ -296,9 +296,15 @@ impl RedFlagQuery {
                         rule: Rule::default(),
                         same_origin: false,
                     };
-                    let (hits, _) =
-                        anomalies::find(&state.db, perms, filter.condition()?, &options, None)
-                            .await?;
+                    let (hits, _) = anomalies::find(
+                        &state.db,
+                        perms,
+                        filter.condition()?,
+                        &options,
+                        None,
+                        false,
+                    )
+                    .await?;
                     found.extend(hits.into_iter().map(|hit| RedFlag {
                         kind,
                         facts: vec![

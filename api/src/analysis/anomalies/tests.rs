@@ -75,3 +75,42 @@ async fn sqlite_joins_records_and_profiles_in_the_cheap_order() {
         }
     }
 }
+
+/// The statements `materialized` runs for one request, as SQL text.
+async fn statements_run(count: bool, limit: u64) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let mut db = crate::db::connect(&Settings::embedded_in(dir.path()))
+        .await
+        .unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    db.set_metric_callback(move |info| log.lock().unwrap().push(info.statement.sql.clone()));
+    let options = Options {
+        measure: Measure::UnitPrice,
+        rule: Rule::default(),
+        same_origin: false,
+    };
+    let window = Window { after: None, limit };
+    let (hits, total) = materialized(&db, Condition::all(), &options, Some(window), count)
+        .await
+        .unwrap();
+    assert!(hits.is_empty());
+    assert_eq!(total, count.then_some(0));
+    seen.lock().unwrap().clone()
+}
+
+/// The count and the page are each a statement over every flagged record: a request that
+/// reads only one of them runs only that one.
+#[tokio::test]
+async fn a_page_or_a_count_alone_runs_one_statement() {
+    let is_count = |sql: &String| sql.starts_with("SELECT COUNT(");
+    let both = statements_run(true, 11).await;
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(both.iter().filter(|s| is_count(s)).count(), 1, "{both:?}");
+    let page = statements_run(false, 11).await;
+    assert_eq!(page.len(), 1, "{page:?}");
+    assert!(!is_count(&page[0]), "{page:?}");
+    let count = statements_run(true, 0).await;
+    assert_eq!(count.len(), 1, "{count:?}");
+    assert!(is_count(&count[0]), "{count:?}");
+}

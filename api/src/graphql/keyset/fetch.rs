@@ -87,3 +87,13 @@ where
 pub fn wants_total(ctx: &Context<'_>) -> bool {
     ctx.look_ahead().field("totalCount").exists()
 }
+
+/// Whether the selection reads the page (its edges, nodes or whether there is a next one):
+/// for a connection whose page is a statement of its own, a request for `totalCount` alone
+/// (a count on a badge) need not run it.
+pub fn wants_page(ctx: &Context<'_>) -> bool {
+    let look = ctx.look_ahead();
+    ["edges", "nodes", "pageInfo"]
+        .into_iter()
+        .any(|field| look.field(field).exists())
+}
