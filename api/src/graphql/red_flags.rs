@@ -3,10 +3,10 @@
 //! the caller's row scope in SQL.
 
 use async_graphql::{Context, Enum, Object, SimpleObject};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, Order, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, ConnectionTrait, EntityTrait, Order, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::filters::RecordFilter;
@@ -181,28 +181,74 @@ async fn flagged_records(
     counted: bool,
     sorted: bool,
 ) -> Result<(Vec<trade_record::Model>, u64), ApiError> {
-    let total = if counted {
-        trade_record::Entity::find()
-            .filter(condition.clone())
-            .count(&state.db)
-            .await?
-    } else {
-        0
-    };
     let rank = kind.rank();
-    let mut seek = condition;
+    let mut seek = condition.clone();
     match page.after() {
-        Some([KeyValue::Int(at), ..]) if *at > rank => return Ok((Vec::new(), total)),
+        Some([KeyValue::Int(at), ..]) if *at > rank => {
+            return Ok((Vec::new(), count(state, condition, counted).await?));
+        }
         Some([KeyValue::Int(at), _, KeyValue::Int(record), ..]) if *at == rank => {
             seek = seek.add(trade_record::Column::Id.gt(*record));
         }
+        _ if sorted && counted => return counted_page(state, page, condition).await,
         _ => {}
     }
+    let total = count(state, condition, counted).await?;
     let id = Expr::col((trade_record::Entity, trade_record::Column::Id));
     let rows = trade_record::Entity::find()
         .filter(seek)
         .order_by(if sorted { id.add(0) } else { id }, Order::Asc)
         .limit(page.limit() + 1)
+        .all(&state.db)
+        .await?;
+    Ok((rows, total))
+}
+
+/// How many records `condition` flags, when `counted` asks (else 0).
+async fn count(state: &AppState, condition: Condition, counted: bool) -> Result<u64, ApiError> {
+    Ok(if counted {
+        trade_record::Entity::find()
+            .filter(condition)
+            .count(&state.db)
+            .await?
+    } else {
+        0
+    })
+}
+
+/// A sorted kind's first page and its count from one statement: the sort reads every flagged
+/// record anyway, so the count is a window over the same ids, and the kind's condition (for
+/// NEW_CHAPTER, every importer's history grouped: ~1.8 s on 1M rows) is evaluated once, not
+/// once for the count and once for the page. Only the page's ids are then read whole. The
+/// window sits in a subquery the sort reads whole: over the sort itself, PostgreSQL costed it
+/// as if the limit stopped it early and joined the history by a nested loop (past 60 s).
+async fn counted_page(
+    state: &AppState,
+    page: &KeysetPage,
+    condition: Condition,
+) -> Result<(Vec<trade_record::Model>, u64), ApiError> {
+    use trade_record::Column;
+    let flagged = trade_record::Entity::find()
+        .select_only()
+        .column(Column::Id)
+        .column_as(Expr::cust("COUNT(*) OVER ()"), "flagged")
+        .filter(condition)
+        .into_query();
+    let first = Query::select()
+        .columns([Alias::new("id"), Alias::new("flagged")])
+        .from_subquery(flagged, Alias::new("counted"))
+        .order_by_expr(Expr::col(Alias::new("id")).add(0), Order::Asc)
+        .limit(page.limit() + 1)
+        .to_owned();
+    let mut ids = Vec::new();
+    let mut total = 0;
+    for row in state.db.query_all(&first).await? {
+        ids.push(row.try_get::<i64>("", "id")?);
+        total = u64::try_from(row.try_get::<i64>("", "flagged")?).unwrap_or(0);
+    }
+    let rows = trade_record::Entity::find()
+        .filter(Column::Id.is_in(ids))
+        .order_by_asc(Column::Id)
         .all(&state.db)
         .await?;
     Ok((rows, total))
