@@ -246,6 +246,9 @@ async fn counted_page(
         ids.push(row.try_get::<i64>("", "id")?);
         total = u64::try_from(row.try_get::<i64>("", "flagged")?).unwrap_or(0);
     }
+    if ids.is_empty() {
+        return Ok((Vec::new(), total));
+    }
     let rows = trade_record::Entity::find()
         .filter(Column::Id.is_in(ids))
         .order_by_asc(Column::Id)
