@@ -76,6 +76,22 @@ pub fn fixture_lines(name: &str) -> Vec<String> {
         .collect()
 }
 
+/// The declaration ids of the records behind a connection's `edges` (analysis results, whose
+/// nodes carry a `record`), in the order served.
+pub fn record_ids(edges: &Value) -> Vec<String> {
+    edges
+        .as_array()
+        .expect("edges")
+        .iter()
+        .map(|e| {
+            e["node"]["record"]["declarationId"]
+                .as_str()
+                .expect("declarationId")
+                .to_owned()
+        })
+        .collect()
+}
+
 fn postgres_base() -> String {
     std::env::var("DARTTS_TEST_DATABASE_URL").unwrap_or_else(|_| {
         panic!("DARTTS_TEST_DATABASE_URL is not set: run the suite with scripts/test")

@@ -3,7 +3,7 @@
 //! peer statistics come only from rows it may see (and equal the stored profiles where it sees
 //! every row), and pages are positions that a load between two of them does not shift.
 
-use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes};
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, record_ids};
 use serde_json::{Value, json};
 
 const HEADER: &str = "declaration_id,line_number,declaration_date,direction,hs_code,commodity_description,importer_name,importer_id,importer_address,exporter_name,manufacturer_name,manufacturer_id,country_of_origin,country_of_export,country_of_destination,reporting_country,partner_country,port,transport_mode,quantity,quantity_unit,net_weight_kg,declared_value,declared_currency,declared_value_usd";
@@ -196,19 +196,7 @@ async fn injected_prices_are_flagged_with_their_numbers_and_count_against_the_qu
              edges {{ node {{ record {{ declarationId }} }} }} }} }}"
         )
     };
-    let ids = |page: &Value| -> Vec<String> {
-        page["priceAnomalies"]["edges"]
-            .as_array()
-            .expect("edges")
-            .iter()
-            .map(|e| {
-                e["node"]["record"]["declarationId"]
-                    .as_str()
-                    .expect("id")
-                    .to_owned()
-            })
-            .collect()
-    };
+    let ids = |page: &Value| record_ids(&page["priceAnomalies"]["edges"]);
     let whole = session.data(&listed(10), json!({})).await;
     assert_eq!(ids(&whole), ["US-HIGH", "US-LOW"], "{whole:#}");
     assert_eq!(whole["priceAnomalies"]["pageInfo"]["hasNextPage"], false);

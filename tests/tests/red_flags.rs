@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use dartts_tests::{Backend, Session, TestEnv};
+use dartts_tests::{Backend, Session, TestEnv, record_ids};
 use serde_json::json;
 
 fn truth_of(dir: &std::path::Path) -> (HashMap<String, String>, HashMap<String, String>) {
@@ -116,17 +116,7 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
         )
         .await["redFlags"]
         .clone();
-    let flagged: BTreeSet<String> = flags["edges"]
-        .as_array()
-        .expect("edges")
-        .iter()
-        .map(|e| {
-            e["node"]["record"]["declarationId"]
-                .as_str()
-                .expect("id")
-                .to_owned()
-        })
-        .collect();
+    let flagged: BTreeSet<String> = record_ids(&flags["edges"]).into_iter().collect();
     let injected: BTreeSet<String> = truth
         .iter()
         .filter(|(id, kind)| *kind == "TRANSSHIPMENT" && id.starts_with("DEMO-"))
