@@ -4,7 +4,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::trade_record::{self, Column};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait, QueryFilter};
 
 use super::batch::{Batch, BatchLoader};
 use super::filters::{RecordFilter, check_text, contains, countries, digit_prefix, read_if_set};
@@ -213,9 +213,17 @@ pub struct TradeRecordFilter {
     pub named_importers: Option<Importers>,
 }
 
-/// Most (id, name) pairs `narrow` reads an importer name's records by. Past it the name matches
-/// a large part of the records, which a plain read of the table finds as fast.
-const NAMED_IMPORTERS_AT_MOST: usize = 5_000;
+/// Most (id, name) pairs `narrow` reads an importer name's records by. PostgreSQL weighs the
+/// lists against a read of the table with its statistics, and past 5,000 pairs the name
+/// matches so much of the table that the read wins anyway. SQLite, without statistics, always
+/// takes the lists, which past a few hundred importers cost more than the read they replace
+/// (on 1M rows, 1,800–4,200 pairs: +0.3–0.5 s a page with `totalCount`).
+fn named_importers_at_most(backend: DbBackend) -> usize {
+    match backend {
+        DbBackend::Sqlite => 300,
+        _ => 5_000,
+    }
+}
 
 impl RecordFilter for TradeRecordFilter {
     const RECORD: &'static str = "TradeRecord";
@@ -231,7 +239,7 @@ impl RecordFilter for TradeRecordFilter {
             self.named_importers = rollup::importers_named(
                 db,
                 contains(Column::ImporterName, name),
-                NAMED_IMPORTERS_AT_MOST,
+                named_importers_at_most(db.get_database_backend()),
             )
             .await?;
         }
