@@ -21,12 +21,15 @@ const NAME: &str = "ix_trade_importer_name_no_id";
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .get_connection()
-            .execute_unprepared(&format!(
-                "CREATE INDEX {NAME} ON trade_records (importer_name) WHERE importer_id IS NULL"
-            ))
+            .create_index(
+                Index::create()
+                    .name(NAME)
+                    .table("trade_records")
+                    .col("importer_name")
+                    .and_where(Expr::col("importer_id").is_null())
+                    .to_owned(),
+            )
             .await
-            .map(|_| ())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {

@@ -162,23 +162,12 @@ pub struct Importers {
     pub names_without_id: Vec<String>,
 }
 
-impl Importers {
-    /// Each importer as `COALESCE(importer_id, importer_name)` names it: its id, else its name.
-    pub fn keys(&self) -> Vec<String> {
-        self.ids
-            .iter()
-            .chain(&self.names_without_id)
-            .cloned()
-            .collect()
-    }
-}
-
 /// The distinct (importer id, name) pairs of the importer rollup whose name matches `name`
 /// (written on `trade_records`' columns, which the rollup keeps under the same names), or
 /// `None` when there are more than `at_most`. Every record's pair is in the rollup (a load
 /// fills its batch's rows in its own transaction, a purge removes whole batches), so the
 /// records matching `name` are among those with these ids or, without an id, these names:
-/// a lookup by index where the condition alone reads every record. Read without the caller's
+/// a lookup by index (`red_flags::importers_by`) where the condition alone reads every record. Read without the caller's
 /// scope: the pairs only narrow a statement that still applies the condition and the scope.
 pub async fn importers_named(
     db: &DatabaseConnection,

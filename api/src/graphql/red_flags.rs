@@ -425,9 +425,11 @@ impl RedFlagQuery {
                     // from their own histories (a lookup by index), when few enough to spell.
                     let named = match &filter.named_importers {
                         Some(importers) => {
-                            let histories = Condition::all()
-                                .add(scope.clone())
-                                .add(flags::importers(importers.keys()));
+                            let histories =
+                                Condition::all().add(scope.clone()).add(flags::importers_by(
+                                    importers.ids.clone(),
+                                    importers.names_without_id.clone(),
+                                ));
                             let pairs = flags::new_chapter_pairs(&state.db, histories, &t).await?;
                             (pairs.len() <= PAIRS_SPELLED_AT_MOST).then_some(pairs)
                         }

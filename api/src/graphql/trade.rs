@@ -19,6 +19,7 @@ use super::scalars::{Date, SortDirection};
 use super::scope;
 use super::screening::{self, PartyHit, TradeParty};
 use super::trade_columns::Projection;
+use crate::analysis::red_flags;
 use crate::analysis::rollup::{self, Importers};
 use crate::error::{ApiError, ApiResult};
 use crate::policy::PermissionSet;
@@ -343,23 +344,10 @@ impl RecordFilter for TradeRecordFilter {
             }
         }
         if let Some(importers) = &self.named_importers {
-            // Only the lists that have members: an empty `IN` is written `1 = 2` with bound
-            // values, which SQLite does not see as false before reading every row.
-            let mut named = Condition::any();
-            if !importers.ids.is_empty() {
-                named = named.add(Column::ImporterId.is_in(importers.ids.iter().cloned()));
-            }
-            if !importers.names_without_id.is_empty() {
-                named =
-                    named.add(Condition::all().add(Column::ImporterId.is_null()).add(
-                        Column::ImporterName.is_in(importers.names_without_id.iter().cloned()),
-                    ));
-            }
-            c = c.add(if named.is_empty() {
-                Condition::all().add(Expr::cust("1 = 0"))
-            } else {
-                named
-            });
+            c = c.add(red_flags::importers_by(
+                importers.ids.clone(),
+                importers.names_without_id.clone(),
+            ));
         }
         c = countries(
             c,
