@@ -129,15 +129,15 @@ async fn filters_compose_in_the_database() {
 /// `linkedFinancialActivity` links a trade record to FinCEN reports by the importer's id when
 /// it has one, else by its exact name — the same rule as `linkedFinancialTransactions` — and
 /// `false` is exactly the rest. The fixtures' importers all have ids, so this adds lines
-/// without one, and a line whose id no report carries under a name one report does.
+/// without one, and a line whose id no report carries under a name one report does. The
+/// answers are checked with no report loaded, with reports whose importers the filter lists
+/// (`narrow`), and with more reported subjects than it lists on either backend (the subqueries
+/// then decide alone); and with an importer name beside it (both lists, intersected).
 #[tokio::test]
 async fn linked_financial_activity_matches_by_id_else_by_name() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
         env.load_trade_fixture().await;
-        let fixture = dartts_tests::fixture("financial.csv");
-        env.load_ok(&["financial", fixture.to_str().expect("path")])
-            .await;
         let extra = env.dir.path().join("no_ids.csv");
         std::fs::write(
             &extra,
@@ -154,14 +154,11 @@ async fn linked_financial_activity_matches_by_id_else_by_name() {
         env.load_ok(&["trade", extra.to_str().expect("path"), "--provider", "US"])
             .await;
         let server = env.serve_as_analyst().await;
-        let declarations = |linked: bool| {
+        let declarations = |filter: Value| {
             let server = &server;
             async move {
                 let data = server
-                    .data(
-                        PAGE,
-                        json!({ "first": 100, "filter": { "linkedFinancialActivity": linked } }),
-                    )
+                    .data(PAGE, json!({ "first": 100, "filter": filter }))
                     .await;
                 let conn = &data["tradeRecords"];
                 let mut ids: Vec<String> = conn["edges"]
@@ -176,26 +173,63 @@ async fn linked_financial_activity_matches_by_id_else_by_name() {
                 ids
             }
         };
-        // By id: Acme (12-3456789, whatever the name's case) and Blue Harbor (98-7654321);
-        // by exact name, only lines without an id: NI-1 (John Q Courier's CMIR has no TIN) and
-        // NI-4 (Acme's name; its reports carry a TIN, but the name matches too).
-        assert_eq!(
-            declarations(true).await,
-            [
-                "NI-1", "NI-4", "US-1001", "US-1002", "US-1005", "US-1007", "US-1008"
-            ],
-            "{backend:?}"
+        let linked = |linked: bool| declarations(json!({ "linkedFinancialActivity": linked }));
+        // Of the three lines under John Q Courier's name, in any case, only the one reported.
+        let john_linked = || {
+            declarations(json!({ "linkedFinancialActivity": true, "importerNameContains": "JOHN" }))
+        };
+        let every = [
+            "NI-1", "NI-2", "NI-3", "NI-4", "NI-5", "NI-6", "US-1001", "US-1002", "US-1003",
+            "US-1004", "US-1005", "US-1006", "US-1007", "US-1008", "US-1009",
+        ];
+        // No report yet: nothing is linked.
+        assert!(linked(true).await.is_empty(), "{backend:?}");
+        assert_eq!(linked(false).await, every, "{backend:?}");
+        assert!(john_linked().await.is_empty(), "{backend:?}");
+
+        let fixture = dartts_tests::fixture("financial.csv");
+        env.load_ok(&["financial", fixture.to_str().expect("path")])
+            .await;
+        // Reported subjects nobody trades under, more than the filter lists on either backend
+        // (1,000 on PostgreSQL): loaded on the second round only.
+        let filler = env.dir.path().join("filler.csv");
+        let mut rows = String::from(
+            "report_id,report_type,transaction_date,amount_usd,cash_direction,filer_institution,\
+             subject_name,subject_tin\n",
         );
-        // Not: a name in another case (NI-2), an id no report carries under a reported name
-        // (NI-3), a name nobody reported (NI-5), no importer at all (NI-6), and the fixtures'
-        // other importers.
-        assert_eq!(
-            declarations(false).await,
-            [
-                "NI-2", "NI-3", "NI-5", "NI-6", "US-1003", "US-1004", "US-1006", "US-1009"
-            ],
-            "{backend:?}"
-        );
+        for i in 0..1_001 {
+            rows.push_str(&format!(
+                "CTR-F-{i},CTR,2024-06-01,12000,IN,Filler Bank,Filler Subject {i},F-{i}\n"
+            ));
+        }
+        std::fs::write(&filler, rows).expect("write");
+        for round in ["listed", "too many to list"] {
+            if round == "too many to list" {
+                env.load_ok(&["financial", filler.to_str().expect("path")])
+                    .await;
+            }
+            // By id: Acme (12-3456789, whatever the name's case) and Blue Harbor (98-7654321);
+            // by exact name, only lines without an id: NI-1 (John Q Courier's CMIR has no TIN)
+            // and NI-4 (Acme's name; its reports carry a TIN, but the name matches too).
+            assert_eq!(
+                linked(true).await,
+                [
+                    "NI-1", "NI-4", "US-1001", "US-1002", "US-1005", "US-1007", "US-1008"
+                ],
+                "{backend:?}, {round}"
+            );
+            // Not: a name in another case (NI-2), an id no report carries under a reported
+            // name (NI-3), a name nobody reported (NI-5), no importer at all (NI-6), and the
+            // fixtures' other importers.
+            assert_eq!(
+                linked(false).await,
+                [
+                    "NI-2", "NI-3", "NI-5", "NI-6", "US-1003", "US-1004", "US-1006", "US-1009"
+                ],
+                "{backend:?}, {round}"
+            );
+            assert_eq!(john_linked().await, ["NI-1"], "{backend:?}, {round}");
+        }
     }
 }
 

@@ -395,10 +395,31 @@ async fn record_flags_page_in_the_database_and_new_chapters_count_days() {
             ],
             "{backend:?}"
         );
+        // FinCEN reports on Aye Corp (by TIN) and on Bee Co (by name: its records without an
+        // id, not D-1 under an id of its own).
+        let reports = env.dir.path().join("reports.csv");
+        std::fs::write(
+            &reports,
+            "report_id,report_type,transaction_date,amount_usd,cash_direction,filer_institution,\
+             subject_name,subject_tin\n\
+             CTR-1,CTR,2024-01-10,15000,IN,First Bank,Aye Corp,11-1111111\n\
+             CTR-2,CTR,2024-01-11,12000,IN,First Bank,Bee Co,\n",
+        )
+        .expect("write");
+        env.load_ok(&["financial", reports.to_str().expect("path")])
+            .await;
         // One importer's flags, as its entity view asks: its whole history, not the table's.
         for (filter, expected) in [
             (json!({"importerId": "11-1111111"}), vec!["A-3", "A-4"]),
             (json!({"importerNameContains": "bee"}), vec!["B-3"]),
+            (
+                json!({"linkedFinancialActivity": true}),
+                vec!["A-3", "A-4", "B-3"],
+            ),
+            (
+                json!({"linkedFinancialActivity": true, "importerNameContains": "bee"}),
+                vec!["B-3"],
+            ),
         ] {
             let one = new_chapter_flags(&session, query, &filter).await;
             let ids: Vec<&str> = one

@@ -153,13 +153,36 @@ pub fn source(request: &Request<'_>) -> Source {
         .map_or(Source::Records, |r| Source::Rollup(r))
 }
 
-/// The importers, as (id, name) pairs, whose rows match a condition on their name.
+/// Importers as the records name them: by id, or (without one) by name. The records of these
+/// importers are those with one of `ids`, or without an id and with one of `names_without_id`
+/// (`red_flags::importers_by`). Both lists sorted and without repeats.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Importers {
-    /// The ids of the pairs that have one.
     pub ids: Vec<String>,
-    /// The names of the pairs without an id.
     pub names_without_id: Vec<String>,
+}
+
+impl Importers {
+    /// Sorted and without repeats, from lists in any order.
+    pub fn new(mut ids: Vec<String>, mut names_without_id: Vec<String>) -> Self {
+        ids.sort_unstable();
+        ids.dedup();
+        names_without_id.sort_unstable();
+        names_without_id.dedup();
+        Importers {
+            ids,
+            names_without_id,
+        }
+    }
+
+    /// The importers in both: a record is among the records of both sets exactly when its
+    /// id is in both id lists or, without an id, its name is in both name lists.
+    pub fn and(mut self, other: &Importers) -> Importers {
+        self.ids.retain(|id| other.ids.binary_search(id).is_ok());
+        self.names_without_id
+            .retain(|name| other.names_without_id.binary_search(name).is_ok());
+        self
+    }
 }
 
 /// The distinct (importer id, name) pairs of the importer rollup whose name matches `name`
@@ -186,20 +209,18 @@ pub async fn importers_named(
     if rows.len() > at_most {
         return Ok(None);
     }
-    let mut found = Importers::default();
+    let (mut ids, mut names) = (Vec::new(), Vec::new());
     for row in rows {
         let id: Option<String> = row.try_get("", "importer_id")?;
         let name: Option<String> = row.try_get("", "importer_name")?;
         match (id, name) {
-            (Some(id), _) => found.ids.push(id),
-            (None, Some(name)) => found.names_without_id.push(name),
+            (Some(id), _) => ids.push(id),
+            (None, Some(name)) => names.push(name),
             (None, None) => {}
         }
     }
     // One id may carry several names.
-    found.ids.sort_unstable();
-    found.ids.dedup();
-    Ok(Some(found))
+    Ok(Some(Importers::new(ids, names)))
 }
 
 /// PostgreSQL's `work_mem` while a fill runs: 1M records sum to ~430,000 HS6-year groups, and
@@ -237,6 +258,7 @@ pub async fn rebuild(db: &DatabaseConnection) -> Result<u64, DbErr> {
 mod tests {
     use super::*;
     use crate::analysis::totals::{Measure, SortKey};
+    use proptest::prelude::*;
     use sea_orm::sea_query::Order;
 
     fn grouping(dimensions: &[Dimension]) -> Grouping {
@@ -390,5 +412,37 @@ mod tests {
             ..request(&g, &[])
         };
         assert_eq!(source(&nation), Source::Records, "importers by partner");
+    }
+
+    /// A record (its id, its name) is among the records of `importers`: by its id when it has
+    /// one, else by its name (`red_flags::importers_by`, in Rust).
+    fn holds(importers: &Importers, id: &Option<String>, name: &str) -> bool {
+        match id {
+            Some(id) => importers.ids.contains(id),
+            None => importers.names_without_id.iter().any(|n| n == name),
+        }
+    }
+
+    proptest! {
+        /// `and` keeps exactly the records both sets hold, whatever the order and repeats of
+        /// the lists it was built from.
+        #[test]
+        fn and_holds_the_records_both_hold(
+            a_ids in prop::collection::vec("[a-d]", 0..6),
+            a_names in prop::collection::vec("[a-d]", 0..6),
+            b_ids in prop::collection::vec("[a-d]", 0..6),
+            b_names in prop::collection::vec("[a-d]", 0..6),
+            id in prop::option::of("[a-e]"),
+            name in "[a-e]",
+        ) {
+            let a = Importers::new(a_ids, a_names);
+            let b = Importers::new(b_ids, b_names);
+            let both = a.clone().and(&b);
+            prop_assert_eq!(
+                holds(&both, &id, &name),
+                holds(&a, &id, &name) && holds(&b, &id, &name)
+            );
+            prop_assert_eq!(both, b.and(&a));
+        }
     }
 }

@@ -421,15 +421,14 @@ impl RedFlagQuery {
                     }
                 }
                 RedFlagKind::NewChapter => {
-                    // The importers the filter names, if `narrow` found them, with their pairs
-                    // from their own histories (a lookup by index), when few enough to spell.
-                    let named = match &filter.named_importers {
+                    // The importers the filter is about, if `narrow` found them, with their
+                    // pairs from their own histories (a lookup by index), when few enough to
+                    // spell.
+                    let named = match filter.importers() {
                         Some(importers) => {
-                            let histories =
-                                Condition::all().add(scope.clone()).add(flags::importers_by(
-                                    importers.ids.clone(),
-                                    importers.names_without_id.clone(),
-                                ));
+                            let histories = Condition::all().add(scope.clone()).add(
+                                flags::importers_by(importers.ids, importers.names_without_id),
+                            );
                             let pairs = flags::new_chapter_pairs(&state.db, histories, &t).await?;
                             (pairs.len() <= PAIRS_SPELLED_AT_MOST).then_some(pairs)
                         }
