@@ -2,6 +2,7 @@
 //! (production); backend-specific SQL is confined to clearly marked branches.
 
 pub use sea_orm_migration::prelude::*;
+use sea_orm_migration::sea_orm::DatabaseBackend;
 
 mod m20261127_000001_initial;
 mod m20261127_000002_users;
@@ -26,14 +27,24 @@ mod m20261205_000020_date_index_ids;
 mod m20261205_000021_value_index_dates;
 mod m20261205_000022_declaration_index;
 mod m20261206_000023_importer_name_index;
+mod m20261206_000024_value_index_dates_sqlite;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
 
-/// Runs `sql` (one call, however many statements: two calls may run on two pooled connections,
-/// see migration 000013) on PostgreSQL only, for what SQLite does not have or does not need.
+/// Runs `sql` on PostgreSQL only, for what SQLite does not have or does not need.
 async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
-    if manager.get_database_backend() != sea_orm_migration::sea_orm::DatabaseBackend::Postgres {
+    only_on(manager, DatabaseBackend::Postgres, sql).await
+}
+
+/// Runs `sql` (one call, however many statements: two calls may run on two pooled connections,
+/// see migration 000013) on `backend` only.
+async fn only_on(
+    manager: &SchemaManager<'_>,
+    backend: DatabaseBackend,
+    sql: &str,
+) -> Result<(), DbErr> {
+    if manager.get_database_backend() != backend {
         return Ok(());
     }
     manager
@@ -44,19 +55,33 @@ async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr
 }
 
 /// Rebuilds each `(name, key columns)` index of `trade_records` with `include` after its key
-/// (`" INCLUDE (id)"`, `""`, …), in one `on_postgres` call: SQLite indexes hold the rowid anyway.
+/// (`" INCLUDE (id)"`, `""`, …), on PostgreSQL: SQLite indexes hold the rowid anyway.
 async fn rebuild_trade_indexes(
     manager: &SchemaManager<'_>,
     indexes: &[(&str, &str)],
     include: &str,
 ) -> Result<(), DbErr> {
+    rebuild_trade_indexes_on(manager, DatabaseBackend::Postgres, indexes, "", include).await
+}
+
+/// Rebuilds each `(name, key columns)` index of `trade_records` on `backend` only, with
+/// `key_end` appended to its key columns and `include` after them, in one `only_on` call.
+async fn rebuild_trade_indexes_on(
+    manager: &SchemaManager<'_>,
+    backend: DatabaseBackend,
+    indexes: &[(&str, &str)],
+    key_end: &str,
+    include: &str,
+) -> Result<(), DbErr> {
     let sql: String = indexes
         .iter()
         .map(|(name, key)| {
-            format!("DROP INDEX {name}; CREATE INDEX {name} ON trade_records ({key}){include}; ")
+            format!(
+                "DROP INDEX {name}; CREATE INDEX {name} ON trade_records ({key}{key_end}){include}; "
+            )
         })
         .collect();
-    on_postgres(manager, &sql).await
+    only_on(manager, backend, &sql).await
 }
 
 pub struct Migrator;
@@ -88,6 +113,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000021_value_index_dates::Migration),
             Box::new(m20261205_000022_declaration_index::Migration),
             Box::new(m20261206_000023_importer_name_index::Migration),
+            Box::new(m20261206_000024_value_index_dates_sqlite::Migration),
         ]
     }
 }
