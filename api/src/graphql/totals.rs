@@ -387,7 +387,7 @@ impl TotalsQuery {
         require_readable(ctx, TradeRecordFilter::RECORD, &read)?;
         let perms = &principal(ctx)?.permissions;
         let source = source(&filter, &grouping, perms);
-        // A rollup is read whole anyway; the records are what an importer's name narrows.
+        // A rollup is read whole anyway; the records are what the filter's importers narrow.
         if source == Source::Records {
             filter.narrow(&state.db).await?;
         }
