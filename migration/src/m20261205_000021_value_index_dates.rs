@@ -17,8 +17,8 @@ use super::m20261204_000015_page_ids_in_indexes::{ORIGIN_VALUE, PARTNER_VALUE};
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-/// (name, key columns) of the indexes that gain the date.
-const INDEXES: &[(&str, &str)] = &[ORIGIN_VALUE, PARTNER_VALUE];
+/// (name, key columns) of the indexes that gain the date (on SQLite too, migration 000024).
+pub(crate) const INDEXES: &[(&str, &str)] = &[ORIGIN_VALUE, PARTNER_VALUE];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {

@@ -13,13 +13,10 @@
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DatabaseBackend;
 
-use super::m20261204_000015_page_ids_in_indexes::{ORIGIN_VALUE, PARTNER_VALUE};
+use super::m20261205_000021_value_index_dates::INDEXES;
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-/// (name, key columns) of the indexes that gain the date.
-const INDEXES: &[(&str, &str)] = &[ORIGIN_VALUE, PARTNER_VALUE];
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
