@@ -216,6 +216,9 @@ async fn bad_options_are_bad_user_input_and_admins_are_refused() {
     let server = env.serve().await;
     for query in [
         "{ priceAnomalies(k: -1) { totalCount } }",
+        // Inside 0..50, but a subnormal fence width: PostgreSQL answered INTERNAL (underflow).
+        "{ priceAnomalies(k: 5e-324) { totalCount } }",
+        "{ valueMovedTotals(groupBy: HS_CHAPTER, k: 5e-324) { key } }",
         "{ priceAnomalies(minRatio: 0.5) { totalCount } }",
         "{ priceAnomalies(minPeers: 1) { totalCount } }",
         "{ priceAnomalies(filter: { hsCodePrefix: \"84x\" }) { totalCount } }",

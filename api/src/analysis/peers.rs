@@ -74,12 +74,17 @@ pub const DEFAULT_MIN_PEERS: u64 = 10;
 /// a load's profile refresh).
 pub const LEAST_MIN_PEERS: u64 = 2;
 pub const DEFAULT_MIN_RATIO: f64 = 2.0;
+/// The smallest k above 0 a caller may ask for (`Rule::validate`).
+pub const LEAST_K: f64 = 1e-6;
 
 impl Rule {
     /// Checks values a caller may set; the message names the option.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.k.is_finite() && (0.0..=50.0).contains(&self.k)) {
-            return Err("k must be between 0 and 50".into());
+        // A k that is not 0 but tinier than any meaningful fence width multiplies the spread
+        // into a subnormal float, which PostgreSQL refuses as an underflow (SQLite and Rust
+        // round it to 0): the same question would answer on one backend and fail on the other.
+        if !(self.k == 0.0 || (self.k.is_finite() && (LEAST_K..=50.0).contains(&self.k))) {
+            return Err(format!("k must be 0 or between {LEAST_K} and 50"));
         }
         if !(self.min_ratio.is_finite() && (1.0..=1e6).contains(&self.min_ratio)) {
             return Err("minRatio must be between 1 and 1000000".into());
@@ -434,6 +439,14 @@ mod tests {
             .contains("minPeers")
         );
         assert_eq!(Rule::default().validate(), Ok(()));
+        // A subnormal k underflowed on PostgreSQL: refused on every backend alike.
+        for (k, valid) in [(5e-324, false), (1e-7, false), (0.0, true), (LEAST_K, true)] {
+            let rule = Rule {
+                k,
+                ..Rule::default()
+            };
+            assert_eq!(rule.validate().is_ok(), valid, "k = {k}");
+        }
     }
 
     #[test]
