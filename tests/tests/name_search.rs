@@ -2,7 +2,7 @@
 //! name) reads the records of the importers the rollup names (`TradeRecordFilter::narrow`): it
 //! must find exactly the records the substring alone finds, on both backends — whatever the
 //! case of the name, for importers with and without an id, for an id that also carries a name
-//! that does not match, and for rows a later load adds.
+//! that does not match, for rows a later load adds, and for names with letters beyond A–Z.
 
 use dartts_tests::{Backend, TestEnv};
 use serde_json::{Value, json};
@@ -97,6 +97,27 @@ async fn finds_what_the_substring_finds(backend: Backend) {
         .map(|e| e["node"]["recordCount"].as_i64().expect("count"))
         .sum();
     assert_eq!(counted, 7, "{body}");
+
+    // Letters beyond A–Z match as written; A–Z in either case. (The needle was folded with
+    // Unicode rules and the column with ASCII ones: "ÉCOLE" could not find "ÉCOLE".)
+    let accents = write(
+        dir.path(),
+        "accents.csv",
+        "U1,2025-03-05,IMPORT,8471300100,ÉCOLE ÖZTÜRK Ltd,,100,USD\n\
+         U2,2025-03-06,IMPORT,8471300100,école öztürk ltd,,200,USD\n",
+    );
+    env.load_ok(&["trade", &accents, "--provider", "US"]).await;
+    for (name, found) in [
+        ("ÉCOLE ÖZTÜRK Ltd", vec!["U1"]),
+        ("ÉCOLE", vec!["U1"]),
+        ("Écolé", vec![]),
+        ("école öztürk", vec!["U2"]),
+        ("ÉCOle ÖzTÜRK LTD", vec!["U1"]),
+        ("ÖZTÜRK LTD", vec!["U1"]),
+    ] {
+        let (_, body) = session.post(SEARCH, json!({ "name": name })).await;
+        assert_eq!(ids(&body), found, "{name}: {body}");
+    }
 }
 
 #[tokio::test]

@@ -62,10 +62,15 @@ pub fn like<C: ColumnTrait>(column: C, before: &str, text: &str, after: &str) ->
         .like(LikeExpr::new(format!("{before}{}{after}", escape_like(text))).escape('\\'))
 }
 
-/// Case-insensitive substring match that treats `%` and `_` in the input literally.
+/// Substring match, case-insensitive for the letters A–Z, that treats `%` and `_` in the input
+/// literally. Both sides fold only ASCII: SQL's `LOWER` does no more on SQLite, nor on
+/// PostgreSQL over the name columns (`COLLATE "C"`, migration 000019), so folding the needle
+/// further (Rust's Unicode `to_lowercase`) made a name with a capital `É` unmatchable, even
+/// by its exact text. Other letters match as written.
 pub fn contains<C: ColumnTrait>(column: C, needle: &str) -> SimpleExpr {
-    Expr::expr(Func::lower(Expr::col(column.as_column_ref())))
-        .like(LikeExpr::new(format!("%{}%", escape_like(&needle.to_lowercase()))).escape('\\'))
+    Expr::expr(Func::lower(Expr::col(column.as_column_ref()))).like(
+        LikeExpr::new(format!("%{}%", escape_like(&needle.to_ascii_lowercase()))).escape('\\'),
+    )
 }
 
 /// Refuses U+0000 anywhere in a request's input (PostgreSQL cannot store or compare it): the
