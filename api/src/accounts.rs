@@ -33,6 +33,10 @@ pub enum AccountError {
     NationNotApplicable(String),
     #[error("{0:?} is not an ISO 3166 alpha-2 country code")]
     BadNation(String),
+    #[error(
+        "role {0} is scoped to a partner nation; US is this system's own nation, not a partner"
+    )]
+    DomesticNation(String),
     #[error("username must be 1 to 128 characters without spaces or control characters")]
     BadUsername,
     #[error("an account named {0:?} already exists")]
@@ -115,6 +119,11 @@ fn check_role(
     let scoped = policy.permissions(role, Some("ZZ")).rows == RowScope::OwnNation;
     match (scoped, &nation) {
         (true, None) => Err(AccountError::NationRequired(role.to_owned())),
+        // A nation scope reads the rows its nation provided: as "US" that is every US
+        // declaration, with the real importers on the domestic instance.
+        (true, Some(n)) if n == crate::graphql::scope::US => {
+            Err(AccountError::DomesticNation(role.to_owned()))
+        }
         (false, Some(_)) => Err(AccountError::NationNotApplicable(role.to_owned())),
         _ => Ok((role.to_owned(), nation)),
     }

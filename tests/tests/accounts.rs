@@ -180,13 +180,14 @@ async fn administrators_review_change_and_disable_accounts() {
         changed["changeRole"],
         json!({ "role": "FOREIGN_PARTNER", "nation": "MX" })
     );
-    let bad = admin_session
-        .gql(
-            r#"mutation { changeRole(username: "officer", role: "FOREIGN_PARTNER") { role } }"#,
-            json!({}),
-        )
-        .await;
-    assert_eq!(error_codes(&bad), vec!["BAD_USER_INPUT"], "{bad}");
+    for change in [
+        r#"mutation { changeRole(username: "officer", role: "FOREIGN_PARTNER") { role } }"#,
+        // The nation scope as "US" would read every US declaration.
+        r#"mutation { changeRole(username: "officer", role: "FOREIGN_PARTNER", nation: "US") { role } }"#,
+    ] {
+        let bad = admin_session.gql(change, json!({})).await;
+        assert_eq!(error_codes(&bad), vec!["BAD_USER_INPUT"], "{change}: {bad}");
+    }
     let own = admin_session
         .gql(
             r#"mutation { changeRole(username: "root", role: "HSI_AGENT") { role } }"#,

@@ -17,7 +17,11 @@ fn ids(data: &Value) -> Vec<String> {
 
 #[tokio::test]
 async fn agreements_grant_exactly_what_they_say_until_revoked() {
-    let env = TestEnv::new(Backend::Postgres).await;
+    // The partners' instance: there a partner's scope includes the (anonymized) US rows with
+    // its nation, here US-1005.
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        .with_env("DARTTS_INSTANCE", "foreign");
     let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
     env.load_ok(&["trade", &f("trade_canonical.csv"), "--provider", "US"])
         .await;

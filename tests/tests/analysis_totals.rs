@@ -6,15 +6,21 @@ use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
 use serde_json::{Value, json};
 
 async fn world(backend: Backend) -> TestEnv {
-    let env = TestEnv::new(backend).await;
+    let env = trade_world(TestEnv::new(backend).await).await;
+    let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
+    env.load_ok(&["financial", &f("financial.csv")]).await;
+    env.load_ok(&["financial", &f("financial_structuring.csv")])
+        .await;
+    env
+}
+
+/// The US rows and KR's own, both sides of KR's mirror pairs.
+async fn trade_world(env: TestEnv) -> TestEnv {
     let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
     env.load_trade_fixture().await;
     env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
         .await;
     env.load_ok(&["trade", &f("trade_kr_mirror.csv"), "--provider", "KR"])
-        .await;
-    env.load_ok(&["financial", &f("financial.csv")]).await;
-    env.load_ok(&["financial", &f("financial_structuring.csv")])
         .await;
     env
 }
@@ -139,7 +145,13 @@ async fn each_delivered_row_counts_against_the_quota() {
 
 #[tokio::test]
 async fn a_partner_sees_pairs_built_only_from_rows_it_may_see() {
-    let env = world(Backend::Postgres).await;
+    // The partners' instance, where the US side of a partner's pairs is in its scope.
+    let env = trade_world(
+        TestEnv::new(Backend::Postgres)
+            .await
+            .with_env("DARTTS_INSTANCE", "foreign"),
+    )
+    .await;
     let hsi = env.user("hsi", "HSI_ANALYST", None).await;
     let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
     let cn = env.user("cn", "FOREIGN_PARTNER", Some("CN")).await;

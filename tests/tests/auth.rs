@@ -191,6 +191,19 @@ async fn account_rules_are_enforced_by_the_cli() {
             ],
             "not an ISO 3166",
         ),
+        // As "US" a nation scope would read every US declaration, real importers included.
+        (
+            vec![
+                "user",
+                "add",
+                "x",
+                "--role",
+                "FOREIGN_PARTNER",
+                "--nation",
+                "us",
+            ],
+            "US is this system's own nation",
+        ),
         (
             vec!["user", "add", "a b", "--role", "HSI_AGENT"],
             "username must be",

@@ -221,10 +221,25 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
     // the stored profiles (a seek in SQL), a partner's against peers from its own rows (ranked
     // in Rust).
     let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
-    let anomalies = "query($after: String, $first: Int) { priceAnomalies(first: $first, \
-                     after: $after) { totalCount pageInfo { hasNextPage endCursor } edges { \
-                     node { score record { id } } } } }";
-    for token in [&hsi, &kr] {
+    let anomalies_by = |fences: &str| {
+        format!(
+            "query($after: String, $first: Int) {{ priceAnomalies(first: $first, after: \
+             $after{fences}) {{ totalCount pageInfo {{ hasNextPage endCursor }} edges {{ node \
+             {{ score record {{ id }} }} }} }} }}"
+        )
+    };
+    // For the partner, fences wider than the default's (k 4, ratio 2, 10 peers): on the domestic
+    // instance its peers are its own rows only, few enough that the defaults flag too few to
+    // page.
+    // Another query's cursor (the analyst's: the partner has no flags of these kinds).
+    let flag_cursor =
+        session.data(query, json!({"first": 1})).await["redFlags"]["pageInfo"]["endCursor"].clone();
+    assert!(flag_cursor.is_string(), "{flag_cursor}");
+    for (token, anomalies) in [
+        (&hsi, anomalies_by("")),
+        (&kr, anomalies_by(", k: 1.5, minRatio: 1.2, minPeers: 3")),
+    ] {
+        let anomalies = anomalies.as_str();
         let s = server.session(Some(token));
         let whole = s.data(anomalies, json!({"first": 1000})).await["priceAnomalies"].clone();
         let all = whole["edges"].as_array().expect("edges").clone();
@@ -232,9 +247,7 @@ async fn the_demo_world_loads_and_its_red_flags_and_price_anomalies_are_found() 
         assert_eq!(whole["pageInfo"]["hasNextPage"], false);
         let paged = every_page(&s, anomalies, "priceAnomalies", 2, all.len()).await;
         assert_eq!(paged, all);
-        let flag_cursor =
-            s.data(query, json!({"first": 1})).await["redFlags"]["pageInfo"]["endCursor"].clone();
-        for foreign in [flag_cursor, json!("b2Zmc2V0OjE")] {
+        for foreign in [flag_cursor.clone(), json!("b2Zmc2V0OjE")] {
             let refused = s
                 .gql(anomalies, json!({"first": 3, "after": foreign}))
                 .await;

@@ -15,20 +15,23 @@ fn nothing<C: ColumnTrait>(id: C) -> Condition {
     Condition::all().add(id.is_null())
 }
 
-/// Trade rows the caller may see: all, or those their nation provided plus US rows whose
-/// partner is their nation plus what sharing agreements grant their nation.
+/// Trade rows the caller may see: all, or those their nation provided plus what sharing
+/// agreements grant their nation plus, on the foreign instance (`us_partner_rows`), the US rows
+/// whose partner is their nation — there they arrive anonymized; the domestic instance holds
+/// them with the real US importers, which no partner may read.
 pub fn trade(perms: &PermissionSet) -> Condition {
     use trade_record::Column;
     match (perms.rows, perms.nation.as_deref()) {
         (RowScope::All, _) => Condition::all(),
         (RowScope::OwnNation, Some(nation)) => {
-            let mut any = Condition::any()
-                .add(Column::ProviderCountry.eq(nation))
-                .add(
+            let mut any = Condition::any().add(Column::ProviderCountry.eq(nation));
+            if perms.us_partner_rows {
+                any = any.add(
                     Condition::all()
                         .add(Column::ProviderCountry.eq(US))
                         .add(Column::PartnerCountry.eq(nation)),
                 );
+            }
             for grant in &perms.grants {
                 any = any.add(granted(grant));
             }
@@ -119,6 +122,7 @@ mod tests {
             nation: nation.map(str::to_owned),
             quota: None,
             grants,
+            us_partner_rows: true,
         }
     }
 
@@ -175,6 +179,12 @@ mod tests {
             .collect();
         said.sort();
         assert_eq!(fields_named(&nation), said);
+        // Without the US rows (the domestic instance) it reads less, never more.
+        let domestic = PermissionSet {
+            us_partner_rows: false,
+            ..nation.clone()
+        };
+        assert_eq!(fields_named(&domestic), ["providerCountry"]);
         // Agreements read dates and HS codes: no rollup may answer.
         let agreed = perms(RowScope::OwnNation, Some("CN"), vec![grant]);
         assert!(fields_named(&agreed).contains(&"declarationDate".to_owned()));

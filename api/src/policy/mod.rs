@@ -105,6 +105,10 @@ pub struct PermissionSet {
     /// Sharing agreements widening a nation-scoped role's rows (filled in per request by
     /// authentication, from the database).
     pub grants: Vec<Grant>,
+    /// Whether a nation-scoped role also reads the US rows whose partner is its nation. Only
+    /// the foreign instance holds them anonymized (`dartts export-foreign`); on the domestic
+    /// instance they carry real US importers, whom DESIGN §2 never shows a partner.
+    pub us_partner_rows: bool,
 }
 
 impl PermissionSet {
@@ -118,6 +122,8 @@ pub struct Policy {
     /// Categories this deployment never serves, whatever a role allows (the foreign instance
     /// holds no financial, law-enforcement or SDN data and must not pretend to).
     instance_denies: BTreeSet<Category>,
+    /// `PermissionSet::us_partner_rows` for every nation-scoped role: set by the instance.
+    us_partner_rows: bool,
     roles: BTreeMap<String, RoleRule>,
     /// type → field → category, with `"*"` as the type's default.
     fields: BTreeMap<String, BTreeMap<String, Category>>,
@@ -267,6 +273,7 @@ impl Policy {
             })?;
         let mut policy = Policy {
             instance_denies: BTreeSet::new(),
+            us_partner_rows: false,
             roles: roles.roles,
             fields,
             needs: FxHashMap::default(),
@@ -299,6 +306,7 @@ impl Policy {
     /// The policy as served by `instance`: deny wins, so an instance-level denial beats any
     /// role's allow.
     pub fn for_instance(mut self, instance: Instance) -> Self {
+        self.us_partner_rows = instance == Instance::Foreign;
         self.instance_denies = match instance {
             Instance::Domestic => BTreeSet::new(),
             Instance::Foreign => {
@@ -459,6 +467,7 @@ impl Policy {
                 nation: None,
                 quota: None,
                 grants: Vec::new(),
+                us_partner_rows: false,
             };
         };
         let denied: BTreeSet<Category> = rule
@@ -485,6 +494,7 @@ impl Policy {
             nation: nation.map(str::to_owned),
             quota: rule.quota,
             grants: Vec::new(),
+            us_partner_rows: self.us_partner_rows,
         }
     }
 
