@@ -136,7 +136,8 @@ impl From<subject_record::Model> for SubjectRecord {
 pub struct SubjectRecordFilter {
     pub kind: Option<SubjectKind>,
     pub case_status: Option<CaseStatus>,
-    /// Case-insensitive substring of the person's or the business's name.
+    /// Substring (A–Z in either case; other letters as written) of the person's or the
+    /// business's name.
     pub name_contains: Option<String>,
     pub record_id: Option<String>,
 }
