@@ -10,7 +10,7 @@ pub mod warning;
 
 use chrono::NaiveDate;
 use entities::batch;
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Select};
 
 use crate::error::ApiResult;
 
@@ -46,19 +46,28 @@ pub fn assess(as_of: Option<NaiveDate>, cadence_days: Option<u32>, today: NaiveD
     }
 }
 
-/// The newest non-purged batch's as-of date of `dataset` (`trade`, `financial`, `subjects`,
-/// `sdn`), assessed against `cadence_days` as of today (UTC).
+/// `query`'s batches, the newest load first: the batch whose as-of date dates its data set.
+/// The newest *load*, not the latest as-of date: the SDN answers read the last list loaded
+/// (`screening::current_batches`), and a list loaded after one with a later as-of date (a
+/// correction, last month's files carried in) must not be reported fresh on the other's date.
+pub fn newest_load_first(query: Select<batch::Entity>) -> Select<batch::Entity> {
+    query.order_by_desc(batch::Column::Id)
+}
+
+/// The as-of date of `dataset`'s (`trade`, `financial`, `subjects`, `sdn`) newest load still
+/// held (`newest_load_first`), assessed against `cadence_days` as of today (UTC).
 pub async fn of(
     db: &DatabaseConnection,
     dataset: &str,
     cadence_days: Option<u32>,
 ) -> ApiResult<Freshness> {
-    let newest = batch::Entity::find()
-        .filter(batch::Column::Dataset.eq(dataset))
-        .filter(batch::Column::PurgedAt.is_null())
-        .order_by_desc(batch::Column::AsOf)
-        .one(db)
-        .await?;
+    let newest = newest_load_first(
+        batch::Entity::find()
+            .filter(batch::Column::Dataset.eq(dataset))
+            .filter(batch::Column::PurgedAt.is_null()),
+    )
+    .one(db)
+    .await?;
     Ok(assess(
         newest.map(|b| b.as_of),
         cadence_days,

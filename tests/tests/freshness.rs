@@ -141,6 +141,25 @@ async fn datasets_say_how_current_each_readable_set_is_and_stale_reads_warn() {
     assert_eq!(admin_sets["datasets"], json!([]));
 }
 
+/// The list the answers read is the last one loaded, so its date is the one that counts, even
+/// when an earlier load carried a later as-of date.
+#[tokio::test]
+async fn the_newest_load_dates_a_data_set_not_the_latest_as_of() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    env.load_ok(&["sdn", &path(&fixture("sdn"))]).await;
+    let sdn = samples().join("ofac/2021-07_watchman_bench");
+    env.load_ok(&["sdn", &path(&sdn), "--as-of", "2021-07-01"])
+        .await;
+    let analyst = env.user("analyst", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let session = server.session(Some(&analyst));
+    let sets = by_dataset(&session.data(DATASETS, json!({})).await);
+    assert_eq!(sets[3].1["asOf"], "2021-07-01", "{:#}", sets[3].1);
+    assert_eq!(sets[3].1["stale"], true);
+    let page = session.gql(SDN_PAGE, json!({})).await;
+    assert!(page["extensions"]["warnings"].is_array(), "{page:#}");
+}
+
 #[tokio::test]
 async fn cadences_are_configurable() {
     let env = loaded(TestEnv::new(Backend::Sqlite).await)

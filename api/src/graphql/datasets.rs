@@ -7,7 +7,7 @@
 
 use async_graphql::{Context, Object, SimpleObject};
 use entities::batch;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 
 use super::batch::{Batch, DatasetKind};
 use super::guard::principal;
@@ -22,7 +22,7 @@ use crate::state::AppState;
 #[derive(SimpleObject)]
 pub struct DatasetStatus {
     pub dataset: DatasetKind,
-    /// The newest load still held (not purged), by as-of date.
+    /// The newest load still held (not purged): the last one loaded, whatever its as-of date.
     pub latest_batch: Option<Batch>,
     /// The date that load describes; null when nothing is loaded.
     pub as_of: Option<Date>,
@@ -67,15 +67,15 @@ impl DatasetQuery {
             if !readable.contains(&dataset.as_str()) {
                 continue;
             }
-            let held = batch::Entity::find()
-                .filter(scope::batches(perms))
-                .filter(batch::Column::Dataset.eq(dataset.as_str()))
-                .filter(batch::Column::PurgedAt.is_null())
-                .order_by_desc(batch::Column::AsOf)
-                .order_by_desc(batch::Column::Id)
-                .all(&state.db)
-                .await
-                .map_err(ApiError::from)?;
+            let held = freshness::newest_load_first(
+                batch::Entity::find()
+                    .filter(scope::batches(perms))
+                    .filter(batch::Column::Dataset.eq(dataset.as_str()))
+                    .filter(batch::Column::PurgedAt.is_null()),
+            )
+            .all(&state.db)
+            .await
+            .map_err(ApiError::from)?;
             let rows = held.iter().map(|b| b.accepted_rows).sum();
             let batches = i64::try_from(held.len()).unwrap_or(i64::MAX);
             let latest = held.into_iter().next();
