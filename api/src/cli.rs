@@ -234,7 +234,10 @@ fn parse_date(s: &str) -> Result<NaiveDate, String> {
 /// The process entry point shared by every build of the binary.
 pub fn main() -> ExitCode {
     // Dropped last: flushes any spans still waiting for export.
-    let _telemetry = crate::telemetry::init();
+    let _telemetry = match crate::telemetry::init() {
+        Ok(telemetry) => telemetry,
+        Err(e) => return fail(&e),
+    };
     let cli = Cli::parse();
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

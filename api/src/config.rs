@@ -100,7 +100,10 @@ pub struct Settings {
 
 /// What the sources hold before validation: everything optional, everything a string, so a
 /// wrong type is reported by us with the setting's name rather than by serde.
+/// A key the file names that no setting has is refused: a misspelt setting would otherwise
+/// leave its default in force without a word.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Raw {
     #[serde(default, deserialize_with = "lenient")]
     database_url: Option<String>,
@@ -333,7 +336,15 @@ impl Settings {
                 });
             }
         };
-        let audit_key = match non_empty(raw.audit_key) {
+        // Set but blank is a mistake, not "unset": the generated key file would be used while
+        // the operator believes the key they keep elsewhere signs the chain.
+        let audit_key = match raw.audit_key {
+            Some(key) if key.trim().is_empty() => {
+                return Err(ConfigError::Invalid {
+                    setting: "DARTTS_AUDIT_KEY",
+                    reason: "is set but blank (unset it to use the generated key file)".into(),
+                });
+            }
             Some(key) if key.len() < 32 => {
                 return Err(ConfigError::Invalid {
                     setting: "DARTTS_AUDIT_KEY",

@@ -49,7 +49,8 @@ pub enum ExportError {
 
 impl PseudonymKey {
     pub fn new(secret: &str) -> Result<Self, ExportError> {
-        if secret.len() < MIN_KEY_BYTES {
+        // Blank characters count as bytes but add no secret.
+        if secret.trim().len() < MIN_KEY_BYTES {
             return Err(ExportError::ShortKey);
         }
         Ok(PseudonymKey(secret.as_bytes().to_vec()))

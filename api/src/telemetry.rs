@@ -44,14 +44,45 @@ fn otlp_configured() -> bool {
     !disabled && (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 }
 
-/// Installs the global subscriber: the log filter (`DARTTS_LOG`), the log format and, when
-/// configured, the OTLP trace layer.
-pub fn init() -> Telemetry {
-    let filter = || {
-        EnvFilter::try_from_env("DARTTS_LOG")
-            .unwrap_or_else(|_| EnvFilter::new("info,sea_orm_migration=warn"))
+/// The log settings, checked before anything is logged: a filter or format that does not
+/// parse used to fall back to the defaults without a word.
+fn log_settings() -> Result<(String, bool), String> {
+    let filter = match std::env::var("DARTTS_LOG") {
+        Ok(v) if !v.trim().is_empty() => {
+            EnvFilter::try_new(&v).map_err(|e| format!("DARTTS_LOG {v:?} is not a filter: {e}"))?;
+            v
+        }
+        _ => "info,sea_orm_migration=warn".to_owned(),
     };
-    let json = std::env::var("DARTTS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
+    let json = match std::env::var("DARTTS_LOG_FORMAT") {
+        Err(_) => false,
+        Ok(v) if v.trim().is_empty() || v.eq_ignore_ascii_case("text") => false,
+        Ok(v) if v.eq_ignore_ascii_case("json") => true,
+        Ok(v) => {
+            return Err(format!(
+                "DARTTS_LOG_FORMAT {v:?} is neither \"text\" nor \"json\""
+            ));
+        }
+    };
+    for name in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        if let Ok(v) = std::env::var(name)
+            && !v.trim().is_empty()
+            && !reqwest::Url::parse(&v).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+        {
+            return Err(format!("{name} {v:?} is not an http(s) URL"));
+        }
+    }
+    Ok((filter, json))
+}
+
+/// Installs the global subscriber: the log filter (`DARTTS_LOG`), the log format and, when
+/// configured, the OTLP trace layer. Refuses log or trace settings that do not parse.
+pub fn init() -> Result<Telemetry, String> {
+    let (filter_text, json) = log_settings()?;
+    let filter = || EnvFilter::new(&filter_text);
     let logs = if json {
         tracing_subscriber::fmt::layer()
             .json()
@@ -103,7 +134,7 @@ pub fn init() -> Telemetry {
     if let Some(e) = problem {
         tracing::error!(error = %e, "OTLP trace export is configured but cannot start; traces are off");
     }
-    Telemetry { provider }
+    Ok(Telemetry { provider })
 }
 
 /// Whether spans go to a collector, so resolvers get spans of their own (`resolver_span`).

@@ -193,3 +193,23 @@ async fn logs_are_json_lines_on_request() {
             .all(|l| l["level"].is_string() && l["fields"].is_object())
     );
 }
+
+/// Log and trace settings that do not parse stop the binary with the setting's name; they
+/// used to fall back to the defaults without a word.
+#[tokio::test]
+async fn log_and_trace_settings_that_do_not_parse_stop_the_binary() {
+    for (name, value) in [
+        ("DARTTS_LOG_FORMAT", "xml"),
+        ("DARTTS_LOG", "bogus[[["),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "not a url"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4318"),
+    ] {
+        let env = TestEnv::new(Backend::Sqlite).await.with_env(name, value);
+        let run = env.run(&["migrate"]).await;
+        assert!(
+            !run.ok && run.stderr.contains(name),
+            "{name}={value}: {}",
+            run.stderr
+        );
+    }
+}

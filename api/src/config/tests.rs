@@ -97,6 +97,14 @@ fn bad_values_name_the_setting() {
             },
             "DARTTS_RETENTION_YEARS",
         ),
+        (
+            // Blank is not unset: the generated key file would sign the chain instead.
+            Raw {
+                audit_key: Some(" ".repeat(40)),
+                ..raw()
+            },
+            "DARTTS_AUDIT_KEY",
+        ),
     ] {
         let err = Settings::from_raw(raw).unwrap_err();
         assert!(
@@ -104,6 +112,20 @@ fn bad_values_name_the_setting() {
             "{err} should name {setting}"
         );
     }
+}
+
+#[test]
+fn a_file_key_that_names_no_setting_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("dartts.toml");
+    std::fs::write(&file, "lisen = \"0.0.0.0:8080\"\n").unwrap();
+    let err = Settings::load(Some(&file)).unwrap_err().to_string();
+    assert!(err.contains("lisen"), "{err}");
+    std::fs::write(&file, "listen = \"127.0.0.1:8081\"\n").unwrap();
+    assert_eq!(
+        Settings::load(Some(&file)).unwrap().listen.to_string(),
+        "127.0.0.1:8081"
+    );
 }
 
 #[test]
