@@ -290,21 +290,28 @@ pub fn evidence(q: &Facts, c: &Facts) -> Vec<Evidence> {
             detail: format!("identifier {shared} matches"),
         });
     }
-    if !q.countries.is_empty() && !c.countries.is_empty() {
-        let same = q
-            .countries
-            .iter()
-            .any(|x| c.countries.iter().any(|y| same_country(x, y)));
-        out.push(if same {
-            Evidence {
-                effect: 0.02,
-                detail: "country matches".into(),
-            }
-        } else {
-            Evidence {
-                effect: -0.05,
-                detail: "country differs".into(),
-            }
+    // Evidence only where both sides name a country this can tell apart: a code and a name
+    // compared as text said "differs" for `LB` against `Lebanon` and "matches" for `NO` against
+    // it (a substring), turning true hits away and false ones up.
+    let verdicts = q
+        .countries
+        .iter()
+        .flat_map(|x| c.countries.iter().map(move |y| same_country(x, y)));
+    let (mut any_same, mut all_differ, mut any) = (false, true, false);
+    for verdict in verdicts {
+        any = true;
+        any_same |= verdict == Some(true);
+        all_differ &= verdict == Some(false);
+    }
+    if any_same {
+        out.push(Evidence {
+            effect: 0.02,
+            detail: "country matches".into(),
+        });
+    } else if any && all_differ {
+        out.push(Evidence {
+            effect: -0.05,
+            detail: "country differs".into(),
         });
     }
     out
@@ -318,9 +325,45 @@ fn id_key(raw: &str) -> String {
         .collect()
 }
 
-fn same_country(a: &str, b: &str) -> bool {
-    let (a, b) = (a.trim().to_lowercase(), b.trim().to_lowercase());
-    !a.is_empty() && (a == b || a.contains(&b) || b.contains(&a))
+/// Whether `a` and `b` name the same country: compared by ISO 3166-1 code when both are codes
+/// (alpha-2, alpha-3, numeric), English names or common aliases (`celes`); else by their
+/// letters alone, equal or not said (`None`): two names of one country this cannot resolve are
+/// no evidence either way.
+fn same_country(a: &str, b: &str) -> Option<bool> {
+    match (country_code(a), country_code(b)) {
+        (Some(x), Some(y)) => Some(x == y),
+        _ => {
+            let (a, b) = (letters(a), letters(b));
+            (!a.is_empty() && a == b).then_some(true)
+        }
+    }
+}
+
+/// Lower-case ASCII letters and digits: how `celes` keys its tables (`unitedkingdom`).
+fn letters(raw: &str) -> String {
+    raw.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+/// The alpha-2 code of the country `raw` names, if any. OFAC writes some names inverted
+/// (`Korea, North`), so the part after a comma is also tried first.
+fn country_code(raw: &str) -> Option<&'static str> {
+    let lookup = |text: &str| {
+        let key = letters(text);
+        if key.is_empty() {
+            return None;
+        }
+        key.parse::<celes::Country>()
+            .or_else(|_| celes::Country::from_alias(&key))
+            .ok()
+            .map(|c| c.alpha2)
+    };
+    lookup(raw).or_else(|| {
+        raw.split_once(',')
+            .and_then(|(head, tail)| lookup(&format!("{tail}{head}")))
+    })
 }
 
 /// Parses `YYYY-MM-DD`, `YYYY-MM`, `YYYY` and OFAC's `DD Mon YYYY` / `Mon YYYY` / `circa YYYY`.
@@ -478,6 +521,31 @@ mod tests {
         };
         assert!(evidence(&id("IMO 9187629"), &id("imo-9187629"))[0].effect > 0.0);
         assert!(evidence(&id("IMO 9187629"), &id("IMO 9187630")).is_empty());
+    }
+
+    #[test]
+    fn countries_compare_by_what_they_name() {
+        let in_ = |c: &[&str]| Facts {
+            countries: c.iter().map(|s| (*s).to_owned()).collect(),
+            ..Facts::default()
+        };
+        let effect = |q: &[&str], c: &[&str]| {
+            let e = evidence(&in_(q), &in_(c));
+            e.first().map(|e| e.effect)
+        };
+        // A code, its alpha-3 and an alias name the list's country.
+        for code in ["LB", "lbn", "Lebanon", " lebanon "] {
+            assert_eq!(effect(&[code], &["Lebanon"]), Some(0.02), "{code}");
+        }
+        assert_eq!(effect(&["RU"], &["Russia"]), Some(0.02));
+        assert_eq!(effect(&["KP"], &["Korea, North"]), Some(0.02));
+        // "NO" is Norway, not a substring of "Lebanon".
+        assert_eq!(effect(&["NO"], &["Lebanon"]), Some(-0.05));
+        // One of several countries is enough; a name neither side can resolve says nothing
+        // unless it is the same name.
+        assert_eq!(effect(&["SY"], &["Lebanon", "Syria"]), Some(0.02));
+        assert_eq!(effect(&["Atlantis"], &["Lebanon"]), None);
+        assert_eq!(effect(&["Region: Crimea"], &["region crimea"]), Some(0.02));
     }
 
     proptest! {
