@@ -179,7 +179,7 @@ impl BatchQuery {
                 .desc(true),
             ],
         )
-        .page(first, after.as_deref())?;
+        .page(&state.cursors, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let mut c = scope::batches(&principal(ctx)?.permissions);
         if let Some(d) = filter.dataset {

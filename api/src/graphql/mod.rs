@@ -39,6 +39,7 @@ pub(crate) mod trade_finance;
 
 pub use batch::DatasetKind;
 pub use datasets::cadence_days;
+pub use keyset::CursorKey;
 pub use planned::Plan;
 
 use async_graphql::dataloader::DataLoader;

@@ -618,7 +618,7 @@ impl TradeQuery {
         ));
         let page = Keyset::new("tradeRecords", keys)
             .sort_up_to(COVERED_SORT_UP_TO)
-            .page(first, after.as_deref())?;
+            .page(&state.cursors, first, after.as_deref())?;
         let principal = principal(ctx)?;
         let condition = filter
             .condition()?
