@@ -430,7 +430,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                 );
                 Arc::new(NoAudit)
             };
+            let cursors = match graphql::CursorKey::derive(&audit_key) {
+                Ok(k) => Arc::new(k),
+                Err(e) => return fail(&format!("cannot seed the cursor nonces: {e}")),
+            };
             let state = AppState {
+                cursors,
                 admission: Admission::new(settings.operations.analysis_concurrency),
                 screening,
                 audit,

@@ -213,11 +213,13 @@ async fn execute_in_span(
     let delivered = Delivered::default();
     let read = DatasetsRead::default();
     let hit_records = crate::graphql::hit_records::loader(state, &principal.permissions);
+    let batches = crate::graphql::batch_loader(state, &principal.permissions);
     let (schema, plan) = schema.choose(&mut request, &state.policy, &principal.permissions);
     crate::metrics::execution(plan.is_some());
     let execution = schema.execute(
         request
             .data(hit_records)
+            .data(batches)
             .data(principal)
             .data(delivered.clone())
             .data(read.clone())

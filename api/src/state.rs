@@ -11,6 +11,7 @@ use crate::auth::login::LoginFlow;
 use crate::auth::oidc::OidcVerifier;
 use crate::auth::partner::PartnerLogin;
 use crate::config::Settings;
+use crate::graphql::CursorKey;
 use crate::policy::Policy;
 use crate::quota::QuotaStore;
 use crate::screening::Screening;
@@ -35,4 +36,6 @@ pub struct AppState {
     pub screening: Arc<Screening>,
     /// Turns to run an analysis (`DARTTS_ANALYSIS_CONCURRENCY` at once).
     pub admission: Admission,
+    /// Seals the connections' cursors (derived from the audit key at start-up).
+    pub cursors: Arc<CursorKey>,
 }

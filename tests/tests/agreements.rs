@@ -1,7 +1,7 @@
 //! Sharing agreements: an administrator widens a partner's row scope, narrowly, for a period,
 //! and can take it back; the grant is applied in SQL like every other scope.
 
-use dartts_tests::{Backend, TestEnv, error_codes, fixture};
+use dartts_tests::{Backend, TestEnv, error_codes, fixture, fixture_lines};
 use serde_json::{Value, json};
 
 const ROWS: &str = "{ tradeRecords(orderBy: [{ field: DECLARATION_ID }]) { totalCount edges { node { id declarationId providerCountry } } } }";
@@ -137,4 +137,112 @@ async fn agreements_grant_exactly_what_they_say_until_revoked() {
         2
     );
     assert!(env.scalar("SELECT COUNT(*) FROM audit_events WHERE event_type = 'admin_change' AND detail LIKE '%sharing_agreement%'").await >= 3);
+}
+
+/// A row a partner may read does not open the load it came from: `TradeRecord.batch` is the
+/// batch `batches` and `node` show the caller, or null. A US file holding a row from Korea, and
+/// China's file behind an agreement's row, keep their names, digests, counts and rejections
+/// (which quote other nations' rows) from the partner; its own file and every file for HSI
+/// still show.
+#[tokio::test]
+async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    let lines = fixture_lines("trade_canonical.csv");
+    let line = |id: &str| {
+        lines
+            .iter()
+            .find(|l| l.starts_with(id))
+            .expect("fixture line")
+            .clone()
+    };
+    // US-1005 comes from Korea; US-1002's HS code is refused.
+    let mixed = env.dir.path().join("us_mixed.csv");
+    let refused = line("US-1002").replace("6109100010", "ABCD");
+    std::fs::write(
+        &mixed,
+        format!("{}\n{}\n{refused}\n", lines[0], line("US-1005")),
+    )
+    .expect("write csv");
+    let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
+    env.load_ok(&["trade", mixed.to_str().expect("path"), "--provider", "US"])
+        .await;
+    env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
+        .await;
+    env.load_ok(&["trade", &f("trade_cn.csv"), "--provider", "CN"])
+        .await;
+    let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let admin = env.user("root", "ADMIN", None).await;
+    let server = env.serve().await;
+    let (partner, analyst) = (server.session(Some(&kr)), server.session(Some(&hsi)));
+    let grant = json!({ "granteeNation": "KR", "providerCountry": "CN", "hsPrefix": "71", "validFrom": "2024-01-01", "reason": "joint gold case" });
+    server
+        .session(Some(&admin))
+        .data(
+            "mutation($i: SharingAgreementInput!) { createSharingAgreement(input: $i) { id } }",
+            json!({ "i": grant }),
+        )
+        .await;
+
+    let rows = "{ tradeRecords(orderBy: [{ field: DECLARATION_ID }]) { nodes { declarationId batch { fileName sha256 acceptedRows rejectedRows rejections { lineNumber reason } } } } }";
+    let batches = |data: &Value| -> Vec<(String, Value)> {
+        data["tradeRecords"]["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                let id = n["declarationId"].as_str().expect("id").to_owned();
+                (id, n["batch"]["fileName"].clone())
+            })
+            .collect()
+    };
+    let seen = partner.data(rows, json!({})).await;
+    assert_eq!(
+        batches(&seen),
+        [
+            ("CN-3002".to_owned(), Value::Null),
+            ("KR-2001".to_owned(), json!("trade_kr.csv")),
+            ("KR-2002".to_owned(), json!("trade_kr.csv")),
+            ("KR-2003".to_owned(), json!("trade_kr.csv")),
+            ("US-1005".to_owned(), Value::Null),
+        ],
+        "{seen:#}"
+    );
+    for node in seen["tradeRecords"]["nodes"].as_array().expect("nodes") {
+        if node["batch"].is_null() {
+            continue;
+        }
+        assert_eq!(node["batch"]["rejectedRows"], 0, "{node}");
+    }
+    // What `batches` shows the partner is the same one file.
+    let listed = partner
+        .data("{ batches { nodes { fileName } } }", json!({}))
+        .await;
+    assert_eq!(
+        listed["batches"]["nodes"],
+        json!([{ "fileName": "trade_kr.csv" }])
+    );
+
+    let all = analyst.data(rows, json!({})).await;
+    let us = all["tradeRecords"]["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["declarationId"] == "US-1005")
+        .expect("US-1005")["batch"]
+        .clone();
+    assert_eq!(us["fileName"], "us_mixed.csv", "{us:#}");
+    assert_eq!(
+        (&us["acceptedRows"], &us["rejectedRows"]),
+        (&json!(1), &json!(1))
+    );
+    assert!(
+        us["rejections"][0]["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("ABCD"),
+        "{us:#}"
+    );
+    let files: Vec<Value> = batches(&all).into_iter().map(|(_, f)| f).collect();
+    assert!(!files.contains(&Value::Null), "{all:#}");
 }

@@ -12,6 +12,9 @@ use crate::config::Settings;
 /// Domain separation: the same key signs chain links and checkpoints, never interchangeably.
 pub const EVENT: &[u8] = b"dartts-audit-event\n";
 pub const CHECKPOINT: &[u8] = b"dartts-audit-checkpoint\n";
+/// The purpose the keyset cursors' key is derived for (`graphql::keyset::CursorKey`): a key
+/// of its own, so a cursor's cipher never holds the chain's secret itself.
+pub const CURSOR: &[u8] = b"dartts-cursor-key\n";
 
 pub struct AuditKey(Vec<u8>);
 
@@ -56,10 +59,20 @@ impl AuditKey {
 
     /// Hex HMAC-SHA-256 of `text` in `domain`.
     pub fn mac(&self, domain: &[u8], text: &[u8]) -> String {
+        hex::encode(self.raw_mac(domain, text))
+    }
+
+    /// A 256-bit key for `purpose`, derived from this one (HMAC-SHA-256 of the purpose label):
+    /// whoever learns the derived key learns neither this one nor a key for another purpose.
+    pub fn derive(&self, purpose: &[u8]) -> [u8; 32] {
+        self.raw_mac(purpose, b"").into()
+    }
+
+    fn raw_mac(&self, domain: &[u8], text: &[u8]) -> sha2::digest::Output<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(domain);
         mac.update(text);
-        hex::encode(mac.finalize().into_bytes())
+        mac.finalize().into_bytes()
     }
 }

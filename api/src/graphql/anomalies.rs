@@ -253,7 +253,8 @@ impl AnomalyQuery {
             SortKey::computed("score", KeyKind::Float).desc(true),
             SortKey::computed("id", KeyKind::Int),
         ];
-        let page = Keyset::new("priceAnomalies", keys).page(first, after.as_deref())?;
+        let page =
+            Keyset::new("priceAnomalies", keys).page(&state.cursors, first, after.as_deref())?;
         let after = match page.after() {
             None => None,
             Some([KeyValue::Float(score), KeyValue::Int(id)]) => Some((*score, *id)),

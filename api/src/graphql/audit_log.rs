@@ -84,7 +84,7 @@ impl AuditQuery {
                 .desc(true),
             ],
         )
-        .page(first, after.as_deref())?;
+        .page(&state.cursors, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let mut c = Condition::all();
         for (value, column, argument) in [

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use async_graphql::dataloader::Loader;
+use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use entities::{batch, batch_rejection};
@@ -129,8 +129,26 @@ impl From<batch::Model> for Batch {
     }
 }
 
-/// Batches many `TradeRecord.batch` lookups on one page into a single query.
-pub struct BatchLoader(pub DatabaseConnection);
+/// Batches many `TradeRecord.batch` lookups on one page into a single query. Made per request
+/// with the caller's permissions, so it returns the batches `batches` and `node` would show
+/// this caller, never another's: a partner reads rows of loads it may not see (another
+/// nation's file holding a row with it as partner, a shared agreement's rows), and the load's
+/// file, digest, counts and rejections are the whole file's, other nations' rows included.
+pub struct BatchLoader {
+    db: DatabaseConnection,
+    perms: PermissionSet,
+}
+
+/// The loader for one request of a caller with `perms`.
+pub fn loader(state: &AppState, perms: &PermissionSet) -> DataLoader<BatchLoader> {
+    DataLoader::new(
+        BatchLoader {
+            db: state.db.clone(),
+            perms: perms.clone(),
+        },
+        crate::time_limit::spawn,
+    )
+}
 
 impl Loader<i64> for BatchLoader {
     type Value = Batch;
@@ -139,7 +157,8 @@ impl Loader<i64> for BatchLoader {
     async fn load(&self, keys: &[i64]) -> Result<HashMap<i64, Batch>, Self::Error> {
         let rows = batch::Entity::find()
             .filter(batch::Column::Id.is_in(keys.iter().copied()))
-            .all(&self.0)
+            .filter(scope::batches(&self.perms))
+            .all(&self.db)
             .await
             .map_err(ApiError::from)?;
         Ok(rows.into_iter().map(|m| (m.id, Batch::from(m))).collect())
@@ -179,7 +198,7 @@ impl BatchQuery {
                 .desc(true),
             ],
         )
-        .page(first, after.as_deref())?;
+        .page(&state.cursors, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let mut c = scope::batches(&principal(ctx)?.permissions);
         if let Some(d) = filter.dataset {

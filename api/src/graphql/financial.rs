@@ -200,7 +200,7 @@ impl FinancialQuery {
                 SortKey::new("id", col(Column::Id), KeyKind::Int),
             ],
         )
-        .page(first, after.as_deref())?;
+        .page(&state.cursors, first, after.as_deref())?;
         let perms = &principal(ctx)?.permissions;
         let filter = filter.unwrap_or_default();
         // The fixed page order reads a field too: `DERIVED` in the policy module.

@@ -5,8 +5,9 @@
 //! A connection describes its order as [`SortKey`]s ending in a unique key (the row id) and
 //! gets a [`KeysetPage`] from [`Keyset::page`]. The cursor of an edge is its row's sort-key
 //! values, versioned and tagged with the connection and order it belongs to
-//! (`base64url(JSON {"v":1,"s":signature,"k":[values]})`), so a cursor from another connection
-//! or another `orderBy` is refused instead of silently seeking somewhere meaningless.
+//! (`{"v":2,"s":signature,"k":[values]}`), so a cursor from another connection or another
+//! `orderBy` is refused instead of silently seeking somewhere meaningless; and sealed with the
+//! deployment's [`CursorKey`] (`seal`), so the values stay unread and unforged.
 //!
 //! NULLs sort as the largest value on both backends (PostgreSQL's default, stated explicitly so
 //! SQLite pages the same way): last when ascending, first when descending; a key may instead
@@ -22,8 +23,6 @@ use std::sync::Arc;
 
 use async_graphql::OutputType;
 use async_graphql::connection::{Connection, CursorType, Edge};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::NaiveDate;
 use sea_orm::sea_query::{Expr, ExprTrait, NullOrdering, SimpleExpr};
 use sea_orm::{
@@ -36,9 +35,11 @@ use super::pagination::{TotalCount, page_size};
 use crate::error::ApiError;
 pub use fetch::{fetch, fetch_columns, wants_page, wants_total};
 pub use id_walk::{COVERED_SORT_UP_TO, IdWalk};
+pub use seal::CursorKey;
 
-/// Bumped when the cursor layout changes; older cursors are then refused, not misread.
-const VERSION: u64 = 1;
+/// Bumped when the cursor layout changes; older cursors are then refused, not misread. 2:
+/// sealed (version 1 was the same JSON in plain base64url).
+const VERSION: u64 = 2;
 
 /// The SQL type of a sort key, which decides how a cursor value is read back.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -334,17 +335,24 @@ impl Keyset {
     }
 
     /// Validates `first` and the `after` cursor; a cursor that is not one of this connection's
-    /// under this order is the caller's mistake (BAD_USER_INPUT), never a silent first page.
-    pub fn page(self, first: Option<i32>, after: Option<&str>) -> Result<KeysetPage, ApiError> {
+    /// under this order, sealed with `key`, is the caller's mistake (BAD_USER_INPUT), never a
+    /// silent first page.
+    pub fn page(
+        self,
+        key: &Arc<CursorKey>,
+        first: Option<i32>,
+        after: Option<&str>,
+    ) -> Result<KeysetPage, ApiError> {
         let limit = page_size(first)?;
         let after = match after {
             None => None,
-            Some(cursor) => Some(self.decode(cursor).ok_or_else(|| {
+            Some(cursor) => Some(self.decode(key, cursor).ok_or_else(|| {
                 ApiError::bad_input("after is not a cursor from this connection and order")
             })?),
         };
         Ok(KeysetPage {
             signature: self.signature().into(),
+            key: key.clone(),
             keys: self.keys,
             limit,
             after,
@@ -352,9 +360,8 @@ impl Keyset {
         })
     }
 
-    fn decode(&self, cursor: &str) -> Option<Vec<KeyValue>> {
-        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-        let value: Value = serde_json::from_slice(&bytes).ok()?;
+    fn decode(&self, key: &CursorKey, cursor: &str) -> Option<Vec<KeyValue>> {
+        let value: Value = serde_json::from_slice(&key.open(cursor)?).ok()?;
         if value.get("v")?.as_u64()? != VERSION || value.get("s")?.as_str()? != self.signature() {
             return None;
         }
@@ -371,10 +378,11 @@ impl Keyset {
 }
 
 /// An edge's cursor: the row's position, encoded only when the response asks for it (an edge's
-/// `cursor`, `pageInfo.endCursor`). Encoding is JSON and base64 per row, about 5 % of a
-/// 50-row page's time, and most clients read only the end cursor.
+/// `cursor`, `pageInfo.endCursor`). Encoding is JSON, sealing and base64 per row, and most
+/// clients read only the end cursor.
 pub struct KeysetCursor {
     signature: Arc<str>,
+    key: Arc<CursorKey>,
     position: Vec<KeyValue>,
 }
 
@@ -393,7 +401,7 @@ impl CursorType for KeysetCursor {
             "s": &*self.signature,
             "k": self.position.iter().map(KeyValue::to_json).collect::<Vec<_>>(),
         });
-        URL_SAFE_NO_PAD.encode(body.to_string())
+        self.key.seal(body.to_string().as_bytes())
     }
 }
 
@@ -402,6 +410,7 @@ pub type KeysetConnection<N> = Connection<KeysetCursor, N, TotalCount>;
 /// One validated page request over a [`Keyset`].
 pub struct KeysetPage {
     signature: Arc<str>,
+    key: Arc<CursorKey>,
     keys: Vec<SortKey>,
     limit: u64,
     after: Option<Vec<KeyValue>>,
@@ -499,6 +508,7 @@ impl KeysetPage {
     pub fn cursor(&self, position: Vec<KeyValue>) -> KeysetCursor {
         KeysetCursor {
             signature: self.signature.clone(),
+            key: self.key.clone(),
             position,
         }
     }
@@ -573,5 +583,6 @@ impl KeysetPage {
 
 mod fetch;
 mod id_walk;
+mod seal;
 #[cfg(test)]
 mod tests;

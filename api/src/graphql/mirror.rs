@@ -185,7 +185,11 @@ impl MirrorQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Option<KeysetConnection<MirrorDiscrepancy>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Keyset::new("mirrorDiscrepancies", pair_keys()).page(first, after.as_deref())?;
+        let page = Keyset::new("mirrorDiscrepancies", pair_keys()).page(
+            &state.cursors,
+            first,
+            after.as_deref(),
+        )?;
         let allowance = allowance.unwrap_or(mirror::DEFAULT_ALLOWANCE);
         if !(0.0..=1.0).contains(&allowance) {
             return Err(ApiError::bad_input("allowance must be between 0 and 1").into());

@@ -37,11 +37,11 @@ pub(crate) mod trade;
 mod trade_columns;
 pub(crate) mod trade_finance;
 
-pub use batch::DatasetKind;
+pub use batch::{DatasetKind, loader as batch_loader};
 pub use datasets::cadence_days;
+pub use keyset::CursorKey;
 pub use planned::Plan;
 
-use async_graphql::dataloader::DataLoader;
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
 use crate::state::AppState;
@@ -103,12 +103,7 @@ pub struct Executors {
 
 pub fn build(state: AppState) -> Executors {
     let with_state = |builder: SchemaBuilder<Query, Mutation, EmptySubscription>| {
-        let mut builder = builder
-            .data(DataLoader::new(
-                batch::BatchLoader(state.db.clone()),
-                crate::time_limit::spawn,
-            ))
-            .data(state.policy.clone());
+        let mut builder = builder.data(state.policy.clone());
         if !state.settings.introspection {
             builder = builder.disable_introspection();
         }

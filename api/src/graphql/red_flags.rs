@@ -286,7 +286,11 @@ impl RedFlagQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Option<KeysetConnection<RedFlag>>> {
         let state = ctx.data::<AppState>()?;
-        let page = Keyset::new("redFlags", RedFlag::keys()).page(first, after.as_deref())?;
+        let page = Keyset::new("redFlags", RedFlag::keys()).page(
+            &state.cursors,
+            first,
+            after.as_deref(),
+        )?;
         let mut filter = filter.unwrap_or_default();
         let mut kinds = kinds.unwrap_or_else(|| RedFlagKind::ALL.to_vec());
         kinds.sort();

@@ -224,7 +224,7 @@ impl SdnQuery {
                 SortKey::new("id", col(sdn_entry::Column::Id), KeyKind::Int),
             ],
         )
-        .page(first, after.as_deref())?;
+        .page(&state.cursors, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         let batch_id = match &filter.batch_id {
             Some(id) => {

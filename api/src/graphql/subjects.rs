@@ -208,7 +208,7 @@ impl SubjectQuery {
                 SortKey::new("id", col(Column::Id), KeyKind::Int),
             ],
         )
-        .page(first, after.as_deref())?;
+        .page(&state.cursors, first, after.as_deref())?;
         let filter = filter.unwrap_or_default();
         // The fixed page order reads a field too: `DERIVED` in the policy module.
         let read = filter.fields_read();

@@ -379,8 +379,11 @@ impl TotalsQuery {
         let mut filter = filter.unwrap_or_default();
         let grouping = grouping(group_by, order_by)?;
         let order = grouping.order_keys();
-        let page = Keyset::new("tradeTotals", order.iter().map(sort_key).collect())
-            .page(first, after.as_deref())?;
+        let page = Keyset::new("tradeTotals", order.iter().map(sort_key).collect()).page(
+            &state.cursors,
+            first,
+            after.as_deref(),
+        )?;
         // Grouping by a field, or ranking groups by a sum, discloses it as a filter would.
         let mut read = filter.fields_read();
         read.extend(grouping.fields_read());

@@ -135,13 +135,12 @@ impl TradeRecord {
         screening::party_hits(ctx, parties, min_score).await
     }
 
-    /// The load this record came from.
-    async fn batch(&self, ctx: &Context<'_>) -> async_graphql::Result<Batch> {
+    /// The load this record came from; null when you may not see that load (`batches` and
+    /// `node` do not show it to you either: a partner's rows may come from another nation's
+    /// file).
+    async fn batch(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<Batch>> {
         let loader = ctx.data::<DataLoader<BatchLoader>>()?;
-        loader
-            .load_one(self.batch_id)
-            .await?
-            .ok_or_else(|| ApiError::Internal("trade record without batch".into()).into())
+        loader.load_one(self.batch_id).await
     }
 }
 
@@ -618,7 +617,7 @@ impl TradeQuery {
         ));
         let page = Keyset::new("tradeRecords", keys)
             .sort_up_to(COVERED_SORT_UP_TO)
-            .page(first, after.as_deref())?;
+            .page(&state.cursors, first, after.as_deref())?;
         let principal = principal(ctx)?;
         let condition = filter
             .condition()?

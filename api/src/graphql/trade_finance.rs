@@ -216,8 +216,11 @@ impl TradeFinanceQuery {
         after: Option<String>,
     ) -> async_graphql::Result<Option<KeysetConnection<TradeFinanceMismatch>>> {
         let state = ctx.data::<AppState>()?;
-        let page =
-            Keyset::new("tradeFinanceMismatches", mismatch_keys()).page(first, after.as_deref())?;
+        let page = Keyset::new("tradeFinanceMismatches", mismatch_keys()).page(
+            &state.cursors,
+            first,
+            after.as_deref(),
+        )?;
         let thresholds = Thresholds::try_from(thresholds)?;
         let filter = filter.unwrap_or_default();
         require_readable(ctx, TradeFinanceFilter::RECORD, &filter.fields_read())?;

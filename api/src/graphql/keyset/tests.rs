@@ -1,5 +1,8 @@
 use super::*;
+use crate::audit::AuditKey;
 use crate::graphql::pagination::MAX_PAGE;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 
 fn keys() -> Vec<SortKey> {
@@ -18,8 +21,17 @@ fn keys_with(name_desc: bool, nulls_last: bool) -> Vec<SortKey> {
     ]
 }
 
+/// The cursor key of a deployment whose audit key is `secret`.
+fn key_of(secret: u8) -> Arc<CursorKey> {
+    Arc::new(CursorKey::derive(&AuditKey::new([secret; 32])).unwrap())
+}
+
+fn key() -> Arc<CursorKey> {
+    key_of(7)
+}
+
 fn page(after: Option<&str>) -> Result<KeysetPage, ApiError> {
-    Keyset::new("things", keys()).page(Some(10), after)
+    Keyset::new("things", keys()).page(&key(), Some(10), after)
 }
 
 /// The default order (the id alone) reads the page's ids first and then only their rows;
@@ -37,7 +49,7 @@ fn only_the_id_order_is_a_deferred_join() {
     .desc(true);
     let sql = |keys: Vec<SortKey>, walk| {
         let page = Keyset::new("tradeRecords", keys)
-            .page(Some(20), None)
+            .page(&key(), Some(20), None)
             .unwrap();
         page.apply(Entity::find().filter(Column::HsCode.gte("84")), walk)
             .build(DbBackend::Postgres)
@@ -113,17 +125,87 @@ fn cursors_round_trip() {
     assert_eq!(page(Some(&c)).unwrap().after, Some(position));
 }
 
+/// A malformed cursor's refusal: BAD_USER_INPUT, whatever is wrong with it.
+fn refused(after: &str) -> bool {
+    matches!(page(Some(after)), Err(ApiError::BadUserInput(_)))
+}
+
+/// A cursor shows nothing of its position, not even its connection and order; and two cursors
+/// of one row differ, so a client cannot even tell equal positions apart.
+#[test]
+fn cursors_are_opaque() {
+    let p = page(None).unwrap();
+    let position = vec![
+        KeyValue::Float(48000.5),
+        KeyValue::Text("Acme Imports LLC".into()),
+        KeyValue::Int(20352),
+    ];
+    let a = p.cursor(position.clone()).encode_cursor();
+    let b = p.cursor(position.clone()).encode_cursor();
+    assert_ne!(a, b);
+    for c in [&a, &b] {
+        let bytes = URL_SAFE_NO_PAD.decode(c).unwrap();
+        for plain in ["Acme", "48000", "20352", "things", "value"] {
+            assert!(
+                !bytes.windows(plain.len()).any(|w| w == plain.as_bytes()),
+                "{plain} in {c}"
+            );
+        }
+        assert_eq!(page(Some(c)).unwrap().after, Some(position.clone()));
+    }
+}
+
+/// Only a cursor sealed with this deployment's key opens: one with any byte altered, cut
+/// short, sealed with another audit key's cursor key, or the plain JSON of version 1, is refused
+/// as malformed. One sealed by another process with the same audit key (a replica, a restart:
+/// every `page` here derives its key anew) opens.
+#[test]
+fn altered_foreign_and_plain_cursors_are_refused() {
+    let p = page(None).unwrap();
+    let position = vec![
+        KeyValue::Float(1.5),
+        KeyValue::Text("a".into()),
+        KeyValue::Int(3),
+    ];
+    let c = p.cursor(position.clone()).encode_cursor();
+    assert_eq!(page(Some(&c)).unwrap().after, Some(position.clone()));
+    let bytes = URL_SAFE_NO_PAD.decode(&c).unwrap();
+    for i in 0..bytes.len() {
+        let mut altered = bytes.clone();
+        altered[i] ^= 0x01;
+        assert!(refused(&URL_SAFE_NO_PAD.encode(&altered)), "byte {i}");
+    }
+    for len in [0, 23, 24, 40, bytes.len() - 1] {
+        assert!(
+            refused(&URL_SAFE_NO_PAD.encode(&bytes[..len])),
+            "{len} bytes"
+        );
+    }
+    let elsewhere = Keyset::new("things", keys())
+        .page(&key_of(8), None, None)
+        .unwrap();
+    assert!(refused(&elsewhere.cursor(position).encode_cursor()));
+    let plain = format!(r#"{{"v":1,"s":"{}","k":[1.5,"a",3]}}"#, p.signature);
+    assert!(refused(&URL_SAFE_NO_PAD.encode(&plain)));
+    // The plain JSON sealed, as if by this key, but of the old version.
+    assert!(refused(&p.key.seal(plain.as_bytes())));
+}
+
 #[test]
 fn foreign_malformed_and_out_of_range_cursors_are_refused() {
     let ours = page(None).unwrap();
-    let other = Keyset::new("others", keys()).page(None, None).unwrap();
+    let other = Keyset::new("others", keys())
+        .page(&key(), None, None)
+        .unwrap();
     let foreign = other
         .cursor(vec![KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
         .encode_cursor();
     assert!(page(Some(&foreign)).is_err());
     let mut flipped = keys();
     flipped[0].desc = false;
-    let other_order = Keyset::new("things", flipped).page(None, None).unwrap();
+    let other_order = Keyset::new("things", flipped)
+        .page(&key(), None, None)
+        .unwrap();
     let c = other_order
         .cursor(vec![KeyValue::Float(1.0), KeyValue::Null, KeyValue::Int(1)])
         .encode_cursor();
@@ -136,8 +218,11 @@ fn foreign_malformed_and_out_of_range_cursors_are_refused() {
     ] {
         assert!(page(Some(bad)).is_err(), "{bad}");
     }
-    let forge =
-        |k: &str| URL_SAFE_NO_PAD.encode(format!(r#"{{"v":1,"s":"{}","k":{k}}}"#, ours.signature));
+    // Sealed with the right key, as only the server could: the checks after opening hold too.
+    let forge = |k: &str| {
+        ours.key
+            .seal(format!(r#"{{"v":{VERSION},"s":"{}","k":{k}}}"#, ours.signature).as_bytes())
+    };
     // Well-formed, for comparison.
     assert!(page(Some(&forge(r#"[1.5,"a",3]"#))).is_ok());
     for k in [
@@ -154,10 +239,14 @@ fn foreign_malformed_and_out_of_range_cursors_are_refused() {
     }
     assert!(
         Keyset::new("t", keys())
-            .page(Some(MAX_PAGE + 1), None)
+            .page(&key(), Some(MAX_PAGE + 1), None)
             .is_err()
     );
-    assert!(Keyset::new("t", keys()).page(Some(-1), None).is_err());
+    assert!(
+        Keyset::new("t", keys())
+            .page(&key(), Some(-1), None)
+            .is_err()
+    );
 }
 
 /// Evaluates the seek condition's logic in Rust over one row (mirrors `after`/`equal`).
@@ -226,7 +315,7 @@ proptest! {
         let mut after: Option<String> = None;
         loop {
             let page = Keyset::new("things", keys.clone())
-                .page(Some(first), after.as_deref())
+                .page(&key(), Some(first), after.as_deref())
                 .unwrap();
             let edges = page.window(rows.clone(), Clone::clone);
             let more = edges.len() > usize::try_from(first).unwrap();
@@ -274,7 +363,7 @@ mod sqlite {
                     .unwrap();
             }
             let p = Keyset::new("things", keys.to_vec())
-                .page(Some(100), None)
+                .page(&key(), Some(100), None)
                 .unwrap();
             let p = KeysetPage {
                 after: Some(pos.to_vec()),
@@ -353,7 +442,7 @@ async fn sqlite_pages_a_country_in_a_date_range_from_its_index() {
     ] {
         let page = Keyset::new("tradeRecords", vec![id.clone()])
             .sort_up_to(COVERED_SORT_UP_TO)
-            .page(Some(50), None)
+            .page(&key(), Some(50), None)
             .unwrap();
         let built = page
             .apply(Entity::find().filter(condition), IdWalk::Key)
