@@ -146,7 +146,10 @@ async fn agreements_grant_exactly_what_they_say_until_revoked() {
 /// still show.
 #[tokio::test]
 async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch() {
-    let env = TestEnv::new(Backend::Postgres).await;
+    // The partners' instance, where US rows with the partner's nation are in its scope.
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        .with_env("DARTTS_INSTANCE", "foreign");
     let lines = fixture_lines("trade_canonical.csv");
     let line = |id: &str| {
         lines
