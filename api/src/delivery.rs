@@ -461,7 +461,17 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
         AuthError::Missing => (EventType::TokenRefused, None, "no token".to_owned()),
         AuthError::Internal(reason) => (EventType::RequestFailed, None, reason.clone()),
         AuthError::Busy => (EventType::RequestFailed, None, err.to_string()),
-        other => (EventType::AccessDenied, None, other.to_string()),
+        // The account exists and its token was verified: the name is the account's, not a
+        // claim, so the record says whose disabled, locked or pending account kept trying. A
+        // bad token has no actor (its claimed name is whatever the forger wrote); an unknown
+        // account's name above comes from a token whose signature was verified.
+        AuthError::Disabled(username)
+        | AuthError::Locked(username)
+        | AuthError::Pending(username) => (
+            EventType::AccessDenied,
+            Some(username.clone()),
+            err.to_string(),
+        ),
     };
     let outcome = match err {
         AuthError::Internal(_) | AuthError::Busy => err.code().audit_outcome(),
