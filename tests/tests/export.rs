@@ -291,3 +291,53 @@ async fn financial_and_subject_exports_refuse_filters_on_hidden_fields() {
     assert_eq!(csv.lines().count(), 1 + 1, "{csv}");
     assert_eq!(env.scalar(exports).await, 2);
 }
+
+#[tokio::test]
+async fn a_filter_key_that_is_not_a_filter_field_is_refused_by_name() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    // Misspelt or miscased keys: each would have dropped its predicate and exported, and
+    // charged, the unfiltered table.
+    for (filter, key) in [
+        (
+            json!({ "importerNameContain": "NO SUCH IMPORTER" }),
+            "importerNameContain",
+        ),
+        (
+            json!({ "hsCodePrefix": "8471", "hsCodePrefx": "0501" }),
+            "hsCodePrefx",
+        ),
+        (
+            json!({ "linkedfinancialactivity": true }),
+            "linkedfinancialactivity",
+        ),
+    ] {
+        let (status, body) = get(
+            &server,
+            Some(&hsi),
+            &path_with_filter("trade.csv", filter.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "BAD_USER_INPUT".to_owned()),
+            "{filter}: {body}"
+        );
+        let message: Value = serde_json::from_str(&body).expect("JSON");
+        let message = message["errors"][0]["message"].as_str().expect("message");
+        assert!(message.contains(&format!("{key:?}")), "{filter}: {message}");
+    }
+    assert_eq!(server.session(Some(&hsi)).quota_used().await, 0);
+    // The same fields, spelt right, filter.
+    let (status, csv) = get(
+        &server,
+        Some(&hsi),
+        &path_with_filter("trade.csv", json!({ "hsCodePrefix": "8471" })),
+        None,
+    )
+    .await;
+    assert_eq!((status, csv.lines().count()), (200, 1 + 3), "{csv}");
+}
