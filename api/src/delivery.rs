@@ -301,7 +301,7 @@ async fn execute_in_span(
             .await;
         crate::metrics::quota_reservation(started.elapsed());
         match reserved {
-            Ok(Reservation::Granted { .. } | Reservation::Replayed) => {}
+            Ok(Reservation::Granted { .. } | Reservation::Replayed { .. }) => {}
             Ok(Reservation::Exceeded { used }) => {
                 return lock(
                     state,

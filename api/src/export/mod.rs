@@ -6,7 +6,8 @@
 //! part of the SQL. The rows to be delivered are counted and reserved against the quota, and
 //! the export is audited, *before* the first byte is sent; then rows stream from the database
 //! in pages, in id order, never more than were reserved. An `Idempotency-Key` header makes a
-//! retried export (same key, same parameters, within a day) free.
+//! retried export (same key, same parameters, within a day) free as long as it delivers no
+//! more rows than the first one was charged for; rows added since are charged.
 
 mod columns;
 mod filter;
@@ -219,19 +220,28 @@ pub async fn handle(
         .as_ref()
         .map(|k| hex::encode(Sha256::digest(format!("{k}\0{request_hash}").as_bytes())));
     let mut charged = total;
+    let mut replay = false;
     if let (Some(q), true) = (principal.permissions.quota, total > 0) {
         let account = quota::Account {
             user_id: principal.user_id,
             username: &principal.username,
             reset_at: principal.quota_reset_at,
         };
+        // A replay recomputes its rows, and rows loaded since the first export may match too.
+        // Delivering exactly the first export's rows would need them (or their ids) kept per
+        // key, which nothing here stores; the store already keeps, per key, how many records
+        // were granted. So a replay is charged what it delivers beyond that, through the same
+        // reservation (which may lock the account as any other).
         match state
             .quota
             .reserve(&state.db, &account, q, total, replay_key.as_deref())
             .await
         {
             Ok(Reservation::Granted { .. }) => {}
-            Ok(Reservation::Replayed) => charged = 0,
+            Ok(Reservation::Replayed { extra }) => {
+                replay = true;
+                charged = extra;
+            }
             Ok(Reservation::Exceeded { used }) => {
                 return delivery::lock(
                     &state,
@@ -265,7 +275,7 @@ pub async fn handle(
     let mut event = AuditEvent::new(EventType::Export, "ok")
         .actor(principal.username.clone())
         .records(i64::try_from(charged).unwrap_or(i64::MAX))
-        .detail(json!({ "file": file, "requestSha256": request_hash, "rows": total, "idempotencyKey": idempotency, "replay": charged != total }));
+        .detail(json!({ "file": file, "requestSha256": request_hash, "rows": total, "idempotencyKey": idempotency, "replay": replay }));
     if let Some(s) = source {
         event = event.source(s);
     }
