@@ -5,9 +5,10 @@
 //! caller may not read is left out, exactly as the field would be refused); the row scope is
 //! part of the SQL. The rows to be delivered are counted and reserved against the quota, and
 //! the export is audited, *before* the first byte is sent; then rows stream from the database
-//! in pages, in id order, never more than were reserved. An `Idempotency-Key` header makes a
-//! retried export (same key, same parameters, within a day) free as long as it delivers no
-//! more rows than the first one was charged for; rows added since are charged.
+//! in pages, in id order, never more than were reserved. A refused export is audited too,
+//! with its actor. An `Idempotency-Key` header makes a retried export (same key, same
+//! parameters, within a day) free as long as it delivers no more rows than the first one was
+//! charged for; rows added since are charged.
 
 mod columns;
 mod filter;
@@ -31,7 +32,7 @@ use self::columns::{Column, financial_columns, subject_columns, trade_columns};
 use crate::audit::{AuditEvent, EventType};
 use crate::auth::partner::ClientCert;
 use crate::auth::{self, Principal};
-use crate::delivery::{self, error_response};
+use crate::delivery::{self, Refusal};
 use crate::error::{ApiError, ErrorCode};
 use crate::graphql::filters::RecordFilter;
 use crate::graphql::financial::FinancialTransactionFilter;
@@ -76,36 +77,35 @@ impl Dataset {
     }
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::BadUserInput,
-        &message.into(),
-    )
+fn bad(message: impl Into<String>) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
 }
 
-fn api_error(e: ApiError) -> Response {
-    match e {
-        ApiError::ForbiddenField(m) => {
-            error_response(StatusCode::FORBIDDEN, ErrorCode::ForbiddenField, &m)
+fn refusal(e: ApiError) -> Refusal {
+    let status = match &e {
+        ApiError::BadUserInput(_) => StatusCode::BAD_REQUEST,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        ApiError::ForbiddenField(_) | ApiError::Forbidden(_) | ApiError::AccountLocked(_) => {
+            StatusCode::FORBIDDEN
         }
-        ApiError::Forbidden(m) => error_response(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &m),
-        ApiError::BadUserInput(m) => bad(m),
-        ApiError::NotFound(m) => error_response(StatusCode::NOT_FOUND, ErrorCode::NotFound, &m),
-        ApiError::Unauthenticated(m) => {
-            error_response(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, &m)
-        }
-        ApiError::AccountLocked(m) => {
-            error_response(StatusCode::FORBIDDEN, ErrorCode::AccountLocked, &m)
-        }
-        ApiError::Unavailable => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            crate::error::BUSY_MESSAGE,
-        ),
-        ApiError::Timeout => delivery::timeout_refusal(),
-        ApiError::Internal(e) => delivery::internal("export failed", &e),
-    }
+        ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ApiError::Internal(e) => return Refusal::internal("export failed", e),
+    };
+    let code = e.code();
+    let message = match e {
+        ApiError::BadUserInput(m)
+        | ApiError::NotFound(m)
+        | ApiError::Unauthenticated(m)
+        | ApiError::ForbiddenField(m)
+        | ApiError::Forbidden(m)
+        | ApiError::AccountLocked(m) => m,
+        ApiError::Unavailable => crate::error::BUSY_MESSAGE.to_owned(),
+        ApiError::Timeout => crate::error::TIMEOUT_MESSAGE.to_owned(),
+        ApiError::Internal(_) => String::new(),
+    };
+    Refusal::new(status, code, message)
 }
 
 pub async fn handle(
@@ -125,94 +125,104 @@ pub async fn handle(
             return delivery::refuse(&e);
         }
     };
-    let Some(dataset) = Dataset::parse(&file) else {
-        return error_response(
+    let mut base = AuditEvent::new(EventType::Export, "failed")
+        .actor(principal.username.clone())
+        .detail(json!({ "file": file }));
+    if let Some(s) = source {
+        base = base.source(s);
+    }
+    // Every refusal after authentication goes through one place, so none leaves unaudited.
+    match export(&state, &principal, &file, &params, &headers, base.clone()).await {
+        Ok(answered) => answered,
+        Err(refused) => delivery::refuse_audited(&state, base, refused).await,
+    }
+}
+
+/// The export, audited and answered; or the refusal, for the caller to audit. `base` is the
+/// export's audit event (actor, source, file).
+async fn export(
+    state: &AppState,
+    principal: &Principal,
+    file: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    base: AuditEvent,
+) -> Result<Response, Refusal> {
+    let Some(dataset) = Dataset::parse(file) else {
+        return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
             "exports: trade.csv, financial.csv, subjects.csv",
-        );
+        ));
     };
     for key in params.keys() {
         if !matches!(key.as_str(), "filter" | "limit") {
-            return bad(format!("unknown parameter {key:?} (filter, limit)"));
+            return Err(bad(format!("unknown parameter {key:?} (filter, limit)")));
         }
     }
     let limit = match params.get("limit").map(|l| l.parse::<u64>()) {
         None => MAX_ROWS,
         Some(Ok(n)) if (1..=MAX_ROWS).contains(&n) => n,
-        Some(_) => return bad(format!("limit must be between 1 and {MAX_ROWS}")),
+        Some(_) => return Err(bad(format!("limit must be between 1 and {MAX_ROWS}"))),
     };
     let idempotency = match headers.get("idempotency-key").map(HeaderValue::to_str) {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_owned()),
         Some(_) => {
-            return bad(format!(
+            return Err(bad(format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-            ));
+            )));
         }
     };
     // The same category rule as the query field itself.
     let category = state.policy.field_category("Query", dataset.query_field());
     if !principal.permissions.allows(category) {
-        return api_error(ApiError::ForbiddenField(format!(
+        return Err(refusal(ApiError::ForbiddenField(format!(
             "{} carries {} data, which your role may not read",
             file,
             category.as_str()
-        )));
+        ))));
     }
-    let result = match dataset {
+    let filter = params.get("filter");
+    let (condition, header_fields) = match dataset {
         Dataset::Trade => {
-            prepare::<TradeRecordFilter, _>(
-                &state,
-                &principal,
-                params.get("filter"),
-                trade_columns(),
-                scope::trade,
-            )
-            .await
+            prepare::<TradeRecordFilter, _>(state, principal, filter, trade_columns(), scope::trade)
+                .await
         }
         Dataset::Financial => {
             prepare::<FinancialTransactionFilter, _>(
-                &state,
-                &principal,
-                params.get("filter"),
+                state,
+                principal,
+                filter,
                 financial_columns(),
                 |p| scope::all_or_nothing(p, financial_transaction::Column::Id),
             )
             .await
         }
         Dataset::Subjects => {
-            prepare::<SubjectRecordFilter, _>(
-                &state,
-                &principal,
-                params.get("filter"),
-                subject_columns(),
-                |p| scope::all_or_nothing(p, subject_record::Column::Id),
-            )
+            prepare::<SubjectRecordFilter, _>(state, principal, filter, subject_columns(), |p| {
+                scope::all_or_nothing(p, subject_record::Column::Id)
+            })
             .await
         }
-    };
-    let (condition, header_fields) = match result {
-        Ok(r) => r,
-        Err(e) => return api_error(e),
-    };
+    }
+    .map_err(refusal)?;
     let request_hash = hex::encode(Sha256::digest(
-        format!("{file}\0{:?}\0{limit}", params.get("filter")).as_bytes(),
+        format!("{file}\0{filter:?}\0{limit}").as_bytes(),
     ));
     let allowed = state.settings.operations.request_time_limit;
     let counted = time_limit::run(allowed, count(&state.db, dataset, condition.clone())).await;
     let total = match counted.map(|c| c.map_err(ApiError::from)) {
         Some(Ok(n)) => n.min(limit),
         None | Some(Err(ApiError::Timeout)) => {
-            let mut event = AuditEvent::new(EventType::Export, "timed_out")
-                .actor(principal.username.clone())
-                .detail(json!({ "file": file, "requestSha256": request_hash }));
-            if let Some(s) = source {
-                event = event.source(s);
+            let event = AuditEvent {
+                outcome: "timed_out",
+                ..base
             }
-            return delivery::timed_out(&state, event, None).await;
+            .detail(json!({ "file": file, "requestSha256": request_hash }));
+            return Ok(delivery::timed_out(state, event, None).await);
         }
-        Some(Err(e)) => return api_error(e),
+        Some(Err(e)) => return Err(refusal(e)),
     };
 
     // Reserve, then audit, then stream: nothing leaves uncounted or unaudited.
@@ -232,65 +242,65 @@ pub async fn handle(
         // key, which nothing here stores; the store already keeps, per key, how many records
         // were granted. So a replay is charged what it delivers beyond that, through the same
         // reservation (which may lock the account as any other).
-        match state
+        let reserved = state
             .quota
             .reserve(&state.db, &account, q, total, replay_key.as_deref())
-            .await
-        {
+            .await;
+        let source = &base.source;
+        match reserved {
             Ok(Reservation::Granted { .. }) => {}
             Ok(Reservation::Replayed { extra }) => {
                 replay = true;
                 charged = extra;
             }
             Ok(Reservation::Exceeded { used }) => {
-                return delivery::lock(
-                    &state,
+                let locked = delivery::lock(
+                    state,
                     principal.user_id,
                     &principal.username,
-                    &source,
+                    source,
                     q.records,
                     used,
                     total,
-                )
-                .await;
+                );
+                return Ok(locked.await);
             }
             Ok(Reservation::Locked) => {
-                return delivery::lock(
-                    &state,
+                let locked = delivery::lock(
+                    state,
                     principal.user_id,
                     &principal.username,
-                    &source,
+                    source,
                     q.records,
                     0,
                     total,
-                )
-                .await;
+                );
+                return Ok(locked.await);
             }
-            Err(quota::QuotaError::Rebuild(e)) => {
-                return delivery::internal("cannot rebuild a quota counter", &e);
-            }
-            Err(e) => return delivery::quota_unavailable(&e),
+            Err(e) => return Err(delivery::quota_refusal(e)),
         }
     }
-    let mut event = AuditEvent::new(EventType::Export, "ok")
-        .actor(principal.username.clone())
-        .records(i64::try_from(charged).unwrap_or(i64::MAX))
-        .detail(json!({ "file": file, "requestSha256": request_hash, "rows": total, "idempotencyKey": idempotency, "replay": replay }));
-    if let Some(s) = source {
-        event = event.source(s);
+    let event = AuditEvent {
+        outcome: "ok",
+        ..base
     }
+    .records(i64::try_from(charged).unwrap_or(i64::MAX))
+    .detail(json!({ "file": file, "requestSha256": request_hash, "rows": total, "idempotencyKey": idempotency, "replay": replay }));
     if let Err(e) = state.audit.record(event).await {
-        return delivery::internal("audit write failed; export withheld", &e);
+        return Ok(delivery::internal(
+            "audit write failed; export withheld",
+            &e,
+        ));
     }
-    stream(
+    Ok(stream(
         state.db.clone(),
         dataset,
         condition,
         header_fields,
         total,
-        &file,
+        file,
         allowed,
-    )
+    ))
 }
 
 /// Parses the filter, checks it, and decides the columns. The check is here, once for every
