@@ -55,7 +55,7 @@ pub async fn handle(
                 "you already have an account",
             );
         }
-        Err(e @ (AuthError::Disabled | AuthError::Pending | AuthError::Locked)) => {
+        Err(e @ (AuthError::Disabled(_) | AuthError::Pending(_) | AuthError::Locked(_))) => {
             return error(StatusCode::CONFLICT, e.code(), &e.to_string());
         }
         Err(e) => return error(e.status(), e.code(), &e.to_string()),

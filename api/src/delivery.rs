@@ -36,12 +36,78 @@ pub fn error_response(status: StatusCode, code: ErrorCode, message: &str) -> Res
     (status, Json(body)).into_response()
 }
 
+/// A request refused before anything was delivered: the answer, and the code its audit record
+/// names (`refuse_audited`).
+#[derive(Debug)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A failure of ours: the client gets a reference to the logged cause, never the cause.
+    pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Self {
+        Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::Internal,
+            crate::error::internal_message(&format!("{context}: {err}")),
+        )
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        error_response(self.status, self.code, &self.message)
+    }
+}
+
 pub fn internal(context: &str, err: &dyn std::fmt::Display) -> Response {
-    error_response(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        ErrorCode::Internal,
-        &crate::error::internal_message(&format!("{context}: {err}")),
-    )
+    Refusal::internal(context, err).into_response()
+}
+
+/// Answers a request of a known principal that is refused before anything is delivered, and
+/// audits it as every refusal is: with the actor, and the outcome the answer's code names. A
+/// denial is an `access_denied` event carrying the reason, as `execute` records one; any other
+/// refusal keeps the request's own event type (`base`) and records the code only, since its
+/// message may echo the caller's input (a screened name in a filter). Nothing is delivered
+/// either way, so a failed audit write is logged and the refusal still sent.
+pub async fn refuse_audited(state: &AppState, base: AuditEvent, refusal: Refusal) -> Response {
+    audit_refused(state, base, refusal.code, &refusal.message).await;
+    refusal.into_response()
+}
+
+/// The audit record of `refuse_audited`, for a refusal answered in another shape.
+pub async fn audit_refused(state: &AppState, base: AuditEvent, code: ErrorCode, message: &str) {
+    let outcome = code.audit_outcome();
+    let mut detail = match base.detail.clone() {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    detail.insert("code".to_owned(), json!(code.as_str()));
+    let event_type = if outcome == "denied" {
+        detail.insert("denied".to_owned(), json!([message]));
+        EventType::AccessDenied
+    } else {
+        base.event_type
+    };
+    let event = AuditEvent {
+        event_type,
+        outcome,
+        detail: serde_json::Value::Object(detail),
+        ..base
+    };
+    if let Err(e) = state.audit.record(event).await {
+        tracing::error!(error = %e, "audit of a refused request failed");
+    }
 }
 
 /// A GraphQL-shaped error body with the right HTTP status, for requests refused before
@@ -247,7 +313,11 @@ async fn execute_in_span(
                 &view.restrict(introspection::rule(&state.policy, &permissions)),
                 &mut response,
             ),
-            Err(e) => return internal("cannot read the served schema for introspection", &e),
+            Err(e) => {
+                let refusal =
+                    Refusal::internal("cannot read the served schema for introspection", &e);
+                return refuse_audited(state, base("failed").detail(detail), refusal).await;
+            }
         }
     }
     crate::error::scrub(&mut response.errors);
@@ -269,7 +339,10 @@ async fn execute_in_span(
                 async_graphql::Value::from_json(serde_json::Value::Array(w)).unwrap_or_default(),
             );
         }
-        Err(e) => return internal("cannot read data set freshness", &format!("{e:?}")),
+        Err(e) => {
+            let refusal = Refusal::internal("cannot read data set freshness", &format!("{e:?}"));
+            return refuse_audited(state, base("failed").detail(detail), refusal).await;
+        }
     }
     let records = match &plan {
         Some(plan) => plan.count(&response.data),
@@ -303,7 +376,7 @@ async fn execute_in_span(
             .await;
         crate::metrics::quota_reservation(started.elapsed());
         match reserved {
-            Ok(Reservation::Granted { .. } | Reservation::Replayed) => {}
+            Ok(Reservation::Granted { .. } | Reservation::Replayed { .. }) => {}
             Ok(Reservation::Exceeded { used }) => {
                 return lock(
                     state,
@@ -328,8 +401,10 @@ async fn execute_in_span(
                 )
                 .await;
             }
-            Err(QuotaError::Rebuild(e)) => return internal("cannot rebuild a quota counter", &e),
-            Err(e) => return quota_unavailable(&e),
+            Err(e) => {
+                let refusal = quota_refusal(e);
+                return refuse_audited(state, base("failed").detail(detail), refusal).await;
+            }
         }
     }
 
@@ -442,13 +517,20 @@ pub async fn lock(
     )
 }
 
-pub fn quota_unavailable(err: &QuotaError) -> Response {
-    tracing::warn!(error = %err, "quota store unavailable; refusing");
-    error_response(
-        StatusCode::SERVICE_UNAVAILABLE,
-        ErrorCode::QuotaUnavailable,
-        "the download quota service is unavailable; nothing was delivered, try again shortly",
-    )
+/// The refusal when the quota cannot be reserved: the store is down (fail closed), or the
+/// counter it lost cannot be rebuilt from the audit log.
+pub fn quota_refusal(err: QuotaError) -> Refusal {
+    match err {
+        QuotaError::Rebuild(e) => Refusal::internal("cannot rebuild a quota counter", &e),
+        QuotaError::Unavailable(_) => {
+            tracing::warn!(error = %err, "quota store unavailable; refusing");
+            Refusal::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::QuotaUnavailable,
+                "the download quota service is unavailable; nothing was delivered, try again shortly",
+            )
+        }
+    }
 }
 
 /// Audits a request refused before execution (bad token, disabled or locked account).
@@ -463,7 +545,17 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
         AuthError::Missing => (EventType::TokenRefused, None, "no token".to_owned()),
         AuthError::Internal(reason) => (EventType::RequestFailed, None, reason.clone()),
         AuthError::Busy => (EventType::RequestFailed, None, err.to_string()),
-        other => (EventType::AccessDenied, None, other.to_string()),
+        // The account exists and its token was verified: the name is the account's, not a
+        // claim, so the record says whose disabled, locked or pending account kept trying. A
+        // bad token has no actor (its claimed name is whatever the forger wrote); an unknown
+        // account's name above comes from a token whose signature was verified.
+        AuthError::Disabled(username)
+        | AuthError::Locked(username)
+        | AuthError::Pending(username) => (
+            EventType::AccessDenied,
+            Some(username.clone()),
+            err.to_string(),
+        ),
     };
     let outcome = match err {
         AuthError::Internal(_) | AuthError::Busy => err.code().audit_outcome(),

@@ -19,9 +19,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 
 use crate::access_request;
+use crate::audit::{AuditEvent, EventType};
 use crate::auth;
 use crate::auth::partner::{ClientCert, PreAuth};
 use crate::delivery;
+use crate::error::ErrorCode;
 use crate::export;
 use crate::graphql::{self, Executors};
 use crate::state::AppState;
@@ -179,19 +181,69 @@ async fn shutdown_signal() {
     }
 }
 
-async fn graphiql(State(http): State<Http>) -> Response {
+async fn graphiql(
+    State(http): State<Http>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    client_cert: Option<Extension<ClientCert>>,
+    headers: HeaderMap,
+    query: axum::extract::RawQuery,
+) -> Response {
     if http.state.settings.graphiql {
-        Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response()
-    } else {
-        // Operations are POST-only: a GET with a query string could carry a mutation past
-        // CSRF defences, so it is not accepted at all.
-        (
-            StatusCode::METHOD_NOT_ALLOWED,
-            [(header::ALLOW, "POST")],
-            "use POST",
-        )
-            .into_response()
+        return Html(GraphiQLSource::build().endpoint("/graphql").finish()).into_response();
     }
+    // Operations are POST-only: a GET with a query string could carry a mutation past CSRF
+    // defences, so it is not accepted at all.
+    let message = "use POST";
+    let source = client.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
+    let cert = client_cert.map(|Extension(c)| c);
+    let detail =
+        serde_json::json!({ "method": "GET", "querySha256": query.0.as_deref().map(sha256) });
+    let refused = Refused {
+        code: ErrorCode::BadUserInput,
+        message,
+        detail,
+    };
+    audit_if_known(&http, &headers, cert.as_ref(), source, refused).await;
+    (
+        StatusCode::METHOD_NOT_ALLOWED,
+        [(header::ALLOW, "POST")],
+        message,
+    )
+        .into_response()
+}
+
+fn sha256(bytes: impl AsRef<[u8]>) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+}
+
+/// A request refused before it ran, as its audit record describes it.
+struct Refused<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    detail: serde_json::Value,
+}
+
+/// Audits a request refused before it was authenticated (its method or body), when it carries
+/// the token of a known account: every refusal of a known principal leaves an event with its
+/// actor, like the refusals after authentication. A request without a valid token gets no
+/// event here: it was refused for its shape, and whoever sent it is not known.
+async fn audit_if_known(
+    http: &Http,
+    headers: &HeaderMap,
+    cert: Option<&ClientCert>,
+    source: Option<String>,
+    refused: Refused<'_>,
+) {
+    let Ok(principal) = auth::authenticate(&http.state, headers, cert).await else {
+        return;
+    };
+    let mut base = AuditEvent::new(EventType::Query, "failed")
+        .actor(principal.username)
+        .detail(refused.detail);
+    if let Some(s) = source {
+        base = base.source(s);
+    }
+    delivery::audit_refused(&http.state, base, refused.code, refused.message).await;
 }
 
 /// JSON only: async-graphql would otherwise parse a `text/plain` body as JSON, which lets a
@@ -211,23 +263,43 @@ async fn graphql_post(
                 .next()
                 .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
         });
+    let source = client.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
+    let cert = client_cert.map(|Extension(c)| c);
     if !json {
-        return (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "Content-Type must be application/json",
-        )
-            .into_response();
+        let message = "Content-Type must be application/json";
+        let refused = Refused {
+            code: ErrorCode::BadUserInput,
+            message,
+            detail: serde_json::json!({ "method": "POST" }),
+        };
+        audit_if_known(&http, &headers, cert.as_ref(), source, refused).await;
+        return (StatusCode::UNSUPPORTED_MEDIA_TYPE, message).into_response();
     }
     let body = match request::body(&headers, body).await {
         Ok(b) => b,
-        Err(refused) => return refused.into_response(),
+        Err(refusal) => {
+            let refused = Refused {
+                code: refusal.code,
+                message: &refusal.message,
+                detail: serde_json::json!({ "method": "POST" }),
+            };
+            audit_if_known(&http, &headers, cert.as_ref(), source, refused).await;
+            return refusal.into_response();
+        }
     };
     let request = match request::read(&body) {
         Ok(r) => r,
-        Err(refused) => return refused.into_response(),
+        Err(refusal) => {
+            // Hashed, as a query's document is: the body may hold a screened name.
+            let refused = Refused {
+                code: refusal.code,
+                message: &refusal.message,
+                detail: serde_json::json!({ "method": "POST", "bodySha256": sha256(&body) }),
+            };
+            audit_if_known(&http, &headers, cert.as_ref(), source, refused).await;
+            return refusal.into_response();
+        }
     };
-    let source = client.map(|Extension(ConnectInfo(addr))| addr.ip().to_string());
-    let cert = client_cert.map(|Extension(c)| c);
     // A partner signing in has no token yet: over mTLS, a document that only asks for `login`
     // runs without one (an Authorization header is ignored, so an expired token does not
     // stand in the way of a new one). Anything else needs a token, as everywhere.

@@ -1,5 +1,6 @@
 //! CSV exports: same guards, scopes and quota as the GraphQL queries; streamed; idempotent.
 
+use dartts_tests::redis::RedisServer;
 use dartts_tests::{AGENT_WITHOUT_PII, Backend, Server, TestEnv, error_codes, fixture};
 use serde_json::{Value, json};
 
@@ -291,4 +292,107 @@ async fn financial_and_subject_exports_refuse_filters_on_hidden_fields() {
     assert!(!csv.contains("Courier"), "{csv}");
     assert_eq!(csv.lines().count(), 1 + 1, "{csv}");
     assert_eq!(env.scalar(exports).await, 2);
+}
+
+#[tokio::test]
+async fn a_filter_key_that_is_not_a_filter_field_is_refused_by_name() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    // Misspelt or miscased keys: each would have dropped its predicate and exported, and
+    // charged, the unfiltered table.
+    for (filter, key) in [
+        (
+            json!({ "importerNameContain": "NO SUCH IMPORTER" }),
+            "importerNameContain",
+        ),
+        (
+            json!({ "hsCodePrefix": "8471", "hsCodePrefx": "0501" }),
+            "hsCodePrefx",
+        ),
+        (
+            json!({ "linkedfinancialactivity": true }),
+            "linkedfinancialactivity",
+        ),
+    ] {
+        let (status, body) = get(
+            &server,
+            Some(&hsi),
+            &path_with_filter("trade.csv", filter.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(
+            (status, code(&body)),
+            (400, "BAD_USER_INPUT".to_owned()),
+            "{filter}: {body}"
+        );
+        let message: Value = serde_json::from_str(&body).expect("JSON");
+        let message = message["errors"][0]["message"].as_str().expect("message");
+        assert!(message.contains(&format!("{key:?}")), "{filter}: {message}");
+    }
+    assert_eq!(server.session(Some(&hsi)).quota_used().await, 0);
+    // The same fields, spelt right, filter.
+    let (status, csv) = get(
+        &server,
+        Some(&hsi),
+        &path_with_filter("trade.csv", json!({ "hsCodePrefix": "8471" })),
+        None,
+    )
+    .await;
+    assert_eq!((status, csv.lines().count()), (200, 1 + 3), "{csv}");
+}
+
+/// An export replayed with its `Idempotency-Key` costs nothing while it delivers no more rows
+/// than were charged for the key; rows loaded since are charged on the replay that delivers
+/// them.
+async fn replays_are_charged_only_for_rows_not_yet_charged(redis: Option<&RedisServer>) {
+    let mut env = TestEnv::new(Backend::Postgres).await;
+    if let Some(r) = redis {
+        env = env.with_env("DARTTS_REDIS_URL", &r.url());
+    }
+    env.load_trade_fixture().await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let session = server.session(Some(&hsi));
+    let export = || get(&server, Some(&hsi), "/export/trade.csv", Some("replay-1"));
+
+    let (status, first) = export().await;
+    assert_eq!(status, 200, "{first}");
+    let first_rows = first.lines().count() as u64 - 1;
+    assert_eq!(session.quota_used().await, first_rows);
+    // Same rows: charged 0.
+    let (status, again) = export().await;
+    assert_eq!((status, &again), (200, &first));
+    assert_eq!(session.quota_used().await, first_rows);
+
+    // More rows match now: the replay delivers them, and they are charged.
+    let f = fixture("trade_kr.csv");
+    env.load_ok(&["trade", f.to_str().expect("path"), "--provider", "KR"])
+        .await;
+    let (status, more) = export().await;
+    assert_eq!(status, 200, "{more}");
+    let more_rows = more.lines().count() as u64 - 1;
+    assert!(more_rows > first_rows, "{more}");
+    assert_eq!(session.quota_used().await, more_rows);
+    let last_export =
+        "SELECT records FROM audit_events WHERE event_type = 'export' ORDER BY id DESC LIMIT 1";
+    assert_eq!(env.scalar(last_export).await as u64, more_rows - first_rows);
+    // And that larger grant is what the key now covers.
+    let (status, last) = export().await;
+    assert_eq!((status, &last), (200, &more));
+    assert_eq!(session.quota_used().await, more_rows);
+    assert_eq!(env.scalar(last_export).await, 0);
+}
+
+#[tokio::test]
+async fn replays_are_charged_only_for_new_rows_in_the_embedded_store() {
+    replays_are_charged_only_for_rows_not_yet_charged(None).await;
+}
+
+#[tokio::test]
+async fn replays_are_charged_only_for_new_rows_in_redis() {
+    let redis = RedisServer::start();
+    replays_are_charged_only_for_rows_not_yet_charged(Some(&redis)).await;
 }

@@ -46,12 +46,14 @@ pub enum AuthError {
     Invalid(String),
     #[error("the token is not valid")]
     UnknownAccount(String),
+    /// The refusals below name an existing account (a verified token vouched for it), so its
+    /// audit record can name the actor.
     #[error("this account is disabled")]
-    Disabled,
+    Disabled(String),
     #[error("this account is not active yet; it awaits approval")]
-    Pending,
+    Pending(String),
     #[error("this account is locked; an administrator must unlock it")]
-    Locked,
+    Locked(String),
     /// No database connection came free in time (`error::is_busy`).
     #[error("{}", crate::error::BUSY_MESSAGE)]
     Busy,
@@ -75,9 +77,9 @@ impl AuthError {
             AuthError::Missing | AuthError::Invalid(_) | AuthError::UnknownAccount(_) => {
                 ErrorCode::Unauthenticated
             }
-            AuthError::Disabled => ErrorCode::AccountDisabled,
-            AuthError::Pending => ErrorCode::Forbidden,
-            AuthError::Locked => ErrorCode::AccountLocked,
+            AuthError::Disabled(_) => ErrorCode::AccountDisabled,
+            AuthError::Pending(_) => ErrorCode::Forbidden,
+            AuthError::Locked(_) => ErrorCode::AccountLocked,
             AuthError::Busy => ErrorCode::Unavailable,
             AuthError::Internal(_) => ErrorCode::Internal,
         }
@@ -166,9 +168,9 @@ pub async fn principal_for(state: &AppState, username: &str) -> Result<Principal
         .ok_or_else(|| AuthError::UnknownAccount(username.to_owned()))?;
     match account.status.as_str() {
         accounts::ACTIVE => {}
-        accounts::DISABLED => return Err(AuthError::Disabled),
-        accounts::LOCKED => return Err(AuthError::Locked),
-        _ => return Err(AuthError::Pending),
+        accounts::DISABLED => return Err(AuthError::Disabled(account.username)),
+        accounts::LOCKED => return Err(AuthError::Locked(account.username)),
+        _ => return Err(AuthError::Pending(account.username)),
     }
     let mut permissions = state
         .policy

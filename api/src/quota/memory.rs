@@ -21,8 +21,8 @@ pub struct MemoryQuota {
 struct State {
     counters: HashMap<String, u64>,
     locked: HashSet<i64>,
-    /// Granted idempotency keys and when.
-    replays: HashMap<(i64, String), std::time::Instant>,
+    /// Granted idempotency keys: when, and for how many records.
+    replays: HashMap<(i64, String), (std::time::Instant, u64)>,
 }
 
 impl MemoryQuota {
@@ -68,25 +68,31 @@ impl QuotaStore for MemoryQuota {
         let ttl = std::time::Duration::from_secs(IDEMPOTENCY_TTL_SECONDS);
         state
             .replays
-            .retain(|_, granted| now.duration_since(*granted) < ttl);
+            .retain(|_, (granted, _)| now.duration_since(*granted) < ttl);
         let replay_key = idempotency.map(|k| (account.user_id, k.to_owned()));
-        if replay_key
+        let granted = replay_key
             .as_ref()
-            .is_some_and(|k| state.replays.contains_key(k))
-        {
-            return Ok(Reservation::Replayed);
-        }
+            .and_then(|k| state.replays.get(k))
+            .map(|(_, records)| *records);
+        let charge = match granted {
+            Some(records) if n <= records => return Ok(Reservation::Replayed { extra: 0 }),
+            Some(records) => n - records,
+            None => n,
+        };
         let counter = Self::counter(&mut state, db, account, quota).await?;
         let used = *counter;
-        if used.saturating_add(n) > quota.records {
+        if used.saturating_add(charge) > quota.records {
             state.locked.insert(account.user_id);
             return Ok(Reservation::Exceeded { used });
         }
-        *counter = used + n;
+        *counter = used + charge;
         if let Some(k) = replay_key {
-            state.replays.insert(k, now);
+            state.replays.insert(k, (now, n));
         }
-        Ok(Reservation::Granted { used: used + n })
+        Ok(match granted {
+            Some(_) => Reservation::Replayed { extra: charge },
+            None => Reservation::Granted { used: used + n },
+        })
     }
 
     async fn usage(

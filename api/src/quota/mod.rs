@@ -86,8 +86,11 @@ pub enum Reservation {
     Exceeded { used: u64 },
     /// The store already holds a lock for this account.
     Locked,
-    /// This idempotency key was already granted: deliver again, count nothing.
-    Replayed,
+    /// This idempotency key was already granted: deliver again, counting only the records
+    /// beyond what the key was granted for (`extra`, 0 when the replay delivers no more), so a
+    /// replay never delivers uncounted rows (new rows loaded since the first export). The key
+    /// is then granted for the larger number.
+    Replayed { extra: u64 },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -112,7 +115,9 @@ pub trait QuotaStore: Send + Sync {
     /// Atomically adds `n` to the account's counter unless that crosses `quota.records`, in
     /// which case it reserves nothing and sets the store's lock.
     /// `idempotency` names a retryable request (an export's `Idempotency-Key`, already bound to
-    /// the request's parameters by the caller): granted once, replays are free for a day.
+    /// the request's parameters by the caller): granted once; for a day, a replay of up to as
+    /// many records as the key was granted is free, and a larger one is charged the difference
+    /// (`Reservation::Replayed`), with the same check against the limit.
     async fn reserve(
         &self,
         db: &DatabaseConnection,

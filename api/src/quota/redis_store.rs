@@ -21,24 +21,32 @@ use crate::config::SecretUrl;
 /// Bound on any one Redis round trip; beyond it the request is refused, not delayed.
 pub const TIMEOUT: Duration = Duration::from_millis(500);
 
-/// KEYS[1] counter, KEYS[2] lock, KEYS[3] (optional) idempotency key. ARGV[1] n, ARGV[2]
-/// limit, ARGV[3] idempotency TTL seconds. Returns {status, used}: 1 granted, 2 exceeded (lock
-/// set), 3 already locked, 4 no counter (the caller rebuilds it from the audit log and
-/// retries), 5 idempotency key already granted (nothing counted).
+/// KEYS[1] counter, KEYS[2] lock, KEYS[3] (optional) idempotency key, whose value is the
+/// records it was granted for. ARGV[1] n, ARGV[2] limit, ARGV[3] idempotency TTL seconds.
+/// Returns {status, used, charged}: 1 granted, 2 exceeded (lock set), 3 already locked, 4 no
+/// counter (the caller rebuilds it from the audit log and retries), 5 idempotency key already
+/// granted (`charged` is what a larger replay was counted beyond the key's grant, often 0).
 const RESERVE: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 1 then return {3, 0} end
-if KEYS[3] and redis.call('EXISTS', KEYS[3]) == 1 then return {5, 0} end
-local used = redis.call('GET', KEYS[1])
-if not used then return {4, 0} end
-used = tonumber(used)
+if redis.call('EXISTS', KEYS[2]) == 1 then return {3, 0, 0} end
 local n = tonumber(ARGV[1])
-if used + n > tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[2], '1')
-  return {2, used}
+local charge = n
+local granted = false
+if KEYS[3] then granted = redis.call('GET', KEYS[3]) end
+if granted then
+  charge = n - tonumber(granted)
+  if charge <= 0 then return {5, 0, 0} end
 end
-local total = redis.call('INCRBY', KEYS[1], n)
+local used = redis.call('GET', KEYS[1])
+if not used then return {4, 0, 0} end
+used = tonumber(used)
+if used + charge > tonumber(ARGV[2]) then
+  redis.call('SET', KEYS[2], '1')
+  return {2, used, 0}
+end
+local total = redis.call('INCRBY', KEYS[1], charge)
 if KEYS[3] then redis.call('SET', KEYS[3], n, 'EX', tonumber(ARGV[3])) end
-return {1, total}
+if granted then return {5, total, charge} end
+return {1, total, n}
 ";
 pub struct RedisQuota {
     manager: ConnectionManager,
@@ -145,13 +153,13 @@ impl QuotaStore for RedisQuota {
                 .arg(n)
                 .arg(quota.records)
                 .arg(IDEMPOTENCY_TTL_SECONDS);
-            let (status, used): (i64, u64) =
+            let (status, used, charged): (i64, u64, u64) =
                 self.bounded(invocation.invoke_async(&mut con)).await?;
             match status {
                 1 => return Ok(Reservation::Granted { used }),
                 2 => return Ok(Reservation::Exceeded { used }),
                 3 => return Ok(Reservation::Locked),
-                5 => return Ok(Reservation::Replayed),
+                5 => return Ok(Reservation::Replayed { extra: charged }),
                 _ => self.rebuild(db, account, quota, &counter).await?,
             }
         }

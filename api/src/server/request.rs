@@ -4,39 +4,16 @@
 
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 
-use crate::delivery::error_response;
+use crate::delivery::Refusal;
 use crate::error::ErrorCode;
 use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 
 use crate::error::ApiError;
 use crate::graphql::{filters, limits};
 
-/// A body refused before anything ran.
-#[derive(Debug)]
-pub struct Refused {
-    status: StatusCode,
-    code: ErrorCode,
-    message: String,
-}
-
-impl IntoResponse for Refused {
-    fn into_response(self) -> Response {
-        error_response(self.status, self.code, &self.message)
-    }
-}
-
-fn refused(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Refused {
-    Refused {
-        status,
-        code,
-        message: message.into(),
-    }
-}
-
-fn too_large() -> Refused {
-    refused(
+fn too_large() -> Refusal {
+    Refusal::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         ErrorCode::BadUserInput,
         format!(
@@ -49,7 +26,7 @@ fn too_large() -> Refused {
 /// The body, at most `MAX_BODY_BYTES`. An announced `Content-Length` over the limit is refused
 /// before a byte is read (the client may still be waiting to send it), a chunked body as soon
 /// as it passes the limit.
-pub async fn body(headers: &HeaderMap, body: Body) -> Result<Bytes, Refused> {
+pub async fn body(headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> {
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -62,7 +39,7 @@ pub async fn body(headers: &HeaderMap, body: Body) -> Result<Bytes, Refused> {
     while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
         let chunk = chunk.map_err(|error| {
             tracing::info!(%error, "unreadable request body");
-            refused(
+            Refusal::new(
                 StatusCode::BAD_REQUEST,
                 ErrorCode::BadUserInput,
                 "the request body could not be read",
@@ -78,23 +55,23 @@ pub async fn body(headers: &HeaderMap, body: Body) -> Result<Bytes, Refused> {
 
 /// The request in `body`, or the answer refusing it. Runs before authentication: the limits
 /// hold for the partners' pre-auth `login` too.
-pub fn read(body: &[u8]) -> Result<async_graphql::Request, Refused> {
+pub fn read(body: &[u8]) -> Result<async_graphql::Request, Refusal> {
     if body.trim_ascii_start().starts_with(b"[") {
-        return Err(refused(
+        return Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
             "batched requests are not accepted: send one operation per request",
         ));
     }
     let mut request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
-        refused(
+        Refusal::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
             format!("the body is not a GraphQL request: {e}"),
         )
     })?;
     let document = limits::check(&request.query).map_err(|limits::TooComplex(reason)| {
-        refused(StatusCode::BAD_REQUEST, ErrorCode::QueryTooComplex, reason)
+        Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::QueryTooComplex, reason)
     })?;
     let variables = serde_json::to_value(&request.variables).unwrap_or_default();
     let literals = document.as_ref().map(literals).unwrap_or_default();
@@ -104,7 +81,7 @@ pub fn read(body: &[u8]) -> Result<async_graphql::Request, Refused> {
                 ApiError::BadUserInput(m) => m,
                 other => format!("{other:?}"),
             };
-            refused(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
+            Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
         })?;
     }
     // Parsed once: the audit record and async-graphql's executor read this document instead

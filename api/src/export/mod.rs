@@ -5,8 +5,13 @@
 //! caller may not read is left out, exactly as the field would be refused); the row scope is
 //! part of the SQL. The rows to be delivered are counted and reserved against the quota, and
 //! the export is audited, *before* the first byte is sent; then rows stream from the database
-//! in pages, in id order, never more than were reserved. An `Idempotency-Key` header makes a
-//! retried export (same key, same parameters, within a day) free.
+//! in pages, in id order, never more than were reserved. A refused export is audited too,
+//! with its actor. An `Idempotency-Key` header makes a retried export (same key, same
+//! parameters, within a day) free as long as it delivers no more rows than the first one was
+//! charged for; rows added since are charged.
+
+mod columns;
+mod filter;
 
 use std::collections::HashMap;
 
@@ -20,13 +25,14 @@ use sea_orm::{
     ColumnTrait, Condition, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use self::columns::{Column, financial_columns, subject_columns, trade_columns};
 use crate::audit::{AuditEvent, EventType};
 use crate::auth::partner::ClientCert;
 use crate::auth::{self, Principal};
-use crate::delivery::{self, error_response};
+use crate::delivery::{self, Refusal};
 use crate::error::{ApiError, ErrorCode};
 use crate::graphql::filters::RecordFilter;
 use crate::graphql::financial::FinancialTransactionFilter;
@@ -71,156 +77,35 @@ impl Dataset {
     }
 }
 
-fn bad(message: impl Into<String>) -> Response {
-    error_response(
-        StatusCode::BAD_REQUEST,
-        ErrorCode::BadUserInput,
-        &message.into(),
-    )
+fn bad(message: impl Into<String>) -> Refusal {
+    Refusal::new(StatusCode::BAD_REQUEST, ErrorCode::BadUserInput, message)
 }
 
-fn api_error(e: ApiError) -> Response {
-    match e {
-        ApiError::ForbiddenField(m) => {
-            error_response(StatusCode::FORBIDDEN, ErrorCode::ForbiddenField, &m)
+fn refusal(e: ApiError) -> Refusal {
+    let status = match &e {
+        ApiError::BadUserInput(_) => StatusCode::BAD_REQUEST,
+        ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+        ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+        ApiError::ForbiddenField(_) | ApiError::Forbidden(_) | ApiError::AccountLocked(_) => {
+            StatusCode::FORBIDDEN
         }
-        ApiError::Forbidden(m) => error_response(StatusCode::FORBIDDEN, ErrorCode::Forbidden, &m),
-        ApiError::BadUserInput(m) => bad(m),
-        ApiError::NotFound(m) => error_response(StatusCode::NOT_FOUND, ErrorCode::NotFound, &m),
-        ApiError::Unauthenticated(m) => {
-            error_response(StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated, &m)
-        }
-        ApiError::AccountLocked(m) => {
-            error_response(StatusCode::FORBIDDEN, ErrorCode::AccountLocked, &m)
-        }
-        ApiError::Unavailable => error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::Unavailable,
-            crate::error::BUSY_MESSAGE,
-        ),
-        ApiError::Timeout => delivery::timeout_refusal(),
-        ApiError::Internal(e) => delivery::internal("export failed", &e),
-    }
-}
-
-/// `filter` is the GraphQL filter input as JSON, with the same field names.
-fn parse_filter<T: async_graphql::InputType + Default>(
-    raw: Option<&String>,
-) -> Result<T, ApiError> {
-    let Some(text) = raw else {
-        return Ok(T::default());
+        ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ApiError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ApiError::Internal(e) => return Refusal::internal("export failed", e),
     };
-    let json: Value = serde_json::from_str(text)
-        .map_err(|e| ApiError::bad_input(format!("filter is not JSON: {e}")))?;
-    crate::graphql::filters::refuse_nul(&json)?;
-    let value = async_graphql::Value::from_json(json)
-        .map_err(|e| ApiError::bad_input(format!("filter: {e}")))?;
-    T::parse(Some(value)).map_err(|e| {
-        ApiError::bad_input(format!(
-            "filter: {}",
-            e.into_server_error(Default::default()).message
-        ))
-    })
-}
-
-/// One CSV column: header (the GraphQL field name) and how to render it.
-struct Column<M> {
-    field: &'static str,
-    render: fn(&M) -> String,
-}
-
-/// `columns![Model; "field" => render, …]`: a dataset's CSV columns, one line each.
-macro_rules! columns {
-    ($model:ty; $($field:literal => $render:expr),* $(,)?) => {
-        vec![$(Column::<$model> { field: $field, render: $render }),*]
+    let code = e.code();
+    let message = match e {
+        ApiError::BadUserInput(m)
+        | ApiError::NotFound(m)
+        | ApiError::Unauthenticated(m)
+        | ApiError::ForbiddenField(m)
+        | ApiError::Forbidden(m)
+        | ApiError::AccountLocked(m) => m,
+        ApiError::Unavailable => crate::error::BUSY_MESSAGE.to_owned(),
+        ApiError::Timeout => crate::error::TIMEOUT_MESSAGE.to_owned(),
+        ApiError::Internal(_) => String::new(),
     };
-}
-
-fn opt(v: &Option<String>) -> String {
-    v.clone().unwrap_or_default()
-}
-
-fn num(v: Option<f64>) -> String {
-    v.map(|n| n.to_string()).unwrap_or_default()
-}
-
-fn trade_columns() -> Vec<Column<trade_record::Model>> {
-    columns![
-        trade_record::Model;
-        "declarationId" => |m| m.declaration_id.clone(),
-        "lineNumber" => |m| m.line_number.to_string(),
-        "declarationDate" => |m| m.declaration_date.to_string(),
-        "direction" => |m| m.direction.clone(),
-        "hsCode" => |m| m.hs_code.clone(),
-        "commodityDescription" => |m| opt(&m.commodity_description),
-        "importerName" => |m| opt(&m.importer_name),
-        "importerId" => |m| opt(&m.importer_id),
-        "importerAddress" => |m| opt(&m.importer_address),
-        "exporterName" => |m| opt(&m.exporter_name),
-        "manufacturerName" => |m| opt(&m.manufacturer_name),
-        "manufacturerId" => |m| opt(&m.manufacturer_id),
-        "countryOfOrigin" => |m| opt(&m.country_of_origin),
-        "countryOfExport" => |m| opt(&m.country_of_export),
-        "countryOfDestination" => |m| opt(&m.country_of_destination),
-        "reportingCountry" => |m| m.reporting_country.clone(),
-        "partnerCountry" => |m| opt(&m.partner_country),
-        "providerCountry" => |m| m.provider_country.clone(),
-        "port" => |m| opt(&m.port),
-        "transportMode" => |m| opt(&m.transport_mode),
-        "quantity" => |m| num(m.quantity),
-        "quantityUnit" => |m| opt(&m.quantity_unit),
-        "netWeightKg" => |m| num(m.net_weight_kg),
-        "declaredValue" => |m| m.declared_value.to_string(),
-        "declaredCurrency" => |m| m.declared_currency.clone(),
-        "declaredValueUsd" => |m| m.declared_value_usd.to_string(),
-    ]
-}
-
-fn financial_columns() -> Vec<Column<financial_transaction::Model>> {
-    columns![
-        financial_transaction::Model;
-        "reportId" => |m| m.report_id.clone(),
-        "reportType" => |m| m.report_type.clone(),
-        "transactionDate" => |m| m.transaction_date.to_string(),
-        "amountUsd" => |m| m.amount_usd.to_string(),
-        "cashDirection" => |m| opt(&m.cash_direction),
-        "filerInstitution" => |m| opt(&m.filer_institution),
-        "subjectName" => |m| m.subject_name.clone(),
-        "subjectTin" => |m| opt(&m.subject_tin),
-        "subjectDob" => |m| m.subject_dob.map(|d| d.to_string()).unwrap_or_default(),
-        "subjectAddress" => |m| opt(&m.subject_address),
-        "subjectIdNumber" => |m| opt(&m.subject_id_number),
-        "accountNumber" => |m| opt(&m.account_number),
-        "counterpartyName" => |m| opt(&m.counterparty_name),
-        "counterpartyAccount" => |m| opt(&m.counterparty_account),
-    ]
-}
-
-fn subject_columns() -> Vec<Column<subject_record::Model>> {
-    columns![
-        subject_record::Model;
-        "recordId" => |m| m.record_id.clone(),
-        "kind" => |m| m.kind.clone(),
-        "creatingAgency" => |m| m.creating_agency.clone(),
-        "caseStatus" => |m| m.case_status.clone(),
-        "createdDate" => |m| m.created_date.map(|d| d.to_string()).unwrap_or_default(),
-        "name" => |m| opt(&m.name),
-        "businessName" => |m| opt(&m.business_name),
-        "address" => |m| opt(&m.address),
-        "dateOfBirth" => |m| m.date_of_birth.map(|d| d.to_string()).unwrap_or_default(),
-        "ssnTin" => |m| opt(&m.ssn_tin),
-        "passportNumber" => |m| opt(&m.passport_number),
-        "passportCountry" => |m| opt(&m.passport_country),
-        "bankAccounts" => |m| opt(&m.bank_accounts),
-        "phones" => |m| opt(&m.phones),
-        "driversLicense" => |m| opt(&m.drivers_license),
-        "driversLicenseState" => |m| opt(&m.drivers_license_state),
-        "aNumber" => |m| opt(&m.a_number),
-        "plate" => |m| opt(&m.plate),
-        "vesselName" => |m| opt(&m.vessel_name),
-        "aircraftTailNumber" => |m| opt(&m.aircraft_tail_number),
-        "description" => |m| opt(&m.description),
-    ]
+    Refusal::new(status, code, message)
 }
 
 pub async fn handle(
@@ -240,94 +125,104 @@ pub async fn handle(
             return delivery::refuse(&e);
         }
     };
-    let Some(dataset) = Dataset::parse(&file) else {
-        return error_response(
+    let mut base = AuditEvent::new(EventType::Export, "failed")
+        .actor(principal.username.clone())
+        .detail(json!({ "file": file }));
+    if let Some(s) = source {
+        base = base.source(s);
+    }
+    // Every refusal after authentication goes through one place, so none leaves unaudited.
+    match export(&state, &principal, &file, &params, &headers, base.clone()).await {
+        Ok(answered) => answered,
+        Err(refused) => delivery::refuse_audited(&state, base, refused).await,
+    }
+}
+
+/// The export, audited and answered; or the refusal, for the caller to audit. `base` is the
+/// export's audit event (actor, source, file).
+async fn export(
+    state: &AppState,
+    principal: &Principal,
+    file: &str,
+    params: &HashMap<String, String>,
+    headers: &HeaderMap,
+    base: AuditEvent,
+) -> Result<Response, Refusal> {
+    let Some(dataset) = Dataset::parse(file) else {
+        return Err(Refusal::new(
             StatusCode::NOT_FOUND,
             ErrorCode::NotFound,
             "exports: trade.csv, financial.csv, subjects.csv",
-        );
+        ));
     };
     for key in params.keys() {
         if !matches!(key.as_str(), "filter" | "limit") {
-            return bad(format!("unknown parameter {key:?} (filter, limit)"));
+            return Err(bad(format!("unknown parameter {key:?} (filter, limit)")));
         }
     }
     let limit = match params.get("limit").map(|l| l.parse::<u64>()) {
         None => MAX_ROWS,
         Some(Ok(n)) if (1..=MAX_ROWS).contains(&n) => n,
-        Some(_) => return bad(format!("limit must be between 1 and {MAX_ROWS}")),
+        Some(_) => return Err(bad(format!("limit must be between 1 and {MAX_ROWS}"))),
     };
     let idempotency = match headers.get("idempotency-key").map(HeaderValue::to_str) {
         None => None,
         Some(Ok(k)) if !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY => Some(k.to_owned()),
         Some(_) => {
-            return bad(format!(
+            return Err(bad(format!(
                 "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-            ));
+            )));
         }
     };
     // The same category rule as the query field itself.
     let category = state.policy.field_category("Query", dataset.query_field());
     if !principal.permissions.allows(category) {
-        return api_error(ApiError::ForbiddenField(format!(
+        return Err(refusal(ApiError::ForbiddenField(format!(
             "{} carries {} data, which your role may not read",
             file,
             category.as_str()
-        )));
+        ))));
     }
-    let result = match dataset {
+    let filter = params.get("filter");
+    let (condition, header_fields) = match dataset {
         Dataset::Trade => {
-            prepare::<TradeRecordFilter, _>(
-                &state,
-                &principal,
-                params.get("filter"),
-                trade_columns(),
-                scope::trade,
-            )
-            .await
+            prepare::<TradeRecordFilter, _>(state, principal, filter, trade_columns(), scope::trade)
+                .await
         }
         Dataset::Financial => {
             prepare::<FinancialTransactionFilter, _>(
-                &state,
-                &principal,
-                params.get("filter"),
+                state,
+                principal,
+                filter,
                 financial_columns(),
                 |p| scope::all_or_nothing(p, financial_transaction::Column::Id),
             )
             .await
         }
         Dataset::Subjects => {
-            prepare::<SubjectRecordFilter, _>(
-                &state,
-                &principal,
-                params.get("filter"),
-                subject_columns(),
-                |p| scope::all_or_nothing(p, subject_record::Column::Id),
-            )
+            prepare::<SubjectRecordFilter, _>(state, principal, filter, subject_columns(), |p| {
+                scope::all_or_nothing(p, subject_record::Column::Id)
+            })
             .await
         }
-    };
-    let (condition, header_fields) = match result {
-        Ok(r) => r,
-        Err(e) => return api_error(e),
-    };
+    }
+    .map_err(refusal)?;
     let request_hash = hex::encode(Sha256::digest(
-        format!("{file}\0{:?}\0{limit}", params.get("filter")).as_bytes(),
+        format!("{file}\0{filter:?}\0{limit}").as_bytes(),
     ));
     let allowed = state.settings.operations.request_time_limit;
     let counted = time_limit::run(allowed, count(&state.db, dataset, condition.clone())).await;
     let total = match counted.map(|c| c.map_err(ApiError::from)) {
         Some(Ok(n)) => n.min(limit),
         None | Some(Err(ApiError::Timeout)) => {
-            let mut event = AuditEvent::new(EventType::Export, "timed_out")
-                .actor(principal.username.clone())
-                .detail(json!({ "file": file, "requestSha256": request_hash }));
-            if let Some(s) = source {
-                event = event.source(s);
+            let event = AuditEvent {
+                outcome: "timed_out",
+                ..base
             }
-            return delivery::timed_out(&state, event, None).await;
+            .detail(json!({ "file": file, "requestSha256": request_hash }));
+            return Ok(delivery::timed_out(state, event, None).await);
         }
-        Some(Err(e)) => return api_error(e),
+        Some(Err(e)) => return Err(refusal(e)),
     };
 
     // Reserve, then audit, then stream: nothing leaves uncounted or unaudited.
@@ -335,68 +230,77 @@ pub async fn handle(
         .as_ref()
         .map(|k| hex::encode(Sha256::digest(format!("{k}\0{request_hash}").as_bytes())));
     let mut charged = total;
+    let mut replay = false;
     if let (Some(q), true) = (principal.permissions.quota, total > 0) {
         let account = quota::Account {
             user_id: principal.user_id,
             username: &principal.username,
             reset_at: principal.quota_reset_at,
         };
-        match state
+        // A replay recomputes its rows, and rows loaded since the first export may match too.
+        // Delivering exactly the first export's rows would need them (or their ids) kept per
+        // key, which nothing here stores; the store already keeps, per key, how many records
+        // were granted. So a replay is charged what it delivers beyond that, through the same
+        // reservation (which may lock the account as any other).
+        let reserved = state
             .quota
             .reserve(&state.db, &account, q, total, replay_key.as_deref())
-            .await
-        {
+            .await;
+        let source = &base.source;
+        match reserved {
             Ok(Reservation::Granted { .. }) => {}
-            Ok(Reservation::Replayed) => charged = 0,
+            Ok(Reservation::Replayed { extra }) => {
+                replay = true;
+                charged = extra;
+            }
             Ok(Reservation::Exceeded { used }) => {
-                return delivery::lock(
-                    &state,
+                let locked = delivery::lock(
+                    state,
                     principal.user_id,
                     &principal.username,
-                    &source,
+                    source,
                     q.records,
                     used,
                     total,
-                )
-                .await;
+                );
+                return Ok(locked.await);
             }
             Ok(Reservation::Locked) => {
-                return delivery::lock(
-                    &state,
+                let locked = delivery::lock(
+                    state,
                     principal.user_id,
                     &principal.username,
-                    &source,
+                    source,
                     q.records,
                     0,
                     total,
-                )
-                .await;
+                );
+                return Ok(locked.await);
             }
-            Err(quota::QuotaError::Rebuild(e)) => {
-                return delivery::internal("cannot rebuild a quota counter", &e);
-            }
-            Err(e) => return delivery::quota_unavailable(&e),
+            Err(e) => return Err(delivery::quota_refusal(e)),
         }
     }
-    let mut event = AuditEvent::new(EventType::Export, "ok")
-        .actor(principal.username.clone())
-        .records(i64::try_from(charged).unwrap_or(i64::MAX))
-        .detail(json!({ "file": file, "requestSha256": request_hash, "rows": total, "idempotencyKey": idempotency, "replay": charged != total }));
-    if let Some(s) = source {
-        event = event.source(s);
+    let event = AuditEvent {
+        outcome: "ok",
+        ..base
     }
+    .records(i64::try_from(charged).unwrap_or(i64::MAX))
+    .detail(json!({ "file": file, "requestSha256": request_hash, "rows": total, "idempotencyKey": idempotency, "replay": replay }));
     if let Err(e) = state.audit.record(event).await {
-        return delivery::internal("audit write failed; export withheld", &e);
+        return Ok(delivery::internal(
+            "audit write failed; export withheld",
+            &e,
+        ));
     }
-    stream(
+    Ok(stream(
         state.db.clone(),
         dataset,
         condition,
         header_fields,
         total,
-        &file,
+        file,
         allowed,
-    )
+    ))
 }
 
 /// Parses the filter, checks it, and decides the columns. The check is here, once for every
@@ -412,7 +316,7 @@ async fn prepare<F, M>(
 where
     F: RecordFilter,
 {
-    let mut filter: F = parse_filter(raw_filter)?;
+    let mut filter: F = filter::parse(raw_filter)?;
     let perms = &principal.permissions;
     readable(&state.policy, perms, F::RECORD, &filter.fields_read())?;
     filter.narrow(&state.db).await?;
