@@ -76,7 +76,8 @@ enum Command {
     Load {
         dataset: Dataset,
         /// The file (for `sdn`: the folder holding sdn.csv, add.csv, alt.csv, sdn_comments.csv,
-        /// or the path of sdn.csv with the others beside it).
+        /// or the path of sdn.csv with the others beside it; refused whole unless every file is
+        /// there, complete, and every row loads).
         path: PathBuf,
         /// ISO 3166 alpha-2 code of the nation that provided a trade file.
         #[arg(long)]
@@ -87,7 +88,7 @@ enum Command {
         /// The date the data describes (YYYY-MM-DD); defaults to today.
         #[arg(long, value_parser = parse_date)]
         as_of: Option<NaiveDate>,
-        /// Load nothing if any row is rejected.
+        /// Load nothing if any row is rejected (always so for `sdn`).
         #[arg(long)]
         strict: bool,
         /// Trade, PostgreSQL: hold the trade tables for the whole load (readers wait until it

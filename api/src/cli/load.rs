@@ -46,7 +46,8 @@ pub(super) async fn load_audited(
 }
 
 /// `dartts refresh sdn`: audited as an ingest from `from`; fetched into a scratch directory
-/// under the data dir, checked, then loaded like `dartts load sdn`.
+/// under the data dir, then loaded like `dartts load sdn`, whose checks refuse a set that is not
+/// the whole list.
 pub(super) async fn refresh_sdn(
     db: &DatabaseConnection,
     settings: &Settings,
@@ -66,7 +67,6 @@ pub(super) async fn refresh_sdn(
         std::fs::create_dir_all(&settings.data_dir)?;
         let scratch = tempfile::tempdir_in(&settings.data_dir)?;
         let dir = source.fetch(scratch.path()).await?;
-        refresh::verify(&dir)?;
         Ok::<_, refresh::RefreshError>((scratch, dir))
     }
     .await;
@@ -132,11 +132,17 @@ fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(IngestError::StrictRejected(rejections)) => {
+        Err(
+            ref e @ (IngestError::StrictRejected(ref rejections)
+            | IngestError::SdnRejected(ref rejections)),
+        ) => {
             for r in rejections.iter().take(REJECTIONS_SHOWN) {
                 println!("rejected {} line {}: {}", r.file, r.line, r.reason);
             }
-            fail(&IngestError::StrictRejected(rejections))
+            if rejections.len() > REJECTIONS_SHOWN {
+                println!("… and {} more", rejections.len() - REJECTIONS_SHOWN);
+            }
+            fail(&e)
         }
         Err(e) => fail(&e),
     }

@@ -4,7 +4,8 @@
 //! A load is one batch and one transaction: the raw file is hashed and kept content-addressed,
 //! a file already loaded is a no-op, rows stream from disk in chunks into bulk writes, and each
 //! refused row is recorded with its line and reason. With `strict`, any refused row rolls the
-//! whole load back. Nothing is committed until the last row has been read.
+//! whole load back; an SDN list always loads that way, since the newest list is the one
+//! screening reads. Nothing is committed until the last row has been read.
 
 mod financial;
 mod input;
@@ -106,6 +107,15 @@ pub enum IngestError {
     RawStore(#[from] std::io::Error),
     #[error("{} row(s) rejected and --strict is set; nothing was written", .0.len())]
     StrictRejected(Vec<Rejection>),
+    /// Not the whole list: it would become the list screening reads.
+    #[error(transparent)]
+    SdnSet(#[from] refresh::RefreshError),
+    #[error(
+        "{} row(s) of the SDN list rejected: a list loads whole or not at all (a truncated or \
+         damaged file?); nothing was written",
+        .0.len()
+    )]
+    SdnRejected(Vec<Rejection>),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database error: {0}")]
@@ -126,7 +136,7 @@ const ANALYZE_AFTER_ROWS: i64 = 100_000;
 
 /// The files a request names, resolved and checked before anything is written.
 struct Inputs {
-    /// (display name, path) in load order; for SDN: sdn.csv then the optional companions.
+    /// (display name, path) in load order; for SDN: the four files of `refresh::FILES`.
     files: Vec<(String, PathBuf)>,
 }
 
@@ -143,39 +153,21 @@ fn resolve_inputs(req: &LoadRequest) -> Result<Inputs, IngestError> {
             files: vec![(file_name(path), path.clone())],
         });
     }
+    // The list is its four files: a folder holding them, or its sdn.csv naming the folder.
     let dir = if path.is_dir() {
         path.clone()
-    } else if path.is_file() {
+    } else if path.is_file() && file_name(path) == "sdn.csv" {
         path.parent().map(Path::to_path_buf).unwrap_or_default()
     } else {
         return Err(IngestError::BadRequest(format!(
-            "{} does not exist",
+            "{} is not a folder holding OFAC's sdn.csv, sdn_comments.csv, add.csv and alt.csv \
+             (nor the sdn.csv among them); nothing was written",
             path.display()
         )));
     };
-    let sdn = if path.is_dir() {
-        dir.join("sdn.csv")
-    } else {
-        path.clone()
-    };
-    if !sdn.is_file() {
-        return Err(IngestError::BadRequest(format!(
-            "no sdn.csv in {}",
-            dir.display()
-        )));
-    }
-    let mut files = vec![(file_name(&sdn), sdn)];
-    // Companions are only taken from beside sdn.csv when it was named as a folder or as
-    // `sdn.csv` itself; a file called anything else is loaded alone.
-    if path.is_dir() || file_name(path).eq_ignore_ascii_case("sdn.csv") {
-        for companion in ["sdn_comments.csv", "add.csv", "alt.csv"] {
-            let p = dir.join(companion);
-            if p.is_file() {
-                files.push((companion.to_owned(), p));
-            }
-        }
-    }
-    Ok(Inputs { files })
+    Ok(Inputs {
+        files: refresh::verify(&dir)?,
+    })
 }
 
 fn file_name(path: &Path) -> String {
@@ -393,10 +385,14 @@ pub async fn load(
         rejections,
         ..
     } = job;
-    if req.strict && !rejections.is_empty() {
+    if !rejections.is_empty() && (req.strict || req.dataset == Dataset::Sdn) {
         // Dropping the transaction rolls back the batch row and every row written so far.
         drop(tx);
-        return Err(IngestError::StrictRejected(rejections));
+        return Err(if req.strict {
+            IngestError::StrictRejected(rejections)
+        } else {
+            IngestError::SdnRejected(rejections)
+        });
     }
     let rejection_rows: Vec<Vec<Cell>> = rejections
         .iter()
