@@ -477,3 +477,60 @@ async fn the_purge_knows_every_table_with_batch_rows() {
     known.sort();
     assert_eq!(in_schema, known);
 }
+
+#[tokio::test]
+async fn a_refused_load_keeps_no_raw_copy_unless_a_kept_batch_shares_it() {
+    // An alias of an entry the list does not hold: the whole set is refused.
+    const ALT_ORPHAN: &str = "999,58,\"aka\",\"NOBODY\",-0- \n";
+    const VICTIM: &str = "record_id,kind,creating_agency,involvement,case_status,name,ssn_tin\n\
+                          V1,PERSON,CBP,VICTIM,OPEN,Jane Victimdoe,555-44-3333\n";
+    const NO_COLUMNS: &str = "foo,bar\n1,2\n";
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let inputs = env.dir.path().join("inputs");
+        for dir in ["set", "refused"] {
+            std::fs::create_dir_all(inputs.join(dir)).expect("dirs");
+        }
+        for (dir, alt) in [("set", ALT), ("refused", ALT_ORPHAN)] {
+            for (name, content) in [
+                ("sdn.csv", SDN),
+                ("sdn_comments.csv", COMMENTS),
+                ("alt.csv", alt),
+                ("add.csv", ADD),
+            ] {
+                std::fs::write(inputs.join(dir).join(name), content).expect("write");
+            }
+        }
+        env.load_ok(&["sdn", path(&inputs.join("set"))]).await;
+        std::fs::write(inputs.join("victim.csv"), VICTIM).expect("write");
+        std::fs::write(inputs.join("columns.csv"), NO_COLUMNS).expect("write");
+
+        for args in [
+            vec![
+                "load",
+                "subjects",
+                path(&inputs.join("victim.csv")),
+                "--strict",
+            ],
+            vec!["load", "financial", path(&inputs.join("columns.csv"))],
+            vec!["load", "sdn", path(&inputs.join("refused"))],
+        ] {
+            let run = env.run(&args).await;
+            assert_eq!(run.code, Some(1), "{backend:?} {args:?}: {run:?}");
+        }
+        for gone in [VICTIM, NO_COLUMNS, ALT_ORPHAN] {
+            assert!(
+                !raw_file(&env, gone.as_bytes()).exists(),
+                "{backend:?}: a refused load's raw copy was kept: {gone:?}"
+            );
+        }
+        // The refused set's other files are the kept batch's: they stay.
+        for kept in [SDN, COMMENTS, ALT, ADD] {
+            assert!(
+                raw_file(&env, kept.as_bytes()).exists(),
+                "{backend:?}: {kept:?}"
+            );
+        }
+        assert_eq!(env.count("batches").await, 1, "{backend:?}");
+    }
+}

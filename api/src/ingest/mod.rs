@@ -227,15 +227,42 @@ pub async fn load(
     };
     let inputs = resolve_inputs(req)?;
 
-    // Held until this function returns, after the commit: the purge must not remove a kept
-    // file this load is about to reference.
-    let _store = raw_store::lock(data_dir, raw_store::Access::Load).await?;
+    // Held until the load is done, after the commit: the purge must not remove a kept file
+    // this load is about to reference.
+    let store = raw_store::lock(data_dir, raw_store::Access::Load).await?;
     // Hash and keep every raw file first: the digest decides whether this is a reload, and the
     // rows are then read from the kept copy, so what is stored is exactly what was loaded.
     let mut stored = Vec::with_capacity(inputs.files.len());
+    let mut result = Ok(());
     for (name, path) in &inputs.files {
-        stored.push((name.clone(), raw_store::keep(data_dir, path)?));
+        match raw_store::keep(data_dir, path) {
+            Ok(kept) => stored.push((name.clone(), kept)),
+            Err(e) => {
+                result = Err(IngestError::RawStore(e));
+                break;
+            }
+        }
     }
+    let result = match result {
+        Ok(()) => load_kept(db, data_dir, req, provider, profile, &stored).await,
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        drop(store);
+        forget_refused(db, data_dir, &stored).await;
+    }
+    result
+}
+
+/// The load once its raw files are kept: a no-op for content already loaded, else one batch.
+async fn load_kept(
+    db: &DatabaseConnection,
+    data_dir: &Path,
+    req: &LoadRequest,
+    provider: Option<String>,
+    profile: Option<ProfileFile>,
+    stored: &[(String, raw_store::Stored)],
+) -> Result<LoadOutcome, IngestError> {
     let sha256 = if stored.len() == 1 {
         stored[0].1.sha256.clone()
     } else {
@@ -436,6 +463,46 @@ pub async fn load(
         per_file,
         rejections,
     })
+}
+
+/// Removes a refused load's raw copies: no batch names them, so the purge never would, and a
+/// refused subjects file may hold a victim's record (DESIGN §3: never stored). A copy stays
+/// when a batch that is not purged has the same content (the store is content-addressed). Done
+/// under the purge's lock, which waits for every load between keeping its files and its
+/// commit, so no load about to reference a copy loses it.
+async fn forget_refused(
+    db: &DatabaseConnection,
+    data_dir: &Path,
+    stored: &[(String, raw_store::Stored)],
+) {
+    use entities::batch;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let removed = async {
+        let _store = raw_store::lock(data_dir, raw_store::Access::Purge).await?;
+        for (_, kept) in stored {
+            let used = batch::Entity::find()
+                .filter(batch::Column::RawPath.contains(&kept.relative_path))
+                .filter(batch::Column::PurgedAt.is_null())
+                .one(db)
+                .await?
+                .is_some();
+            if used {
+                continue;
+            }
+            match std::fs::remove_file(data_dir.join(&kept.relative_path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok::<(), IngestError>(())
+    }
+    .await;
+    if let Err(e) = removed {
+        tracing::warn!(
+            error = %e,
+            "could not remove the refused load's raw copy from the raw store; no purge will"
+        );
+    }
 }
 
 async fn existing_batch(
