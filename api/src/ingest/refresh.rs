@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::auth::oidc::error_chain;
+
 /// The OFAC legacy files, in the order a load reads them (the set's digest follows it), the
 /// number of columns each has (no header row), and whether it may hold no record: the comments
 /// file only carries the tails of remarks longer than 1,000 characters, so an empty one loses
@@ -25,6 +27,7 @@ pub const FILES: [(&str, usize, bool); 4] = [
 /// Today's sdn.csv is a few MiB; anything this large is not the list.
 pub const MAX_FILE_BYTES: u64 = 64 << 20;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(300);
+const MAX_REDIRECTS: usize = 5;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RefreshError {
@@ -58,15 +61,8 @@ impl Source {
             };
         }
         let mut url = Url::parse(text).map_err(|e| bad(&e.to_string()))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if is_loopback(&url) => {}
-            "http" => {
-                return Err(bad(
-                    "plain http is only allowed for a loopback host; use https",
-                ));
-            }
-            _ => return Err(bad("only https:// URLs (or a directory) are accepted")),
+        if let Err(reason) = allowed(&url) {
+            return Err(bad(reason));
         }
         // `join` replaces the last segment unless the base ends with a slash.
         if !url.path().ends_with('/') {
@@ -83,7 +79,20 @@ impl Source {
         };
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(5))
+            // Each hop is held to the rule the base URL was: a redirect must not take the
+            // fetch to plain http across a network.
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                if attempt.previous().len() > MAX_REDIRECTS {
+                    return attempt.error(format!("more than {MAX_REDIRECTS} redirects"));
+                }
+                match allowed(attempt.url()) {
+                    Ok(()) => attempt.follow(),
+                    Err(reason) => {
+                        let to = attempt.url().to_string();
+                        attempt.error(format!("redirected to {to}: {reason}"))
+                    }
+                }
+            }))
             .https_only(base.scheme() == "https")
             .build()
             .map_err(|e| RefreshError::Fetch {
@@ -98,6 +107,17 @@ impl Source {
             download(&client, &url, &scratch.join(name)).await?;
         }
         Ok(scratch.to_path_buf())
+    }
+}
+
+/// The rule for every URL fetched, the base and each redirect: https, or plain http to a
+/// loopback host (a test server, a mirror sidecar on the same pod).
+fn allowed(url: &Url) -> Result<(), &'static str> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err("plain http is only allowed for a loopback host; use https"),
+        _ => Err("only https:// URLs (or a directory) are accepted"),
     }
 }
 
@@ -119,7 +139,7 @@ async fn download(client: &reqwest::Client, url: &Url, to: &Path) -> Result<(), 
         .get(url.clone())
         .send()
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(|e| failed(error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(failed(format!("HTTP {}", response.status())));
     }
