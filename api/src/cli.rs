@@ -76,7 +76,8 @@ enum Command {
     Load {
         dataset: Dataset,
         /// The file (for `sdn`: the folder holding sdn.csv, add.csv, alt.csv, sdn_comments.csv,
-        /// or the path of sdn.csv with the others beside it).
+        /// or the path of sdn.csv with the others beside it; refused whole unless every file is
+        /// there, complete, and every row loads).
         path: PathBuf,
         /// ISO 3166 alpha-2 code of the nation that provided a trade file.
         #[arg(long)]
@@ -84,10 +85,10 @@ enum Command {
         /// Trade layout: a built-in profile name (`canonical`, `kcs`) or a path to a .toml file.
         #[arg(long)]
         profile: Option<String>,
-        /// The date the data describes (YYYY-MM-DD); defaults to today.
-        #[arg(long, value_parser = parse_date)]
+        /// The date the data describes (YYYY-MM-DD, 1900 to tomorrow); defaults to today.
+        #[arg(long, value_parser = load::parse_as_of)]
         as_of: Option<NaiveDate>,
-        /// Load nothing if any row is rejected.
+        /// Load nothing if any row is rejected (always so for `sdn`).
         #[arg(long)]
         strict: bool,
         /// Trade, PostgreSQL: hold the trade tables for the whole load (readers wait until it
@@ -151,8 +152,8 @@ enum RefreshCommand {
         /// https://www.treasury.gov/ofac/downloads/, or a directory holding the four files.
         #[arg(long)]
         from: String,
-        /// The date the list describes (YYYY-MM-DD); defaults to today.
-        #[arg(long, value_parser = parse_date)]
+        /// The date the list describes (YYYY-MM-DD, 1900 to tomorrow); defaults to today.
+        #[arg(long, value_parser = load::parse_as_of)]
         as_of: Option<NaiveDate>,
     },
 }
@@ -225,10 +226,6 @@ enum UserCommand {
     /// Set the password a foreign partner signs in with over the mTLS listener (`login`),
     /// read as one line from standard input; clears the failed sign-in count.
     SetPassword { username: String },
-}
-
-fn parse_date(s: &str) -> Result<NaiveDate, String> {
-    NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| format!("{s:?} is not a YYYY-MM-DD date"))
 }
 
 /// The process entry point shared by every build of the binary.

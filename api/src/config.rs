@@ -243,10 +243,7 @@ impl Settings {
             PathBuf::from(non_empty(raw.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned()));
         let (database_url, database_kind) = match non_empty(raw.database_url) {
             None => (
-                SecretUrl(format!(
-                    "sqlite://{}?mode=rwc",
-                    data_dir.join("dartts.db").display()
-                )),
+                SecretUrl(format!("sqlite://{}", data_dir.join("dartts.db").display())),
                 DatabaseKind::Sqlite,
             ),
             Some(url) => {

@@ -49,13 +49,16 @@ fn options(settings: &Settings) -> ConnectOptions {
         // disk before the response it records is sent. A writer that finds the lock taken
         // waits for it (busy timeout) instead of failing, and a request that finds every
         // connection busy queues for one: under a burst of clients requests wait their turn
-        // rather than end as INTERNAL "pool timed out".
+        // rather than end as INTERNAL "pool timed out". A missing database file is created,
+        // whether the URL is the built-in default or given (`?mode=rwc` or not), as for the
+        // embedded default the README documents.
         options
             .max_connections(SQLITE_CONNECTIONS)
             .acquire_timeout(SQLITE_QUEUE)
             .map_sqlx_sqlite_opts(|o| {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(SQLITE_QUEUE)
+                    .create_if_missing(true)
             });
     }
     options

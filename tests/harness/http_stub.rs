@@ -31,7 +31,8 @@ impl Drop for HttpStub {
 }
 
 impl HttpStub {
-    /// Serves every request with `handler`'s (status, body).
+    /// Serves every request with `handler`'s (status, body); for a redirect (3xx) the body is
+    /// the `Location` and nothing else is sent.
     pub async fn start(
         handler: impl Fn(&Request) -> (u16, Vec<u8>) + Send + Sync + 'static,
     ) -> Self {
@@ -104,9 +105,16 @@ async fn serve_one(mut stream: tokio::net::TcpStream, handler: &Handler) -> Opti
         headers,
         body,
     };
-    let (status, answer) = handler(&request);
+    let (status, mut answer) = handler(&request);
+    let location = if (300..400).contains(&status) {
+        let to = String::from_utf8_lossy(&answer).into_owned();
+        answer.clear();
+        format!("Location: {to}\r\n")
+    } else {
+        String::new()
+    };
     let head = format!(
-        "HTTP/1.1 {status} Stub\r\nContent-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status} Stub\r\n{location}Content-Length: {}\r\nContent-Type: application/octet-stream\r\nConnection: close\r\n\r\n",
         answer.len()
     );
     stream.write_all(head.as_bytes()).await.ok()?;

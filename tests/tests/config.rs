@@ -69,3 +69,31 @@ async fn schema_command_prints_the_committed_sdl() {
         "schema.graphql drifted: run `cargo run -- schema > schema.graphql`"
     );
 }
+
+#[tokio::test]
+async fn the_readmes_sqlite_url_given_explicitly_creates_the_database() {
+    // The README's default, relative to the working directory, set by hand in a fresh one.
+    let fresh = tempfile::tempdir().expect("dir");
+    let run = |args: &[&str]| {
+        tokio::process::Command::new(dartts_tests::bin())
+            .current_dir(fresh.path())
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DARTTS_DATABASE_URL", "sqlite://./dartts-data/dartts.db")
+            .env("DARTTS_LOG", "warn")
+            .args(args)
+            .output()
+    };
+    let migrate = run(&["migrate"]).await.expect("run dartts");
+    assert!(migrate.status.success(), "{migrate:?}");
+    assert!(fresh.path().join("dartts-data/dartts.db").is_file());
+    let subjects = dartts_tests::fixture("subjects.csv");
+    let load = run(&["load", "subjects", subjects.to_str().expect("path")])
+        .await
+        .expect("run dartts");
+    let stdout = String::from_utf8_lossy(&load.stdout);
+    assert!(
+        load.status.success() && stdout.contains("3 rows accepted"),
+        "{load:?}"
+    );
+}

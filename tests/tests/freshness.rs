@@ -206,3 +206,32 @@ async fn the_quota_counts_the_entries_a_stale_answer_delivered_and_not_the_fresh
     assert_eq!(page["extensions"]["warnings"][0]["code"], "STALE_DATA");
     assert_eq!(used().await, 3);
 }
+
+#[tokio::test]
+async fn an_as_of_in_the_future_or_before_1900_is_refused() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let subjects = path(&fixture("subjects.csv"));
+    let tomorrow = sea_orm::prelude::DateTimeUtc::from(std::time::SystemTime::now())
+        .date_naive()
+        .succ_opt()
+        .expect("tomorrow")
+        .to_string();
+    for (as_of, why) in [
+        ("2999-01-01", "in the future"),
+        ("0000-01-01", "before 1900"),
+        ("+99999-01-01", "not a YYYY-MM-DD date"),
+    ] {
+        for args in [
+            vec!["load", "subjects", subjects.as_str(), "--as-of", as_of],
+            vec!["refresh", "sdn", "--from", "/nowhere", "--as-of", as_of],
+        ] {
+            let run = env.run(&args).await;
+            assert_eq!(run.code, Some(2), "{args:?}: {run:?}");
+            assert!(run.stderr.contains(why), "{args:?}: {}", run.stderr);
+        }
+    }
+    // Tomorrow is allowed (the operator's day may already have begun); nothing else loaded.
+    env.load_ok(&["subjects", subjects.as_str(), "--as-of", &tomorrow])
+        .await;
+    assert_eq!(env.count("batches").await, 1);
+}

@@ -52,23 +52,6 @@ async fn ofac_2021_set_gives_the_published_counts() {
 }
 
 #[tokio::test]
-async fn sdn_csv_alone_loads() {
-    for backend in BACKENDS {
-        let env = TestEnv::new(backend).await;
-        // The list's sdn.csv in a folder of its own: no add.csv or alt.csv beside it.
-        let alone = env.dir.path().join("alone");
-        std::fs::create_dir_all(&alone).expect("dir");
-        let file = alone.join("sdn.csv");
-        std::fs::copy(samples().join("ofac/2021-07_watchman_bench/sdn.csv"), &file)
-            .expect("copy sdn.csv");
-        env.load_ok(&["sdn", path(&file)]).await;
-        assert_eq!(env.count("sdn_entries").await, 8_976, "{backend:?}");
-        assert_eq!(env.count("sdn_aliases").await, 0);
-        assert_eq!(env.count("sdn_addresses").await, 0);
-    }
-}
-
-#[tokio::test]
 async fn korea_customs_files_load_through_the_kcs_profile() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;

@@ -67,29 +67,33 @@ async fn purge_events(env: &TestEnv, outcome: &str) -> i64 {
     .await
 }
 
-/// A small OFAC set: sdn.csv with two entries, their alias and address.
+/// A small OFAC set: sdn.csv with two entries, a remarks continuation, their alias and address.
 const SDN: &str = "36,\"AEROCARIBBEAN AIRLINES\",-0- ,\"CUBA\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- \n\
                    173,\"ANGLO-CARIBBEAN CO., LTD.\",-0- ,\"CUBA\",-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- ,-0- \n";
 const ALT: &str = "36,12,\"aka\",\"AERO-CARIBBEAN\",-0- \n";
 const ADD: &str =
     "173,129,\"Ibex House, The Minories\",\"London EC3N 1DY\",\"United Kingdom\",-0- \n";
+const COMMENTS: &str = "36,\"Listed 1996.\"\n";
+/// The young set's own aliases and addresses (the list shares sdn.csv and comments).
+const ALT_YOUNG: &str = "173,57,\"aka\",\"AVIA IMPORT\",-0- \n";
+const ADD_YOUNG: &str = "36,25,\"Avenida 1\",\"Havana\",\"Cuba\",-0- \n";
 
 struct Loaded {
     /// Trade rows with one rejected line; aged.
     old_trade: i64,
     old_trade_content: Vec<u8>,
-    /// sdn.csv + alt.csv + add.csv; aged. Shares sdn.csv with `young_sdn`.
+    /// A whole set; aged. Shares sdn.csv and sdn_comments.csv with `young_sdn`.
     old_sdn: i64,
     /// Financial rows; young.
     young_financial: i64,
-    /// sdn.csv alone; young.
+    /// The same list with other aliases and addresses; young.
     young_sdn: i64,
 }
 
 async fn load_and_age(env: &TestEnv) -> Loaded {
     let inputs = env.dir.path().join("inputs");
     std::fs::create_dir_all(inputs.join("set")).expect("dirs");
-    std::fs::create_dir_all(inputs.join("alone")).expect("dirs");
+    std::fs::create_dir_all(inputs.join("young")).expect("dirs");
 
     let mut old_trade_content = std::fs::read(fixture("trade_canonical.csv")).expect("fixture");
     old_trade_content.extend_from_slice(
@@ -106,16 +110,29 @@ async fn load_and_age(env: &TestEnv) -> Loaded {
     for (dir, files) in [
         (
             "set",
-            &[("sdn.csv", SDN), ("alt.csv", ALT), ("add.csv", ADD)][..],
+            &[
+                ("sdn.csv", SDN),
+                ("sdn_comments.csv", COMMENTS),
+                ("alt.csv", ALT),
+                ("add.csv", ADD),
+            ][..],
         ),
-        ("alone", &[("sdn.csv", SDN)][..]),
+        (
+            "young",
+            &[
+                ("sdn.csv", SDN),
+                ("sdn_comments.csv", COMMENTS),
+                ("alt.csv", ALT_YOUNG),
+                ("add.csv", ADD_YOUNG),
+            ][..],
+        ),
     ] {
         for (name, content) in files {
             std::fs::write(inputs.join(dir).join(name), content).expect("write");
         }
     }
     let old_sdn = batch_id(&env.load_ok(&["sdn", path(&inputs.join("set"))]).await);
-    let young_sdn = batch_id(&env.load_ok(&["sdn", path(&inputs.join("alone"))]).await);
+    let young_sdn = batch_id(&env.load_ok(&["sdn", path(&inputs.join("young"))]).await);
     let young_financial = batch_id(
         &env.load_ok(&["financial", path(&fixture("financial.csv"))])
             .await,
@@ -144,13 +161,21 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
         let young_sdn_rows = rows_of(&env, "sdn_entries", b.young_sdn).await;
         let old_raw = raw_file(&env, &b.old_trade_content);
         let sdn_raw = raw_file(&env, SDN.as_bytes());
+        let comments_raw = raw_file(&env, COMMENTS.as_bytes());
         let alt_raw = raw_file(&env, ALT.as_bytes());
         let add_raw = raw_file(&env, ADD.as_bytes());
         let financial_raw = raw_file(
             &env,
             &std::fs::read(fixture("financial.csv")).expect("read"),
         );
-        for f in [&old_raw, &sdn_raw, &alt_raw, &add_raw, &financial_raw] {
+        for f in [
+            &old_raw,
+            &sdn_raw,
+            &comments_raw,
+            &alt_raw,
+            &add_raw,
+            &financial_raw,
+        ] {
             assert!(f.exists(), "{backend:?}: {} not stored", f.display());
         }
 
@@ -163,7 +188,7 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
                     .stdout
                     .contains(&format!("purged batch {} (sdn", b.old_sdn))
                 && run.stdout.contains("2 batch(es) loaded before")
-                && run.stdout.contains("raw files: 3 removed, 1 kept"),
+                && run.stdout.contains("raw files: 3 removed, 2 kept"),
             "{backend:?}: {}",
             run.stdout
         );
@@ -204,7 +229,10 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
         );
         assert!(!old_raw.exists(), "{backend:?}: purged raw file kept");
         assert!(!alt_raw.exists() && !add_raw.exists(), "{backend:?}");
-        assert!(sdn_raw.exists(), "{backend:?}: shared raw file removed");
+        assert!(
+            sdn_raw.exists() && comments_raw.exists(),
+            "{backend:?}: shared raw file removed"
+        );
         assert!(financial_raw.exists(), "{backend:?}");
 
         // Audited: intent first, then the outcome with what was removed.
@@ -233,9 +261,11 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
         assert_eq!(detail["rows"]["sdn_aliases"], 1, "{detail}");
         assert_eq!(detail["rows"]["sdn_addresses"], 1, "{detail}");
         assert_eq!(detail["retentionYears"], 10, "{detail}");
+        let mut shared = vec![raw_path(SDN.as_bytes()), raw_path(COMMENTS.as_bytes())];
+        shared.sort();
         assert_eq!(
             detail["rawFilesShared"],
-            serde_json::json!([raw_path(SDN.as_bytes())]),
+            serde_json::json!(shared),
             "{detail}"
         );
         assert_eq!(
@@ -318,7 +348,7 @@ async fn a_dry_run_deletes_nothing_and_the_period_can_be_set() {
     assert!(
         dry.stdout
             .contains(&format!("would purge batch {} (trade", b.old_trade))
-            && dry.stdout.contains("raw files: 3 would be removed, 1 kept")
+            && dry.stdout.contains("raw files: 3 would be removed, 2 kept")
             && dry.stdout.contains("dry run: nothing was deleted"),
         "{}",
         dry.stdout
@@ -446,4 +476,61 @@ async fn the_purge_knows_every_table_with_batch_rows() {
         .collect();
     known.sort();
     assert_eq!(in_schema, known);
+}
+
+#[tokio::test]
+async fn a_refused_load_keeps_no_raw_copy_unless_a_kept_batch_shares_it() {
+    // An alias of an entry the list does not hold: the whole set is refused.
+    const ALT_ORPHAN: &str = "999,58,\"aka\",\"NOBODY\",-0- \n";
+    const VICTIM: &str = "record_id,kind,creating_agency,involvement,case_status,name,ssn_tin\n\
+                          V1,PERSON,CBP,VICTIM,OPEN,Jane Victimdoe,555-44-3333\n";
+    const NO_COLUMNS: &str = "foo,bar\n1,2\n";
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let inputs = env.dir.path().join("inputs");
+        for dir in ["set", "refused"] {
+            std::fs::create_dir_all(inputs.join(dir)).expect("dirs");
+        }
+        for (dir, alt) in [("set", ALT), ("refused", ALT_ORPHAN)] {
+            for (name, content) in [
+                ("sdn.csv", SDN),
+                ("sdn_comments.csv", COMMENTS),
+                ("alt.csv", alt),
+                ("add.csv", ADD),
+            ] {
+                std::fs::write(inputs.join(dir).join(name), content).expect("write");
+            }
+        }
+        env.load_ok(&["sdn", path(&inputs.join("set"))]).await;
+        std::fs::write(inputs.join("victim.csv"), VICTIM).expect("write");
+        std::fs::write(inputs.join("columns.csv"), NO_COLUMNS).expect("write");
+
+        for args in [
+            vec![
+                "load",
+                "subjects",
+                path(&inputs.join("victim.csv")),
+                "--strict",
+            ],
+            vec!["load", "financial", path(&inputs.join("columns.csv"))],
+            vec!["load", "sdn", path(&inputs.join("refused"))],
+        ] {
+            let run = env.run(&args).await;
+            assert_eq!(run.code, Some(1), "{backend:?} {args:?}: {run:?}");
+        }
+        for gone in [VICTIM, NO_COLUMNS, ALT_ORPHAN] {
+            assert!(
+                !raw_file(&env, gone.as_bytes()).exists(),
+                "{backend:?}: a refused load's raw copy was kept: {gone:?}"
+            );
+        }
+        // The refused set's other files are the kept batch's: they stay.
+        for kept in [SDN, COMMENTS, ALT, ADD] {
+            assert!(
+                raw_file(&env, kept.as_bytes()).exists(),
+                "{backend:?}: {kept:?}"
+            );
+        }
+        assert_eq!(env.count("batches").await, 1, "{backend:?}");
+    }
 }

@@ -13,6 +13,10 @@ fn ofac_stub_handler(request: &dartts_tests::http_stub::Request) -> (u16, Vec<u8
             200,
             b"<html><body>Service unavailable</body></html>".to_vec(),
         ),
+        // A mirror that moved, on the same loopback host.
+        Some("moved") => (302, format!("/ofac/{name}").into_bytes()),
+        // Sends the fetch to plain http on another network's host.
+        Some("away") => (302, format!("http://10.255.255.1/ofac/{name}").into_bytes()),
         Some("ofac" | "broken") => match std::fs::read(dir.join(name)) {
             Ok(bytes) => (200, bytes),
             Err(_) => (404, Vec::new()),
@@ -107,5 +111,31 @@ async fn refresh_fetches_checks_and_loads_the_list_once() {
         env.scalar("SELECT COUNT(*) FROM audit_events WHERE detail LIKE '%refreshFrom%'")
             .await,
         6
+    );
+}
+
+#[tokio::test]
+async fn every_redirect_is_held_to_the_https_or_loopback_rule() {
+    let stub = HttpStub::start(ofac_stub_handler).await;
+    let env = TestEnv::new(Backend::Sqlite).await;
+    // Plain http off loopback: refused by the redirect policy, before any connection to it.
+    let away = env
+        .run(&["refresh", "sdn", "--from", &format!("{}/away/", stub.base)])
+        .await;
+    assert_eq!(away.code, Some(1), "{away:?}");
+    assert!(
+        away.stderr
+            .contains("redirected to http://10.255.255.1/ofac/sdn.csv: plain http is only allowed for a loopback host"),
+        "{}",
+        away.stderr
+    );
+    assert_eq!(stub.requests().len(), 1);
+    // A redirect within the rule is followed.
+    let moved = env
+        .run(&["refresh", "sdn", "--from", &format!("{}/moved/", stub.base)])
+        .await;
+    assert!(
+        moved.ok && moved.stdout.contains("34723 rows accepted, 0 rejected"),
+        "{moved:?}"
     );
 }

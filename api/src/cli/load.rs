@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate, Utc};
 use sea_orm::DatabaseConnection;
 use serde_json::json;
 
@@ -46,7 +46,8 @@ pub(super) async fn load_audited(
 }
 
 /// `dartts refresh sdn`: audited as an ingest from `from`; fetched into a scratch directory
-/// under the data dir, checked, then loaded like `dartts load sdn`.
+/// under the data dir, then loaded like `dartts load sdn`, whose checks refuse a set that is not
+/// the whole list.
 pub(super) async fn refresh_sdn(
     db: &DatabaseConnection,
     settings: &Settings,
@@ -66,7 +67,6 @@ pub(super) async fn refresh_sdn(
         std::fs::create_dir_all(&settings.data_dir)?;
         let scratch = tempfile::tempdir_in(&settings.data_dir)?;
         let dir = source.fetch(scratch.path()).await?;
-        refresh::verify(&dir)?;
         Ok::<_, refresh::RefreshError>((scratch, dir))
     }
     .await;
@@ -132,12 +132,76 @@ fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(IngestError::StrictRejected(rejections)) => {
+        Err(
+            ref e @ (IngestError::StrictRejected(ref rejections)
+            | IngestError::SdnRejected(ref rejections)),
+        ) => {
             for r in rejections.iter().take(REJECTIONS_SHOWN) {
                 println!("rejected {} line {}: {}", r.file, r.line, r.reason);
             }
-            fail(&IngestError::StrictRejected(rejections))
+            if rejections.len() > REJECTIONS_SHOWN {
+                println!("… and {} more", rejections.len() - REJECTIONS_SHOWN);
+            }
+            fail(&e)
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// `--as-of`: staleness is judged from it and the newest as-of of a data set wins, so a typo
+/// far in the future would switch staleness warnings off until that batch is purged, ten years
+/// on. A date after tomorrow (a day's grace for the operator's time zone) or before 1900 is
+/// refused, and so is anything but four-digit-year `YYYY-MM-DD` (chrono also takes `+99999`).
+pub(super) fn parse_as_of(s: &str) -> Result<NaiveDate, String> {
+    as_of_date(s, Utc::now().date_naive())
+}
+
+fn as_of_date(s: &str, today: NaiveDate) -> Result<NaiveDate, String> {
+    let shaped = s.len() == 10
+        && s.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    let date = shaped
+        .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .flatten()
+        .ok_or_else(|| format!("{s:?} is not a YYYY-MM-DD date"))?;
+    let latest = today.succ_opt().unwrap_or(today);
+    if date > latest {
+        Err(format!(
+            "{s} is in the future: the data cannot describe a day after {latest}"
+        ))
+    } else if date.year() < 1900 {
+        Err(format!("{s} is before 1900"))
+    } else {
+        Ok(date)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn as_of_is_a_plausible_past_date() {
+        let today = NaiveDate::from_ymd_opt(2026, 12, 6).unwrap();
+        for ok in ["2026-12-07", "2026-12-06", "2021-07-01", "1900-01-01"] {
+            assert_eq!(as_of_date(ok, today).unwrap().to_string(), ok, "{ok}");
+        }
+        for (bad, why) in [
+            ("2026-12-08", "in the future"),
+            ("2999-01-01", "in the future"),
+            ("1899-12-31", "before 1900"),
+            ("0000-01-01", "before 1900"),
+            ("+99999-01-01", "not a YYYY-MM-DD"),
+            ("+2023-01-01", "not a YYYY-MM-DD"),
+            (" 2023-01-01", "not a YYYY-MM-DD"),
+            ("2023-02-30", "not a YYYY-MM-DD"),
+        ] {
+            assert!(as_of_date(bad, today).unwrap_err().contains(why), "{bad}");
+        }
     }
 }

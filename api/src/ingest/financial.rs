@@ -50,7 +50,11 @@ pub fn map(index: &HeaderIndex, record: &Record, batch_id: i64) -> Result<Vec<Ce
             DATE,
             values::Years::default(),
         )?),
-        Cell::Float(values::amount(get("amount_usd"), "amount_usd")?),
+        Cell::Float(values::amount(
+            get("amount_usd"),
+            "amount_usd",
+            values::MAX_USD,
+        )?),
         cash_direction,
         text("filer_institution"),
         Cell::Text(values::required(get("subject_name"), "subject_name")?),

@@ -89,18 +89,27 @@ impl Job {
     }
 
     /// sdn.csv first (with comments folded into remarks), then addresses and aliases, which may
-    /// only refer to entries of this same list.
+    /// only refer to entries of this same list (`refresh::verify` made sure all four are here).
     pub(super) async fn load_sdn(
         &mut self,
         files: &[(String, PathBuf)],
     ) -> Result<(), IngestError> {
         let batch_id = self.batch_id;
         let mut continuations: HashMap<i64, String> = HashMap::new();
+        // The line of each entry's first continuation, to name it if the entry is missing.
+        let mut first_lines: HashMap<i64, u64> = HashMap::new();
         if let Some((name, path)) = files.iter().find(|(n, _)| n == "sdn_comments.csv") {
             let mut input = CsvInput::open(path, name, false)?;
             while let Some(next) = input.next_record()? {
-                match next.and_then(|r| sdn::comment(&r.fields).map_err(|e| (r.line, e))) {
-                    Ok((ent, text)) => continuations.entry(ent).or_default().push_str(&text),
+                match next.and_then(|r| {
+                    sdn::comment(&r.fields)
+                        .map(|c| (r.line, c))
+                        .map_err(|e| (r.line, e))
+                }) {
+                    Ok((line, (ent, text))) => {
+                        first_lines.entry(ent).or_insert(line);
+                        continuations.entry(ent).or_default().push_str(&text);
+                    }
                     Err((line, reason)) => self.reject(name, line, reason),
                 }
             }
@@ -122,10 +131,16 @@ impl Job {
             Ok(cells)
         })
         .await?;
-        for ent in continuations.keys().filter(|e| !known.contains(e)) {
+        let mut orphans: Vec<(u64, i64)> = first_lines
+            .into_iter()
+            .filter(|(ent, _)| !known.contains(ent))
+            .map(|(ent, line)| (line, ent))
+            .collect();
+        orphans.sort_unstable();
+        for (line, ent) in orphans {
             self.reject(
                 "sdn_comments.csv",
-                0,
+                line,
                 format!("ent_num {ent} is not in sdn.csv"),
             );
         }

@@ -4,7 +4,8 @@
 //! A load is one batch and one transaction: the raw file is hashed and kept content-addressed,
 //! a file already loaded is a no-op, rows stream from disk in chunks into bulk writes, and each
 //! refused row is recorded with its line and reason. With `strict`, any refused row rolls the
-//! whole load back. Nothing is committed until the last row has been read.
+//! whole load back; an SDN list always loads that way, since the newest list is the one
+//! screening reads. Nothing is committed until the last row has been read.
 
 mod financial;
 mod input;
@@ -106,6 +107,15 @@ pub enum IngestError {
     RawStore(#[from] std::io::Error),
     #[error("{} row(s) rejected and --strict is set; nothing was written", .0.len())]
     StrictRejected(Vec<Rejection>),
+    /// Not the whole list: it would become the list screening reads.
+    #[error(transparent)]
+    SdnSet(#[from] refresh::RefreshError),
+    #[error(
+        "{} row(s) of the SDN list rejected: a list loads whole or not at all (a truncated or \
+         damaged file?); nothing was written",
+        .0.len()
+    )]
+    SdnRejected(Vec<Rejection>),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("database error: {0}")]
@@ -126,7 +136,7 @@ const ANALYZE_AFTER_ROWS: i64 = 100_000;
 
 /// The files a request names, resolved and checked before anything is written.
 struct Inputs {
-    /// (display name, path) in load order; for SDN: sdn.csv then the optional companions.
+    /// (display name, path) in load order; for SDN: the four files of `refresh::FILES`.
     files: Vec<(String, PathBuf)>,
 }
 
@@ -143,39 +153,21 @@ fn resolve_inputs(req: &LoadRequest) -> Result<Inputs, IngestError> {
             files: vec![(file_name(path), path.clone())],
         });
     }
+    // The list is its four files: a folder holding them, or its sdn.csv naming the folder.
     let dir = if path.is_dir() {
         path.clone()
-    } else if path.is_file() {
+    } else if path.is_file() && file_name(path) == "sdn.csv" {
         path.parent().map(Path::to_path_buf).unwrap_or_default()
     } else {
         return Err(IngestError::BadRequest(format!(
-            "{} does not exist",
+            "{} is not a folder holding OFAC's sdn.csv, sdn_comments.csv, add.csv and alt.csv \
+             (nor the sdn.csv among them); nothing was written",
             path.display()
         )));
     };
-    let sdn = if path.is_dir() {
-        dir.join("sdn.csv")
-    } else {
-        path.clone()
-    };
-    if !sdn.is_file() {
-        return Err(IngestError::BadRequest(format!(
-            "no sdn.csv in {}",
-            dir.display()
-        )));
-    }
-    let mut files = vec![(file_name(&sdn), sdn)];
-    // Companions are only taken from beside sdn.csv when it was named as a folder or as
-    // `sdn.csv` itself; a file called anything else is loaded alone.
-    if path.is_dir() || file_name(path).eq_ignore_ascii_case("sdn.csv") {
-        for companion in ["sdn_comments.csv", "add.csv", "alt.csv"] {
-            let p = dir.join(companion);
-            if p.is_file() {
-                files.push((companion.to_owned(), p));
-            }
-        }
-    }
-    Ok(Inputs { files })
+    Ok(Inputs {
+        files: refresh::verify(&dir)?,
+    })
 }
 
 fn file_name(path: &Path) -> String {
@@ -235,15 +227,42 @@ pub async fn load(
     };
     let inputs = resolve_inputs(req)?;
 
-    // Held until this function returns, after the commit: the purge must not remove a kept
-    // file this load is about to reference.
-    let _store = raw_store::lock(data_dir, raw_store::Access::Load).await?;
+    // Held until the load is done, after the commit: the purge must not remove a kept file
+    // this load is about to reference.
+    let store = raw_store::lock(data_dir, raw_store::Access::Load).await?;
     // Hash and keep every raw file first: the digest decides whether this is a reload, and the
     // rows are then read from the kept copy, so what is stored is exactly what was loaded.
     let mut stored = Vec::with_capacity(inputs.files.len());
+    let mut result = Ok(());
     for (name, path) in &inputs.files {
-        stored.push((name.clone(), raw_store::keep(data_dir, path)?));
+        match raw_store::keep(data_dir, path) {
+            Ok(kept) => stored.push((name.clone(), kept)),
+            Err(e) => {
+                result = Err(IngestError::RawStore(e));
+                break;
+            }
+        }
     }
+    let result = match result {
+        Ok(()) => load_kept(db, data_dir, req, provider, profile, &stored).await,
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        drop(store);
+        forget_refused(db, data_dir, &stored).await;
+    }
+    result
+}
+
+/// The load once its raw files are kept: a no-op for content already loaded, else one batch.
+async fn load_kept(
+    db: &DatabaseConnection,
+    data_dir: &Path,
+    req: &LoadRequest,
+    provider: Option<String>,
+    profile: Option<ProfileFile>,
+    stored: &[(String, raw_store::Stored)],
+) -> Result<LoadOutcome, IngestError> {
     let sha256 = if stored.len() == 1 {
         stored[0].1.sha256.clone()
     } else {
@@ -393,10 +412,14 @@ pub async fn load(
         rejections,
         ..
     } = job;
-    if req.strict && !rejections.is_empty() {
+    if !rejections.is_empty() && (req.strict || req.dataset == Dataset::Sdn) {
         // Dropping the transaction rolls back the batch row and every row written so far.
         drop(tx);
-        return Err(IngestError::StrictRejected(rejections));
+        return Err(if req.strict {
+            IngestError::StrictRejected(rejections)
+        } else {
+            IngestError::SdnRejected(rejections)
+        });
     }
     let rejection_rows: Vec<Vec<Cell>> = rejections
         .iter()
@@ -440,6 +463,46 @@ pub async fn load(
         per_file,
         rejections,
     })
+}
+
+/// Removes a refused load's raw copies: no batch names them, so the purge never would, and a
+/// refused subjects file may hold a victim's record (DESIGN §3: never stored). A copy stays
+/// when a batch that is not purged has the same content (the store is content-addressed). Done
+/// under the purge's lock, which waits for every load between keeping its files and its
+/// commit, so no load about to reference a copy loses it.
+async fn forget_refused(
+    db: &DatabaseConnection,
+    data_dir: &Path,
+    stored: &[(String, raw_store::Stored)],
+) {
+    use entities::batch;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+    let removed = async {
+        let _store = raw_store::lock(data_dir, raw_store::Access::Purge).await?;
+        for (_, kept) in stored {
+            let used = batch::Entity::find()
+                .filter(batch::Column::RawPath.contains(&kept.relative_path))
+                .filter(batch::Column::PurgedAt.is_null())
+                .one(db)
+                .await?
+                .is_some();
+            if used {
+                continue;
+            }
+            match std::fs::remove_file(data_dir.join(&kept.relative_path)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                _ => {}
+            }
+        }
+        Ok::<(), IngestError>(())
+    }
+    .await;
+    if let Err(e) = removed {
+        tracing::warn!(
+            error = %e,
+            "could not remove the refused load's raw copy from the raw store; no purge will"
+        );
+    }
 }
 
 async fn existing_batch(

@@ -366,7 +366,7 @@ impl BoundProfile<'_> {
         };
         let number = |f: Field| -> Result<Option<f64>, String> {
             match self.get(fields, f)? {
-                Some(v) => values::amount(&v, name(f)).map(Some),
+                Some(v) => values::amount(&v, name(f), values::MAX_QUANTITY).map(Some),
                 None => Ok(None),
             }
         };
@@ -407,7 +407,11 @@ impl BoundProfile<'_> {
             None if direction == "IMPORT" => export.clone().or_else(|| origin.clone()),
             None => destination.clone(),
         };
-        let value = values::amount(&self.req(fields, Field::DeclaredValue)?, "declared_value")?;
+        let value = values::amount(
+            &self.req(fields, Field::DeclaredValue)?,
+            "declared_value",
+            values::MAX_LOCAL_AMOUNT,
+        )?;
         let (currency, value_usd) = self.to_usd(fields, value, date)?;
 
         Ok(vec![
@@ -464,12 +468,14 @@ impl BoundProfile<'_> {
             (None, None) => return Err("no currency".into()),
         };
         if currency == "USD" {
-            return Ok((currency, value));
+            let usd = values::converted_usd(value, value, &currency)?;
+            return Ok((currency, usd));
         }
         let given_usd = match self.usd_column {
             Some(i) => values::optional_amount(
                 fields.get(i).map_or("", String::as_str),
                 "declared_value_usd",
+                values::MAX_USD,
             )?,
             None => None,
         };
@@ -487,7 +493,10 @@ impl BoundProfile<'_> {
                 .map(|r| r.units_per_usd)
         });
         match rate {
-            Some(rate) => Ok((currency, value / rate)),
+            Some(rate) => {
+                let usd = values::converted_usd(value / rate, value, &currency)?;
+                Ok((currency, usd))
+            }
             None => Err(format!("no {currency}→USD rate for {date}")),
         }
     }

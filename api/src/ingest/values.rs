@@ -61,9 +61,27 @@ pub fn optional_date(
     }
 }
 
-/// A finite, non-negative amount. Thousands separators are not accepted: in a partner file
-/// `1,234` and `1.234` are ambiguous, so a profile must say what its numbers look like.
-pub fn amount(raw: &str, column: &str) -> Result<f64, String> {
+/// The largest value in US dollars one row may carry (a declaration line's value, a financial
+/// report's amount): a quadrillion dollars, about ten times the world's yearly product, so far
+/// above any real row that only a corrupt or hostile file reaches it. Bounded so that any sum
+/// the analyses make stays finite on both backends (a billion such rows sum to 1e24): an
+/// unbounded `1.7e308` passes as finite, then overflows PostgreSQL's sums (an error naming no
+/// row) and turns SQLite's into `null`.
+pub const MAX_USD: f64 = 1e15;
+
+/// The largest declared value in the file's own currency: the dollar bound at a thousand
+/// currency units to the dollar (the weakest currencies trade at up to about a million, where
+/// this still allows a trillion-dollar line). The converted value is held to `MAX_USD`.
+pub const MAX_LOCAL_AMOUNT: f64 = 1e18;
+
+/// The largest quantity or net weight in kilograms one row may carry: a quadrillion items, or a
+/// trillion tonnes (about a hundred times the world's yearly seaborne trade).
+pub const MAX_QUANTITY: f64 = 1e15;
+
+/// A finite, non-negative amount no larger than `max` (one of the bounds above). Thousands
+/// separators are not accepted: in a partner file `1,234` and `1.234` are ambiguous, so a
+/// profile must say what its numbers look like.
+pub fn amount(raw: &str, column: &str, max: f64) -> Result<f64, String> {
     let text = raw.trim();
     let value: f64 = text
         .parse()
@@ -74,14 +92,36 @@ pub fn amount(raw: &str, column: &str) -> Result<f64, String> {
     if value < 0.0 {
         return Err(format!("{column} {text:?} is negative"));
     }
+    if value > max {
+        return Err(format!(
+            "{column} {text:?} is more than {max:e}, the most a row may hold"
+        ));
+    }
     Ok(value)
 }
 
-pub fn optional_amount(raw: &str, column: &str) -> Result<Option<f64>, String> {
+pub fn optional_amount(raw: &str, column: &str, max: f64) -> Result<Option<f64>, String> {
     if raw.trim().is_empty() {
         Ok(None)
     } else {
-        amount(raw, column).map(Some)
+        amount(raw, column, max).map(Some)
+    }
+}
+
+/// A declared value converted to dollars, held to `MAX_USD`: a tiny rate turns a bounded value
+/// into a huge or infinite one.
+pub fn converted_usd(usd: f64, value: f64, currency: &str) -> Result<f64, String> {
+    if usd.is_finite() && usd <= MAX_USD {
+        Ok(usd)
+    } else if currency == "USD" {
+        Err(format!(
+            "declared_value {value:e} USD is more than {MAX_USD:e}, the most a row may hold"
+        ))
+    } else {
+        Err(format!(
+            "declared_value {value:e} {currency} is {usd:e} USD, more than {MAX_USD:e}, the most \
+             a row may hold"
+        ))
     }
 }
 
@@ -143,11 +183,39 @@ mod tests {
     }
 
     #[test]
-    fn amounts_reject_nan_negative_and_text() {
-        assert_eq!(amount(" 12.5 ", "v").unwrap(), 12.5);
-        for bad in ["NaN", "inf", "-1", "1,000", "abc", ""] {
-            assert!(amount(bad, "v").is_err(), "{bad}");
+    fn amounts_reject_nan_negative_text_and_beyond_the_bound() {
+        assert_eq!(amount(" 12.5 ", "v", MAX_USD).unwrap(), 12.5);
+        assert_eq!(amount("1e15", "v", MAX_USD).unwrap(), MAX_USD);
+        for bad in [
+            "NaN",
+            "inf",
+            "-1",
+            "1,000",
+            "abc",
+            "",
+            "1.7e308",
+            "1000000000000001",
+        ] {
+            assert!(amount(bad, "v", MAX_USD).is_err(), "{bad}");
         }
+        assert!(
+            amount("1e16", "declared_value_usd", MAX_USD)
+                .unwrap_err()
+                .starts_with("declared_value_usd \"1e16\" is more than 1e15")
+        );
+        assert!(amount("1e18", "v", MAX_LOCAL_AMOUNT).is_ok());
+    }
+
+    #[test]
+    fn converted_values_stay_finite_and_bounded() {
+        assert_eq!(converted_usd(5.0, 6_500.0, "KRW").unwrap(), 5.0);
+        assert!(converted_usd(f64::INFINITY, 1.0, "KRW").is_err());
+        assert!(
+            converted_usd(1e16, 1e16, "USD")
+                .unwrap_err()
+                .contains("1e16 USD is more than 1e15")
+        );
+        assert!(converted_usd(1e18 / 1e-320, 1e18, "KRW").is_err());
     }
 
     #[test]
@@ -185,7 +253,7 @@ mod tests {
         #[test]
         fn parsers_never_panic(s in "\\PC*") {
             let _ = hs_code(&s);
-            let _ = amount(&s, "v");
+            let _ = amount(&s, "v", MAX_USD);
             let _ = country(&s, "c");
             let _ = date(&s, "d", "%Y-%m-%d", Years::default());
             let _ = one_of(&s, "x", &["A", "B"]);
