@@ -396,3 +396,55 @@ async fn replays_are_charged_only_for_new_rows_in_redis() {
     let redis = RedisServer::start();
     replays_are_charged_only_for_rows_not_yet_charged(Some(&redis)).await;
 }
+
+/// Rows removed while an export streams (a purge) cut the transfer off with an error: the file
+/// was counted, charged and audited whole, and a short one ending cleanly looks complete.
+#[tokio::test]
+async fn an_export_whose_rows_vanish_midway_is_cut_off_not_short() {
+    use sea_orm::ConnectionTrait;
+    use std::fmt::Write as _;
+    let env = TestEnv::new(Backend::Postgres).await.with_roles_edited(&[(
+        r#"quota = { records = 100000, window = "day" }"#,
+        r#"quota = { records = 1000000, window = "day" }"#,
+    )]);
+    // More pages (5,000 rows each) than the stream's channel and the sockets hold, so the
+    // stream is still reading when the rows go.
+    let mut csv = String::from(
+        "declaration_id,declaration_date,direction,hs_code,importer_name,declared_value,declared_currency\n",
+    );
+    for i in 0..250_000 {
+        writeln!(
+            csv,
+            "V-{i},2024-01-05,IMPORT,8471300100,Importer {i},{},USD",
+            100 + i
+        )
+        .expect("write");
+    }
+    let file = env.dir.path().join("many.csv");
+    std::fs::write(&file, csv).expect("write csv");
+    env.load_ok(&["trade", file.to_str().expect("path"), "--provider", "US"])
+        .await;
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let server = env.serve().await;
+    let response = server
+        .http
+        .get(server.url("/export/trade.csv"))
+        .bearer_auth(&hsi)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    env.db()
+        .await
+        .execute_unprepared(
+            "DELETE FROM trade_records WHERE id > (SELECT MIN(id) + 30000 FROM trade_records)",
+        )
+        .await
+        .expect("delete");
+    let body = response.bytes().await;
+    assert!(
+        body.is_err(),
+        "a short file ended as if whole: {} bytes",
+        body.map(|b| b.len()).unwrap_or_default()
+    );
+}

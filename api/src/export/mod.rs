@@ -358,9 +358,9 @@ fn csv_line(fields: &[String]) -> Bytes {
     Bytes::from(writer.into_inner().unwrap_or_default())
 }
 
-/// Streams at most `total` rows page by page; a database error mid-way, or a page that runs
-/// past the time limit, aborts the response (the client sees a truncated transfer, never a
-/// silently short file). Each page gets the whole limit: the export as a whole may take as
+/// Streams at most `total` rows page by page; a database error mid-way, a page that runs
+/// past the time limit, or rows gone before all `total` were sent, aborts the response (the
+/// client sees a truncated transfer, never a silently short file). Each page gets the whole limit: the export as a whole may take as
 /// long as its size needs.
 fn stream(
     db: DatabaseConnection,
@@ -408,8 +408,24 @@ fn stream(
             .await
             .unwrap_or_else(|| Err(sea_orm::DbErr::Custom("past the time limit".into())));
             match page {
+                // Fewer rows than were counted, charged and audited: some were removed (a
+                // purge) while the file streamed. Ending here would hand over a short file
+                // that looks whole.
+                Ok((_, 0, _)) => {
+                    tracing::warn!(
+                        sent,
+                        total,
+                        "export cut off: rows were removed while it streamed"
+                    );
+                    let _ = tx
+                        .send(Err(std::io::Error::other(
+                            "export aborted: rows were removed",
+                        )))
+                        .await;
+                    return;
+                }
                 Ok((bytes, rows, last)) => {
-                    if rows == 0 || tx.send(Ok(bytes)).await.is_err() {
+                    if tx.send(Ok(bytes)).await.is_err() {
                         return;
                     }
                     sent += rows;
