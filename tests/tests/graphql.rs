@@ -357,6 +357,32 @@ async fn transport_rules() {
         .await
         .expect("send");
     assert!(batch.status().is_client_error(), "{}", batch.status());
+    // JSON that is no request object, or no JSON: what the body must be, in the client's
+    // terms (serde's wording named Rust types: "expected struct Request").
+    for body in [
+        r#""x""#,
+        r#"{"query": "{ me { role } }", "variables": [1]}"#,
+        "{nope",
+    ] {
+        let refused = http
+            .post(server.url("/graphql"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(refused.status(), 400, "{body}");
+        let text = refused.text().await.expect("body");
+        assert!(
+            text.contains("BAD_USER_INPUT") && text.contains("line 1"),
+            "{body}: {text}"
+        );
+        assert!(
+            !text.contains("struct") && !text.contains("a map"),
+            "{body}: {text}"
+        );
+    }
     // Oversized bodies are refused before parsing, from the announced length alone (on a
     // connection of its own: the server closes it after the 413).
     let big = server

@@ -257,7 +257,7 @@ impl Grouping {
         }
         for (i, d) in dimensions.iter().enumerate() {
             if dimensions[..i].contains(d) {
-                return Err(format!("groupBy names {d:?} twice"));
+                return Err(format!("groupBy names {} twice", graphql_name(*d)));
             }
         }
         if dimensions.iter().filter(|d| d.is_hs()).count() > 1 {
@@ -267,7 +267,10 @@ impl Grouping {
             if let SortKey::Dimension(d) = key
                 && !dimensions.contains(d)
             {
-                return Err(format!("orderBy dimension {d:?} is not in groupBy"));
+                return Err(format!(
+                    "orderBy dimension {} is not in groupBy",
+                    graphql_name(*d)
+                ));
             }
         }
         Ok(Grouping { dimensions, order })

@@ -44,7 +44,20 @@ pub fn check(query: &str) -> Result<Option<ExecutableDocument>, TooComplex> {
             doc.fragments.len()
         )));
     }
-    let selections = expanded_selections(&doc);
+    let mut sizes = Sizes {
+        doc: &doc,
+        memo: HashMap::new(),
+        cycle: None,
+    };
+    let selections = sizes.of_document();
+    if let Some(fragment) = sizes.cycle {
+        // Validation would refuse it too, but the expansion's count (unbounded) is no
+        // message for a client.
+        return Err(TooComplex(format!(
+            "fragment {fragment} spreads itself, directly or through other fragments: \
+             fragments may not form cycles"
+        )));
+    }
     if selections > MAX_SELECTIONS {
         return Err(TooComplex(format!(
             "the query selects {}{selections} fields once fragments are expanded; at most \
@@ -129,24 +142,33 @@ fn lexical(query: &str) -> Result<(), TooComplex> {
 /// Fields selected with every spread expanded, over all operations; saturates at `u64::MAX`.
 /// Each fragment's size is computed once; a fragment in a cycle (which validation refuses
 /// anyway) or spreading an unknown fragment counts as unbounded / nothing respectively.
-pub fn expanded_selections(doc: &ExecutableDocument) -> u64 {
-    let mut sizes = Sizes {
+#[cfg(test)]
+fn expanded_selections(doc: &ExecutableDocument) -> u64 {
+    Sizes {
         doc,
         memo: HashMap::new(),
-    };
-    doc.operations
-        .iter()
-        .map(|(_, op)| sizes.of_set(&op.node.selection_set.node))
-        .fold(0, u64::saturating_add)
+        cycle: None,
+    }
+    .of_document()
 }
 
 struct Sizes<'a> {
     doc: &'a ExecutableDocument,
     /// `None` while a fragment is being sized: meeting it again is a cycle.
     memo: HashMap<&'a str, Option<u64>>,
+    /// The first fragment met again while it was being sized.
+    cycle: Option<&'a str>,
 }
 
 impl<'a> Sizes<'a> {
+    fn of_document(&mut self) -> u64 {
+        let doc = self.doc;
+        doc.operations
+            .iter()
+            .map(|(_, op)| self.of_set(&op.node.selection_set.node))
+            .fold(0, u64::saturating_add)
+    }
+
     fn of_set(&mut self, set: &'a SelectionSet) -> u64 {
         set.items
             .iter()
@@ -163,14 +185,17 @@ impl<'a> Sizes<'a> {
     }
 
     fn of_fragment(&mut self, name: &'a str) -> u64 {
-        match self.memo.get(name) {
-            Some(Some(size)) => return *size,
-            Some(None) => return u64::MAX,
-            None => {}
-        }
         let Some((key, fragment)) = self.doc.fragments.get_key_value(name) else {
             return 0;
         };
+        match self.memo.get(name) {
+            Some(Some(size)) => return *size,
+            Some(None) => {
+                self.cycle.get_or_insert(key.as_str());
+                return u64::MAX;
+            }
+            None => {}
+        }
         self.memo.insert(key.as_str(), None);
         let size = self.of_set(&fragment.node.selection_set.node);
         self.memo.insert(key.as_str(), Some(size));
@@ -223,7 +248,12 @@ mod tests {
     #[test]
     fn cycles_size_and_nesting_are_refused() {
         let cycle = "query { ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
-        assert!(check(cycle).is_err());
+        let Err(TooComplex(reason)) = check(cycle) else {
+            panic!("a cycle passed");
+        };
+        // Named as a cycle, not as the unbounded count of its expansion.
+        assert!(reason.contains("fragment A spreads itself"), "{reason}");
+        assert!(!reason.contains(&u64::MAX.to_string()), "{reason}");
         assert!(check(&"{a".repeat(100)).is_err(), "nesting");
         assert!(check(&format!("{{ {} }}", "a ".repeat(MAX_TOKENS))).is_err());
         assert!(check(&" ".repeat(MAX_BYTES + 1)).is_err());

@@ -64,10 +64,22 @@ pub fn read(body: &[u8]) -> Result<async_graphql::Request, Refusal> {
         ));
     }
     let mut request: async_graphql::Request = serde_json::from_slice(body).map_err(|e| {
+        // serde's own wording names Rust types ("expected struct Request"); the category and
+        // position are what a client can act on.
+        let what = if e.is_data() {
+            "it must be a JSON object with a string \"query\" and optional \"operationName\" \
+             (string) and \"variables\" (object)"
+        } else {
+            "it is not valid JSON"
+        };
         Refusal::new(
             StatusCode::BAD_REQUEST,
             ErrorCode::BadUserInput,
-            format!("the body is not a GraphQL request: {e}"),
+            format!(
+                "the body is not a GraphQL request: {what} (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
         )
     })?;
     let document = limits::check(&request.query).map_err(|limits::TooComplex(reason)| {

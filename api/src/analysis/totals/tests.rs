@@ -40,6 +40,15 @@ fn groupings_are_checked() {
     use Dimension::*;
     assert!(Grouping::new(vec![Hs2, Hs6], vec![]).is_err());
     assert!(Grouping::new(vec![Year, Year], vec![]).is_err());
+    // Messages name the GraphQL values, not the Rust variants.
+    let twice = Grouping::new(vec![Hs2, Hs2], vec![])
+        .err()
+        .unwrap_or_default();
+    assert!(twice.contains("HS2 twice"), "{twice}");
+    let missing = Grouping::new(vec![Hs2], vec![(SortKey::Dimension(Port), Order::Asc)])
+        .err()
+        .unwrap_or_default();
+    assert!(missing.contains("dimension PORT is"), "{missing}");
     assert!(Grouping::new(all_dimensions(), vec![]).is_err());
     assert!(Grouping::new(vec![Year], vec![(SortKey::Dimension(Month), Order::Asc)]).is_err());
     let g = Grouping::new(
