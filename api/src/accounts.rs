@@ -226,9 +226,17 @@ pub async fn approve(
     approver_is_admin: bool,
     username: &str,
 ) -> Result<(Approval, user::Model), AccountError> {
-    let account = find(db, username)
-        .await?
-        .ok_or_else(|| AccountError::NotFound(username.to_owned()))?;
+    let account = find(db, username).await?;
+    // Anyone signed in may call this (a supervisor needs no admin role), so a caller who could
+    // not approve the account learns nothing of it: not whether it exists, nor its status.
+    let may_approve =
+        |a: &user::Model| approver_is_admin || a.supervisor.as_deref() == Some(approver);
+    let account = match account {
+        Some(a) if may_approve(&a) => a,
+        Some(_) => return Err(AccountError::NotApprover(username.to_owned())),
+        None if approver_is_admin => return Err(AccountError::NotFound(username.to_owned())),
+        None => return Err(AccountError::NotApprover(username.to_owned())),
+    };
     if account.status != PENDING {
         return Err(AccountError::NotPending(
             username.to_owned(),

@@ -103,6 +103,24 @@ async fn access_request_needs_supervisor_then_a_different_admin() {
         error_codes(&approve(bystander.clone()).await),
         vec!["FORBIDDEN"]
     );
+    // Nor does a colleague learn which accounts exist or their status: an active account and
+    // a name nobody has get the same refusal (the name aside).
+    let refusal = |username: &str| {
+        let (server, bystander) = (&server, bystander.clone());
+        let username = username.to_owned();
+        async move {
+            let r = server
+                .session(Some(&bystander))
+                .gql(APPROVE, json!({ "u": username }))
+                .await;
+            assert_eq!(error_codes(&r), vec!["FORBIDDEN"], "{r}");
+            r["errors"][0]["message"]
+                .as_str()
+                .expect("message")
+                .replace(&format!("{username:?}"), "X")
+        }
+    };
+    assert_eq!(refusal("sup").await, refusal("nobody-at-all").await);
     let vouched = approve(supervisor.clone()).await;
     assert_eq!(
         vouched["data"]["approveAccess"]["step"], "SUPERVISOR",
