@@ -34,6 +34,12 @@ impl Newlines {
         }
         self.counted + 1
     }
+
+    /// The 1-based physical line the reader is on: the one after every newline read so far.
+    /// Where a read stopped without a record position (a line past the limit), that line.
+    fn current_line(&self) -> u64 {
+        self.counted + self.pending.len() as u64 + 1
+    }
 }
 
 /// Counts bytes since the last newline and fails the read once a line exceeds the limit;
@@ -167,9 +173,10 @@ impl CsvInput {
             let more = match self.reader.read_byte_record(&mut self.record) {
                 Ok(more) => more,
                 Err(e) => {
-                    let line = e
-                        .position()
-                        .map_or(0, |p| self.newlines.borrow_mut().line_at(p.byte()));
+                    let line = match e.position() {
+                        Some(p) => self.newlines.borrow_mut().line_at(p.byte()),
+                        None => self.newlines.borrow().current_line(),
+                    };
                     return Err(structure_error(&self.file, line, e));
                 }
             };
@@ -274,7 +281,11 @@ mod tests {
                 break;
             }
         }
-        assert!(matches!(result, Err(InputError::Structure { .. })));
+        // The long line is the second: named, not "line 0".
+        assert!(
+            matches!(result, Err(InputError::Structure { line: 2, .. })),
+            "{result:?}"
+        );
     }
 
     #[test]
