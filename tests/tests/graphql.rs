@@ -294,6 +294,19 @@ async fn bad_input_gets_stable_codes_and_no_internals() {
             "{ tradeRecords(filter: { declarationDateFrom: \"5 May\" }) { totalCount } }",
             "BAD_USER_INPUT",
         ),
+        // A date is written one way: chrono alone also read these.
+        (
+            "{ tradeRecords(filter: { declarationDateFrom: \"2024-1-1\" }) { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ tradeRecords(filter: { declarationDateFrom: \"+002024-01-01\" }) { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
+        (
+            "{ tradeRecords(filter: { declarationDateFrom: \"0000-01-01\" }) { totalCount } }",
+            "BAD_USER_INPUT",
+        ),
         ("{ node(id: \"bm9wZQ\") { id } }", "BAD_USER_INPUT"),
         (
             "{ tradeRecords { totalCont } }",

@@ -131,7 +131,7 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
     assert!(delivered >= 2, "{many:#}");
     assert_eq!(used(&server, &cbp).await, before + delivered);
 
-    // Too many inputs, an empty name, a bad threshold: BAD_USER_INPUT.
+    // Too many inputs, an empty name, unbounded evidence, a bad threshold: BAD_USER_INPUT.
     let inputs: Vec<Value> = (0..1001)
         .map(|i| json!({ "name": format!("n{i}") }))
         .collect();
@@ -141,6 +141,19 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
             json!({ "i": inputs }),
         ),
         (SCREEN, json!({ "i": { "name": "  " } })),
+        // Evidence beside the name is bounded like the name.
+        (
+            SCREEN,
+            json!({ "i": { "name": "x", "country": "L".repeat(101) } }),
+        ),
+        (
+            SCREEN,
+            json!({ "i": { "name": "x", "identifiers": vec!["P1"; 51] } }),
+        ),
+        (
+            SCREEN,
+            json!({ "i": { "name": "x", "identifiers": ["9".repeat(101)] } }),
+        ),
         (
             "query($i: ScreeningInput!) { screen(input: $i, minScore: 0.1) { hits { score } } }",
             json!({ "i": { "name": "x" } }),

@@ -1,7 +1,7 @@
 //! Scalars and enums shared by every domain module.
 
 use async_graphql::{Enum, InputValueError, InputValueResult, Scalar, ScalarType, Value};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 
 /// A calendar date, `YYYY-MM-DD`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -11,9 +11,16 @@ pub struct Date(pub NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
+            // Exactly as written back: chrono also reads `2024-1-1`, `+002024-01-01` and year
+            // 0, so two spellings named one date and the message's format was not the rule.
             Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .ok()
+                .filter(|d| d.year() >= 1 && d.to_string() == *s)
                 .map(Date)
-                .map_err(|_| InputValueError::custom(format!("{s:?} is not a YYYY-MM-DD date"))),
+                .ok_or_else(|| {
+                    let shown: String = s.chars().take(40).collect();
+                    InputValueError::custom(format!("{shown:?} is not a YYYY-MM-DD date"))
+                }),
             _ => Err(InputValueError::expected_type(value)),
         }
     }

@@ -29,6 +29,9 @@ pub const MAX_INPUTS: usize = 1000;
 const MAX_HITS: usize = 50;
 const DEFAULT_HITS: usize = 10;
 const MAX_NAME: usize = 300;
+const MAX_COUNTRY: usize = 100;
+const MAX_IDENTIFIERS: usize = 50;
+const MAX_IDENTIFIER: usize = 100;
 
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PartyKind {
@@ -64,9 +67,9 @@ pub struct ScreeningInput {
     pub kind: Option<PartyKind>,
     /// `YYYY-MM-DD`, `YYYY-MM` or `YYYY`.
     pub date_of_birth: Option<String>,
-    /// Nationality or country of registration (name or ISO code).
+    /// Nationality or country of registration (name or ISO code), at most 100 characters.
     pub country: Option<String>,
-    /// Passport, TIN, IMO, aircraft tail numbers …
+    /// Passport, TIN, IMO, aircraft tail numbers … (at most 50, of at most 100 characters).
     pub identifiers: Option<Vec<String>>,
 }
 
@@ -211,6 +214,25 @@ fn query_of(input: &ScreeningInput) -> ApiResult<index::Query> {
     if name.is_empty() || name.chars().count() > MAX_NAME {
         return Err(ApiError::bad_input(format!(
             "name must be 1 to {MAX_NAME} characters"
+        )));
+    }
+    // Evidence beside the name, bounded like it: unbounded, one request could make every
+    // candidate compare thousands of identifiers.
+    if input
+        .country
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COUNTRY)
+    {
+        return Err(ApiError::bad_input(format!(
+            "country must be at most {MAX_COUNTRY} characters"
+        )));
+    }
+    if let Some(ids) = &input.identifiers
+        && (ids.len() > MAX_IDENTIFIERS || ids.iter().any(|i| i.chars().count() > MAX_IDENTIFIER))
+    {
+        return Err(ApiError::bad_input(format!(
+            "identifiers takes at most {MAX_IDENTIFIERS} values of at most {MAX_IDENTIFIER} \
+             characters"
         )));
     }
     if let Some(d) = &input.date_of_birth
