@@ -2,7 +2,7 @@
 //! answers on SQLite and PostgreSQL, the quota charged per delivered row, a partner's pairs
 //! built only from its rows, structuring found with settable thresholds, bad input refused.
 
-use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture};
+use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture, without_cursors};
 use serde_json::{Value, json};
 
 async fn world(backend: Backend) -> TestEnv {
@@ -94,7 +94,11 @@ async fn sqlite_and_postgres_give_the_same_answers() {
         let server = env.serve().await;
         seen.push(answers(&server, &hsi).await);
     }
-    assert_eq!(seen[0], seen[1], "SQLite and PostgreSQL differ");
+    assert_eq!(
+        without_cursors(&Value::from(seen[0].clone())),
+        without_cursors(&Value::from(seen[1].clone())),
+        "SQLite and PostgreSQL differ"
+    );
     // And the answers are the right ones, not merely the same.
     let by_hs4 = nodes(&seen[1][0], "tradeTotals");
     let laptops_jan: Vec<&Value> = by_hs4
@@ -362,8 +366,8 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
         for request in &requests {
             let answer = s.data(request.0, request.1.clone()).await;
             assert_eq!(
-                answer,
-                s.data(request.0, from_records(request)).await,
+                without_cursors(&answer),
+                without_cursors(&s.data(request.0, from_records(request)).await),
                 "{backend:?} {}",
                 request.1
             );
@@ -373,7 +377,7 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
                 "mirrorDiscrepancies"
             };
             assert!(!nodes(&answer, field).is_empty(), "{}", request.1);
-            rolled.push(answer);
+            rolled.push(without_cursors(&answer));
         }
         // Acme's 2024 imports: US-1001 (2 lines), US-1005, US-1008 in the US fixture.
         let acme = &nodes(&rolled[2], "tradeTotals")[0];
@@ -394,11 +398,11 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
             let mut dated = request.clone();
             dated["f"]["declarationDateTo"] = json!("2099-12-30");
             assert_eq!(
-                answer,
-                p.data(query, dated).await,
+                without_cursors(&answer),
+                without_cursors(&p.data(query, dated).await),
                 "{backend:?} KR {request}"
             );
-            partner_rolled.push(answer);
+            partner_rolled.push(without_cursors(&answer));
         }
         let kr_pairs = nodes(&partner_rolled[0], "mirrorDiscrepancies");
         assert!(!kr_pairs.is_empty());
@@ -426,11 +430,11 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
         }
         // Every request above changes, so none of them read the records.
         for (request, before) in requests.iter().zip(&rolled) {
-            let emptied = s.data(request.0, request.1.clone()).await;
+            let emptied = without_cursors(&s.data(request.0, request.1.clone()).await);
             assert_ne!(&emptied, before, "{} still answered", request.1);
         }
         for (request, before) in partner_requests.iter().zip(&partner_rolled) {
-            let emptied = p.data(request.0, request.1.clone()).await;
+            let emptied = without_cursors(&p.data(request.0, request.1.clone()).await);
             assert_ne!(&emptied, before, "KR {} still answered", request.1);
         }
         let emptied = s.data(TOTALS, requests[3].1.clone()).await;
@@ -446,14 +450,17 @@ async fn totals_and_mirror_pairs_from_the_rollups_are_the_records_answers() {
         );
         for (request, before) in requests.iter().zip(&rolled) {
             assert_eq!(
-                &s.data(request.0, request.1.clone()).await,
+                &without_cursors(&s.data(request.0, request.1.clone()).await),
                 before,
                 "{}",
                 request.1
             );
         }
         for (request, before) in partner_requests.iter().zip(&partner_rolled) {
-            assert_eq!(&p.data(request.0, request.1.clone()).await, before);
+            assert_eq!(
+                &without_cursors(&p.data(request.0, request.1.clone()).await),
+                before
+            );
         }
     }
 }
