@@ -161,7 +161,23 @@ impl CsvInput {
             } else {
                 text
             };
-            names.push(text.trim().to_owned());
+            let name = text.trim().to_owned();
+            // Two columns under one name: which one a layout reads would be a guess.
+            if let Some(first) = names
+                .iter()
+                .position(|n: &String| !name.is_empty() && n.eq_ignore_ascii_case(&name))
+            {
+                return Err(InputError::Structure {
+                    file: file.clone(),
+                    line: 1,
+                    message: format!(
+                        "the header names column {name:?} twice (columns {} and {})",
+                        first + 1,
+                        i + 1
+                    ),
+                });
+            }
+            names.push(name);
         }
         Ok(names)
     }
@@ -286,6 +302,16 @@ mod tests {
             matches!(result, Err(InputError::Structure { line: 2, .. })),
             "{result:?}"
         );
+    }
+
+    #[test]
+    fn a_column_named_twice_is_refused() {
+        let (_f, mut twice) = input(b"id,hs_code,HS_CODE\n1,84,85\n", true);
+        let err = twice.headers().unwrap_err().to_string();
+        assert!(err.contains("\"HS_CODE\" twice (columns 2 and 3)"), "{err}");
+        // Unnamed columns (trailing commas) are not names.
+        let (_f, mut unnamed) = input(b"id,hs_code,,\n1,84,,\n", true);
+        assert_eq!(unnamed.headers().unwrap(), vec!["id", "hs_code", "", ""]);
     }
 
     #[test]
