@@ -25,7 +25,7 @@ use crate::graphql::Executors;
 use crate::graphql::guard::RequestSource;
 use crate::graphql::records::Delivered;
 use crate::introspection;
-use crate::quota::{self, QuotaError, Reservation};
+use crate::quota::{self, QuotaError};
 use crate::server::{self, MediaType};
 use crate::state::AppState;
 use crate::time_limit;
@@ -376,30 +376,19 @@ async fn execute_in_span(
             .await;
         crate::metrics::quota_reservation(started.elapsed());
         match reserved {
-            Ok(Reservation::Granted { .. } | Reservation::Replayed { .. }) => {}
-            Ok(Reservation::Exceeded { used }) => {
-                return lock(
-                    state,
-                    user_id,
-                    &username,
-                    &source,
-                    quota.records,
-                    used,
-                    records,
-                )
-                .await;
-            }
-            Ok(Reservation::Locked) => {
-                return lock(
-                    state,
-                    user_id,
-                    &username,
-                    &source,
-                    quota.records,
-                    0,
-                    records,
-                )
-                .await;
+            Ok(reservation) => {
+                if let Some(used) = reservation.refused_with_used() {
+                    return lock(
+                        state,
+                        user_id,
+                        &username,
+                        &source,
+                        quota.records,
+                        used,
+                        records,
+                    )
+                    .await;
+                }
             }
             Err(e) => {
                 let refusal = quota_refusal(e);

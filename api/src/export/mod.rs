@@ -253,7 +253,8 @@ async fn export(
                 replay = true;
                 charged = extra;
             }
-            Ok(Reservation::Exceeded { used }) => {
+            Ok(refused) => {
+                let used = refused.refused_with_used().unwrap_or_default();
                 let locked = delivery::lock(
                     state,
                     principal.user_id,
@@ -261,18 +262,6 @@ async fn export(
                     source,
                     q.records,
                     used,
-                    total,
-                );
-                return Ok(locked.await);
-            }
-            Ok(Reservation::Locked) => {
-                let locked = delivery::lock(
-                    state,
-                    principal.user_id,
-                    &principal.username,
-                    source,
-                    q.records,
-                    0,
                     total,
                 );
                 return Ok(locked.await);

@@ -93,6 +93,18 @@ pub enum Reservation {
     Replayed { extra: u64 },
 }
 
+impl Reservation {
+    /// For a refusal (`Exceeded`, `Locked`), the records the window had used, which the lock
+    /// records; `None` when the records may be delivered.
+    pub fn refused_with_used(self) -> Option<u64> {
+        match self {
+            Reservation::Exceeded { used } => Some(used),
+            Reservation::Locked => Some(0),
+            Reservation::Granted { .. } | Reservation::Replayed { .. } => None,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QuotaError {
     #[error("quota store unavailable: {0}")]
