@@ -56,7 +56,8 @@ impl PseudonymKey {
         Ok(PseudonymKey(secret.as_bytes().to_vec()))
     }
 
-    /// `<prefix>-<24 hex>`: 96 bits of HMAC, ample against collisions at any realistic count.
+    /// `<prefix>-<24 hex>`: 96 bits of HMAC, ample against collisions at any realistic count
+    /// (`is_pseudonym` recognizes the shape).
     pub fn pseudonym(&self, partner: &str, kind: &str, value: &str) -> String {
         let normalized = value.trim().to_uppercase();
         // A key of any length is valid for HMAC, so this cannot fail.
@@ -88,6 +89,18 @@ impl PseudonymKey {
     ) -> Option<String> {
         id.or(name).map(|key| self.pseudonym(partner, kind, key))
     }
+}
+
+/// Whether `text` has the shape `PseudonymKey::pseudonym` writes: an upper-case letter, `-`,
+/// 24 lower-case hex digits. The foreign instance takes US identities only in this shape.
+pub fn is_pseudonym(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 26
+        && bytes[0].is_ascii_uppercase()
+        && bytes[1] == b'-'
+        && bytes[2..]
+            .iter()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -220,6 +233,15 @@ mod tests {
         let other = PseudonymKey::new("another secret of at least 32 bytes!!").unwrap();
         assert_ne!(a, other.pseudonym("KR", "importer", "Acme Imports LLC"));
         assert!(a.starts_with("I-") && a.len() == 26, "{a}");
+        assert!(is_pseudonym(&a));
+        for text in [
+            "Acme Imports LLC",
+            "I-0123",
+            "i-0123456789abcdef01234567",
+            "I-0123456789ABCDEF01234567",
+        ] {
+            assert!(!is_pseudonym(text), "{text}");
+        }
         assert!(!a.to_lowercase().contains("acme"));
         assert!(matches!(
             PseudonymKey::new("short"),

@@ -259,6 +259,25 @@ impl TestEnv {
             .await
     }
 
+    /// The US fixture (`trade_canonical.csv`) as a foreign instance receives it for
+    /// `partner`: written by `dartts export-foreign` on a domestic instance of its own
+    /// (pseudonymized, the rows with that partner only), then loaded here as US rows — the only
+    /// way US rows enter a foreign instance.
+    pub async fn load_us_exported_for(&self, partner: &str) -> Run {
+        let domestic = TestEnv::new(Backend::Sqlite).await.with_env(
+            "DARTTS_PSEUDONYM_KEY",
+            "test-pseudonym-key-0123456789abcdef",
+        );
+        domestic.load_trade_fixture().await;
+        let out = self.dir.path().join(format!("us-for-{partner}.csv"));
+        let out = out.to_str().expect("utf-8 path");
+        let run = domestic
+            .run(&["export-foreign", "--partner", partner, "--out", out])
+            .await;
+        assert!(run.ok, "{}", run.stderr);
+        self.load_ok(&["trade", out, "--provider", "US"]).await
+    }
+
     /// Loads one of the Korea Customs synthetic files (`train`, `valid` or `test`: 37,385,
     /// 8,134 and 8,481 rows) through the `kcs` profile, as Korean data.
     pub async fn load_kcs(&self, split: &str) -> Run {

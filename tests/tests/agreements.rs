@@ -11,20 +11,23 @@ fn ids(data: &Value) -> Vec<String> {
         .as_array()
         .expect("edges")
         .iter()
-        .map(|e| e["node"]["declarationId"].as_str().expect("id").to_owned())
+        .map(|e| match e["node"]["providerCountry"].as_str() {
+            // Its declaration id is a pseudonym (`D-…`, sorted between `CN-` and `KR-`).
+            Some("US") => "US row".to_owned(),
+            _ => e["node"]["declarationId"].as_str().expect("id").to_owned(),
+        })
         .collect()
 }
 
 #[tokio::test]
 async fn agreements_grant_exactly_what_they_say_until_revoked() {
-    // The partners' instance: there a partner's scope includes the (anonymized) US rows with
-    // its nation, here US-1005.
+    // The partners' instance: there a partner's scope includes the pseudonymized US rows
+    // with its nation, here US-1005's.
     let env = TestEnv::new(Backend::Postgres)
         .await
         .with_env("DARTTS_INSTANCE", "foreign");
     let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
-    env.load_ok(&["trade", &f("trade_canonical.csv"), "--provider", "US"])
-        .await;
+    env.load_us_exported_for("KR").await;
     env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
         .await;
     env.load_ok(&["trade", &f("trade_cn.csv"), "--provider", "CN"])
@@ -38,7 +41,7 @@ async fn agreements_grant_exactly_what_they_say_until_revoked() {
     let before = partner.data(ROWS, json!({})).await;
     assert_eq!(
         ids(&before),
-        vec!["KR-2001", "KR-2002", "KR-2003", "US-1005"]
+        vec!["US row", "KR-2001", "KR-2002", "KR-2003"]
     );
 
     // Gold only (HS 71…), from China, declared in 2024.
@@ -53,7 +56,7 @@ async fn agreements_grant_exactly_what_they_say_until_revoked() {
     let after = partner.data(ROWS, json!({})).await;
     assert_eq!(
         ids(&after),
-        vec!["CN-3002", "KR-2001", "KR-2002", "KR-2003", "US-1005"]
+        vec!["CN-3002", "US row", "KR-2001", "KR-2002", "KR-2003"]
     );
     let gold = after["tradeRecords"]["edges"][0]["node"]["id"]
         .as_str()
@@ -112,7 +115,7 @@ async fn agreements_grant_exactly_what_they_say_until_revoked() {
     assert_eq!(revoked["revokeSharingAgreement"]["revokedBy"], "root");
     assert_eq!(
         ids(&partner.data(ROWS, json!({})).await),
-        vec!["KR-2001", "KR-2002", "KR-2003", "US-1005"]
+        vec!["US row", "KR-2001", "KR-2002", "KR-2003"]
     );
     let node = partner
         .data(
@@ -150,7 +153,7 @@ async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch(
     let env = TestEnv::new(Backend::Postgres)
         .await
         .with_env("DARTTS_INSTANCE", "foreign");
-    let lines = fixture_lines("trade_canonical.csv");
+    let lines = fixture_lines("trade_cn.csv");
     let line = |id: &str| {
         lines
             .iter()
@@ -158,21 +161,21 @@ async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch(
             .expect("fixture line")
             .clone()
     };
-    // US-1005 comes from Korea; US-1002's HS code is refused.
-    let mixed = env.dir.path().join("us_mixed.csv");
-    let refused = line("US-1002").replace("6109100010", "ABCD");
+    // China's gold line (CN-3002) reaches KR through the agreement below; CN-3001's HS code is
+    // refused, and its rejection's reason echoes the row.
+    let mixed = env.dir.path().join("cn_mixed.csv");
+    let refused = line("CN-3001").replace("8471300000", "ABCD");
     std::fs::write(
         &mixed,
-        format!("{}\n{}\n{refused}\n", lines[0], line("US-1005")),
+        format!("{}\n{}\n{refused}\n", lines[0], line("CN-3002")),
     )
     .expect("write csv");
     let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
-    env.load_ok(&["trade", mixed.to_str().expect("path"), "--provider", "US"])
+    env.load_ok(&["trade", mixed.to_str().expect("path"), "--provider", "CN"])
         .await;
     env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
         .await;
-    env.load_ok(&["trade", &f("trade_cn.csv"), "--provider", "CN"])
-        .await;
+    env.load_us_exported_for("KR").await;
     let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
     let hsi = env.user("hsi", "HSI_ANALYST", None).await;
     let admin = env.user("root", "ADMIN", None).await;
@@ -187,14 +190,17 @@ async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch(
         )
         .await;
 
-    let rows = "{ tradeRecords(orderBy: [{ field: DECLARATION_ID }]) { nodes { declarationId batch { fileName sha256 acceptedRows rejectedRows rejections { lineNumber reason } } } } }";
+    let rows = "{ tradeRecords(orderBy: [{ field: DECLARATION_ID }]) { nodes { declarationId providerCountry batch { fileName sha256 acceptedRows rejectedRows rejections { lineNumber reason } } } } }";
     let batches = |data: &Value| -> Vec<(String, Value)> {
         data["tradeRecords"]["nodes"]
             .as_array()
             .expect("nodes")
             .iter()
             .map(|n| {
-                let id = n["declarationId"].as_str().expect("id").to_owned();
+                let id = match n["providerCountry"].as_str() {
+                    Some("US") => "US row".to_owned(),
+                    _ => n["declarationId"].as_str().expect("id").to_owned(),
+                };
                 (id, n["batch"]["fileName"].clone())
             })
             .collect()
@@ -204,10 +210,10 @@ async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch(
         batches(&seen),
         [
             ("CN-3002".to_owned(), Value::Null),
+            ("US row".to_owned(), Value::Null),
             ("KR-2001".to_owned(), json!("trade_kr.csv")),
             ("KR-2002".to_owned(), json!("trade_kr.csv")),
             ("KR-2003".to_owned(), json!("trade_kr.csv")),
-            ("US-1005".to_owned(), Value::Null),
         ],
         "{seen:#}"
     );
@@ -227,24 +233,24 @@ async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch(
     );
 
     let all = analyst.data(rows, json!({})).await;
-    let us = all["tradeRecords"]["nodes"]
+    let cn = all["tradeRecords"]["nodes"]
         .as_array()
         .expect("nodes")
         .iter()
-        .find(|n| n["declarationId"] == "US-1005")
-        .expect("US-1005")["batch"]
+        .find(|n| n["declarationId"] == "CN-3002")
+        .expect("CN-3002")["batch"]
         .clone();
-    assert_eq!(us["fileName"], "us_mixed.csv", "{us:#}");
+    assert_eq!(cn["fileName"], "cn_mixed.csv", "{cn:#}");
     assert_eq!(
-        (&us["acceptedRows"], &us["rejectedRows"]),
+        (&cn["acceptedRows"], &cn["rejectedRows"]),
         (&json!(1), &json!(1))
     );
     assert!(
-        us["rejections"][0]["reason"]
+        cn["rejections"][0]["reason"]
             .as_str()
             .expect("reason")
             .contains("ABCD"),
-        "{us:#}"
+        "{cn:#}"
     );
     let files: Vec<Value> = batches(&all).into_iter().map(|(_, f)| f).collect();
     assert!(!files.contains(&Value::Null), "{all:#}");

@@ -6,21 +6,15 @@ use dartts_tests::{BACKENDS, Backend, Server, TestEnv, error_codes, fixture, wit
 use serde_json::{Value, json};
 
 async fn world(backend: Backend) -> TestEnv {
-    let env = trade_world(TestEnv::new(backend).await).await;
-    let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
-    env.load_ok(&["financial", &f("financial.csv")]).await;
-    env.load_ok(&["financial", &f("financial_structuring.csv")])
-        .await;
-    env
-}
-
-/// The US rows and KR's own, both sides of KR's mirror pairs.
-async fn trade_world(env: TestEnv) -> TestEnv {
+    let env = TestEnv::new(backend).await;
     let f = |n: &str| fixture(n).to_str().expect("path").to_owned();
     env.load_trade_fixture().await;
     env.load_ok(&["trade", &f("trade_kr.csv"), "--provider", "KR"])
         .await;
     env.load_ok(&["trade", &f("trade_kr_mirror.csv"), "--provider", "KR"])
+        .await;
+    env.load_ok(&["financial", &f("financial.csv")]).await;
+    env.load_ok(&["financial", &f("financial_structuring.csv")])
         .await;
     env
 }
@@ -149,13 +143,17 @@ async fn each_delivered_row_counts_against_the_quota() {
 
 #[tokio::test]
 async fn a_partner_sees_pairs_built_only_from_rows_it_may_see() {
-    // The partners' instance, where the US side of a partner's pairs is in its scope.
-    let env = trade_world(
-        TestEnv::new(Backend::Postgres)
-            .await
-            .with_env("DARTTS_INSTANCE", "foreign"),
-    )
-    .await;
+    // The partners' instance, where the US side of a partner's pairs is in its scope: the US
+    // rows with KR, pseudonymized as `export-foreign` writes them, and KR's own.
+    let env = TestEnv::new(Backend::Postgres)
+        .await
+        .with_env("DARTTS_INSTANCE", "foreign");
+    env.load_us_exported_for("KR").await;
+    for file in ["trade_kr.csv", "trade_kr_mirror.csv"] {
+        let path = fixture(file);
+        env.load_ok(&["trade", path.to_str().expect("path"), "--provider", "KR"])
+            .await;
+    }
     let hsi = env.user("hsi", "HSI_ANALYST", None).await;
     let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
     let cn = env.user("cn", "FOREIGN_PARTNER", Some("CN")).await;

@@ -484,14 +484,25 @@ async fn foreign_instance_refuses_domestic_only_data_sets() {
         assert_eq!(env.count("batches").await, 0);
         // Nothing was kept on disk either: the raw store is only written for accepted loads.
         assert!(!env.dir.path().join("data/raw").exists());
-        env.load_ok(&[
-            "trade",
-            path(&fixture("trade_canonical.csv")),
-            "--provider",
-            "US",
-        ])
-        .await;
-        assert_eq!(env.count("trade_records").await, 10);
+        // US rows only pseudonymized: a raw US file's rows are each rejected, naming why.
+        let raw = env
+            .load_ok(&[
+                "trade",
+                path(&fixture("trade_canonical.csv")),
+                "--provider",
+                "US",
+            ])
+            .await;
+        assert!(
+            raw.stdout.contains("0 rows accepted, 10 rejected")
+                && raw.stdout.contains("is not a pseudonym"),
+            "{}",
+            raw.stdout
+        );
+        env.load_us_exported_for("KR").await;
+        env.load_ok(&["trade", path(&fixture("trade_kr.csv")), "--provider", "KR"])
+            .await;
+        assert_eq!(env.count("trade_records").await, 1 + 3);
     }
 }
 

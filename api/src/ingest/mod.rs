@@ -244,7 +244,22 @@ pub async fn load(
         }
     }
     let result = match result {
-        Ok(()) => load_kept(db, data_dir, req, provider, profile, &stored).await,
+        Ok(()) => {
+            // The foreign instance holds US trade only pseudonymized (DESIGN §1): a raw US file
+            // loaded there would be served to the partner in clear.
+            let pseudonyms_only = instance == Instance::Foreign
+                && provider.as_deref() == Some(crate::graphql::scope::US);
+            load_kept(
+                db,
+                data_dir,
+                req,
+                provider,
+                profile,
+                pseudonyms_only,
+                &stored,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     if result.is_err() {
@@ -261,6 +276,7 @@ async fn load_kept(
     req: &LoadRequest,
     provider: Option<String>,
     profile: Option<ProfileFile>,
+    pseudonyms_only: bool,
     stored: &[(String, raw_store::Stored)],
 ) -> Result<LoadOutcome, IngestError> {
     let sha256 = if stored.len() == 1 {
@@ -352,6 +368,9 @@ async fn load_kept(
             let mut deferred = job.tx.defer_indexes(table.name, indexes).await?;
             frozen = job.tx.frozen(table.name);
             job.stream(&mut input, &table, |r| {
+                if pseudonyms_only {
+                    bound.check_pseudonymized(&r.fields)?;
+                }
                 let mut row = bound.map(&r.fields, batch_id, provider)?;
                 if let Some(code) = analysis::facts::hs_code(&row)
                     && !touched_hs_codes.contains(code)

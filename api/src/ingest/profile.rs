@@ -342,6 +342,39 @@ impl BoundProfile<'_> {
             .ok_or_else(|| format!("{} is empty", name(field)))
     }
 
+    /// Refuses a record that names a party or declaration in clear: what the foreign instance
+    /// requires of US rows, which reach it only as `dartts export-foreign` writes them. An
+    /// address has no pseudonym, so it must be absent.
+    pub fn check_pseudonymized(&self, fields: &[String]) -> Result<(), String> {
+        const PSEUDONYMS: [Field; 6] = [
+            Field::DeclarationId,
+            Field::ImporterName,
+            Field::ImporterId,
+            Field::ExporterName,
+            Field::ManufacturerName,
+            Field::ManufacturerId,
+        ];
+        let clear = PSEUDONYMS
+            .into_iter()
+            .find_map(|field| match self.get(fields, field) {
+                Ok(Some(text)) if !crate::export_foreign::is_pseudonym(&text) => {
+                    Some(format!("{} is not a pseudonym", name(field)))
+                }
+                _ => None,
+            })
+            .or_else(|| {
+                matches!(self.get(fields, Field::ImporterAddress), Ok(Some(_)))
+                    .then(|| format!("{} is not empty", name(Field::ImporterAddress)))
+            });
+        match clear {
+            Some(what) => Err(format!(
+                "{what}: the foreign instance takes US rows only as `dartts export-foreign` \
+                 writes them"
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// Maps one record to a `trade_records` row (see `TRADE_COLUMNS`).
     pub fn map(
         &self,
