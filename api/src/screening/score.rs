@@ -110,6 +110,14 @@ pub fn compare_with(q: &Name, c: &Name, t: &Tuning) -> NameScore {
     if q.is_empty() || c.is_empty() {
         return NameScore::default();
     }
+    // Rejoining words and breaking ties between equal pairs read one side first, so the two
+    // orders of a pair could score differently (`a R d` / `A rd d`: 0.89 one way, 1.0 the
+    // other). Always comparing in one order makes the score a property of the pair.
+    let (q, c) = if (&q.tokens, &q.keys) <= (&c.tokens, &c.keys) {
+        (q, c)
+    } else {
+        (c, q)
+    };
     let (qt, ct, qk, ck) = rejoin(q, c);
     let (qp, cp) = (patronymic_at(&qt), patronymic_at(&ct));
     let mut pairs: Vec<(usize, usize, f64)> = Vec::new();
@@ -474,6 +482,14 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_scores_the_same_in_either_order() {
+        // Found by the property below: only one order joined `R D` into `RD`.
+        for (a, b) in [("a R d", "A rd d"), ("Jean Claude Juncker", "JC Juncker")] {
+            assert_eq!(s(a, b), s(b, a), "{a} / {b}");
+        }
+    }
+
+    #[test]
     fn different_people_and_companies_do_not() {
         assert!(s("Abdul Latif Noori", "Abdul Latif Mansur") < THRESHOLD);
         assert!(s("Pol Pot", "Pot Pouv") < THRESHOLD);
@@ -556,7 +572,7 @@ mod tests {
         ) {
             let x = s(&a, &b);
             prop_assert!((0.0..=1.0).contains(&x));
-            prop_assert!((x - s(&b, &a)).abs() < 1e-9);
+            prop_assert_eq!(compare(&Name::parse(&a), &Name::parse(&b)), compare(&Name::parse(&b), &Name::parse(&a)));
             prop_assert!(s(&a, &a) > 0.999);
         }
 
