@@ -37,6 +37,10 @@ pub enum AccountError {
         "role {0} is scoped to a partner nation; US is this system's own nation, not a partner"
     )]
     DomesticNation(String),
+    #[error(
+        "role {0} reads every row; the foreign instance holds partners' data and has no such users"
+    )]
+    NotOnInstance(String),
     #[error("username must be 1 to 128 characters without spaces or control characters")]
     BadUsername,
     #[error("an account named {0:?} already exists")]
@@ -104,6 +108,9 @@ fn check_role(
 ) -> Result<(String, Option<String>), AccountError> {
     if !ROLES.contains(&role) {
         return Err(AccountError::UnknownRole(role.to_owned()));
+    }
+    if !policy.serves(role) {
+        return Err(AccountError::NotOnInstance(role.to_owned()));
     }
     let nation = match nation {
         Some(n) => {

@@ -17,6 +17,7 @@ use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOr
 use sha2::Sha256;
 
 use crate::config::Instance;
+use crate::graphql::scope::US;
 use crate::ingest::profile::CANONICAL_HEADER;
 
 /// The secret under which pseudonyms are derived. Never printed.
@@ -122,7 +123,7 @@ pub async fn export(
         return Err(ExportError::NotDomestic);
     }
     let partner = partner.trim().to_ascii_uppercase();
-    if partner.len() != 2 || !partner.bytes().all(|b| b.is_ascii_uppercase()) || partner == "US" {
+    if partner.len() != 2 || !partner.bytes().all(|b| b.is_ascii_uppercase()) || partner == US {
         return Err(ExportError::BadPartner(partner));
     }
     let write_err = |source| ExportError::Write {
@@ -145,7 +146,7 @@ pub async fn export(
     let mut last_id = 0i64;
     loop {
         let page = trade_record::Entity::find()
-            .filter(Column::ProviderCountry.eq("US"))
+            .filter(Column::ProviderCountry.eq(US))
             .filter(Column::PartnerCountry.eq(partner.as_str()))
             .filter(Column::Id.gt(last_id))
             .order_by_asc(Column::Id)
@@ -255,7 +256,7 @@ mod tests {
         let row = trade_record::Model {
             id: 1,
             batch_id: 1,
-            provider_country: "US".into(),
+            provider_country: US.into(),
             declaration_id: "ABC-1234567-8".into(),
             line_number: 2,
             declaration_date: chrono::NaiveDate::from_ymd_opt(2024, 1, 5).unwrap(),
@@ -270,8 +271,8 @@ mod tests {
             manufacturer_id: None,
             country_of_origin: Some("KR".into()),
             country_of_export: Some("KR".into()),
-            country_of_destination: Some("US".into()),
-            reporting_country: "US".into(),
+            country_of_destination: Some(US.into()),
+            reporting_country: US.into(),
             partner_country: Some("KR".into()),
             port: Some("4601".into()),
             transport_mode: Some("AIR".into()),

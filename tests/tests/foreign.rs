@@ -136,7 +136,20 @@ async fn exported_partner_file_is_pseudonymized_stable_and_loadable() {
     let partner = foreign
         .user("cn-analyst", "FOREIGN_PARTNER", Some("CN"))
         .await;
-    let admin_like = foreign.user("hsi-on-foreign", "HSI_ANALYST", None).await;
+    // The foreign instance has no users of the domestic agencies (DESIGN §1): their roles read
+    // every row, there every partner's declarations. Such an account is refused; one made
+    // anyway (while the database served as domestic) reads nothing.
+    let run = foreign
+        .run(&["user", "add", "hsi-on-foreign", "--role", "HSI_ANALYST"])
+        .await;
+    assert!(
+        !run.ok && run.stderr.contains("foreign instance"),
+        "{}",
+        run.stderr
+    );
+    let foreign = foreign.without_env("DARTTS_INSTANCE");
+    let hsi = foreign.user("hsi-on-foreign", "HSI_ANALYST", None).await;
+    let foreign = foreign.with_env("DARTTS_INSTANCE", "foreign");
     let server = foreign.serve().await;
     let data = server
         .session(Some(&partner))
@@ -162,11 +175,22 @@ async fn exported_partner_file_is_pseudonymized_stable_and_loadable() {
         );
         assert_eq!(row["node"]["importerAddress"], serde_json::Value::Null);
     }
-    // Whatever the role, the foreign instance serves no financial, TECS or SDN data.
+    // Nor does it serve financial, TECS or SDN data to anyone (the policy's unit tests try a
+    // policy file that grants them).
+    for token in [&hsi, &partner] {
+        let body = server
+            .session(Some(token))
+            .gql("{ financialTransactions { totalCount } subjectRecords { totalCount } sdnEntries { totalCount } }", json!({}))
+            .await;
+        assert_eq!(error_codes(&body), vec!["FORBIDDEN_FIELD"; 3], "{body}");
+    }
     let body = server
-        .session(Some(&admin_like))
-        .gql("{ financialTransactions { totalCount } subjectRecords { totalCount } sdnEntries { totalCount } tradeRecords { totalCount } }", json!({}))
+        .session(Some(&hsi))
+        .gql(
+            "{ tradeRecords { totalCount } tradeTotals(groupBy: [YEAR]) { totalCount } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(error_codes(&body), vec!["FORBIDDEN_FIELD"; 3], "{body}");
-    assert_eq!(body["data"]["tradeRecords"]["totalCount"], 4);
+    assert_eq!(error_codes(&body), vec!["FORBIDDEN_FIELD"; 2], "{body}");
+    assert_eq!(body["data"], serde_json::Value::Null, "{body}");
 }

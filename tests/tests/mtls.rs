@@ -242,7 +242,7 @@ async fn a_partner_token_works_only_with_its_own_certificate() {
     let (env, pki) = with_pki(TestEnv::new(Backend::Postgres).await);
     partner(&env, "kr-partner", "KR").await;
     partner(&env, "cn-partner", "CN").await;
-    let analyst = env.user("analyst", "HSI_ANALYST", None).await;
+    let admin = env.user("admin", "ADMIN", None).await;
     let (server, mtls) = env.serve_mtls().await;
     let kr = pki.client(Some(&pki.kr));
     let cn = pki.client(Some(&pki.cn));
@@ -315,7 +315,7 @@ async fn a_partner_token_works_only_with_its_own_certificate() {
         (401, vec!["UNAUTHENTICATED".to_owned()])
     );
     let body = server
-        .session(Some(&analyst))
+        .session(Some(&admin))
         .gql(LOGIN, json!({ "u": "kr-partner", "p": PASSWORD }))
         .await;
     assert_eq!(error_codes(&body), vec!["FORBIDDEN_FIELD"], "{body}");

@@ -122,8 +122,10 @@ pub struct Policy {
     /// Categories this deployment never serves, whatever a role allows (the foreign instance
     /// holds no financial, law-enforcement or SDN data and must not pretend to).
     instance_denies: BTreeSet<Category>,
-    /// `PermissionSet::us_partner_rows` for every nation-scoped role: set by the instance.
-    us_partner_rows: bool,
+    /// Which deployment this is: the foreign instance gives nation-scoped roles the US rows
+    /// of their nation (`PermissionSet::us_partner_rows`) and has no users of the domestic
+    /// agencies (`serves`).
+    instance: Instance,
     roles: BTreeMap<String, RoleRule>,
     /// type → field → category, with `"*"` as the type's default.
     fields: BTreeMap<String, BTreeMap<String, Category>>,
@@ -273,7 +275,7 @@ impl Policy {
             })?;
         let mut policy = Policy {
             instance_denies: BTreeSet::new(),
-            us_partner_rows: false,
+            instance: Instance::Domestic,
             roles: roles.roles,
             fields,
             needs: FxHashMap::default(),
@@ -306,7 +308,7 @@ impl Policy {
     /// The policy as served by `instance`: deny wins, so an instance-level denial beats any
     /// role's allow.
     pub fn for_instance(mut self, instance: Instance) -> Self {
-        self.us_partner_rows = instance == Instance::Foreign;
+        self.instance = instance;
         self.instance_denies = match instance {
             Instance::Domestic => BTreeSet::new(),
             Instance::Foreign => {
@@ -457,9 +459,21 @@ impl Policy {
             .unwrap_or(Category::Admin)
     }
 
-    /// The permission set of an account with `role` (and `nation`). Unknown roles get nothing.
+    /// Whether this deployment has users with `role`. The foreign instance holds partners'
+    /// rows and the US rows pseudonymized for them; its users are partners' units and admins
+    /// (DESIGN §1). A role that reads every row — the domestic agencies' — would read every
+    /// partner's declarations there, so it has no place on it, whatever accounts say.
+    pub fn serves(&self, role: &str) -> bool {
+        self.roles
+            .get(role)
+            .is_some_and(|rule| self.instance == Instance::Domestic || rule.rows != RowScope::All)
+    }
+
+    /// The permission set of an account with `role` (and `nation`). Unknown roles, and roles
+    /// the instance does not serve, get nothing.
     pub fn permissions(&self, role: &str, nation: Option<&str>) -> PermissionSet {
-        let Some(rule) = self.roles.get(role) else {
+        let rule = self.roles.get(role).filter(|_| self.serves(role));
+        let Some(rule) = rule else {
             return PermissionSet {
                 role: role.to_owned(),
                 categories: BTreeSet::new(),
@@ -494,7 +508,7 @@ impl Policy {
             nation: nation.map(str::to_owned),
             quota: rule.quota,
             grants: Vec::new(),
-            us_partner_rows: self.us_partner_rows,
+            us_partner_rows: self.instance == Instance::Foreign,
         }
     }
 

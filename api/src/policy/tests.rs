@@ -48,7 +48,52 @@ fn foreign_instance_serves_no_domestic_only_data_to_anyone() {
             assert!(!set.allows(c), "{role} gets {c:?} on the foreign instance");
         }
     }
-    assert!(p.permissions("HSI_AGENT", None).allows(Category::Trade));
+    // Not even where a policy file lets a partner read them.
+    let dir = tempfile::tempdir().unwrap();
+    let roles = BUILT_IN_ROLES.replace(
+        "allow = [\"TRADE\", \"TRADE_PII\"]\ndeny = [\"FINANCIAL\", \"LAW_ENFORCEMENT\", \"SDN\", ",
+        "allow = [\"TRADE\", \"TRADE_PII\", \"FINANCIAL\", \"LAW_ENFORCEMENT\", \"SDN\"]\ndeny = [",
+    );
+    assert_ne!(roles, BUILT_IN_ROLES);
+    std::fs::write(dir.path().join("roles.toml"), roles).unwrap();
+    std::fs::write(dir.path().join("fields.toml"), BUILT_IN_FIELDS).unwrap();
+    let generous = Policy::load(Some(dir.path()), &crate::graphql::sdl(), ROLES).unwrap();
+    assert!(
+        generous
+            .permissions("FOREIGN_PARTNER", Some("KR"))
+            .allows(Category::Financial)
+    );
+    let generous = generous.for_instance(Instance::Foreign);
+    let partner = generous.permissions("FOREIGN_PARTNER", Some("KR"));
+    assert!(partner.allows(Category::Trade) && !partner.allows(Category::Financial));
+}
+
+#[test]
+fn the_foreign_instance_has_no_users_of_the_domestic_agencies() {
+    let (domestic, foreign) = (policy(), policy().for_instance(Instance::Foreign));
+    for role in [
+        "HSI_AGENT",
+        "HSI_ANALYST",
+        "CBP_OFFICER",
+        "CBP_IMPORT_SPECIALIST",
+    ] {
+        assert!(domestic.serves(role) && domestic.permissions(role, None).allows(Category::Trade));
+        // They read every row: there, every partner's declarations.
+        assert!(!foreign.serves(role), "{role}");
+        let set = foreign.permissions(role, None);
+        assert!(
+            set.categories.is_empty() && set.rows == RowScope::None,
+            "{role}"
+        );
+    }
+    for role in ["FOREIGN_PARTNER", "ADMIN"] {
+        assert!(foreign.serves(role));
+        assert_eq!(
+            foreign.permissions(role, Some("KR")).categories,
+            domestic.permissions(role, Some("KR")).categories
+        );
+    }
+    assert!(!foreign.serves("JANITOR"));
 }
 
 #[test]
