@@ -115,7 +115,7 @@ pub enum ApiError {
     Unauthenticated(String),
     /// A sign-in to a LOCKED account.
     AccountLocked(String),
-    /// The database had no connection free in time (`is_busy`).
+    /// The database gave no connection (`is_unavailable`): busy, down or gone.
     Unavailable,
     /// A statement stopped at the request time limit (`time_limit::is_exceeded`).
     Timeout,
@@ -144,7 +144,7 @@ impl ApiError {
 
 impl From<sea_orm::DbErr> for ApiError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if is_busy(&err) {
+        if is_unavailable(&err) {
             ApiError::Unavailable
         } else if crate::time_limit::is_exceeded(&err) {
             ApiError::Timeout
@@ -154,19 +154,51 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
-/// Whether a database error only says that no pooled connection came free within the pool's
-/// wait: an overload (a burst of clients, or readers queued behind `dartts load --exclusive`,
-/// which holds the trade tables), not a fault. Its answer is `UNAVAILABLE` (HTTP 503 where the
-/// request is refused whole), not an INTERNAL error with a log reference.
-pub fn is_busy(err: &sea_orm::DbErr) -> bool {
-    matches!(
-        err,
-        sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
-    )
+/// Whether a database error says only that the database gave this request no connection:
+/// none came free within the pool's wait (an overload: a burst of clients, or readers queued
+/// behind `dartts load --exclusive`, which holds the trade tables), or none could be opened
+/// (the database is down, restarting, or was dropped). Either is an outage to wait out, not a
+/// fault: its answer is `UNAVAILABLE` (HTTP 503 where the request is refused whole), not an
+/// INTERNAL error with a log reference. An outage is logged here (warn), as its answer
+/// carries no reference; a pool that was only busy is not (`dartts_graphql_errors_total`
+/// counts those).
+pub fn is_unavailable(err: &sea_orm::DbErr) -> bool {
+    let unavailable = cannot_serve(err);
+    if unavailable
+        && !matches!(
+            err,
+            sea_orm::DbErr::ConnectionAcquire(sea_orm::error::ConnAcquireErr::Timeout)
+        )
+    {
+        tracing::warn!(error = %err, "the database cannot be reached");
+    }
+    unavailable
 }
 
-/// What a request the database was too busy for is told.
-pub const BUSY_MESSAGE: &str = "the database is busy (a bulk load may be holding the data); nothing was read, try again shortly";
+fn cannot_serve(err: &sea_orm::DbErr) -> bool {
+    use sea_orm::sqlx::Error;
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        // A pooled connection the database closed under a statement: shut down, restarted,
+        // or the database dropped.
+        DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
+            match e.as_ref() {
+                Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed => true,
+                Error::Database(db) => db.code().is_some_and(|code| {
+                    // PostgreSQL: connection exceptions (class 08), and the server shutting
+                    // down or starting (57P01–57P03; not 57014, a cancelled statement).
+                    code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// What a request the database could not serve is told.
+pub const UNAVAILABLE_MESSAGE: &str = "the database is busy or cannot be reached (a bulk load may be holding the data, or it is restarting); nothing was read, try again shortly";
 
 /// What a request stopped at the time limit is told (`time_limit`, `admission`).
 pub const TIMEOUT_MESSAGE: &str = "the query ran past the server's time limit (an analysis's wait for its turn among others included) and was stopped; nothing was delivered. Narrow it (a date range, an HS code, a country, fewer rows) or ask again when the server is less busy";
@@ -189,7 +221,7 @@ impl From<ApiError> for async_graphql::Error {
             | ApiError::Forbidden(m)
             | ApiError::Unauthenticated(m)
             | ApiError::AccountLocked(m) => m,
-            ApiError::Unavailable => BUSY_MESSAGE.to_owned(),
+            ApiError::Unavailable => UNAVAILABLE_MESSAGE.to_owned(),
             ApiError::Timeout => TIMEOUT_MESSAGE.to_owned(),
             ApiError::Internal(source) => internal_message(&source),
         };

@@ -65,6 +65,7 @@ pub struct Metrics {
     analysis_wait_seconds: Histogram,
     dataset_rows: Family<Dataset, Gauge>,
     dataset_age_days: Family<Dataset, Gauge>,
+    database_up: Gauge,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -85,6 +86,7 @@ impl Metrics {
         let analysis_wait_seconds = Histogram::new(seconds_buckets());
         let dataset_rows = Family::<Dataset, Gauge>::default();
         let dataset_age_days = Family::<Dataset, Gauge>::default();
+        let database_up = Gauge::default();
         registry.register(
             "graphql_requests",
             "GraphQL requests answered, by outcome (ok, partial, failed, refused)",
@@ -142,6 +144,12 @@ impl Metrics {
             "Days since the as-of date of each data set's newest load",
             dataset_age_days.clone(),
         );
+        registry.register(
+            "database_up",
+            "1 when the last scrape read the data sets from the database, 0 when it could not \
+             (the dataset_* gauges are then absent)",
+            database_up.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -155,6 +163,7 @@ impl Metrics {
             analysis_wait_seconds,
             dataset_rows,
             dataset_age_days,
+            database_up,
         }
     }
 }
@@ -218,14 +227,28 @@ pub fn analysis_admitted(waited: Duration) {
     global().analysis_wait_seconds.observe(waited.as_secs_f64());
 }
 
-/// Reads what each data set holds into the gauges, then encodes every metric.
+/// Reads what each data set holds into the gauges, then encodes every metric. While the
+/// database cannot be read the data-set gauges are left out and `dartts_database_up` is 0:
+/// the request and error counters are what an operator watches during an outage.
 async fn render(state: &AppState) -> Result<String, String> {
     let m = global();
     let held = batch::Entity::find()
         .filter(batch::Column::PurgedAt.is_null())
         .all(&state.db)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await;
+    m.dataset_rows.clear();
+    m.dataset_age_days.clear();
+    let held = match held {
+        Ok(held) => {
+            m.database_up.set(1);
+            held
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot read the data sets");
+            m.database_up.set(0);
+            return encoded(m);
+        }
+    };
     let today = chrono::Utc::now().date_naive();
     for name in ["trade", "financial", "subjects", "sdn"] {
         let of_set = held.iter().filter(|b| b.dataset == name);
@@ -241,6 +264,10 @@ async fn render(state: &AppState) -> Result<String, String> {
                 .set((today - newest).num_days());
         }
     }
+    encoded(m)
+}
+
+fn encoded(m: &Metrics) -> Result<String, String> {
     let mut text = String::new();
     encode(&mut text, &m.registry).map_err(|e| e.to_string())?;
     Ok(text)

@@ -355,6 +355,26 @@ impl TestEnv {
         }
     }
 
+    /// Drops this environment's PostgreSQL database under whatever is connected to it, as an
+    /// outage that does not come back would leave a server.
+    pub async fn drop_database(&self) {
+        assert_eq!(self.backend, Backend::Postgres, "a PostgreSQL environment");
+        let name = self
+            .database_url
+            .split('?')
+            .next()
+            .and_then(|url| url.rsplit('/').next())
+            .expect("database name");
+        let admin = Database::connect(&postgres_base())
+            .await
+            .expect("test PostgreSQL");
+        admin
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .expect("drop the test database");
+        admin.close().await.ok();
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         self.scalar(&format!("SELECT COUNT(*) FROM {table}")).await
     }

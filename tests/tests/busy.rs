@@ -1,5 +1,6 @@
-//! A database with no connection free for a request: the request is told `UNAVAILABLE` (and
-//! audited), never INTERNAL, and the requests that did get a connection finish once it frees.
+//! A database with no connection free for a request, or none at all: the request is told
+//! `UNAVAILABLE`, never INTERNAL; when the pool was only busy it is audited, and the requests
+//! that did get a connection finish once it frees.
 
 use dartts_tests::{Backend, TestEnv, error_codes};
 use serde_json::json;
@@ -79,5 +80,49 @@ async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
         ))
         .await,
         i64::try_from(READS + 2).expect("count")
+    );
+}
+
+/// A database that stops answering (here dropped, as a mistaken operator or a failed disk would
+/// leave it): requests are told `UNAVAILABLE` with HTTP 503, as when the pool is exhausted —
+/// an outage to wait out, not an INTERNAL fault to report — and `/metrics` still serves the
+/// counters an operator watches then, with `dartts_database_up 0` and no data-set gauges.
+#[tokio::test]
+async fn a_database_that_is_gone_is_unavailable_and_the_metrics_still_answer() {
+    let env = TestEnv::new(Backend::Postgres).await;
+    env.load_trade_fixture().await;
+    let env = env.with_metrics();
+    let server = env.serve_as_analyst().await;
+    let text = server.metrics().await;
+    for expected in [
+        "dartts_database_up 1",
+        "dartts_dataset_rows{dataset=\"trade\"} 10",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+
+    env.drop_database().await;
+    let session = server.session(server.token.as_deref());
+    for query in [
+        "{ me { role } }",
+        "{ tradeRecords(first: 1) { totalCount } }",
+    ] {
+        let (status, body) = session.post(query, json!({})).await;
+        assert_eq!(
+            (status, error_codes(&body)),
+            (503, vec!["UNAVAILABLE".to_owned()]),
+            "{query}: {body:#}"
+        );
+        assert!(
+            !body.to_string().contains("does not exist"),
+            "no internals: {body:#}"
+        );
+    }
+    let text = server.metrics().await;
+    assert!(text.contains("dartts_database_up 0"), "{text}");
+    assert!(!text.contains("dartts_dataset_rows{"), "{text}");
+    assert!(
+        text.contains("dartts_graphql_errors_total{code=\"UNAVAILABLE\"} 2"),
+        "{text}"
     );
 }

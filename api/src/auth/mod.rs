@@ -54,8 +54,8 @@ pub enum AuthError {
     Pending(String),
     #[error("this account is locked; an administrator must unlock it")]
     Locked(String),
-    /// No database connection came free in time (`error::is_busy`).
-    #[error("{}", crate::error::BUSY_MESSAGE)]
+    /// The database gave no connection (`error::is_unavailable`).
+    #[error("{}", crate::error::UNAVAILABLE_MESSAGE)]
     Busy,
     #[error("internal error")]
     Internal(String),
@@ -63,7 +63,7 @@ pub enum AuthError {
 
 impl From<sea_orm::DbErr> for AuthError {
     fn from(err: sea_orm::DbErr) -> Self {
-        if crate::error::is_busy(&err) {
+        if crate::error::is_unavailable(&err) {
             AuthError::Busy
         } else {
             AuthError::Internal(err.to_string())

@@ -101,7 +101,7 @@ fn refusal(e: ApiError) -> Refusal {
         | ApiError::ForbiddenField(m)
         | ApiError::Forbidden(m)
         | ApiError::AccountLocked(m) => m,
-        ApiError::Unavailable => crate::error::BUSY_MESSAGE.to_owned(),
+        ApiError::Unavailable => crate::error::UNAVAILABLE_MESSAGE.to_owned(),
         ApiError::Timeout => crate::error::TIMEOUT_MESSAGE.to_owned(),
         ApiError::Internal(_) => String::new(),
     };
