@@ -6,6 +6,8 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
 
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+
 use crate::policy::{Policy, RowScope};
 
 /// Roles the product knows (DESIGN §2). What each may do is in `policies/roles.toml`.
@@ -41,9 +43,9 @@ pub enum AccountError {
         "role {0} reads every row; the foreign instance holds partners' data and has no such users"
     )]
     NotOnInstance(String),
-    #[error("username must be 1 to 128 characters without spaces or control characters")]
+    #[error("username must be 1 to 128 characters: ASCII letters, digits and . _ - @ +")]
     BadUsername,
-    #[error("an account named {0:?} already exists")]
+    #[error("an account named {0:?} already exists (names that differ only in case are one)")]
     Exists(String),
     #[error("no account named {0:?}")]
     NotFound(String),
@@ -73,9 +75,7 @@ pub async fn add(
 ) -> Result<user::Model, AccountError> {
     check_username(username)?;
     let (role, nation) = check_role(policy, role, nation)?;
-    if find(db, username).await?.is_some() {
-        return Err(AccountError::Exists(username.to_owned()));
-    }
+    check_new(db, username).await?;
     let row = user::ActiveModel {
         username: Set(username.to_owned()),
         role: Set(role),
@@ -88,16 +88,35 @@ pub async fn add(
     Ok(row.insert(db).await?)
 }
 
+/// Usernames are ASCII letters, digits and `.` `_` `-` `@` `+` (an agency login or an e-mail
+/// address): any other letter can look like one of these (a full-width `Ｓ`, a Cyrillic `а`),
+/// and an administrator approving `sqana` must not be approving someone else.
 fn check_username(username: &str) -> Result<(), AccountError> {
     if username.is_empty()
         || username.len() > 128
-        || username
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
+        || !username
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@+".contains(&b))
     {
         return Err(AccountError::BadUsername);
     }
     Ok(())
+}
+
+/// Refuses a new username that an account already has, in any case: `SQANA` and `sqana`
+/// would be two accounts that people (and audit readers) take for one.
+async fn check_new(db: &DatabaseConnection, username: &str) -> Result<(), AccountError> {
+    let existing = user::Entity::find()
+        .filter(ExprTrait::eq(
+            Expr::expr(Func::lower(Expr::col(user::Column::Username))),
+            username.to_ascii_lowercase(),
+        ))
+        .one(db)
+        .await?;
+    match existing {
+        Some(account) => Err(AccountError::Exists(account.username)),
+        None => Ok(()),
+    }
 }
 
 /// A known role with a nation exactly when its row scope needs one; returns them normalized.
@@ -190,9 +209,7 @@ pub async fn request_access(
     }
     let (role, nation) = check_role(policy, request.role, request.nation)?;
     check_username(request.username)?;
-    if find(db, request.username).await?.is_some() {
-        return Err(AccountError::Exists(request.username.to_owned()));
-    }
+    check_new(db, request.username).await?;
     let row = user::ActiveModel {
         username: Set(request.username.to_owned()),
         role: Set(role),

@@ -208,6 +208,15 @@ async fn account_rules_are_enforced_by_the_cli() {
             vec!["user", "add", "a b", "--role", "HSI_AGENT"],
             "username must be",
         ),
+        // Letters that look like ASCII ones (full-width S, Cyrillic a) would make look-alikes.
+        (
+            vec!["user", "add", "\u{ff33}qana", "--role", "HSI_AGENT"],
+            "username must be",
+        ),
+        (
+            vec!["user", "add", "sq\u{430}na", "--role", "HSI_AGENT"],
+            "username must be",
+        ),
         (vec!["token", "nobody"], "no account named"),
     ] {
         let run = env.run(&args).await;
@@ -215,8 +224,15 @@ async fn account_rules_are_enforced_by_the_cli() {
         assert!(run.stderr.contains(message), "{args:?}: {}", run.stderr);
     }
     env.user("kr1", "FOREIGN_PARTNER", Some("kr")).await;
-    let run = env.run(&["user", "add", "kr1", "--role", "ADMIN"]).await;
-    assert!(run.stderr.contains("already exists"), "{}", run.stderr);
+    for name in ["kr1", "KR1", "Kr1"] {
+        let run = env.run(&["user", "add", name, "--role", "ADMIN"]).await;
+        assert!(
+            !run.ok && run.stderr.contains("\"kr1\" already exists"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+    env.user("first.last+tt@agency.test", "ADMIN", None).await;
     let list = env.run(&["user", "list"]).await;
     assert!(
         list.stdout.contains("kr1")
