@@ -1,7 +1,8 @@
 //! `dartts load` on both backends: the real data sets, their counts, reloads, atomicity and
 //! malformed input.
 
-use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, fixture_lines, samples};
+use dartts_tests::{BACKENDS, Backend, TestEnv, error_codes, fixture, fixture_lines, samples};
+use serde_json::json;
 
 fn path(p: &std::path::Path) -> &str {
     p.to_str().expect("utf-8 path")
@@ -219,6 +220,31 @@ async fn bad_rows_are_reported_by_line_and_good_rows_load() {
         assert_eq!(env.count("trade_records").await, 2);
         assert_eq!(env.count("batch_rejections").await, 3);
         assert_eq!(env.scalar("SELECT rejected_rows FROM batches").await, 3);
+        // Every rejection is readable, past any one page, in file order.
+        let server = env.serve_as_analyst().await;
+        let data = server
+            .data(
+                "{ batches { nodes { all: rejections { lineNumber } page: rejections(first: 2, offset: 1) { lineNumber } past: rejections(offset: 3) { lineNumber } } } }",
+                json!({}),
+            )
+            .await;
+        let batch = &data["batches"]["nodes"][0];
+        assert_eq!(
+            batch["all"],
+            json!([{ "lineNumber": 3 }, { "lineNumber": 4 }, { "lineNumber": 6 }])
+        );
+        assert_eq!(
+            batch["page"],
+            json!([{ "lineNumber": 4 }, { "lineNumber": 6 }])
+        );
+        assert_eq!(batch["past"], json!([]));
+        let body = server
+            .gql(
+                "{ batches { nodes { rejections(offset: -1) { lineNumber } } } }",
+                json!({}),
+            )
+            .await;
+        assert_eq!(error_codes(&body), vec!["BAD_USER_INPUT"], "{body}");
     }
 }
 

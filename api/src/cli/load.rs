@@ -126,7 +126,7 @@ fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
             }
             if rejections.len() > REJECTIONS_SHOWN {
                 println!(
-                    "… and {} more; all are listed in Batch.rejections",
+                    "… and {} more; all are listed in Batch.rejections (1,000 at a time, by offset)",
                     rejections.len() - REJECTIONS_SHOWN
                 );
             }

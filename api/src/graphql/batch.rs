@@ -84,17 +84,23 @@ impl Batch {
         ids::encode(NodeType::Batch, self.row_id)
     }
 
-    /// Refused rows in file order.
+    /// Refused rows in file order: `first` of them (at most 1,000) after skipping `offset`.
+    /// A load's rejections never change, so positions are stable: read them all in steps of
+    /// 1,000 up to `rejectedRows`.
     async fn rejections(
         &self,
         ctx: &Context<'_>,
         #[graphql(default = 100)] first: i32,
+        #[graphql(default = 0)] offset: i32,
     ) -> async_graphql::Result<Vec<BatchRejection>> {
         let limit = page_size(Some(first))?;
+        let offset =
+            u64::try_from(offset).map_err(|_| ApiError::bad_input("offset must be 0 or more"))?;
         let state = ctx.data::<AppState>()?;
         let rows = batch_rejection::Entity::find()
             .filter(batch_rejection::Column::BatchId.eq(self.row_id))
             .order_by_asc(batch_rejection::Column::Id)
+            .offset(offset)
             .limit(limit)
             .all(&state.db)
             .await
