@@ -108,6 +108,10 @@ enum Command {
         /// Retention in years for this run, instead of DARTTS_RETENTION_YEARS (default 10).
         #[arg(long, value_parser = config::retention_years)]
         older_than_years: Option<u32>,
+        /// Withdraw this one batch now, whatever its age (a wrong load: another provider,
+        /// profile, as-of date or file than meant), instead of those past the retention.
+        #[arg(long, conflicts_with = "older_than_years")]
+        batch: Option<i64>,
         /// Report what would be purged; delete nothing.
         #[arg(long)]
         dry_run: bool,
@@ -310,8 +314,17 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::User(command) => user(&db, &policy, &audit, command).await,
         Command::Purge {
             older_than_years,
+            batch,
             dry_run,
-        } => purge(&db, &audit, &settings, older_than_years, dry_run).await,
+        } => {
+            let due = match batch {
+                Some(id) => crate::purge::Due::Batch(id),
+                None => crate::purge::Due::Older {
+                    retention_years: older_than_years.unwrap_or(settings.retention_years),
+                },
+            };
+            purge(&db, &audit, &settings, due, dry_run).await
+        }
         Command::Audit(command) => audit::commands::run(&db, &audit_key, command).await,
         Command::ExportForeign {
             partner,

@@ -1,5 +1,6 @@
 //! `dartts purge`: the retention job. DESIGN §3: "data and raw inputs are kept ten years, then
-//! purged by a scheduled job (audited)".
+//! purged by a scheduled job (audited)". `dartts purge --batch ID` takes one batch the same
+//! way, whatever its age: a load that was wrong, withdrawn (`Due::Batch`).
 //!
 //! A batch is due when it was loaded before the cutoff (now minus the retention period, in
 //! calendar years). Purging it deletes its rows in every table that has a `batch_id` and its
@@ -61,6 +62,8 @@ const DERIVED_TABLES: &[&str] = &[
 pub enum PurgeError {
     #[error("a retention period of {0} years reaches back before the calendar chrono supports")]
     Cutoff(u32),
+    #[error("no batch {0} is held (never loaded, or already purged): nothing was purged")]
+    NoSuchBatch(i64),
     #[error("database error: {0}")]
     Database(#[from] DbErr),
     #[error("the purge cannot be audited, so nothing was purged: {0}")]
@@ -82,10 +85,20 @@ pub enum PurgeError {
     },
 }
 
+/// Which batches a purge takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Due {
+    /// The retention job: batches loaded more than this many years ago.
+    Older { retention_years: u32 },
+    /// One batch now, whatever its age: a load withdrawn because it was wrong (loaded under
+    /// another provider, profile or as-of date than meant, or the wrong file). A load of the
+    /// same content is a no-op while the batch is held; once withdrawn it can be loaded again.
+    Batch(i64),
+}
+
 #[derive(Debug)]
 pub struct PurgeRequest {
-    /// Batches loaded more than this many years ago are due.
-    pub retention_years: u32,
+    pub due: Due,
     /// Count what is due and which files would go; delete and audit nothing.
     pub dry_run: bool,
     /// Who runs it, for the audit log.
@@ -106,8 +119,9 @@ pub struct BatchPurge {
 
 #[derive(Clone, Debug)]
 pub struct PurgeReport {
-    pub cutoff: DateTime<Utc>,
-    pub retention_years: u32,
+    pub due: Due,
+    /// The oldest load time kept, for `Due::Older`.
+    pub cutoff: Option<DateTime<Utc>>,
     pub dry_run: bool,
     pub batches: Vec<BatchPurge>,
     /// Relative to the data directory.
@@ -153,19 +167,38 @@ impl PurgeReport {
             })
             .collect();
         let mut detail = json!({
-            "cutoff": timestamp(self.cutoff),
-            "retentionYears": self.retention_years,
             "batchIds": self.batches.iter().map(|b| b.id).collect::<Vec<_>>(),
             "rows": self.rows_by_table(),
             "batches": batches,
             "rawFilesRemoved": self.raw_files_removed,
             "rawFilesShared": self.raw_files_shared,
         });
-        if let (Some(error), Some(map)) = (error, detail.as_object_mut()) {
-            map.insert("error".into(), error.into());
+        if let Some(map) = detail.as_object_mut() {
+            map.extend(due_detail(self.due, self.cutoff));
+            if let Some(error) = error {
+                map.insert("error".into(), error.into());
+            }
         }
         detail
     }
+}
+
+/// What the audit events say about which batches were due: the retention and its cutoff, or
+/// the one batch withdrawn.
+fn due_detail(due: Due, cutoff: Option<DateTime<Utc>>) -> serde_json::Map<String, Value> {
+    let mut map = serde_json::Map::new();
+    match due {
+        Due::Older { retention_years } => {
+            map.insert("retentionYears".into(), retention_years.into());
+            if let Some(cutoff) = cutoff {
+                map.insert("cutoff".into(), timestamp(cutoff).into());
+            }
+        }
+        Due::Batch(id) => {
+            map.insert("withdrawnBatch".into(), id.into());
+        }
+    }
+    map
 }
 
 /// The oldest load time that is kept: `now` minus `years` calendar years (29 February steps
@@ -185,16 +218,27 @@ pub async fn run(
     req: &PurgeRequest,
     now: DateTime<Utc>,
 ) -> Result<PurgeReport, PurgeError> {
-    let cutoff = cutoff(now, req.retention_years)?;
+    let (cutoff, due) = match req.due {
+        Due::Older { retention_years } => {
+            let cutoff = cutoff(now, retention_years)?;
+            (Some(cutoff), batch::Column::LoadedAt.lt(cutoff))
+        }
+        Due::Batch(id) => (None, batch::Column::Id.eq(id)),
+    };
     let due = batch::Entity::find()
-        .filter(batch::Column::LoadedAt.lt(cutoff))
+        .filter(due)
         .filter(batch::Column::PurgedAt.is_null())
         .order_by_asc(batch::Column::Id)
         .all(db)
         .await?;
+    if let Due::Batch(id) = req.due
+        && due.is_empty()
+    {
+        return Err(PurgeError::NoSuchBatch(id));
+    }
     let mut report = PurgeReport {
+        due: req.due,
         cutoff,
-        retention_years: req.retention_years,
         dry_run: req.dry_run,
         batches: Vec::new(),
         raw_files_removed: Vec::new(),
@@ -218,11 +262,12 @@ pub async fn run(
         return Ok(report);
     }
 
-    let intent = json!({
-        "cutoff": timestamp(cutoff),
-        "retentionYears": req.retention_years,
-        "batchIds": due.iter().map(|b| b.id).collect::<Vec<_>>(),
-    });
+    let mut intent = due_detail(req.due, cutoff);
+    intent.insert(
+        "batchIds".into(),
+        due.iter().map(|b| b.id).collect::<Vec<_>>().into(),
+    );
+    let intent = Value::Object(intent);
     audit
         .record(event(req, "attempted", intent))
         .await
@@ -567,8 +612,10 @@ mod tests {
             rows: rows.iter().copied().collect(),
         };
         let report = PurgeReport {
-            cutoff: at(2016, 1, 1),
-            retention_years: 10,
+            due: Due::Older {
+                retention_years: 10,
+            },
+            cutoff: Some(at(2016, 1, 1)),
             dry_run: false,
             batches: vec![
                 batch(1, &[("trade_records", 5), ("batch_rejections", 1)]),
@@ -582,6 +629,15 @@ mod tests {
         assert_eq!(detail["rows"]["trade_records"], 7);
         assert_eq!(detail["batchIds"], json!([1, 2]));
         assert_eq!(detail["cutoff"], "2016-01-01T12:00:00Z");
+        assert_eq!(detail["retentionYears"], 10);
+        let withdrawn = PurgeReport {
+            due: Due::Batch(2),
+            cutoff: None,
+            ..report.clone()
+        };
+        let of_one = withdrawn.audit_detail(None);
+        assert_eq!(of_one["withdrawnBatch"], 2);
+        assert!(of_one.get("cutoff").is_none() && of_one.get("retentionYears").is_none());
         assert_eq!(detail["error"], "boom");
         assert!(report.audit_detail(None).get("error").is_none());
     }

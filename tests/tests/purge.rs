@@ -534,3 +534,96 @@ async fn a_refused_load_keeps_no_raw_copy_unless_a_kept_batch_shares_it() {
         assert_eq!(env.count("batches").await, 1, "{backend:?}");
     }
 }
+
+/// A load that was wrong (here China's file loaded as Korea's) is withdrawn by its batch id,
+/// whatever its age, the same way and as audited as the retention purge; then the same file
+/// loads again, correctly, instead of being "already loaded".
+#[tokio::test]
+async fn a_wrong_load_is_withdrawn_by_its_batch_and_can_be_loaded_again() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = fixture("trade_cn.csv");
+        let wrong = env
+            .load_ok(&["trade", path(&file), "--provider", "KR"])
+            .await;
+        let wrong = batch_id(&wrong);
+        let held = rows_of(&env, "trade_records", wrong).await;
+        assert!(held > 0);
+        let kept = env.load_trade_fixture().await;
+        let kept_rows = env.count("trade_records").await - held;
+
+        let id = wrong.to_string();
+        let dry = env.run(&["purge", "--batch", &id, "--dry-run"]).await;
+        assert!(dry.ok, "{}", dry.stderr);
+        assert!(
+            dry.stdout
+                .contains(&format!("would purge batch {wrong} (trade, trade_cn.csv"))
+                && dry.stdout.contains("1 batch(es) withdrawn would be purged"),
+            "{}",
+            dry.stdout
+        );
+        assert_eq!(rows_of(&env, "trade_records", wrong).await, held);
+        for (args, message) in [
+            (
+                vec!["purge", "--batch", "999999"],
+                "no batch 999999 is held",
+            ),
+            (
+                vec!["purge", "--batch", &id, "--older-than-years", "3"],
+                "cannot be used with",
+            ),
+        ] {
+            let run = env.run(&args).await;
+            assert!(
+                !run.ok && run.stderr.contains(message),
+                "{args:?}: {}",
+                run.stderr
+            );
+        }
+        assert_eq!(
+            purge_events(&env, "attempted").await,
+            0,
+            "refusals delete nothing"
+        );
+
+        let run = env.run(&["purge", "--batch", &id]).await;
+        assert!(run.ok, "{}", run.stderr);
+        assert!(
+            run.stdout.contains(&format!("purged batch {wrong}")),
+            "{}",
+            run.stdout
+        );
+        assert_eq!(rows_of(&env, "trade_records", wrong).await, 0);
+        assert_eq!(env.count("trade_records").await, kept_rows, "{kept:?}");
+        let detail: Value = serde_json::from_str(
+            &env.text(
+                "SELECT detail FROM audit_events WHERE event_type = 'purge' AND outcome = 'ok'",
+            )
+            .await,
+        )
+        .expect("detail is JSON");
+        assert_eq!(detail["withdrawnBatch"], wrong, "{detail}");
+        assert_eq!(detail["batchIds"], serde_json::json!([wrong]), "{detail}");
+        assert!(detail.get("cutoff").is_none(), "{detail}");
+
+        let again = env
+            .load_ok(&["trade", path(&file), "--provider", "CN"])
+            .await;
+        let right = batch_id(&again);
+        assert_ne!(right, wrong);
+        assert_eq!(rows_of(&env, "trade_records", right).await, held);
+        assert_eq!(
+            env.scalar(&format!(
+                "SELECT COUNT(*) FROM trade_records WHERE batch_id = {right} AND provider_country = 'CN'"
+            ))
+            .await,
+            held
+        );
+        let twice = env.run(&["purge", "--batch", &id]).await;
+        assert!(
+            !twice.ok && twice.stderr.contains("already purged"),
+            "{}",
+            twice.stderr
+        );
+    }
+}

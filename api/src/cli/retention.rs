@@ -1,18 +1,18 @@
-//! `dartts purge`: batches past the retention period deleted with their rows and raw files,
-//! then the peer statistics recomputed without them.
+//! `dartts purge`: batches past the retention period (or one batch withdrawn) deleted with their
+//! rows and raw files, then the peer statistics recomputed without them.
 
 use super::*;
-use crate::purge::{self, PurgeError, PurgeReport, PurgeRequest};
+use crate::purge::{self, Due, PurgeError, PurgeReport, PurgeRequest};
 
 pub(super) async fn purge(
     db: &DatabaseConnection,
     audit: &DbAudit,
     settings: &Settings,
-    older_than_years: Option<u32>,
+    due: Due,
     dry_run: bool,
 ) -> ExitCode {
     let request = PurgeRequest {
-        retention_years: older_than_years.unwrap_or(settings.retention_years),
+        due,
         dry_run,
         actor: operator(),
     };
@@ -36,19 +36,22 @@ pub(super) async fn purge(
 
 /// One line per batch, then the totals; a dry run says plainly that nothing was deleted.
 fn print_purge(report: &PurgeReport) {
-    let cutoff = report
-        .cutoff
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Which batches were due, as the summary lines say it.
+    let due = match (report.due, report.cutoff) {
+        (Due::Older { retention_years }, Some(cutoff)) => format!(
+            "loaded before {} (retention {retention_years} years)",
+            cutoff.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        (Due::Older { retention_years }, None) => format!("(retention {retention_years} years)"),
+        (Due::Batch(_), _) => "withdrawn".to_owned(),
+    };
     let (verb, would) = if report.dry_run {
         ("would purge", "would be ")
     } else {
         ("purged", "")
     };
     if report.batches.is_empty() {
-        println!(
-            "nothing to purge: no batch loaded before {cutoff} (retention {} years)",
-            report.retention_years
-        );
+        println!("nothing to purge: no batch {due}");
     }
     for b in &report.batches {
         println!(
@@ -62,9 +65,8 @@ fn print_purge(report: &PurgeReport) {
     }
     if !report.batches.is_empty() {
         println!(
-            "{} batch(es) loaded before {cutoff} (retention {} years) {would}purged: {} rows ({})",
+            "{} batch(es) {due} {would}purged: {} rows ({})",
             report.batches.len(),
-            report.retention_years,
             report.total_rows(),
             table_counts(&report.rows_by_table())
         );
