@@ -177,10 +177,9 @@ async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch(
         .await;
     env.load_us_exported_for("KR").await;
     let kr = env.user("kr", "FOREIGN_PARTNER", Some("KR")).await;
-    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
     let admin = env.user("root", "ADMIN", None).await;
     let server = env.serve().await;
-    let (partner, analyst) = (server.session(Some(&kr)), server.session(Some(&hsi)));
+    let partner = server.session(Some(&kr));
     let grant = json!({ "granteeNation": "KR", "providerCountry": "CN", "hsPrefix": "71", "validFrom": "2024-01-01", "reason": "joint gold case" });
     server
         .session(Some(&admin))
@@ -232,7 +231,16 @@ async fn a_partner_reads_the_batch_behind_a_row_only_when_it_may_read_the_batch(
         json!([{ "fileName": "trade_kr.csv" }])
     );
 
-    let all = analyst.data(rows, json!({})).await;
+    // Every file, to an analyst of a domestic instance on this database (the foreign instance
+    // has no such users).
+    let env = env.without_env("DARTTS_INSTANCE");
+    let hsi = env.user("hsi", "HSI_ANALYST", None).await;
+    let all = env
+        .serve()
+        .await
+        .session(Some(&hsi))
+        .data(rows, json!({}))
+        .await;
     let cn = all["tradeRecords"]["nodes"]
         .as_array()
         .expect("nodes")
