@@ -2,11 +2,10 @@
 
 use chrono::Utc;
 use entities::user;
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
 };
-
-use sea_orm::sea_query::{Expr, ExprTrait, Func};
 
 use crate::policy::{Policy, RowScope};
 

@@ -533,7 +533,7 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
         ),
         AuthError::Missing => (EventType::TokenRefused, None, "no token".to_owned()),
         AuthError::Internal(reason) => (EventType::RequestFailed, None, reason.clone()),
-        AuthError::Busy => (EventType::RequestFailed, None, err.to_string()),
+        AuthError::Unavailable => (EventType::RequestFailed, None, err.to_string()),
         // The account exists and its token was verified: the name is the account's, not a
         // claim, so the record says whose disabled, locked or pending account kept trying. A
         // bad token has no actor (its claimed name is whatever the forger wrote); an unknown
@@ -547,7 +547,7 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
         ),
     };
     let outcome = match err {
-        AuthError::Internal(_) | AuthError::Busy => err.code().audit_outcome(),
+        AuthError::Internal(_) | AuthError::Unavailable => err.code().audit_outcome(),
         _ => "denied",
     };
     let mut event = AuditEvent::new(event_type, outcome).detail(json!({ "reason": reason }));

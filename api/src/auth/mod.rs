@@ -56,7 +56,7 @@ pub enum AuthError {
     Locked(String),
     /// The database gave no connection (`error::is_unavailable`).
     #[error("{}", crate::error::UNAVAILABLE_MESSAGE)]
-    Busy,
+    Unavailable,
     #[error("internal error")]
     Internal(String),
 }
@@ -64,7 +64,7 @@ pub enum AuthError {
 impl From<sea_orm::DbErr> for AuthError {
     fn from(err: sea_orm::DbErr) -> Self {
         if crate::error::is_unavailable(&err) {
-            AuthError::Busy
+            AuthError::Unavailable
         } else {
             AuthError::Internal(err.to_string())
         }
@@ -80,7 +80,7 @@ impl AuthError {
             AuthError::Disabled(_) => ErrorCode::AccountDisabled,
             AuthError::Pending(_) => ErrorCode::Forbidden,
             AuthError::Locked(_) => ErrorCode::AccountLocked,
-            AuthError::Busy => ErrorCode::Unavailable,
+            AuthError::Unavailable => ErrorCode::Unavailable,
             AuthError::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -90,7 +90,7 @@ impl AuthError {
             AuthError::Missing | AuthError::Invalid(_) | AuthError::UnknownAccount(_) => {
                 StatusCode::UNAUTHORIZED
             }
-            AuthError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::FORBIDDEN,
         }
