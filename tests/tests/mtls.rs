@@ -470,6 +470,16 @@ async fn set_password_refuses_weak_input_and_unknown_accounts() {
             "long enough password\n",
             "no account named",
         ),
+        (
+            vec!["user", "set-password", "kr-partner"],
+            "long enough\0password\n",
+            "without control characters",
+        ),
+        (
+            vec!["user", "set-password", "kr-partner"],
+            "long enough password\nand another one\n",
+            "more than one line",
+        ),
     ] {
         let run = env.run_with_input(&args, input).await;
         assert!(!run.ok, "{args:?} {input:?}");
@@ -478,7 +488,7 @@ async fn set_password_refuses_weak_input_and_unknown_accounts() {
     let run = env
         .run_with_input(
             &["user", "set-password", "kr-partner"],
-            "long enough password\r\n",
+            "long enough password\r\n\n",
         )
         .await;
     assert!(run.ok, "{}", run.stderr);

@@ -100,7 +100,7 @@ pub enum PartnerError {
     Locked,
     #[error(
         "a password must have at least {MIN_PASSWORD_CHARS} characters and at most \
-         {MAX_PASSWORD_BYTES} bytes, on one line"
+         {MAX_PASSWORD_BYTES} bytes, on one line, without control characters"
     )]
     WeakPassword,
     #[error("internal error")]
@@ -117,7 +117,9 @@ impl From<sea_orm::DbErr> for PartnerError {
 pub fn hash_password(password: &str) -> Result<String, PartnerError> {
     if password.chars().count() < MIN_PASSWORD_CHARS
         || password.len() > MAX_PASSWORD_BYTES
-        || password.chars().any(|c| c == '\n' || c == '\r')
+        // A NUL or an escape typed or pasted by mistake would make a password nobody can
+        // type again at a login form.
+        || password.chars().any(char::is_control)
     {
         return Err(PartnerError::WeakPassword);
     }

@@ -127,6 +127,14 @@ pub(super) async fn set_password(db: &DatabaseConnection, username: &str) -> Exi
         Ok(_) => {}
         Err(e) => return fail(&format!("cannot read the password: {e}")),
     }
+    // More than the one line is a mistake (a file of several passwords, a pasted block):
+    // taking the first would set a password its owner does not know.
+    let mut rest = String::new();
+    match std::io::Read::read_to_string(&mut std::io::stdin(), &mut rest) {
+        Ok(_) if rest.trim().is_empty() => {}
+        Ok(_) => return fail(&"standard input holds more than one line: give the password alone"),
+        Err(e) => return fail(&format!("cannot read the password: {e}")),
+    }
     let password = line
         .strip_suffix('\n')
         .map_or(line.as_str(), |l| l.strip_suffix('\r').unwrap_or(l));
