@@ -211,10 +211,12 @@ pub fn internal_message(detail: &dyn std::fmt::Display) -> String {
     format!("internal error (reference {reference})")
 }
 
-impl From<ApiError> for async_graphql::Error {
-    fn from(err: ApiError) -> Self {
-        let code = err.code();
-        let message = match err {
+impl ApiError {
+    /// What the client is told, in GraphQL or an export's refusal: the error's own message, the
+    /// fixed text of an outage or the time limit, or for an internal failure the reference to
+    /// its logged cause.
+    pub fn client_message(self) -> String {
+        match self {
             ApiError::BadUserInput(m)
             | ApiError::NotFound(m)
             | ApiError::ForbiddenField(m)
@@ -224,7 +226,14 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::Unavailable => UNAVAILABLE_MESSAGE.to_owned(),
             ApiError::Timeout => TIMEOUT_MESSAGE.to_owned(),
             ApiError::Internal(source) => internal_message(&source),
-        };
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(err: ApiError) -> Self {
+        let code = err.code();
+        let message = err.client_message();
         let mut extensions = ErrorExtensionValues::default();
         extensions.set("code", code.as_str());
         async_graphql::Error {

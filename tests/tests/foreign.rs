@@ -15,14 +15,7 @@ async fn exported_partner_file_is_pseudonymized_stable_and_loadable() {
     let domestic = TestEnv::new(Backend::Postgres)
         .await
         .with_env("DARTTS_PSEUDONYM_KEY", KEY);
-    domestic
-        .load_ok(&[
-            "trade",
-            path(&fixture("trade_canonical.csv")),
-            "--provider",
-            "US",
-        ])
-        .await;
+    domestic.load_trade_fixture().await;
     domestic
         .load_ok(&["trade", path(&fixture("trade_kr.csv")), "--provider", "KR"])
         .await;

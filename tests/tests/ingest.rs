@@ -511,14 +511,7 @@ async fn foreign_instance_refuses_domestic_only_data_sets() {
         // Nothing was kept on disk either: the raw store is only written for accepted loads.
         assert!(!env.dir.path().join("data/raw").exists());
         // US rows only pseudonymized: a raw US file's rows are each rejected, naming why.
-        let raw = env
-            .load_ok(&[
-                "trade",
-                path(&fixture("trade_canonical.csv")),
-                "--provider",
-                "US",
-            ])
-            .await;
+        let raw = env.load_trade_fixture().await;
         assert!(
             raw.stdout.contains("0 rows accepted, 10 rejected")
                 && raw.stdout.contains("is not a pseudonym"),

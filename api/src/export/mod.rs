@@ -94,18 +94,7 @@ fn refusal(e: ApiError) -> Refusal {
         ApiError::Internal(e) => return Refusal::internal("export failed", e),
     };
     let code = e.code();
-    let message = match e {
-        ApiError::BadUserInput(m)
-        | ApiError::NotFound(m)
-        | ApiError::Unauthenticated(m)
-        | ApiError::ForbiddenField(m)
-        | ApiError::Forbidden(m)
-        | ApiError::AccountLocked(m) => m,
-        ApiError::Unavailable => crate::error::UNAVAILABLE_MESSAGE.to_owned(),
-        ApiError::Timeout => crate::error::TIMEOUT_MESSAGE.to_owned(),
-        ApiError::Internal(_) => String::new(),
-    };
-    Refusal::new(status, code, message)
+    Refusal::new(status, code, e.client_message())
 }
 
 pub async fn handle(
