@@ -273,6 +273,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Ok(p) => Arc::new(p.for_instance(settings.instance)),
         Err(e) => return fail(&e),
     };
+    for field in policy.nulls_parents() {
+        tracing::warn!(
+            "policy: {field}; the field is non-null, so for a role without that category GraphQL nulls the object holding it"
+        );
+    }
     let db = match db::connect(&settings).await {
         Ok(db) => db,
         Err(e) => return fail(&e),

@@ -280,8 +280,9 @@ async fn execute_in_span(
     let read = DatasetsRead::default();
     let hit_records = crate::graphql::hit_records::loader(state, &principal.permissions);
     let batches = crate::graphql::batch_loader(state, &principal.permissions);
-    let (schema, plan) = schema.choose(&mut request, &state.policy, &principal.permissions);
-    crate::metrics::execution(plan.is_some());
+    let shape = schema.shape(&mut request);
+    let (schema, planned) = schema.choose(&mut request, &state.policy, &principal.permissions);
+    crate::metrics::execution(planned);
     let execution = schema.execute(
         request
             .data(hit_records)
@@ -344,9 +345,20 @@ async fn execute_in_span(
             return refuse_audited(state, base("failed").detail(detail), refusal).await;
         }
     }
-    let records = match &plan {
-        Some(plan) => plan.count(&response.data),
-        None => delivered.get(),
+    // The records the shaped response delivers; where shaping left part of it as built, what
+    // the hook counted resolving (more, never less). Without the hook there is no such
+    // count: a response nothing can count is not delivered (no planned operation reaches
+    // this; the golden permission cases run every case both ways).
+    let records = match (shape.and_then(|shape| shape.apply(&mut response)), planned) {
+        (Some(records), _) => records,
+        (None, false) => delivered.get(),
+        (None, true) => {
+            let refusal = Refusal::internal(
+                "cannot count the records of a planned response",
+                &"shape left part of it as built",
+            );
+            return refuse_audited(state, base("failed").detail(detail), refusal).await;
+        }
     };
 
     let denied: Vec<String> = response

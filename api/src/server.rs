@@ -332,17 +332,21 @@ async fn graphql_post(
 /// cached.
 async fn pre_auth(
     http: &Http,
-    request: async_graphql::Request,
+    mut request: async_graphql::Request,
     cert: ClientCert,
     source: Option<String>,
     media: MediaType,
 ) -> Response {
+    let shape = http.schema.shape(&mut request);
     let mut response = http
         .schema
         .per_field
         .execute(request.data(PreAuth { cert, source }))
         .await;
     crate::error::scrub(&mut response.errors);
+    if let Some(shape) = &shape {
+        shape.apply(&mut response);
+    }
     let mut response = negotiate::graphql_response(response, media);
     response.headers_mut().insert(
         header::CACHE_CONTROL,

@@ -270,6 +270,63 @@ async fn node_refetches_by_global_id_and_batch_resolves() {
     assert_eq!(missing["node"], Value::Null);
 }
 
+/// The response as the GraphQL specification shapes it, read as text (key order is part of
+/// it): keys in selection order whichever resolver finished first, a refused field `null` in
+/// its place, and the quota charged with the records delivered.
+#[tokio::test]
+async fn responses_keep_selection_order_and_null_refused_fields_in_place() {
+    for backend in BACKENDS {
+        let (env, analyst) = loaded(backend).await;
+        let officer = env.user("officer", "CBP_OFFICER", None).await;
+        let officer = analyst.session(Some(&officer));
+        // Two database reads and `me`: completion order would put `me` (no read) first.
+        let body = analyst
+            .http
+            .post(analyst.url("/graphql"))
+            .bearer_auth(analyst.token.as_deref().expect("analyst token"))
+            .json(
+                &json!({ "query": "{ b: tradeRecords(first: 1) { totalCount } me { role } \
+                a: tradeRecords(first: 1) { edges { node { hsCode } } } }" }),
+            )
+            .send()
+            .await
+            .expect("POST")
+            .text()
+            .await
+            .expect("body");
+        let at = |key: &str| body.find(key).unwrap_or_else(|| panic!("{key} in {body}"));
+        assert!(
+            at("\"b\":") < at("\"me\":") && at("\"me\":") < at("\"a\":"),
+            "{backend:?}: {body}"
+        );
+        let before = officer.quota_used().await;
+        let query = "{ me { role } financialTransactions(first: 1) { totalCount } \
+            tradeRecords(first: 2, orderBy: [{ field: HS_CODE }]) \
+            { edges { node { hsCode linkedFinancialTransactions { id } } } } }";
+        let response = officer.gql(query, json!({})).await;
+        let data = &response["data"];
+        assert_eq!(data["financialTransactions"], Value::Null, "{response:#}");
+        let nodes = dartts_tests::nodes(&data["tradeRecords"]);
+        assert_eq!(nodes.len(), 2, "{response:#}");
+        for node in &nodes {
+            let node = node.as_object().expect("node");
+            assert!(node["hsCode"].is_string(), "{response:#}");
+            assert_eq!(
+                node.get("linkedFinancialTransactions"),
+                Some(&Value::Null),
+                "{backend:?}: a refused field is there, null"
+            );
+        }
+        let codes = error_codes(&response);
+        assert_eq!(codes, vec!["FORBIDDEN_FIELD"; 3], "{response:#}");
+        assert_eq!(
+            officer.quota_used().await - before,
+            2,
+            "{backend:?}: the two delivered trade records"
+        );
+    }
+}
+
 #[tokio::test]
 async fn bad_input_gets_stable_codes_and_no_internals() {
     let (_env, server) = loaded(Backend::Postgres).await;

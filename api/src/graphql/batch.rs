@@ -62,7 +62,9 @@ pub struct Batch {
     /// The date the data describes, as given at load.
     pub as_of: Date,
     pub loaded_at: DateTime<Utc>,
-    pub loaded_by: String,
+    /// The account that loaded it. Audit data: null, with a `FORBIDDEN_FIELD` error, for a
+    /// role that may not read it, so the rest of the batch still arrives.
+    pub loaded_by: Option<String>,
     pub provider_country: Option<String>,
     pub profile: Option<String>,
     /// When the retention purge removed this batch's rows and raw input. The batch itself
@@ -127,7 +129,7 @@ impl From<batch::Model> for Batch {
             rejected_rows: m.rejected_rows,
             as_of: Date(m.as_of),
             loaded_at: m.loaded_at,
-            loaded_by: m.loaded_by,
+            loaded_by: Some(m.loaded_by),
             provider_country: m.provider_country,
             profile: m.profile,
             purged_at: m.purged_at,

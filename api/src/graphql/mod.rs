@@ -31,6 +31,7 @@ mod scalars;
 pub(crate) mod scope;
 pub(crate) mod screening;
 mod sdn;
+pub(crate) mod shape;
 pub(crate) mod subjects;
 mod totals;
 pub(crate) mod trade;
@@ -40,7 +41,6 @@ pub(crate) mod trade_finance;
 pub use batch::{DatasetKind, loader as batch_loader};
 pub use datasets::cadence_days;
 pub use keyset::CursorKey;
-pub use planned::Plan;
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 
@@ -98,7 +98,9 @@ fn builder() -> SchemaBuilder<Query, Mutation, EmptySubscription> {
 #[derive(Clone)]
 pub struct Executors {
     pub per_field: DarttsSchema,
-    planned: Option<(DarttsSchema, std::sync::Arc<planned::Types>)>,
+    planned: Option<DarttsSchema>,
+    /// The served schema's output types: for planning and for `shape`.
+    types: Option<std::sync::Arc<planned::Types>>,
 }
 
 pub fn build(state: AppState) -> Executors {
@@ -110,43 +112,63 @@ pub fn build(state: AppState) -> Executors {
         builder.data(state.clone()).finish()
     };
     let per_field = with_state(builder().extension(per_field::PerField));
+    let types = planned::Types::from_sdl(&per_field.sdl()).map(std::sync::Arc::new);
+    if types.is_none() {
+        // Never less guarded, only slower and in async-graphql's shape; said once, not per
+        // request. The SDL is this code's own, so `planned`'s unit tests would fail first.
+        tracing::error!(
+            "the served SDL did not parse: every query runs with the per-field hook, unshaped"
+        );
+    }
     // A span per database-reading resolver needs the hook: with traces exported, every
     // request takes it.
-    let planned = if crate::telemetry::resolvers_traced() {
-        None
-    } else if let Some(types) = planned::Types::from_sdl(&per_field.sdl()) {
-        Some((with_state(builder()), std::sync::Arc::new(types)))
-    } else {
-        // Never less guarded, only slower; said once, not per request. The SDL is this
-        // code's own, so `planned`'s unit tests would fail first.
-        tracing::error!("the served SDL did not parse: every query runs with the per-field hook");
-        None
-    };
-    Executors { per_field, planned }
+    let planned =
+        (types.is_some() && !crate::telemetry::resolvers_traced()).then(|| with_state(builder()));
+    Executors {
+        per_field,
+        planned,
+        types,
+    }
 }
 
 impl Executors {
-    /// The schema to run `request` on, and the plan that counts its records when it is the
-    /// one without the hook (`None`: the hook counts them, into `records::Delivered`).
+    /// The schema to run `request` on, and whether it is the one without the hook (then only
+    /// `shape` counts its records; with the hook, `records::Delivered` also does).
     pub fn choose(
         &self,
         request: &mut async_graphql::Request,
         policy: &crate::policy::Policy,
         perms: &crate::policy::PermissionSet,
-    ) -> (&DarttsSchema, Option<Plan>) {
-        let Some((schema, types)) = &self.planned else {
-            return (&self.per_field, None);
+    ) -> (&DarttsSchema, bool) {
+        let (Some(schema), Some(types)) = (&self.planned, &self.types) else {
+            return (&self.per_field, false);
         };
         let operation_name = request.operation_name.clone();
         let variables = request.variables.clone();
-        let plan = request
+        let planned = request
             .parsed_query()
-            .ok()
-            .and_then(|doc| types.plan(doc, operation_name.as_deref(), &variables, policy, perms));
-        match plan {
-            Some(plan) => (schema, Some(plan)),
-            None => (&self.per_field, None),
+            .is_ok_and(|doc| types.plan(doc, operation_name.as_deref(), &variables, policy, perms));
+        if planned {
+            (schema, true)
+        } else {
+            (&self.per_field, false)
         }
+    }
+
+    /// What `shape::Pending::apply` needs to put `request`'s response in the specification's
+    /// shape and count its records, taken before the request goes into execution; `None` if
+    /// it will not parse.
+    pub fn shape(&self, request: &mut async_graphql::Request) -> Option<shape::Pending> {
+        let types = self.types.clone()?;
+        let operation_name = request.operation_name.clone();
+        let variables = request.variables.clone();
+        let doc = request.parsed_query().ok()?.clone();
+        Some(shape::Pending {
+            types,
+            doc,
+            operation_name,
+            variables,
+        })
     }
 }
 

@@ -9,26 +9,24 @@
 //! and a record's count only on where it stands in the response; both are known from the
 //! document when every field of it sits on an object type. So:
 //!
-//! * `Types::plan` walks the operation that will run and returns a `Plan` only if every field
+//! * `Types::plan` walks the operation that will run and says yes only if every field
 //!   is on an object type it can name, the principal may read every field (the same
 //!   `Policy::missing_category` the guard asks), and nothing in it is decided at run time: no
 //!   interface or union (`node(id:)`), no directive but `@skip`/`@include` on a selection
 //!   (evaluated as async-graphql does, see `skipped`), no introspection, no mutation, no
 //!   fragment on another type. Anything else — also a document that will not validate —
-//!   gets `None` and runs with the hook as before, so a refused field still resolves to null
-//!   with its `FORBIDDEN_FIELD` error at its path.
-//! * `Plan::count` counts the delivered records in the response by the rule of
-//!   `records::counts`: each non-null value of a record type, each list item, each selection of
-//!   it (a record reached twice counts twice). A record nulled by an error later in its list is
-//!   not delivered and not counted (the hook counted it before the error bubbled up).
+//!   runs with the hook as before, so a refused field still resolves to null with its
+//!   `FORBIDDEN_FIELD` error at its path.
+//! * the records are counted from the response after execution, by `shape` (which counts
+//!   every response it can read, planned or not), by the rule of `records::counts`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_graphql::parser::types::{
-    BaseType, Directive, DocumentOperations, ExecutableDocument, OperationType, Selection,
-    SelectionSet, Type, TypeKind, TypeSystemDefinition,
+    BaseType, Directive, DocumentOperations, ExecutableDocument, OperationDefinition,
+    OperationType, Selection, SelectionSet, Type, TypeKind, TypeSystemDefinition,
 };
-use async_graphql::{InputType, Positioned, Value, Variables};
+use async_graphql::{InputType, Positioned, Variables};
 
 use super::{limits, records};
 use crate::policy::{PermissionSet, Policy};
@@ -37,20 +35,9 @@ use crate::policy::{PermissionSet, Policy};
 pub struct Types {
     /// Object type → its fields → the field's type.
     objects: HashMap<String, HashMap<String, Type>>,
-    /// Interfaces and unions: what a value of them is, is known only when it resolves.
-    abstracts: HashSet<String>,
-}
-
-/// What the response of a planned operation holds, for counting its records.
-#[derive(Debug, Default)]
-pub struct Plan(Vec<Selected>);
-
-#[derive(Debug)]
-struct Selected {
-    key: String,
-    /// Each non-null value at `key` (each item, if a list) is one delivered record.
-    counts: bool,
-    children: Plan,
+    /// Interfaces and unions → the object types a value of them can be (known only when it
+    /// resolves), in the SDL's order.
+    abstracts: HashMap<String, Vec<String>>,
 }
 
 impl Types {
@@ -58,7 +45,7 @@ impl Types {
     pub fn from_sdl(sdl: &str) -> Option<Self> {
         let doc = async_graphql::parser::parse_schema(sdl).ok()?;
         let mut objects = HashMap::new();
-        let mut abstracts = HashSet::new();
+        let mut abstracts: HashMap<String, Vec<String>> = HashMap::new();
         for def in doc.definitions {
             let TypeSystemDefinition::Type(t) = def else {
                 continue;
@@ -66,6 +53,12 @@ impl Types {
             let name = t.node.name.node.to_string();
             match t.node.kind {
                 TypeKind::Object(o) => {
+                    for interface in &o.implements {
+                        abstracts
+                            .entry(interface.node.to_string())
+                            .or_default()
+                            .push(name.clone());
+                    }
                     let fields = o
                         .fields
                         .into_iter()
@@ -73,8 +66,12 @@ impl Types {
                         .collect();
                     objects.insert(name, fields);
                 }
-                TypeKind::Interface(_) | TypeKind::Union(_) => {
-                    abstracts.insert(name);
+                TypeKind::Interface(_) => {
+                    abstracts.entry(name).or_default();
+                }
+                TypeKind::Union(u) => {
+                    let members = u.members.iter().map(|m| m.node.to_string());
+                    abstracts.entry(name).or_default().extend(members);
                 }
                 TypeKind::Scalar | TypeKind::Enum(_) | TypeKind::InputObject(_) => {}
             }
@@ -82,8 +79,8 @@ impl Types {
         Some(Self { objects, abstracts })
     }
 
-    /// The plan of the operation async-graphql will run (`operation_name`, else the only
-    /// one), or `None` when it must run with the per-field hook (see the module comment).
+    /// Whether the operation async-graphql will run (`operation_name`, else the only one) may
+    /// run without the per-field hook (see the module comment).
     pub fn plan(
         &self,
         doc: &ExecutableDocument,
@@ -91,17 +88,12 @@ impl Types {
         variables: &Variables,
         policy: &Policy,
         perms: &PermissionSet,
-    ) -> Option<Plan> {
-        // The same choice as async-graphql's `prepare_request`.
-        let operation = match (&doc.operations, operation_name) {
-            (DocumentOperations::Single(op), None) => op,
-            (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
-            (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
-            _ => return None,
+    ) -> bool {
+        let Some(operation) = operation(doc, operation_name) else {
+            return false;
         };
-        let operation = &operation.node;
         if operation.ty != OperationType::Query || !operation.directives.is_empty() {
-            return None;
+            return false;
         }
         let mut walk = Walk {
             types: self,
@@ -111,10 +103,42 @@ impl Types {
             perms,
             budget: limits::MAX_SELECTIONS,
         };
-        let mut plan = Plan::default();
-        walk.selection_set("Query", &operation.selection_set.node, 0, &mut plan)?;
-        Some(plan)
+        walk.selection_set("Query", &operation.selection_set.node, 0)
+            .is_some()
     }
+
+    /// The type of `parent`'s field `name`, if `parent` is an object type that has it.
+    pub(super) fn field(&self, parent: &str, name: &str) -> Option<&Type> {
+        self.objects.get(parent)?.get(name)
+    }
+
+    pub(super) fn is_object(&self, name: &str) -> bool {
+        self.objects.contains_key(name)
+    }
+
+    /// The object types a value of `name` can be: itself if it is an object type, those that
+    /// implement or make up an interface or union, none for a scalar or enum.
+    pub(super) fn possible<'a>(&'a self, name: &'a str) -> &'a [String] {
+        match self.objects.get_key_value(name) {
+            Some((own, _)) => std::slice::from_ref(own),
+            None => self.abstracts.get(name).map_or(&[], Vec::as_slice),
+        }
+    }
+}
+
+/// The operation async-graphql runs for `operation_name` (else the only one): the same choice
+/// as its `prepare_request`.
+pub(super) fn operation<'a>(
+    doc: &'a ExecutableDocument,
+    operation_name: Option<&str>,
+) -> Option<&'a OperationDefinition> {
+    let operation = match (&doc.operations, operation_name) {
+        (DocumentOperations::Single(op), None) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name)?,
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops.values().next()?,
+        _ => return None,
+    };
+    Some(&operation.node)
 }
 
 struct Walk<'a> {
@@ -129,13 +153,7 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn selection_set(
-        &mut self,
-        parent: &str,
-        set: &SelectionSet,
-        depth: usize,
-        out: &mut Plan,
-    ) -> Option<()> {
+    fn selection_set(&mut self, parent: &str, set: &SelectionSet, depth: usize) -> Option<()> {
         // Fragments spread into each other count as nesting, so a cycle ends here too.
         if depth > limits::MAX_NESTING {
             return None;
@@ -164,25 +182,19 @@ impl Walk<'_> {
                     {
                         return None;
                     }
-                    let mut children = Plan::default();
                     let sub = &field.selection_set.node;
                     let named = crate::introspection::named(ty);
-                    if self.types.abstracts.contains(named) {
+                    if self.types.abstracts.contains_key(named) {
                         return None;
                     }
                     if self.types.objects.contains_key(named) {
                         if sub.items.is_empty() {
                             return None;
                         }
-                        self.selection_set(named, sub, depth + 1, &mut children)?;
+                        self.selection_set(named, sub, depth + 1)?;
                     } else if !sub.items.is_empty() {
                         return None;
                     }
-                    out.0.push(Selected {
-                        key: field.response_key().node.to_string(),
-                        counts: counts(parent, name, ty),
-                        children,
-                    });
                 }
                 Selection::FragmentSpread(spread) => {
                     let fragment = &self
@@ -195,7 +207,7 @@ impl Walk<'_> {
                     {
                         return None;
                     }
-                    self.selection_set(parent, &fragment.selection_set.node, depth + 1, out)?;
+                    self.selection_set(parent, &fragment.selection_set.node, depth + 1)?;
                 }
                 Selection::InlineFragment(inline) => {
                     let inline = &inline.node;
@@ -206,7 +218,7 @@ impl Walk<'_> {
                     {
                         return None;
                     }
-                    self.selection_set(parent, &inline.selection_set.node, depth + 1, out)?;
+                    self.selection_set(parent, &inline.selection_set.node, depth + 1)?;
                 }
             }
         }
@@ -248,38 +260,10 @@ pub(crate) fn skipped(directives: &[Positioned<Directive>], variables: &Variable
 /// Whether a value at this field counts, by the hook's own rule: the field's value itself if it
 /// is not a list (`records::counts`), else each item of the innermost list (resolved, and
 /// counted, by the hook as the list's items).
-fn counts(parent: &str, name: &str, ty: &Type) -> bool {
+pub(super) fn counts(parent: &str, name: &str, ty: &Type) -> bool {
     match &ty.base {
         BaseType::Named(_) => records::counts_field(parent, name, &ty.to_string()),
         BaseType::List(inner) => counts("[]", name, inner),
-    }
-}
-
-impl Plan {
-    /// The records delivered in `data`, the response of the planned operation.
-    pub fn count(&self, data: &Value) -> u64 {
-        let Value::Object(object) = data else {
-            return 0;
-        };
-        self.0
-            .iter()
-            .map(|selected| {
-                object
-                    .get(selected.key.as_str())
-                    .map_or(0, |value| selected.count(value))
-            })
-            .sum()
-    }
-}
-
-impl Selected {
-    fn count(&self, value: &Value) -> u64 {
-        match value {
-            Value::List(items) => items.iter().map(|item| self.count(item)).sum(),
-            Value::Object(_) => u64::from(self.counts) + self.children.count(value),
-            // Null delivers nothing; a scalar is never a record.
-            _ => 0,
-        }
     }
 }
 

@@ -175,9 +175,10 @@ impl ScreeningResult {
         self.sdn_freshness.clone()
     }
 
-    /// How old the TECS subjects screened against are.
-    async fn tecs_data(&self) -> DataFreshness {
-        self.tecs_freshness.clone()
+    /// How old the TECS subjects screened against are. Law-enforcement data: null, with a
+    /// `FORBIDDEN_FIELD` error, for a role that may not read it.
+    async fn tecs_data(&self) -> Option<DataFreshness> {
+        Some(self.tecs_freshness.clone())
     }
 }
 

@@ -189,12 +189,13 @@ impl PageParties {
 impl TradeTotal {
     /// Screening hits for the grouped importer and manufacturer (from the sources your role
     /// may read), best first; empty unless the totals are grouped by an importer or
-    /// manufacturer (name or id: an id's names are read from the totalled rows).
+    /// manufacturer (name or id: an id's names are read from the totalled rows). Null, with a
+    /// `FORBIDDEN_FIELD` error, for a role that may not read SDN data or the party names.
     async fn party_hits(
         &self,
         ctx: &Context<'_>,
         min_score: Option<f64>,
-    ) -> async_graphql::Result<Vec<PartyHit>> {
+    ) -> async_graphql::Result<Option<Vec<PartyHit>>> {
         let mut named = Vec::new();
         for (party, ..) in PARTIES {
             let (name, id) = self.party(party);
@@ -208,7 +209,7 @@ impl TradeTotal {
                 _ => {}
             }
         }
-        screening::party_hits(ctx, named, min_score).await
+        screening::party_hits(ctx, named, min_score).await.map(Some)
     }
 }
 

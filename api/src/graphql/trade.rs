@@ -121,18 +121,21 @@ impl TradeRecord {
     }
 
     /// Screening hits for the importer, exporter and manufacturer (from the sources your role
-    /// may read), best first. `minScore` defaults to the shipped threshold.
+    /// may read), best first. `minScore` defaults to the shipped threshold. Null, with a
+    /// `FORBIDDEN_FIELD` error, for a role that may not read SDN data or the party names.
     async fn party_hits(
         &self,
         ctx: &Context<'_>,
         min_score: Option<f64>,
-    ) -> async_graphql::Result<Vec<PartyHit>> {
+    ) -> async_graphql::Result<Option<Vec<PartyHit>>> {
         let parties = vec![
             (TradeParty::Importer, self.importer_name.clone()),
             (TradeParty::Exporter, self.exporter_name.clone()),
             (TradeParty::Manufacturer, self.manufacturer_name.clone()),
         ];
-        screening::party_hits(ctx, parties, min_score).await
+        screening::party_hits(ctx, parties, min_score)
+            .await
+            .map(Some)
     }
 
     /// The load this record came from; null when you may not see that load (`batches` and

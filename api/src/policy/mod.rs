@@ -134,6 +134,9 @@ pub struct Policy {
     /// `fields` and `DERIVED`: the field guard asks for each resolved field (~550 times for a
     /// page of 50 records), and walking both tables each time was 7 % of such a request.
     needs: FxHashMap<String, FxHashMap<String, Vec<Category>>>,
+    /// Non-null fields this policy refuses to some readers of their type (see
+    /// `nulls_parents`), as `Type.field needs CATEGORY`.
+    nulls_parents: Vec<String>,
 }
 
 /// The policy shipped with this build; `DARTTS_POLICY_DIR` replaces it in deployments.
@@ -279,6 +282,7 @@ impl Policy {
             roles: roles.roles,
             fields,
             needs: FxHashMap::default(),
+            nulls_parents: Vec::new(),
         };
         policy
             .check_roles(known_roles)
@@ -286,12 +290,13 @@ impl Policy {
                 file: roles_file,
                 reason,
             })?;
-        let schema_fields = policy
-            .check_fields(sdl)
-            .map_err(|reason| PolicyError::Invalid {
-                file: fields_file,
-                reason,
-            })?;
+        let (schema_fields, non_null) =
+            policy
+                .check_fields(sdl)
+                .map_err(|reason| PolicyError::Invalid {
+                    file: fields_file,
+                    reason,
+                })?;
         for (type_name, fields) in schema_fields {
             let needs = fields
                 .into_iter()
@@ -302,6 +307,7 @@ impl Policy {
                 .collect();
             policy.needs.insert(type_name, needs);
         }
+        policy.nulls_parents = policy.refused_non_null(&non_null);
         Ok(policy)
     }
 
@@ -350,10 +356,18 @@ impl Policy {
     /// Every field of every object type in the schema has a category, and every entry in the
     /// file names a real type and field: a typo must not silently leave a field open. Returns
     /// the schema's fields by type.
-    fn check_fields(&self, sdl: &str) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    #[expect(
+        clippy::type_complexity,
+        reason = "the schema's fields by type, and its non-null fields, read in one pass"
+    )]
+    fn check_fields(
+        &self,
+        sdl: &str,
+    ) -> Result<(BTreeMap<String, BTreeSet<String>>, Vec<(String, String)>), String> {
         use async_graphql::parser::types::{TypeKind, TypeSystemDefinition};
         let doc = async_graphql::parser::parse_schema(sdl).map_err(|e| format!("schema: {e}"))?;
         let mut schema_fields: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        let mut non_null: Vec<(String, String)> = Vec::new();
         for def in doc.definitions {
             if let TypeSystemDefinition::Type(t) = def {
                 // Interface fields are resolved under the interface's name when selected on it
@@ -363,11 +377,18 @@ impl Policy {
                     TypeKind::Interface(interface) => &interface.fields,
                     _ => continue,
                 };
+                let type_name = t.node.name.node.to_string();
                 let names = fields
                     .iter()
                     .map(|f| f.node.name.node.to_string())
                     .collect();
-                schema_fields.insert(t.node.name.node.to_string(), names);
+                non_null.extend(
+                    fields
+                        .iter()
+                        .filter(|f| !f.node.ty.node.nullable)
+                        .map(|f| (type_name.clone(), f.node.name.node.to_string())),
+                );
+                schema_fields.insert(type_name, names);
             }
         }
         for (type_name, fields) in &schema_fields {
@@ -400,7 +421,39 @@ impl Policy {
                 }
             }
         }
-        Ok(schema_fields)
+        Ok((schema_fields, non_null))
+    }
+
+    /// A refused field resolves to null with its error, and GraphQL turns a null at a non-null
+    /// field into its parent's null (`graphql::shape`): one refused field takes a whole page
+    /// with it. The shipped policy refuses no non-null field to a reader of its type (a unit
+    /// test holds it to that); an edited one may — a partial view of a record type is a
+    /// policy decision, not a schema change — and start-up says which fields then null their
+    /// parents. Root fields are not listed: `Query` and `Mutation` have no category of their
+    /// own, and each of their fields is a whole request a role makes or does not.
+    pub fn nulls_parents(&self) -> &[String] {
+        &self.nulls_parents
+    }
+
+    fn refused_non_null(&self, non_null: &[(String, String)]) -> Vec<String> {
+        let mut out = Vec::new();
+        for (type_name, field) in non_null {
+            let Some(&default) = self.fields.get(type_name).and_then(|r| r.get("*")) else {
+                continue;
+            };
+            let needs = self.needs_of(type_name, field).unwrap_or_default();
+            if let Some(other) = needs
+                .iter()
+                .find(|c| **c != default && **c != Category::Authenticated)
+            {
+                out.push(format!(
+                    "{type_name}.{field} needs {} (its type: {})",
+                    other.as_str(),
+                    default.as_str()
+                ));
+            }
+        }
+        out
     }
 
     /// The first category `perms` lacks to read `type_name.field`: the field's own or, for a

@@ -144,6 +144,33 @@ fn a_derived_field_needs_the_categories_of_what_it_compares() {
 }
 
 #[test]
+fn non_null_fields_refused_to_readers_of_their_type_are_named() {
+    let sdl = crate::graphql::sdl();
+    let shipped = Policy::load(None, &sdl, ROLES).unwrap();
+    assert_eq!(
+        shipped.nulls_parents(),
+        &[] as &[String],
+        "a shipped refusal of a non-null field would null the pages around it: make it nullable"
+    );
+    // `hsCode: String!` made TRADE_PII: its refusal would null a page for a role without it.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("roles.toml"), BUILT_IN_ROLES).unwrap();
+    std::fs::write(
+        dir.path().join("fields.toml"),
+        BUILT_IN_FIELDS.replace(
+            "[TradeRecord]\n\"*\" = \"TRADE\"\n",
+            "[TradeRecord]\n\"*\" = \"TRADE\"\nhsCode = \"TRADE_PII\"\n",
+        ),
+    )
+    .unwrap();
+    let edited = Policy::load(Some(dir.path()), &sdl, ROLES).unwrap();
+    assert_eq!(
+        edited.nulls_parents(),
+        ["TradeRecord.hsCode needs TRADE_PII (its type: TRADE)".to_owned()]
+    );
+}
+
+#[test]
 fn bad_policies_stop_start_up_with_a_reason() {
     let dir = tempfile::tempdir().unwrap();
     let write = |roles: &str, fields: &str| {

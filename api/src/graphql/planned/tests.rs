@@ -1,4 +1,3 @@
-use async_graphql::Value;
 use serde_json::json;
 
 use async_graphql::Variables;
@@ -11,7 +10,7 @@ fn setup() -> (Types, Policy) {
     (Types::from_sdl(&sdl).expect("served SDL"), policy)
 }
 
-fn plan_with(role: &str, query: &str, variables: serde_json::Value) -> Option<Plan> {
+fn plan_with(role: &str, query: &str, variables: serde_json::Value) -> bool {
     let (types, policy) = setup();
     let doc = async_graphql::parser::parse_query(query).expect("query parses");
     let variables = Variables::from_json(variables);
@@ -24,55 +23,39 @@ fn plan_with(role: &str, query: &str, variables: serde_json::Value) -> Option<Pl
     )
 }
 
-fn plan_as(role: &str, query: &str, operation: Option<&str>) -> Option<Plan> {
+fn plan_as(role: &str, query: &str, operation: Option<&str>) -> bool {
     let (types, policy) = setup();
     let doc = async_graphql::parser::parse_query(query).expect("query parses");
     let perms = policy.permissions(role, None);
     types.plan(&doc, operation, &Variables::default(), &policy, &perms)
 }
 
-fn plan(query: &str) -> Option<Plan> {
+fn plan(query: &str) -> bool {
     plan_as("HSI_ANALYST", query, None)
-}
-
-fn count(plan: &Plan, data: serde_json::Value) -> u64 {
-    plan.count(&Value::from_json(data).expect("json"))
 }
 
 const PAGE: &str = "{ tradeRecords(first: 3, filter: { countryOfOrigin: [\"CN\"] }) \
     { totalCount edges { cursor node { id hsCode declaredValueUsd } } } }";
 
 #[test]
-fn a_page_of_object_fields_is_planned_and_counts_its_non_null_records() {
-    let plan = plan(PAGE).expect("planned");
-    let data = json!({ "tradeRecords": { "totalCount": 3, "edges": [
-        { "cursor": "a", "node": { "id": "1", "hsCode": "8471", "declaredValueUsd": 1.0 } },
-        { "cursor": "b", "node": { "id": "2", "hsCode": "8471", "declaredValueUsd": 2.0 } },
-        { "cursor": "c", "node": null },
-    ] } });
-    assert_eq!(count(&plan, data), 2);
-    assert_eq!(count(&plan, json!({ "tradeRecords": null })), 0);
-    assert_eq!(
-        count(&plan, json!(null)),
-        0,
-        "a failed query delivers nothing"
-    );
+fn a_page_of_object_fields_is_planned() {
+    assert!(plan(PAGE));
 }
 
 #[test]
 fn a_field_the_role_may_not_read_runs_per_field() {
     // ADMIN reads no trade data at all; CBP officers no financial data.
-    assert!(plan_as("ADMIN", PAGE, None).is_none());
+    assert!(!plan_as("ADMIN", PAGE, None));
     let linked = "{ tradeRecords { nodes { id linkedFinancialTransactions { amountUsd } } } }";
-    assert!(plan_as("CBP_OFFICER", linked, None).is_none());
-    assert!(plan_as("HSI_ANALYST", linked, None).is_some());
+    assert!(!plan_as("CBP_OFFICER", linked, None));
+    assert!(plan_as("HSI_ANALYST", linked, None));
     // However the refused field is reached.
     for hidden in [
         "{ tradeRecords { nodes { ...F } } } fragment F on TradeRecord { linkedFinancialTransactions { id } }",
         "{ tradeRecords { nodes { ... on TradeRecord { linkedFinancialTransactions { id } } } } }",
         "{ tradeRecords { nodes { ... { x: linkedFinancialTransactions { id } } } } }",
     ] {
-        assert!(plan_as("CBP_OFFICER", hidden, None).is_none(), "{hidden}");
+        assert!(!plan_as("CBP_OFFICER", hidden, None), "{hidden}");
     }
 }
 
@@ -98,27 +81,27 @@ fn what_is_decided_at_run_time_runs_per_field() {
         "{ tradeRecords { nodes { ...F } } } fragment F on FinancialTransaction { id }",
         "{ tradeRecords { nodes { ...Missing } } }",
     ] {
-        assert!(plan(query).is_none(), "{query}");
+        assert!(!plan(query), "{query}");
     }
 }
 
 #[test]
 fn the_operation_that_runs_is_the_one_planned() {
     let two = "query A { tradeRecords { totalCount } } mutation B { unlockUser(userId: \"x\") { status } }";
-    assert!(plan_as("HSI_ANALYST", two, Some("A")).is_some());
-    assert!(plan_as("HSI_ANALYST", two, Some("B")).is_none());
-    assert!(plan_as("HSI_ANALYST", two, None).is_none(), "ambiguous");
-    assert!(plan_as("HSI_ANALYST", two, Some("C")).is_none(), "unknown");
+    assert!(plan_as("HSI_ANALYST", two, Some("A")));
+    assert!(!plan_as("HSI_ANALYST", two, Some("B")));
+    assert!(!plan_as("HSI_ANALYST", two, None), "ambiguous");
+    assert!(!plan_as("HSI_ANALYST", two, Some("C")), "unknown");
     let one = "query A { tradeRecords { totalCount } }";
-    assert!(plan_as("HSI_ANALYST", one, None).is_some());
+    assert!(plan_as("HSI_ANALYST", one, None));
     let anonymous = "{ tradeRecords { totalCount } }";
-    assert!(plan_as("HSI_ANALYST", anonymous, Some("A")).is_none());
+    assert!(!plan_as("HSI_ANALYST", anonymous, Some("A")));
 }
 
 #[test]
 fn fragments_that_spread_each_other_end_the_walk() {
     let cycle = "{ ...A } fragment A on Query { ...B } fragment B on Query { ...A }";
-    assert!(plan(cycle).is_none());
+    assert!(!plan(cycle));
     // Doubling fragments: 2^30 selections expanded; the budget stops the walk early.
     let mut query = String::from("{ ...F0 } fragment F30 on Query { __typename }");
     for i in 0..30 {
@@ -127,53 +110,15 @@ fn fragments_that_spread_each_other_end_the_walk() {
             n = i + 1
         ));
     }
-    assert!(plan(&query).is_none());
+    assert!(!plan(&query));
 }
 
 #[test]
-fn every_selection_counts_by_the_hooks_rule() {
-    // Aliases, a fragment selecting the same key again, and nested record lists.
-    let query = "{ a: tradeRecords(first: 1) { nodes { id } } \
-        tradeRecords { nodes { id linkedFinancialTransactions { id } } } ...F } \
-        fragment F on Query { tradeRecords { edges { node { hsCode } } } }";
-    let plan = plan(query).expect("planned");
-    let data = json!({
-        "a": { "nodes": [{ "id": "1" }] },
-        "tradeRecords": {
-            "nodes": [
-                { "id": "1", "linkedFinancialTransactions": [{ "id": "f1" }, { "id": "f2" }] },
-                { "id": "2", "linkedFinancialTransactions": [] },
-            ],
-            "edges": [{ "node": { "hsCode": "8471" } }, { "node": { "hsCode": "8471" } }],
-        },
-    });
-    // 1 (a) + 2 trade records and 2 reports (nodes) + 2 (the fragment's edges).
-    assert_eq!(count(&plan, data), 7);
-}
-
-#[test]
-fn a_record_a_counted_row_explains_is_not_counted_again() {
-    let query = "{ priceAnomalies { nodes { ratio record { id } } } }";
-    let plan = plan(query).expect("planned");
-    let data = json!({ "priceAnomalies": { "nodes": [
-        { "ratio": 3.0, "record": { "id": "1" } },
-        { "ratio": 4.0, "record": null },
-    ] } });
-    assert_eq!(
-        count(&plan, data),
-        2,
-        "the two anomalies, not their records"
-    );
-}
-
-#[test]
-fn typename_is_neither_guarded_nor_counted() {
-    let plan =
-        plan("{ __typename tradeRecords { __typename nodes { __typename } } }").expect("planned");
-    let data = json!({ "__typename": "Query", "tradeRecords": { "__typename": "C",
-        "nodes": [{ "__typename": "TradeRecord" }] } });
-    assert_eq!(count(&plan, data), 1);
-    assert!(plan_as("ADMIN", "{ __typename }", None).is_some());
+fn typename_is_not_guarded() {
+    assert!(plan(
+        "{ __typename tradeRecords { __typename nodes { __typename } } }"
+    ));
+    assert!(plan_as("ADMIN", "{ __typename }", None));
 }
 
 #[test]
@@ -201,7 +146,7 @@ fn skip_and_include_are_decided_as_async_graphql_decides_them() {
         "@include(if: true) @include(if: false)",
     ] {
         assert!(
-            plan_with("CBP_OFFICER", &refused(left_out), vars.clone()).is_some(),
+            plan_with("CBP_OFFICER", &refused(left_out), vars.clone()),
             "{left_out}"
         );
     }
@@ -217,24 +162,15 @@ fn skip_and_include_are_decided_as_async_graphql_decides_them() {
         "@include",
     ] {
         assert!(
-            plan_with("CBP_OFFICER", &refused(kept), vars.clone()).is_none(),
+            !plan_with("CBP_OFFICER", &refused(kept), vars.clone()),
             "{kept}"
         );
     }
     // On fragments, too.
     let spread = "query($no: Boolean!) { tradeRecords { nodes { id ...F @include(if: $no) } } } \
         fragment F on TradeRecord { linkedFinancialTransactions { id } }";
-    assert!(plan_with("CBP_OFFICER", spread, json!({ "no": false })).is_some());
-    assert!(plan_with("CBP_OFFICER", spread, json!({ "no": true })).is_none());
+    assert!(plan_with("CBP_OFFICER", spread, json!({ "no": false })));
+    assert!(!plan_with("CBP_OFFICER", spread, json!({ "no": true })));
     let inline = "{ tradeRecords { nodes { id ... @skip(if: true) { linkedFinancialTransactions { id } } } } }";
-    assert!(plan_as("CBP_OFFICER", inline, None).is_some());
-    // What is left out is not counted either.
-    let plan = plan_with(
-        "HSI_ANALYST",
-        "query($no: Boolean!) { tradeRecords { a: nodes @include(if: $no) { id } b: nodes { id } } }",
-        json!({ "no": false }),
-    )
-    .expect("planned");
-    let data = json!({ "tradeRecords": { "b": [{ "id": "1" }] } });
-    assert_eq!(count(&plan, data), 1);
+    assert!(plan_as("CBP_OFFICER", inline, None));
 }

@@ -1,0 +1,426 @@
+//! The executed response put in the shape the GraphQL specification gives it (§6.3 "Executing
+//! Selection Sets", §6.4.4 "Handling Field Errors").
+//!
+//! Why: async-graphql 7.2 resolves a selection's fields through `FuturesUnordered` and inserts
+//! each into the response as it completes, and a field whose resolver (or the field guard) errs
+//! is left out (`resolver_utils/container.rs`). So keys came in completion order — a query
+//! asking for `tradeRecords` then `me` could get `me` first — and a refused field was missing
+//! instead of `null`, while a refused non-null field left its parent claiming a value the
+//! schema promises whole. Clients generated from the schema (the tablet app's) read a missing
+//! key as a broken response. `complete` walks the operation that ran over the response:
+//!
+//! * each object's keys in the order `CollectFields` gives them (fragments merged in place);
+//! * a field missing from the object is `null` — it can only be missing because it erred, and
+//!   its error is already in `errors` with its path;
+//! * a null (or missing) value at a non-null type makes its parent null, up to the nearest
+//!   nullable field or list item's parent, and to `data` itself at the top;
+//! * an object async-graphql gave as `null` because every field of it erred (it returns null
+//!   for an object with no resolved field) is an object again, of nulls, when `errors` has paths
+//!   inside it.
+//!
+//! It never adds data: a value is only moved, kept, or replaced by null. Where it cannot tell what ran — a directive other than
+//! `@skip`/`@include`, an interface value whose object type the response does not settle, a
+//! field the served SDL does not have (introspection's `__schema`) — it leaves that value as
+//! async-graphql built it.
+//!
+//! The same walk counts the records the completed response delivers, by the rule of
+//! `records::counts` (each non-null value of a field whose type is a record type, each item of
+//! a list of them, each selection of it), which the quota and the audit record take
+//! (`delivery`). A record the executor resolved inside a value nulled here is not delivered and
+//! not counted. Where a value is left as built, its records are not known here: the count is
+//! `None`, and the per-field hook's count of what resolved stands in (more than delivered,
+//! never less).
+
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use async_graphql::parser::types::{
+    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
+};
+use async_graphql::{Name, PathSegment, ServerError, Value, Variables};
+
+use super::limits;
+use super::planned::{self, Types};
+
+/// A request's document and variables, kept to shape its response after execution.
+pub struct Pending {
+    pub(super) types: Arc<Types>,
+    pub(super) doc: ExecutableDocument,
+    pub(super) operation_name: Option<String>,
+    pub(super) variables: Variables,
+}
+
+impl Pending {
+    /// Shapes `response` and returns the records it delivers (`None`: not known, see
+    /// `complete`).
+    pub fn apply(&self, response: &mut async_graphql::Response) -> Option<u64> {
+        complete(
+            &self.types,
+            &self.doc,
+            self.operation_name.as_deref(),
+            &self.variables,
+            &mut response.data,
+            &response.errors,
+        )
+    }
+}
+
+/// Puts `data` in the specification's shape for the operation that ran (see the module
+/// comment); `errors` are the response's, read for where values were present. Returns the
+/// records the completed `data` delivers, `None` if part of it was left as built.
+pub fn complete(
+    types: &Types,
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+    variables: &Variables,
+    data: &mut Value,
+    errors: &[ServerError],
+) -> Option<u64> {
+    // Nothing ran (a request error): nothing to shape, nothing delivered.
+    if !matches!(data, Value::Object(_)) {
+        return Some(0);
+    }
+    let operation = planned::operation(doc, operation_name)?;
+    let root = match operation.ty {
+        OperationType::Query => "Query",
+        OperationType::Mutation => "Mutation",
+        OperationType::Subscription => return None,
+    };
+    let mut inside_errors = HashSet::new();
+    for error in errors {
+        let mut path = String::new();
+        // Every proper prefix: the values that held the erring field.
+        for segment in error.path.iter().take(error.path.len().saturating_sub(1)) {
+            match segment {
+                PathSegment::Field(name) => push(&mut path, name),
+                PathSegment::Index(index) => push(&mut path, &index.to_string()),
+            }
+            inside_errors.insert(path.clone());
+        }
+    }
+    let mut walk = Walk {
+        types,
+        doc,
+        variables,
+        track: !inside_errors.is_empty(),
+        inside_errors,
+        path: String::new(),
+        collected: HashMap::new(),
+        records: 0,
+        understood: true,
+    };
+    let root_type = Type {
+        base: BaseType::Named(Name::new(root)),
+        nullable: true,
+    };
+    let sets = [&operation.selection_set.node];
+    walk.complete(&root_type, &sets, false, data);
+    walk.understood.then_some(walk.records)
+}
+
+/// One response key of an object and the selections that make its value (§6.3.2).
+struct Group<'a> {
+    key: &'a Name,
+    name: &'a str,
+    sets: Vec<&'a SelectionSet>,
+}
+
+type Collected<'a> = Rc<Vec<Group<'a>>>;
+
+struct Walk<'a> {
+    types: &'a Types,
+    doc: &'a ExecutableDocument,
+    variables: &'a Variables,
+    /// Paths (`tradeRecords/edges/0/node`) of values with an error inside them.
+    inside_errors: HashSet<String>,
+    /// Whether `path` is kept: only when some error has a path (it costs a string per value).
+    track: bool,
+    path: String,
+    /// The fields of an object type under a list of selections, computed once per list: the
+    /// 50 nodes of a page share them.
+    collected: HashMap<(&'a str, Vec<usize>), Option<Collected<'a>>>,
+    /// Records delivered by the values completed so far.
+    records: u64,
+    /// Whether every value was completed: none left as built.
+    understood: bool,
+}
+
+impl<'a> Walk<'a> {
+    /// Completes `value` of type `ty` selected by `sets`; a non-null value (each item, in a list)
+    /// is a record if `counts`. `false`: it had to be null and `ty` is non-null, so the null
+    /// propagates to the caller.
+    fn complete(
+        &mut self,
+        ty: &'a Type,
+        sets: &[&'a SelectionSet],
+        counts: bool,
+        value: &mut Value,
+    ) -> bool {
+        let before = self.records;
+        let whole = match (&ty.base, &mut *value) {
+            (BaseType::List(item), Value::List(items)) => {
+                let mut whole = true;
+                for (index, item_value) in items.iter_mut().enumerate() {
+                    let mark = self.enter_index(index);
+                    whole = self.complete(item, sets, counts, item_value);
+                    self.path.truncate(mark);
+                    if !whole {
+                        break;
+                    }
+                }
+                whole
+            }
+            (BaseType::Named(name), Value::Object(_)) => {
+                self.records += u64::from(counts);
+                self.object(name, sets, value)
+            }
+            (BaseType::Named(name), Value::Null)
+                if self.track && self.inside_errors.contains(&self.path) =>
+            {
+                // An object whose every field erred, which async-graphql gives as null.
+                *value = Value::Object(Default::default());
+                self.records += u64::from(counts);
+                self.object(name, sets, value)
+            }
+            (BaseType::Named(name), Value::Null)
+                if self.types.is_object(name)
+                    && self
+                        .collect(name, sets)
+                        .is_some_and(|groups| groups.is_empty()) =>
+            {
+                // Every field of it left out by `@skip`/`@include`: an empty object, which
+                // async-graphql gives as null too.
+                *value = Value::Object(Default::default());
+                self.records += u64::from(counts);
+                true
+            }
+            (_, Value::Null) => false,
+            (BaseType::Named(name), _) if self.types.possible(name).is_empty() => true,
+            // A list or object where the schema says otherwise: as built, and not understood.
+            _ => {
+                self.understood = false;
+                true
+            }
+        };
+        if whole {
+            return true;
+        }
+        // Nulled: what it held is not delivered.
+        self.records = before;
+        *value = Value::Null;
+        ty.nullable
+    }
+
+    /// Completes an object value of (abstract or object) type `name`; `false` if a non-null
+    /// field of it is null.
+    fn object(&mut self, name: &'a str, sets: &[&'a SelectionSet], value: &mut Value) -> bool {
+        let Value::Object(map) = value else {
+            return true;
+        };
+        let Some((object_type, groups)) = self.settle(name, sets, map) else {
+            self.understood = false;
+            return true;
+        };
+        let in_order = map.len() == groups.len()
+            && map
+                .keys()
+                .zip(groups.iter())
+                .all(|(key, group)| key == group.key);
+        if !in_order {
+            // `settle` saw that every key present is a group's: nothing is dropped.
+            let mut old = std::mem::take(map);
+            for group in groups.iter() {
+                let field = old.swap_remove(group.key).unwrap_or(Value::Null);
+                map.insert(group.key.clone(), field);
+            }
+        }
+        // The first entries are now the groups', in order.
+        for (field, group) in map.values_mut().zip(groups.iter()) {
+            if group.name == "__typename" {
+                // Cannot err, so never missing; and an interface value's type may be settled
+                // only up to types that select alike, so the walk never writes it.
+                continue;
+            }
+            let Some(ty) = self.types.field(object_type, group.name) else {
+                // Introspection's `__schema` and `__type`: not in the served SDL.
+                continue;
+            };
+            let counts = planned::counts(object_type, group.name, ty);
+            let mark = self.enter(group.key);
+            let whole = self.complete(ty, &group.sets, counts, field);
+            self.path.truncate(mark);
+            if !whole {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The object type of an object value of type `name`, and its fields: the one possible
+    /// type whose fields hold every key present, or any of several that select the same
+    /// fields. `None` if the response does not settle it — also when a key present is no
+    /// field the walk collected, which means it does not read the document as async-graphql
+    /// ran it — or anything in the selection is unknown.
+    fn settle(
+        &mut self,
+        name: &'a str,
+        sets: &[&'a SelectionSet],
+        map: &async_graphql::indexmap::IndexMap<Name, Value>,
+    ) -> Option<(&'a str, Collected<'a>)> {
+        let types = self.types;
+        let mut found: Option<(&'a str, Collected<'a>)> = None;
+        for candidate in types.possible(name) {
+            let groups = self.collect(candidate, sets)?;
+            if !map
+                .keys()
+                .all(|key| groups.iter().any(|group| group.key == key))
+            {
+                continue;
+            }
+            match &found {
+                None => found = Some((candidate.as_str(), groups)),
+                Some((first, other)) => {
+                    // Alike down to each field's type and whether it counts.
+                    let field = |object: &str, name: &str| {
+                        let ty = types.field(object, name);
+                        (ty, ty.is_some_and(|ty| planned::counts(object, name, ty)))
+                    };
+                    let same = other.len() == groups.len()
+                        && other.iter().zip(groups.iter()).all(|(a, b)| {
+                            a.key == b.key
+                                && a.name == b.name
+                                && field(first, a.name) == field(candidate, b.name)
+                        });
+                    if !same {
+                        return None;
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    /// `CollectFields(objectType, selectionSet)` (§6.3.2) over each of `sets` in turn.
+    fn collect(
+        &mut self,
+        object_type: &'a str,
+        sets: &[&'a SelectionSet],
+    ) -> Option<Collected<'a>> {
+        let key = (
+            object_type,
+            sets.iter()
+                .map(|set| std::ptr::from_ref(*set) as usize)
+                .collect(),
+        );
+        if let Some(known) = self.collected.get(&key) {
+            return known.clone();
+        }
+        let mut groups = Vec::new();
+        let mut visited = HashSet::new();
+        let mut collected = Some(());
+        for set in sets {
+            collected = collected
+                .and_then(|()| self.collect_set(object_type, set, 0, &mut visited, &mut groups));
+        }
+        let groups = collected.map(|()| Rc::new(groups));
+        self.collected.insert(key, groups.clone());
+        groups
+    }
+
+    fn collect_set(
+        &self,
+        object_type: &'a str,
+        set: &'a SelectionSet,
+        depth: usize,
+        visited: &mut HashSet<&'a str>,
+        groups: &mut Vec<Group<'a>>,
+    ) -> Option<()> {
+        if depth > limits::MAX_NESTING {
+            return None;
+        }
+        for selection in &set.items {
+            if planned::skipped(selection.node.directives(), self.variables)? {
+                continue;
+            }
+            match &selection.node {
+                Selection::Field(field) => {
+                    let field = &field.node;
+                    let key = &field.response_key().node;
+                    let sub = &field.selection_set.node;
+                    match groups.iter_mut().find(|group| group.key == key) {
+                        Some(group) => group.sets.push(sub),
+                        None => groups.push(Group {
+                            key,
+                            name: field.name.node.as_str(),
+                            sets: vec![sub],
+                        }),
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if !visited.insert(name) {
+                        continue;
+                    }
+                    let fragment = &self.doc.fragments.get(name)?.node;
+                    if !fragment.directives.is_empty() {
+                        return None;
+                    }
+                    if self.applies(object_type, &fragment.type_condition.node.on.node) {
+                        let set = &fragment.selection_set.node;
+                        self.collect_set(object_type, set, depth + 1, visited, groups)?;
+                    }
+                }
+                Selection::InlineFragment(inline) => {
+                    let inline = &inline.node;
+                    let applies = inline
+                        .type_condition
+                        .as_ref()
+                        .is_none_or(|c| self.applies(object_type, &c.node.on.node));
+                    if applies {
+                        let set = &inline.selection_set.node;
+                        self.collect_set(object_type, set, depth + 1, visited, groups)?;
+                    }
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// `DoesFragmentTypeApply` (§6.3.2).
+    fn applies(&self, object_type: &str, condition: &str) -> bool {
+        self.types
+            .possible(condition)
+            .iter()
+            .any(|possible| possible == object_type)
+    }
+
+    /// Appends `key` to the tracked path; returns the length to truncate back to.
+    fn enter(&mut self, key: &str) -> usize {
+        let mark = self.path.len();
+        if self.track {
+            push(&mut self.path, key);
+        }
+        mark
+    }
+
+    fn enter_index(&mut self, index: usize) -> usize {
+        let mark = self.path.len();
+        if self.track {
+            push(&mut self.path, &index.to_string());
+        }
+        mark
+    }
+}
+
+/// Response keys are GraphQL names (`[_A-Za-z][_0-9A-Za-z]*`) and indices digits, so `/` joins
+/// them without ambiguity.
+fn push(path: &mut String, key: &str) {
+    if !path.is_empty() {
+        path.push('/');
+    }
+    path.push_str(key);
+}
+
+#[cfg(test)]
+mod tests;
