@@ -8,13 +8,15 @@ fn types() -> Types {
     Types::from_sdl(&crate::graphql::sdl()).expect("served SDL")
 }
 
-fn error_at(path: &[&str]) -> ServerError {
+/// An error at `path`, written `tradeRecords/edges/0/node` (empty: no path).
+fn error_at(path: &str) -> ServerError {
     let mut error = ServerError::new("refused", None);
     error.path = path
-        .iter()
+        .split('/')
+        .filter(|segment| !segment.is_empty())
         .map(|segment| match segment.parse::<usize>() {
             Ok(index) => PathSegment::Index(index),
-            Err(_) => PathSegment::Field((*segment).to_owned()),
+            Err(_) => PathSegment::Field(segment.to_owned()),
         })
         .collect();
     error
@@ -27,16 +29,17 @@ fn canon(text: &str) -> String {
     serde_json::to_string(&value).expect("json")
 }
 
-/// The completed `data` (given as JSON text, keys in its order) as `canon` text.
-fn shaped_with(
+/// The completed `data` (given as JSON text, keys in its order) as `canon` text, and the
+/// records it delivers (`None`: not known).
+fn run(
     query: &str,
     variables: serde_json::Value,
     data: &str,
     errors: &[ServerError],
-) -> String {
+) -> (String, Option<u64>) {
     let doc = async_graphql::parser::parse_query(query).expect("query parses");
     let mut data: Value = serde_json::from_str(data).expect("json");
-    complete(
+    let records = complete(
         &types(),
         &doc,
         None,
@@ -44,30 +47,29 @@ fn shaped_with(
         &mut data,
         errors,
     );
-    serde_json::to_string(&data).expect("json")
+    (serde_json::to_string(&data).expect("json"), records)
+}
+
+fn shaped_with(
+    query: &str,
+    variables: serde_json::Value,
+    data: &str,
+    errors: &[ServerError],
+) -> String {
+    run(query, variables, data, errors).0
 }
 
 fn shaped(query: &str, data: &str, errors: &[ServerError]) -> String {
     shaped_with(query, json!({}), data, errors)
 }
 
-/// The records the completed `data` delivers (`None`: not known).
 fn counted_with(
     query: &str,
     variables: serde_json::Value,
     data: &str,
     errors: &[ServerError],
 ) -> Option<u64> {
-    let doc = async_graphql::parser::parse_query(query).expect("query parses");
-    let mut data: Value = serde_json::from_str(data).expect("json");
-    complete(
-        &types(),
-        &doc,
-        None,
-        &Variables::from_json(variables),
-        &mut data,
-        errors,
-    )
+    run(query, variables, data, errors).1
 }
 
 fn counted(query: &str, data: &str) -> Option<u64> {
@@ -102,13 +104,7 @@ fn keys_come_in_selection_order_with_fragments_merged_where_first_selected() {
 fn an_erring_nullable_field_is_null_in_place() {
     let data = r#"{"me": {"role": "CBP_OFFICER"},
         "tradeRecords": {"edges": [{"node": {"hsCode": "8471"}}]}}"#;
-    let errors = [error_at(&[
-        "tradeRecords",
-        "edges",
-        "0",
-        "node",
-        "importerName",
-    ])];
+    let errors = [error_at("tradeRecords/edges/0/node/importerName")];
     assert_eq!(
         shaped(
             "{ tradeRecords(first: 1) { edges { node { hsCode importerName } } } me { role } }",
@@ -120,7 +116,7 @@ fn an_erring_nullable_field_is_null_in_place() {
             "me": {"role": "CBP_OFFICER"}}"#
         )
     );
-    let errors = [error_at(&["financialTransactions"])];
+    let errors = [error_at("financialTransactions")];
     assert_eq!(
         shaped(
             "{ financialTransactions(first: 1) { totalCount } me { role } }",
@@ -134,7 +130,7 @@ fn an_erring_nullable_field_is_null_in_place() {
 #[test]
 fn a_null_at_a_non_null_type_nulls_the_nearest_nullable_parent() {
     // `TradeRecord.hsCode: String!` in `edges: [TradeRecordEdge!]!` of a nullable connection.
-    let errors = [error_at(&["tradeRecords", "edges", "1", "node", "hsCode"])];
+    let errors = [error_at("tradeRecords/edges/1/node/hsCode")];
     let data = r#"{"me": {"role": "R", "username": "u"}, "tradeRecords": {"edges": [
         {"node": {"hsCode": "1", "importerName": "A"}}, {"node": {"importerName": "B"}}]}}"#;
     assert_eq!(
@@ -142,7 +138,7 @@ fn a_null_at_a_non_null_type_nulls_the_nearest_nullable_parent() {
         canon(r#"{"tradeRecords": null, "me": {"role": "R", "username": "u"}}"#)
     );
     // `me: Me!` on the root: nothing nullable above it, so `data` itself is null.
-    let errors = [error_at(&["me"])];
+    let errors = [error_at("me")];
     let data = r#"{"tradeRecords": {"edges": []}}"#;
     assert_eq!(shaped(PAGE, data, &errors), "null");
 }
@@ -151,8 +147,8 @@ fn a_null_at_a_non_null_type_nulls_the_nearest_nullable_parent() {
 fn an_object_whose_every_field_erred_is_an_object_of_nulls() {
     // async-graphql returns null for an object none of whose fields resolved.
     let errors = [
-        error_at(&["tradeRecords", "edges", "0", "node", "importerName"]),
-        error_at(&["tradeRecords", "edges", "0", "node", "importerId"]),
+        error_at("tradeRecords/edges/0/node/importerName"),
+        error_at("tradeRecords/edges/0/node/importerId"),
     ];
     let query = "{ tradeRecords(first: 1) { edges { node { importerName importerId } } } }";
     let data = r#"{"tradeRecords": {"edges": [{"node": null}]}}"#;
@@ -186,7 +182,7 @@ fn skipped_selections_stay_out_and_typename_is_kept() {
 fn an_interface_value_is_shaped_by_the_object_type_its_keys_settle() {
     let query = r#"{ node(id: "x") { id ... on TradeRecord { hsCode importerName }
         ... on Batch { fileName } } }"#;
-    let errors = [error_at(&["node", "importerName"])];
+    let errors = [error_at("node/importerName")];
     assert_eq!(
         shaped(query, r#"{"node": {"hsCode": "8471", "id": "x"}}"#, &errors),
         canon(r#"{"node": {"id": "x", "hsCode": "8471", "importerName": null}}"#)
@@ -210,7 +206,7 @@ fn an_interface_value_is_shaped_by_the_object_type_its_keys_settle() {
 #[test]
 fn what_the_walk_cannot_read_is_left_as_built() {
     // A request error: no data.
-    assert_eq!(shaped(PAGE, "null", &[error_at(&[])]), "null");
+    assert_eq!(shaped(PAGE, "null", &[error_at("")]), "null");
     // A key the operation does not select: the walk does not read the document as it ran.
     let data = r#"{"extra": 1, "me": {"username": "u", "role": "R"}}"#;
     assert_eq!(shaped(PAGE, data, &[]), canon(data));
@@ -272,18 +268,12 @@ fn each_delivered_record_counts_by_the_hooks_rule() {
 
 #[test]
 fn records_nulled_with_their_parent_are_not_delivered_nor_counted() {
-    let errors = [error_at(&["tradeRecords", "edges", "1", "node", "hsCode"])];
+    let errors = [error_at("tradeRecords/edges/1/node/hsCode")];
     let data = r#"{"me": {"role": "R", "username": "u"}, "tradeRecords": {"edges": [
         {"node": {"hsCode": "1", "importerName": "A"}}, {"node": {"importerName": "B"}}]}}"#;
     assert_eq!(counted_with(PAGE, json!({}), data, &errors), Some(0));
     // An object of nulls is still the record it was.
-    let errors = [error_at(&[
-        "tradeRecords",
-        "edges",
-        "0",
-        "node",
-        "importerName",
-    ])];
+    let errors = [error_at("tradeRecords/edges/0/node/importerName")];
     let data = r#"{"tradeRecords": {"edges": [{"node": null}]}}"#;
     let query = "{ tradeRecords(first: 1) { edges { node { importerName } } } }";
     assert_eq!(counted_with(query, json!({}), data, &errors), Some(1));
