@@ -127,6 +127,15 @@ async fn every_shape_of_response_counts_what_it_delivers() {
         "aliased nested list"
     );
 
+    // One response key naming two fields (async-graphql's validation lets it through when one
+    // sits in a fragment): `me` and the page are merged into one object under `a`, and its
+    // records still count.
+    let (data, used, audited) = s
+        .delivered("{ a: me { role } ... on Query { a: tradeRecords(first: 4) { nodes { id } } } }")
+        .await;
+    assert_eq!(len(&data["a"]["nodes"]), 4, "{data}");
+    assert_eq!((used, audited), (4, 4), "one key, two fields");
+
     // Nothing delivered, nothing counted.
     let (_, used, _) = s
         .delivered("{ tradeRecords(first: 5) { totalCount } }")

@@ -103,8 +103,13 @@ impl Types {
             perms,
             budget: limits::MAX_SELECTIONS,
         };
-        walk.selection_set("Query", &operation.selection_set.node, 0)
-            .is_some()
+        walk.selection_set(
+            "Query",
+            &operation.selection_set.node,
+            0,
+            &mut HashMap::new(),
+        )
+        .is_some()
     }
 
     /// The type of `parent`'s field `name`, if `parent` is an object type that has it.
@@ -152,8 +157,16 @@ struct Walk<'a> {
     budget: u64,
 }
 
-impl Walk<'_> {
-    fn selection_set(&mut self, parent: &str, set: &SelectionSet, depth: usize) -> Option<()> {
+impl<'a> Walk<'a> {
+    /// `keys`: the response keys of this object so far (fragments spread into it add to the
+    /// same object) → the field each names.
+    fn selection_set(
+        &mut self,
+        parent: &str,
+        set: &'a SelectionSet,
+        depth: usize,
+        keys: &mut HashMap<&'a str, &'a str>,
+    ) -> Option<()> {
         // Fragments spread into each other count as nesting, so a cycle ends here too.
         if depth > limits::MAX_NESTING {
             return None;
@@ -175,6 +188,13 @@ impl Walk<'_> {
                         continue;
                     }
                     let ty = fields.get(name)?;
+                    // One key naming two fields (async-graphql's validation lets it through
+                    // when one sits in a fragment) merges two values into one object, which
+                    // the response walk cannot read: run per field, counted by the hook.
+                    let key = field.response_key().node.as_str();
+                    if *keys.entry(key).or_insert(name) != name {
+                        return None;
+                    }
                     if self
                         .policy
                         .missing_category(self.perms, parent, name)
@@ -191,7 +211,7 @@ impl Walk<'_> {
                         if sub.items.is_empty() {
                             return None;
                         }
-                        self.selection_set(named, sub, depth + 1)?;
+                        self.selection_set(named, sub, depth + 1, &mut HashMap::new())?;
                     } else if !sub.items.is_empty() {
                         return None;
                     }
@@ -207,7 +227,7 @@ impl Walk<'_> {
                     {
                         return None;
                     }
-                    self.selection_set(parent, &fragment.selection_set.node, depth + 1)?;
+                    self.selection_set(parent, &fragment.selection_set.node, depth + 1, keys)?;
                 }
                 Selection::InlineFragment(inline) => {
                     let inline = &inline.node;
@@ -218,7 +238,7 @@ impl Walk<'_> {
                     {
                         return None;
                     }
-                    self.selection_set(parent, &inline.selection_set.node, depth + 1)?;
+                    self.selection_set(parent, &inline.selection_set.node, depth + 1, keys)?;
                 }
             }
         }

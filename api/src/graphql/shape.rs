@@ -243,7 +243,11 @@ impl<'a> Walk<'a> {
                 continue;
             }
             let Some(ty) = self.types.field(object_type, group.name) else {
-                // Introspection's `__schema` and `__type`: not in the served SDL.
+                // Introspection's `__schema` and `__type` are not in the served SDL, and hold
+                // no records; anything else unknown is not read.
+                if !group.name.starts_with("__") {
+                    self.understood = false;
+                }
                 continue;
             };
             let counts = planned::counts(object_type, group.name, ty);
@@ -349,6 +353,10 @@ impl<'a> Walk<'a> {
                     let key = &field.response_key().node;
                     let sub = &field.selection_set.node;
                     match groups.iter_mut().find(|group| group.key == key) {
+                        // One key naming two fields (async-graphql's validation lets it
+                        // through when one sits in a fragment): it merges two values into one
+                        // object, which this walk cannot read.
+                        Some(group) if group.name != field.name.node.as_str() => return None,
                         Some(group) => group.sets.push(sub),
                         None => groups.push(Group {
                             key,

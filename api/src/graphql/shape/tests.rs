@@ -285,6 +285,11 @@ fn a_value_left_as_built_leaves_the_count_unknown() {
         r#"{ node(id: "x") { id ... on TradeRecord { hsCode } ... on Batch { fileName } } }"#;
     assert_eq!(counted(query, r#"{"node": {"id": "x"}}"#), None);
     assert_eq!(counted(PAGE, r#"{"extra": 1}"#), None);
+    // One key naming two fields, merged into one object by async-graphql: its trade records
+    // must not go uncounted as fields `Me` does not have.
+    let merged = "{ a: me { role } ... on Query { a: tradeRecords { nodes { id } } } }";
+    let data = r#"{"a": {"role": "R", "nodes": [{"id": "1"}]}}"#;
+    assert_eq!(counted(merged, data), None);
     assert_eq!(
         counted(PAGE, r#"{"tradeRecords": {"edges": 3}}"#),
         None,
