@@ -344,6 +344,7 @@ async fn pre_auth(
         .execute(request.data(PreAuth { cert, source }))
         .await;
     crate::error::scrub(&mut response.errors);
+    // A sign-in delivers no records: the count is not needed.
     if let Some(shape) = &shape {
         shape.apply(&mut response);
     }

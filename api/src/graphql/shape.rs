@@ -6,8 +6,8 @@
 //! is left out (`resolver_utils/container.rs`). So keys came in completion order — a query
 //! asking for `tradeRecords` then `me` could get `me` first — and a refused field was missing
 //! instead of `null`, while a refused non-null field left its parent claiming a value the
-//! schema promises whole. Clients generated from the schema (the tablet app's) read a missing
-//! key as a broken response. `complete` walks the operation that ran over the response:
+//! schema promises whole. Clients generated from the schema read a missing key as a broken
+//! response. `complete` walks the operation that ran over the response:
 //!
 //! * each object's keys in the order `CollectFields` gives them (fragments merged in place);
 //! * a field missing from the object is `null` — it can only be missing because it erred, and
@@ -18,10 +18,11 @@
 //!   for an object with no resolved field) is an object again, of nulls, when `errors` has paths
 //!   inside it.
 //!
-//! It never adds data: a value is only moved, kept, or replaced by null. Where it cannot tell what ran — a directive other than
-//! `@skip`/`@include`, an interface value whose object type the response does not settle, a
-//! field the served SDL does not have (introspection's `__schema`) — it leaves that value as
-//! async-graphql built it.
+//! It never adds data: a value is only moved, kept, or replaced by null. Where it cannot tell
+//! what ran — a directive other than `@skip`/`@include`, an interface value whose object type
+//! the response does not settle, one response key naming two fields (async-graphql merges
+//! their values), a field the served SDL does not have (introspection's `__schema`) — it
+//! leaves that value as async-graphql built it.
 //!
 //! The same walk counts the records the completed response delivers, by the rule of
 //! `records::counts` (each non-null value of a field whose type is a record type, each item of

@@ -355,7 +355,7 @@ impl Policy {
 
     /// Every field of every object type in the schema has a category, and every entry in the
     /// file names a real type and field: a typo must not silently leave a field open. Returns
-    /// the schema's fields by type.
+    /// the schema's fields by type, and its non-null fields (for `nulls_parents`).
     #[expect(
         clippy::type_complexity,
         reason = "the schema's fields by type, and its non-null fields, read in one pass"
