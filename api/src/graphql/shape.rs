@@ -41,8 +41,8 @@ use async_graphql::parser::types::{
 };
 use async_graphql::{Name, PathSegment, ServerError, Value, Variables};
 
-use super::limits;
 use super::planned::{self, Types};
+use super::{ids, limits};
 
 /// A request's document and variables, kept to shape its response after execution.
 pub struct Pending {
@@ -264,9 +264,10 @@ impl<'a> Walk<'a> {
 
     /// The object type of an object value of type `name`, and its fields: the one possible
     /// type whose fields hold every key present, or any of several that select the same
-    /// fields. `None` if the response does not settle it — also when a key present is no
-    /// field the walk collected, which means it does not read the document as async-graphql
-    /// ran it — or anything in the selection is unknown.
+    /// fields, or the one its global `id` names when that is selected. `None` if the response
+    /// does not settle it — also when a key present is no field the walk collected, which
+    /// means it does not read the document as async-graphql ran it — or anything in the
+    /// selection is unknown.
     fn settle(
         &mut self,
         name: &'a str,
@@ -274,36 +275,42 @@ impl<'a> Walk<'a> {
         map: &async_graphql::indexmap::IndexMap<Name, Value>,
     ) -> Option<(&'a str, Collected<'a>)> {
         let types = self.types;
-        let mut found: Option<(&'a str, Collected<'a>)> = None;
+        let mut fits: Vec<(&'a str, Collected<'a>)> = Vec::new();
         for candidate in types.possible(name) {
             let groups = self.collect(candidate, sets)?;
-            if !map
+            if map
                 .keys()
                 .all(|key| groups.iter().any(|group| group.key == key))
             {
-                continue;
-            }
-            match &found {
-                None => found = Some((candidate.as_str(), groups)),
-                Some((first, other)) => {
-                    // Alike down to each field's type and whether it counts.
-                    let field = |object: &str, name: &str| {
-                        let ty = types.field(object, name);
-                        (ty, ty.is_some_and(|ty| planned::counts(object, name, ty)))
-                    };
-                    let same = other.len() == groups.len()
-                        && other.iter().zip(groups.iter()).all(|(a, b)| {
-                            a.key == b.key
-                                && a.name == b.name
-                                && field(first, a.name) == field(candidate, b.name)
-                        });
-                    if !same {
-                        return None;
-                    }
-                }
+                fits.push((candidate.as_str(), groups));
             }
         }
-        found
+        let (first, groups) = fits.first()?;
+        // Alike down to each field's type and whether it counts.
+        let field = |object: &str, name: &str| {
+            let ty = types.field(object, name);
+            (ty, ty.is_some_and(|ty| planned::counts(object, name, ty)))
+        };
+        let alike = fits.iter().all(|(candidate, other)| {
+            other.len() == groups.len()
+                && groups.iter().zip(other.iter()).all(|(a, b)| {
+                    a.key == b.key
+                        && a.name == b.name
+                        && field(first, a.name) == field(candidate, b.name)
+                })
+        });
+        if alike {
+            return fits.into_iter().next();
+        }
+        // A node's global id names its type (`ids::encode`; the server wrote it).
+        let named = |(candidate, groups): &(&'a str, Collected<'a>)| {
+            groups.iter().any(|group| {
+                group.name == "id"
+                    && matches!(map.get(group.key), Some(Value::String(id))
+                        if ids::decode(id).is_ok_and(|(kind, _)| kind.type_name() == *candidate))
+            })
+        };
+        fits.into_iter().find(named)
     }
 
     /// `CollectFields(objectType, selectionSet)` (§6.3.2) over each of `sets` in turn.

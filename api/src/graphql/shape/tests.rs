@@ -181,13 +181,21 @@ fn skipped_selections_stay_out_and_typename_is_kept() {
 #[test]
 fn an_interface_value_is_shaped_by_the_object_type_its_keys_settle() {
     let query = r#"{ node(id: "x") { id ... on TradeRecord { hsCode importerName }
-        ... on Batch { fileName } } }"#;
+        ... on Batch { providerCountry } } }"#;
     let errors = [error_at("node/importerName")];
     assert_eq!(
         shaped(query, r#"{"node": {"hsCode": "8471", "id": "x"}}"#, &errors),
         canon(r#"{"node": {"id": "x", "hsCode": "8471", "importerName": null}}"#)
     );
-    // `{ id }` fits a trade record and a batch, which select different fields: left as built.
+    // `{ id }` fits a trade record and a batch, which select different fields: the global id
+    // names the type; a value that does not settle is left as built.
+    let batch = crate::graphql::ids::encode(crate::graphql::ids::NodeType::Batch, 7).0;
+    assert_eq!(
+        shaped(query, &format!(r#"{{"node": {{"id": "{batch}"}}}}"#), &[]),
+        canon(&format!(
+            r#"{{"node": {{"id": "{batch}", "providerCountry": null}}}}"#
+        ))
+    );
     assert_eq!(
         shaped(query, r#"{"node": {"id": "x"}}"#, &[]),
         canon(r#"{"node": {"id": "x"}}"#)
