@@ -295,7 +295,14 @@ async fn execute_in_span(
     // A query gets the time limit; a mutation runs to its end, so that none is left between
     // its `attempted` record and its commit (a statement past the limit still fails on
     // PostgreSQL, and the transaction rolls back).
-    let executed = if is_mutation {
+    let conflict = shape
+        .as_ref()
+        .and_then(crate::graphql::shape::Pending::conflict);
+    let executed = if let Some(error) = conflict {
+        // A validation error async-graphql's own validation misses: refused the same way,
+        // before anything runs.
+        Some(async_graphql::Response::from_errors(vec![error]))
+    } else if is_mutation {
         Some(execution.await)
     } else {
         // The wait for a turn is part of the request's time.

@@ -127,14 +127,26 @@ async fn every_shape_of_response_counts_what_it_delivers() {
         "aliased nested list"
     );
 
-    // One response key naming two fields (async-graphql's validation lets it through when one
-    // sits in a fragment): `me` and the page are merged into one object under `a`, and its
-    // records still count.
-    let (data, used, audited) = s
-        .delivered("{ a: me { role } ... on Query { a: tradeRecords(first: 4) { nodes { id } } } }")
+    // One response key naming two fields through a fragment passes async-graphql's validation,
+    // which would merge `me` and the page into one object under `a`: refused as the
+    // specification's validation refuses it, nothing delivered, nothing counted.
+    let before = s.used().await;
+    let (status, body) = s
+        .server
+        .session(Some(&s.token))
+        .post(
+            "{ a: me { role } ... on Query { a: tradeRecords(first: 4) { nodes { id } } } }",
+            json!({}),
+        )
         .await;
-    assert_eq!(len(&data["a"]["nodes"]), 4, "{data}");
-    assert_eq!((used, audited), (4, 4), "one key, two fields");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.get("data"), Some(&Value::Null), "{body}");
+    assert_eq!(
+        dartts_tests::error_codes(&body),
+        vec!["GRAPHQL_VALIDATION_FAILED"],
+        "{body}"
+    );
+    assert_eq!(s.used().await, before, "one key, two fields");
 
     // Nothing delivered, nothing counted.
     let (_, used, _) = s

@@ -103,13 +103,8 @@ impl Types {
             perms,
             budget: limits::MAX_SELECTIONS,
         };
-        walk.selection_set(
-            "Query",
-            &operation.selection_set.node,
-            0,
-            &mut HashMap::new(),
-        )
-        .is_some()
+        walk.selection_set("Query", &operation.selection_set.node, 0)
+            .is_some()
     }
 
     /// The type of `parent`'s field `name`, if `parent` is an object type that has it.
@@ -157,16 +152,8 @@ struct Walk<'a> {
     budget: u64,
 }
 
-impl<'a> Walk<'a> {
-    /// `keys`: the response keys of this object so far (fragments spread into it add to the
-    /// same object) → the field each names.
-    fn selection_set(
-        &mut self,
-        parent: &str,
-        set: &'a SelectionSet,
-        depth: usize,
-        keys: &mut HashMap<&'a str, &'a str>,
-    ) -> Option<()> {
+impl Walk<'_> {
+    fn selection_set(&mut self, parent: &str, set: &SelectionSet, depth: usize) -> Option<()> {
         // Fragments spread into each other count as nesting, so a cycle ends here too.
         if depth > limits::MAX_NESTING {
             return None;
@@ -188,13 +175,6 @@ impl<'a> Walk<'a> {
                         continue;
                     }
                     let ty = fields.get(name)?;
-                    // One key naming two fields (async-graphql's validation lets it through
-                    // when one sits in a fragment) merges two values into one object, which
-                    // the response walk cannot read: run per field, counted by the hook.
-                    let key = field.response_key().node.as_str();
-                    if *keys.entry(key).or_insert(name) != name {
-                        return None;
-                    }
                     if self
                         .policy
                         .missing_category(self.perms, parent, name)
@@ -211,7 +191,7 @@ impl<'a> Walk<'a> {
                         if sub.items.is_empty() {
                             return None;
                         }
-                        self.selection_set(named, sub, depth + 1, &mut HashMap::new())?;
+                        self.selection_set(named, sub, depth + 1)?;
                     } else if !sub.items.is_empty() {
                         return None;
                     }
@@ -227,7 +207,7 @@ impl<'a> Walk<'a> {
                     {
                         return None;
                     }
-                    self.selection_set(parent, &fragment.selection_set.node, depth + 1, keys)?;
+                    self.selection_set(parent, &fragment.selection_set.node, depth + 1)?;
                 }
                 Selection::InlineFragment(inline) => {
                     let inline = &inline.node;
@@ -238,7 +218,7 @@ impl<'a> Walk<'a> {
                     {
                         return None;
                     }
-                    self.selection_set(parent, &inline.selection_set.node, depth + 1, keys)?;
+                    self.selection_set(parent, &inline.selection_set.node, depth + 1)?;
                 }
             }
         }

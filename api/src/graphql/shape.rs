@@ -20,9 +20,9 @@
 //!
 //! It never adds data: a value is only moved, kept, or replaced by null. Where it cannot tell
 //! what ran — a directive other than `@skip`/`@include`, an interface value whose object type
-//! the response does not settle, one response key naming two fields (async-graphql merges
-//! their values), a field the served SDL does not have (introspection's `__schema`) — it
-//! leaves that value as async-graphql built it.
+//! the response does not settle, one response key naming two fields (refused before execution
+//! by `Pending::conflict`, which the same collection finds), a field the served SDL does not
+//! have (introspection's `__schema`) — it leaves that value as async-graphql built it.
 //!
 //! The same walk counts the records the completed response delivers, by the rule of
 //! `records::counts` (each non-null value of a field whose type is a record type, each item of
@@ -37,9 +37,10 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use async_graphql::parser::types::{
-    BaseType, ExecutableDocument, OperationType, Selection, SelectionSet, Type,
+    BaseType, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+    SelectionSet, Type,
 };
-use async_graphql::{Name, PathSegment, ServerError, Value, Variables};
+use async_graphql::{Name, PathSegment, Positioned, ServerError, Value, Variables};
 
 use super::planned::{self, Types};
 use super::{ids, limits};
@@ -53,6 +54,21 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// The first response key two fields may not share, as the validation error the
+    /// specification gives it (`OverlappingFieldsCanBeMerged`, §5.3.2). async-graphql checks
+    /// this only between fields under the same type condition, so
+    /// `{ a: me { role } ... on Query { a: tradeRecords { nodes { id } } } }` passed it, ran
+    /// both fields and merged their values into one object under `a`; refused here before
+    /// execution. Only fields that apply to one object type are compared (two fragments on
+    /// different types may use one key for different fields).
+    pub fn conflict(&self) -> Option<ServerError> {
+        let operation = planned::operation(&self.doc, self.operation_name.as_deref())?;
+        let root = root(operation)?;
+        let mut walk = Walk::new(&self.types, &self.doc, &self.variables, &[]);
+        walk.overlaps(root, &[&operation.selection_set.node], 0);
+        walk.conflict
+    }
+
     /// Shapes `response` and returns the records it delivers (`None`: not known, see
     /// `complete`).
     pub fn apply(&self, response: &mut async_graphql::Response) -> Option<u64> {
@@ -83,34 +99,8 @@ pub fn complete(
         return Some(0);
     }
     let operation = planned::operation(doc, operation_name)?;
-    let root = match operation.ty {
-        OperationType::Query => "Query",
-        OperationType::Mutation => "Mutation",
-        OperationType::Subscription => return None,
-    };
-    let mut inside_errors = HashSet::new();
-    for error in errors {
-        let mut path = String::new();
-        // Every proper prefix: the values that held the erring field.
-        for segment in error.path.iter().take(error.path.len().saturating_sub(1)) {
-            match segment {
-                PathSegment::Field(name) => push(&mut path, name),
-                PathSegment::Index(index) => push(&mut path, &index.to_string()),
-            }
-            inside_errors.insert(path.clone());
-        }
-    }
-    let mut walk = Walk {
-        types,
-        doc,
-        variables,
-        track: !inside_errors.is_empty(),
-        inside_errors,
-        path: String::new(),
-        collected: HashMap::new(),
-        records: 0,
-        understood: true,
-    };
+    let root = root(operation)?;
+    let mut walk = Walk::new(types, doc, variables, errors);
     let root_type = Type {
         base: BaseType::Named(Name::new(root)),
         nullable: true,
@@ -120,10 +110,21 @@ pub fn complete(
     walk.understood.then_some(walk.records)
 }
 
+/// The root type the operation runs on; none for a subscription (the schema has none).
+fn root(operation: &OperationDefinition) -> Option<&'static str> {
+    match operation.ty {
+        OperationType::Query => Some("Query"),
+        OperationType::Mutation => Some("Mutation"),
+        OperationType::Subscription => None,
+    }
+}
+
 /// One response key of an object and the selections that make its value (§6.3.2).
 struct Group<'a> {
     key: &'a Name,
     name: &'a str,
+    /// The first field selected under `key`: its arguments and place, for `conflict`.
+    first: &'a Positioned<Field>,
     sets: Vec<&'a SelectionSet>,
 }
 
@@ -143,11 +144,67 @@ struct Walk<'a> {
     collected: HashMap<(&'a str, Vec<usize>), Option<Collected<'a>>>,
     /// Records delivered by the values completed so far.
     records: u64,
+    /// Two fields under one response key that may not share it (see `overlap`).
+    conflict: Option<ServerError>,
     /// Whether every value was completed: none left as built.
     understood: bool,
 }
 
 impl<'a> Walk<'a> {
+    fn new(
+        types: &'a Types,
+        doc: &'a ExecutableDocument,
+        variables: &'a Variables,
+        errors: &[ServerError],
+    ) -> Self {
+        let mut inside_errors = HashSet::new();
+        for error in errors {
+            let mut path = String::new();
+            // Every proper prefix: the values that held the erring field.
+            for segment in error.path.iter().take(error.path.len().saturating_sub(1)) {
+                match segment {
+                    PathSegment::Field(name) => push(&mut path, name),
+                    PathSegment::Index(index) => push(&mut path, &index.to_string()),
+                }
+                inside_errors.insert(path.clone());
+            }
+        }
+        Walk {
+            types,
+            doc,
+            variables,
+            track: !inside_errors.is_empty(),
+            inside_errors,
+            path: String::new(),
+            collected: HashMap::new(),
+            records: 0,
+            understood: true,
+            conflict: None,
+        }
+    }
+
+    /// Collects every selection set of the operation for each object type it may apply to,
+    /// so that `collect` records the first overlap in `conflict`.
+    fn overlaps(&mut self, name: &'a str, sets: &[&'a SelectionSet], depth: usize) {
+        let types = self.types;
+        if depth > limits::MAX_NESTING || self.conflict.is_some() {
+            return;
+        }
+        for object_type in types.possible(name) {
+            let Some(groups) = self.collect(object_type, sets) else {
+                return;
+            };
+            for group in groups.iter() {
+                if let Some(ty) = types.field(object_type, group.name) {
+                    let named = crate::introspection::named(ty);
+                    if !types.possible(named).is_empty() {
+                        self.overlaps(named, &group.sets, depth + 1);
+                    }
+                }
+            }
+        }
+    }
+
     /// Completes `value` of type `ty` selected by `sets`; a non-null value (each item, in a list)
     /// is a record if `counts`. `false`: it had to be null and `ty` is non-null, so the null
     /// propagates to the caller.
@@ -179,7 +236,12 @@ impl<'a> Walk<'a> {
             (BaseType::Named(name), Value::Null)
                 if self.track && self.inside_errors.contains(&self.path) =>
             {
-                // An object whose every field erred, which async-graphql gives as null.
+                // An object whose every field erred, which async-graphql gives as null. Of an
+                // interface type, nothing is left to tell which object type it was.
+                if !self.types.is_object(name) {
+                    self.understood = false;
+                    return true;
+                }
                 *value = Value::Object(Default::default());
                 self.records += u64::from(counts);
                 self.object(name, sets, value)
@@ -341,7 +403,7 @@ impl<'a> Walk<'a> {
     }
 
     fn collect_set(
-        &self,
+        &mut self,
         object_type: &'a str,
         set: &'a SelectionSet,
         depth: usize,
@@ -356,19 +418,22 @@ impl<'a> Walk<'a> {
                 continue;
             }
             match &selection.node {
-                Selection::Field(field) => {
-                    let field = &field.node;
+                Selection::Field(positioned) => {
+                    let field = &positioned.node;
                     let key = &field.response_key().node;
                     let sub = &field.selection_set.node;
                     match groups.iter_mut().find(|group| group.key == key) {
-                        // One key naming two fields (async-graphql's validation lets it
-                        // through when one sits in a fragment): it merges two values into one
-                        // object, which this walk cannot read.
-                        Some(group) if group.name != field.name.node.as_str() => return None,
-                        Some(group) => group.sets.push(sub),
+                        Some(group) => {
+                            if let Some(conflict) = overlap(group, positioned) {
+                                self.conflict.get_or_insert(conflict);
+                                return None;
+                            }
+                            group.sets.push(sub);
+                        }
                         None => groups.push(Group {
                             key,
                             name: field.name.node.as_str(),
+                            first: positioned,
                             sets: vec![sub],
                         }),
                     }
@@ -436,6 +501,39 @@ fn push(path: &mut String, key: &str) {
         path.push('/');
     }
     path.push_str(key);
+}
+
+/// Whether `field` may share `group`'s key: the same field with the same arguments (in any
+/// order). Otherwise the validation error async-graphql words for the same case.
+fn overlap(group: &Group<'_>, field: &Positioned<Field>) -> Option<ServerError> {
+    let first = &group.first.node;
+    let name = field.node.name.node.as_str();
+    let message = if group.name != name {
+        format!(
+            "Fields \"{}\" conflict because \"{}\" and \"{name}\" are different fields. Use \
+             different aliases on the fields to fetch both if this was intentional.",
+            group.key, group.name
+        )
+    } else {
+        let same_arguments = first.arguments.len() == field.node.arguments.len()
+            && first.arguments.iter().all(|(arg, value)| {
+                field
+                    .node
+                    .get_argument(&arg.node)
+                    .is_some_and(|other| other == value)
+            });
+        if same_arguments {
+            return None;
+        }
+        format!(
+            "Fields \"{}\" conflict because they have differing arguments. Use different \
+             aliases on the fields to fetch both if this was intentional.",
+            group.key
+        )
+    };
+    let mut error = ServerError::new(message, Some(group.first.pos));
+    error.locations.push(field.pos);
+    Some(error)
 }
 
 #[cfg(test)]

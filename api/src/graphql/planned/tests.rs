@@ -114,17 +114,6 @@ fn fragments_that_spread_each_other_end_the_walk() {
 }
 
 #[test]
-fn a_key_naming_two_fields_runs_per_field() {
-    // async-graphql validates overlaps per type condition, so this passes its validation and
-    // merges `me` and the connection into one object under `a`.
-    let merged = "{ a: me { role } ... on Query { a: tradeRecords { nodes { id } } } }";
-    assert!(!plan(merged));
-    assert!(plan(
-        "{ a: tradeRecords { nodes { id } } ... on Query { a: tradeRecords { totalCount } } }"
-    ));
-}
-
-#[test]
 fn typename_is_not_guarded() {
     assert!(plan(
         "{ __typename tradeRecords { __typename nodes { __typename } } }"

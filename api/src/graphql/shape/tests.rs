@@ -293,8 +293,16 @@ fn a_value_left_as_built_leaves_the_count_unknown() {
         r#"{ node(id: "x") { id ... on TradeRecord { hsCode } ... on Batch { fileName } } }"#;
     assert_eq!(counted(query, r#"{"node": {"id": "x"}}"#), None);
     assert_eq!(counted(PAGE, r#"{"extra": 1}"#), None);
-    // One key naming two fields, merged into one object by async-graphql: its trade records
-    // must not go uncounted as fields `Me` does not have.
+    // An interface value async-graphql nulled because every field of it erred: which object
+    // type it was is not known, so it stays null and its records are the hook's to count.
+    let query = r#"{ node(id: "x") { ... on TradeRecord { importerName } } }"#;
+    let errors = [error_at("node/importerName")];
+    assert_eq!(
+        run(query, json!({}), r#"{"node": null}"#, &errors),
+        ("{\"node\":null}".to_owned(), None)
+    );
+    // One key naming two fields (refused before execution, `conflict`): were it run, its
+    // trade records must not go uncounted as fields `Me` does not have.
     let merged = "{ a: me { role } ... on Query { a: tradeRecords { nodes { id } } } }";
     let data = r#"{"a": {"role": "R", "nodes": [{"id": "1"}]}}"#;
     assert_eq!(counted(merged, data), None);
@@ -302,6 +310,59 @@ fn a_value_left_as_built_leaves_the_count_unknown() {
         counted(PAGE, r#"{"tradeRecords": {"edges": 3}}"#),
         None,
         "not a list"
+    );
+}
+
+/// The `conflict` of `query`, as its message.
+fn conflict(query: &str) -> Option<String> {
+    let pending = Pending {
+        types: Arc::new(types()),
+        doc: async_graphql::parser::parse_query(query).expect("query parses"),
+        operation_name: None,
+        variables: Variables::default(),
+    };
+    pending.conflict().map(|error| error.message)
+}
+
+#[test]
+fn one_key_for_two_fields_that_meet_on_one_type_is_a_conflict() {
+    // async-graphql's own check compares fields under one type condition only.
+    let message = conflict("{ a: me { role } ... on Query { a: tradeRecords { totalCount } } }")
+        .expect("a conflict");
+    assert!(
+        message.contains(r#""a" conflict because "me" and "tradeRecords" are different fields"#),
+        "{message}"
+    );
+    let message = conflict(
+        "{ tradeRecords(first: 1) { totalCount } ...F } \
+         fragment F on Query { tradeRecords(first: 2) { totalCount } }",
+    )
+    .expect("a conflict");
+    assert!(message.contains("differing arguments"), "{message}");
+    // Nested, under a key both fields share.
+    assert!(conflict("{ me { x: role } ... on Query { me { x: username } } }").is_some());
+    // Under an interface: fragments on two object types never meet on one value.
+    assert_eq!(
+        conflict(
+            r#"{ node(id: "x") { ... on TradeRecord { x: hsCode } ... on Batch { x: fileName } } }"#
+        ),
+        None
+    );
+    // The same field with the same arguments, in any order, merges.
+    assert_eq!(
+        conflict(
+            "{ tradeRecords(first: 1, after: null) { totalCount } \
+             ... on Query { tradeRecords(after: null, first: 1) { nodes { id } } } }"
+        ),
+        None
+    );
+    assert_eq!(conflict(PAGE), None);
+    // What `@skip` leaves out is not there to conflict.
+    assert_eq!(
+        conflict(
+            "{ a: me { role } ... on Query { a: tradeRecords @skip(if: true) { totalCount } } }"
+        ),
+        None
     );
 }
 
