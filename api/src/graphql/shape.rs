@@ -126,6 +126,11 @@ struct Group<'a> {
     /// The first field selected under `key`: its arguments and place, for `conflict`.
     first: &'a Positioned<Field>,
     sets: Vec<&'a SelectionSet>,
+    /// The field's type on the object type collected for (`None`: not in the served SDL, as
+    /// introspection's fields), and whether a value of it is a record: looked up once per
+    /// collection, not once per record of a page.
+    ty: Option<&'a Type>,
+    counts: bool,
 }
 
 type Collected<'a> = Rc<Vec<Group<'a>>>;
@@ -195,7 +200,7 @@ impl<'a> Walk<'a> {
                 return;
             };
             for group in groups.iter() {
-                if let Some(ty) = types.field(object_type, group.name) {
+                if let Some(ty) = group.ty {
                     let named = crate::introspection::named(ty);
                     if !types.possible(named).is_empty() {
                         self.overlaps(named, &group.sets, depth + 1);
@@ -281,16 +286,11 @@ impl<'a> Walk<'a> {
         let Value::Object(map) = value else {
             return true;
         };
-        let Some((object_type, groups)) = self.settle(name, sets, map) else {
+        let Some(groups) = self.settle(name, sets, map) else {
             self.understood = false;
             return true;
         };
-        let in_order = map.len() == groups.len()
-            && map
-                .keys()
-                .zip(groups.iter())
-                .all(|(key, group)| key == group.key);
-        if !in_order {
+        if !in_order(map, &groups) {
             // `settle` saw that every key present is a group's: nothing is dropped.
             let mut old = std::mem::take(map);
             for group in groups.iter() {
@@ -305,7 +305,7 @@ impl<'a> Walk<'a> {
                 // only up to types that select alike, so the walk never writes it.
                 continue;
             }
-            let Some(ty) = self.types.field(object_type, group.name) else {
+            let Some(ty) = group.ty else {
                 // Introspection's `__schema` and `__type` are not in the served SDL, and hold
                 // no records; anything else unknown is not read.
                 if !group.name.starts_with("__") {
@@ -313,9 +313,8 @@ impl<'a> Walk<'a> {
                 }
                 continue;
             };
-            let counts = planned::counts(object_type, group.name, ty);
             let mark = self.enter(group.key);
-            let whole = self.complete(ty, &group.sets, counts, field);
+            let whole = self.complete(ty, &group.sets, group.counts, field);
             self.path.truncate(mark);
             if !whole {
                 return false;
@@ -324,9 +323,9 @@ impl<'a> Walk<'a> {
         true
     }
 
-    /// The object type of an object value of type `name`, and its fields: the one possible
-    /// type whose fields hold every key present, or any of several that select the same
-    /// fields, or the one its global `id` names when that is selected. `None` if the response
+    /// The fields of an object value of type `name`, as collected for its object type: the one
+    /// possible type whose fields hold every key present, or any of several that select the
+    /// same fields, or the one its global `id` names when that is selected. `None` if the response
     /// does not settle it — also when a key present is no field the walk collected, which
     /// means it does not read the document as async-graphql ran it — or anything in the
     /// selection is unknown.
@@ -335,8 +334,18 @@ impl<'a> Walk<'a> {
         name: &'a str,
         sets: &[&'a SelectionSet],
         map: &async_graphql::indexmap::IndexMap<Name, Value>,
-    ) -> Option<(&'a str, Collected<'a>)> {
+    ) -> Option<Collected<'a>> {
         let types = self.types;
+        if let [only] = types.possible(name) {
+            // An object type: its keys in selection order are the common case, and prove
+            // every key is a group's without comparing each with each.
+            let groups = self.collect(only, sets)?;
+            let fits = in_order(map, &groups)
+                || map
+                    .keys()
+                    .all(|key| groups.iter().any(|group| group.key == key));
+            return fits.then_some(groups);
+        }
         let mut fits: Vec<(&'a str, Collected<'a>)> = Vec::new();
         for candidate in types.possible(name) {
             let groups = self.collect(candidate, sets)?;
@@ -347,22 +356,16 @@ impl<'a> Walk<'a> {
                 fits.push((candidate.as_str(), groups));
             }
         }
-        let (first, groups) = fits.first()?;
+        let (_, groups) = fits.first()?;
         // Alike down to each field's type and whether it counts.
-        let field = |object: &str, name: &str| {
-            let ty = types.field(object, name);
-            (ty, ty.is_some_and(|ty| planned::counts(object, name, ty)))
-        };
-        let alike = fits.iter().all(|(candidate, other)| {
+        let alike = fits.iter().all(|(_, other)| {
             other.len() == groups.len()
                 && groups.iter().zip(other.iter()).all(|(a, b)| {
-                    a.key == b.key
-                        && a.name == b.name
-                        && field(first, a.name) == field(candidate, b.name)
+                    a.key == b.key && a.name == b.name && a.ty == b.ty && a.counts == b.counts
                 })
         });
         if alike {
-            return fits.into_iter().next();
+            return fits.into_iter().next().map(|(_, groups)| groups);
         }
         // A node's global id names its type (`ids::encode`; the server wrote it).
         let named = |(candidate, groups): &(&'a str, Collected<'a>)| {
@@ -372,7 +375,7 @@ impl<'a> Walk<'a> {
                         if ids::decode(id).is_ok_and(|(kind, _)| kind.type_name() == *candidate))
             })
         };
-        fits.into_iter().find(named)
+        fits.into_iter().find(named).map(|(_, groups)| groups)
     }
 
     /// `CollectFields(objectType, selectionSet)` (§6.3.2) over each of `sets` in turn.
@@ -430,12 +433,18 @@ impl<'a> Walk<'a> {
                             }
                             group.sets.push(sub);
                         }
-                        None => groups.push(Group {
-                            key,
-                            name: field.name.node.as_str(),
-                            first: positioned,
-                            sets: vec![sub],
-                        }),
+                        None => {
+                            let name = field.name.node.as_str();
+                            let ty = self.types.field(object_type, name);
+                            groups.push(Group {
+                                key,
+                                name,
+                                first: positioned,
+                                sets: vec![sub],
+                                ty,
+                                counts: ty.is_some_and(|ty| planned::counts(object_type, name, ty)),
+                            });
+                        }
                     }
                 }
                 Selection::FragmentSpread(spread) => {
@@ -492,6 +501,15 @@ impl<'a> Walk<'a> {
         }
         mark
     }
+}
+
+/// Whether `map` holds exactly the groups' keys, in their order.
+fn in_order(map: &async_graphql::indexmap::IndexMap<Name, Value>, groups: &[Group<'_>]) -> bool {
+    map.len() == groups.len()
+        && map
+            .keys()
+            .zip(groups.iter())
+            .all(|(key, group)| key == group.key)
 }
 
 /// Response keys are GraphQL names (`[_A-Za-z][_0-9A-Za-z]*`) and indices digits, so `/` joins
