@@ -85,6 +85,26 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
     let none = screen(&server, &hsi, json!({ "name": "Margaret Thornbury" })).await;
     assert_eq!(none["hits"], json!([]), "{none:#}");
 
+    // Written in the Arabic script, which leaves short vowels out: found by its consonants
+    // (transliterated letter by letter, `ymn lzwhry`, it found nobody), and the explanation
+    // says how.
+    let r = screen(
+        &server,
+        &hsi,
+        json!({ "name": "أيمن الظواهري", "dateOfBirth": "1951-06-19" }),
+    )
+    .await;
+    assert_eq!(r["input"]["name"], "أيمن الظواهري", "{r:#}");
+    let top = &r["hits"][0];
+    assert_eq!(top["sdnEntry"]["entNum"], 2676, "{r:#}");
+    assert!(
+        top["explanation"]
+            .as_str()
+            .expect("explanation")
+            .contains("by consonants"),
+        "{r:#}"
+    );
+
     // TECS subjects are screened too, with their case status.
     let tecs = screen(&server, &cbp, json!({ "name": "Golden Gate Metals Inc" })).await;
     let hit = tecs["hits"]

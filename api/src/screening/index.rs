@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::normalize::{Name, is_common};
+use super::normalize::{Name, is_common, is_common_consonants};
 use super::score::{self, Evidence, Facts, TUNING, token_similarity, token_weight};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -74,11 +74,23 @@ pub struct Index {
     listed: Vec<Listed>,
     /// Every indexed name: (listed party, parsed name, the name as listed).
     names: Vec<(u32, Name, u16)>,
+    /// The names' tokens as written (folded), what a query finds its candidates by.
+    letters: Vocabulary,
+    /// The same names' consonant skeletons (`Name::consonants`), what a query written in the
+    /// Arabic script finds its candidates by, and any query when a listed name is in it.
+    consonants: Vocabulary,
+    /// Whether any listed name is written in the Arabic script.
+    abjad: bool,
+}
+
+/// The tokens of the indexed names, and the ways a query token reaches them.
+#[derive(Default)]
+struct Vocabulary {
     token_ids: HashMap<String, u32>,
     tokens: Vec<String>,
     /// Per token: its phonetic key.
     keys: Vec<String>,
-    /// Per token: the names holding it.
+    /// Per token: the names holding it (slots of `Index::names`).
     postings: Vec<Vec<u32>>,
     /// Phonetic key → tokens with that key.
     phonetic: HashMap<String, Vec<u32>>,
@@ -101,7 +113,7 @@ impl std::fmt::Debug for Index {
         f.debug_struct("Index")
             .field("listed", &self.listed.len())
             .field("names", &self.names.len())
-            .field("tokens", &self.tokens.len())
+            .field("tokens", &self.letters.tokens.len())
             .finish()
     }
 }
@@ -114,35 +126,76 @@ fn trigrams(token: &str) -> Vec<[u8; 3]> {
     padded.windows(3).map(|w| [w[0], w[1], w[2]]).collect()
 }
 
-impl Index {
-    pub fn build(listed: Vec<Listed>) -> Index {
-        let mut index = Index::default();
-        for (li, party) in listed.iter().enumerate() {
-            for (ni, raw) in party.names.iter().enumerate() {
-                let name = Name::parse(raw);
-                if name.is_empty() {
+impl Vocabulary {
+    /// The names whose tokens could match enough of `name`'s weight to reach `min_score`, each
+    /// with that share of the weight (an upper bound). `common` says which query tokens are
+    /// too common to make candidates when the query has other words.
+    fn candidates(
+        &self,
+        name: &Name,
+        common: fn(&str) -> bool,
+        min_score: f64,
+        names: usize,
+    ) -> HashMap<u32, f64> {
+        if name.is_empty() {
+            return HashMap::new();
+        }
+        let only_common = name.tokens.iter().all(|t| common(t));
+        let total: f64 = name.tokens.iter().map(|t| token_weight(t, &TUNING)).sum();
+        if total <= 0.0 {
+            return HashMap::new();
+        }
+        // Evidence adds at most ~0.25, so a name must reach about half the query's weight.
+        let mut needed = total * (min_score - 0.3).clamp(0.2, 0.6);
+        let mut counts = Vec::new();
+        let similar: Vec<(f64, Similar)> = name
+            .tokens
+            .iter()
+            .zip(&name.keys)
+            // Particles and generic words would make every `al-…` a candidate.
+            .filter(|(token, _)| only_common || !common(token))
+            .map(|(token, key)| {
+                (
+                    token_weight(token, &TUNING),
+                    self.similar_tokens(token, key, &mut counts),
+                )
+            })
+            .collect();
+        let several = similar.len() > 1;
+        let mut bound = vec![0f64; names];
+        let mut touched: Vec<u32> = Vec::new();
+        for (w, tokens) in &similar {
+            for (id, s) in tokens.iter() {
+                let postings = &self.postings[*id as usize];
+                if several && postings.len() > FREQUENT {
+                    // Not looked at, so any candidate may hold it: lower the bar instead.
+                    needed -= w * s;
                     continue;
                 }
-                let slot = u32::try_from(index.names.len()).unwrap_or(u32::MAX);
-                for (token, key) in name.tokens.iter().zip(&name.keys) {
-                    let id = index.token_id(token, key);
-                    let postings = &mut index.postings[id as usize];
-                    if postings.last() != Some(&slot) {
-                        postings.push(slot);
+                for slot in postings {
+                    let b = &mut bound[*slot as usize];
+                    if *b == 0.0 {
+                        touched.push(*slot);
                     }
+                    *b += w * s;
                 }
-                index.names.push((
-                    u32::try_from(li).unwrap_or(u32::MAX),
-                    name,
-                    u16::try_from(ni).unwrap_or(u16::MAX),
-                ));
             }
         }
-        index.listed = listed;
-        for tokens in index.trigrams.values_mut() {
-            tokens.sort_unstable();
+        touched
+            .into_iter()
+            .filter(|slot| bound[*slot as usize] >= needed)
+            .map(|slot| (slot, bound[slot as usize] / total))
+            .collect()
+    }
+
+    fn add(&mut self, name: &Name, slot: u32) {
+        for (token, key) in name.tokens.iter().zip(&name.keys) {
+            let id = self.token_id(token, key);
+            let postings = &mut self.postings[id as usize];
+            if postings.last() != Some(&slot) {
+                postings.push(slot);
+            }
         }
-        index
     }
 
     fn token_id(&mut self, token: &str, key: &str) -> u32 {
@@ -165,22 +218,6 @@ impl Index {
             }
         }
         id
-    }
-
-    pub fn len(&self) -> usize {
-        self.listed.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.listed.is_empty()
-    }
-
-    pub fn names(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn listed(&self, i: usize) -> Option<&Listed> {
-        self.listed.get(i)
     }
 
     /// `find_similar`, remembered.
@@ -270,6 +307,52 @@ impl Index {
         }
         out
     }
+}
+
+impl Index {
+    pub fn build(listed: Vec<Listed>) -> Index {
+        let mut index = Index::default();
+        for (li, party) in listed.iter().enumerate() {
+            for (ni, raw) in party.names.iter().enumerate() {
+                let name = Name::parse(raw);
+                if name.is_empty() {
+                    continue;
+                }
+                let slot = u32::try_from(index.names.len()).unwrap_or(u32::MAX);
+                index.letters.add(&name, slot);
+                index.consonants.add(&name.consonants(), slot);
+                index.abjad |= name.abjad.is_some();
+                index.names.push((
+                    u32::try_from(li).unwrap_or(u32::MAX),
+                    name,
+                    u16::try_from(ni).unwrap_or(u16::MAX),
+                ));
+            }
+        }
+        index.listed = listed;
+        for vocabulary in [&mut index.letters, &mut index.consonants] {
+            for tokens in vocabulary.trigrams.values_mut() {
+                tokens.sort_unstable();
+            }
+        }
+        index
+    }
+
+    pub fn len(&self) -> usize {
+        self.listed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty()
+    }
+
+    pub fn names(&self) -> usize {
+        self.names.len()
+    }
+
+    pub fn listed(&self, i: usize) -> Option<&Listed> {
+        self.listed.get(i)
+    }
 
     /// The listed parties whose names (or facts) score at least `min_score` against `q`, best
     /// first, one hit per party (its best-scoring name), at most `limit`.
@@ -279,42 +362,21 @@ impl Index {
         if name.is_empty() || self.names.is_empty() {
             return Vec::new();
         }
-        let only_common = name.tokens.iter().all(|t| is_common(t));
-        let total: f64 = name.tokens.iter().map(|t| token_weight(t, &TUNING)).sum();
-        // Evidence adds at most ~0.25, so a name must reach about half the query's weight.
-        let mut needed = total * (min_score - 0.3).clamp(0.2, 0.6);
-        let mut counts = Vec::new();
-        let similar: Vec<(f64, Similar)> = name
-            .tokens
-            .iter()
-            .zip(&name.keys)
-            // Particles and generic words would make every `al-…` a candidate.
-            .filter(|(token, _)| only_common || !is_common(token))
-            .map(|(token, key)| {
-                (
-                    token_weight(token, &TUNING),
-                    self.similar_tokens(token, key, &mut counts),
-                )
-            })
-            .collect();
-        let several = similar.len() > 1;
-        let mut bound = vec![0f64; self.names.len()];
-        let mut touched: Vec<u32> = Vec::new();
-        for (w, tokens) in &similar {
-            for (id, s) in tokens.iter() {
-                let postings = &self.postings[*id as usize];
-                if several && postings.len() > FREQUENT {
-                    // Not looked at, so any candidate may hold it: lower the bar instead.
-                    needed -= w * s;
-                    continue;
-                }
-                for slot in postings {
-                    let b = &mut bound[*slot as usize];
-                    if *b == 0.0 {
-                        touched.push(*slot);
-                    }
-                    *b += w * s;
-                }
+        // Candidates by letters, and by consonants where one side may be in the Arabic
+        // script (`abjad`): a slot's share is the most of the query's weight it could match.
+        let mut shares = self
+            .letters
+            .candidates(&name, is_common, min_score, self.names.len());
+        if name.abjad.is_some() || self.abjad {
+            let by_consonants = self.consonants.candidates(
+                &name.consonants(),
+                is_common_consonants,
+                min_score,
+                self.names.len(),
+            );
+            for (slot, share) in by_consonants {
+                let e = shares.entry(slot).or_insert(0.0);
+                *e = e.max(share);
             }
         }
         let readable = |slot: u32| {
@@ -323,10 +385,9 @@ impl Index {
                 .and_then(|(li, ..)| self.listed.get(*li as usize))
                 .is_some_and(|p| sources.contains(&p.source))
         };
-        let mut candidates: Vec<(u32, f64)> = touched
+        let mut candidates: Vec<(u32, f64)> = shares
             .into_iter()
-            .map(|slot| (slot, bound[slot as usize]))
-            .filter(|(slot, b)| *b >= needed && readable(*slot))
+            .filter(|(slot, _)| readable(*slot))
             .collect();
         candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         candidates.truncate(MAX_CANDIDATES);
@@ -434,6 +495,11 @@ mod tests {
         assert_eq!(first("Путин Владимир"), Some(1));
         assert_eq!(first("Sergei Lavrov"), Some(2));
         assert_eq!(first("Aiman Zawahri"), Some(3));
+        // Written in the Arabic script, without short vowels: found by consonants.
+        assert_eq!(first("أيمن الظواهري"), Some(3));
+        assert_eq!(first("محمد علي حسن"), Some(4));
+        assert_eq!(first("سيرجي لافروف"), Some(2));
+        assert_eq!(first("جون سميث"), None);
         assert_eq!(first("John Smith"), None);
         // A particle alone is not a reason to look at every `al-…`.
         assert_eq!(first("al"), None);

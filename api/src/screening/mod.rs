@@ -7,6 +7,7 @@
 //! or subjects batch — each replica notices through a cheap query on `batches` and swaps in the
 //! new index, so queries never wait for a rebuild nor scan the list.
 
+pub mod abjad;
 pub mod eval;
 pub mod index;
 pub mod listcheck;

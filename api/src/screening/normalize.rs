@@ -8,6 +8,8 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+use super::abjad;
+
 /// Legal-form families. Forms within one family are the same kind of company in different
 /// jurisdictions, so `OOO` and `LLC` agree while `LLC` and `JSC` disagree.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -212,10 +214,27 @@ pub fn is_common(token: &str) -> bool {
     COMMON.contains(&token)
 }
 
+/// `is_common` among consonant skeletons (`al` is `l`, `bin` is `bn`).
+pub fn is_common_consonants(token: &str) -> bool {
+    static SKELETONS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        COMMON
+            .iter()
+            .map(|w| abjad::skeleton(w))
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    SKELETONS.iter().any(|s| s == token)
+}
+
 /// Particles that start a patronymic chain (`son of`, `daughter of`): the words after them
 /// name the father, not the person.
 pub fn is_patronymic(token: &str) -> bool {
-    matches!(token, "bin" | "ibn" | "ben" | "bint" | "binti" | "ould")
+    // `bn` and `abn` are `بن` and `ابن` as `abjad::romanize` writes them, and `bn` the skeleton
+    // of `bin`, `ben` and `ibn`.
+    matches!(
+        token,
+        "bin" | "ibn" | "ben" | "bint" | "binti" | "ould" | "bn" | "abn"
+    )
 }
 
 /// A name ready for comparison.
@@ -227,11 +246,26 @@ pub struct Name {
     pub keys: Vec<String>,
     /// Legal forms the name carries.
     pub forms: Vec<Form>,
+    /// Written in the Arabic script, without its short vowels: its tokens with the long vowels
+    /// read (`abjad::romanize`), what `consonants` compares with a Latin spelling.
+    pub abjad: Option<Vec<String>>,
 }
 
 impl Name {
     pub fn parse(raw: &str) -> Name {
-        let folded = given_name_first(&join_dotted_initials(&fold(raw)));
+        let mut name = Name::of_folded(&fold(raw));
+        if abjad::written_in(raw) {
+            // Two names in the Arabic script compare by `fold`'s letters, as both are written;
+            // the long vowels are for meeting a Latin spelling (`consonants`). Measured on the
+            // labelled pairs: reading both sides' long vowels lost one Arabic pair of each kind.
+            let romanized = abjad::romanize(&raw.nfkc().collect::<String>());
+            name.abjad = Some(Name::of_folded(&fold(&romanized)).tokens);
+        }
+        name
+    }
+
+    fn of_folded(folded: &str) -> Name {
+        let folded = given_name_first(&join_dotted_initials(folded));
         let all: Vec<&str> = words(&folded).collect();
         // Titles go, unless the name is nothing else (`Mr` is then what was written).
         let titled = |w: &&str| HONORIFICS.contains(w);
@@ -260,6 +294,26 @@ impl Name {
             tokens,
             keys,
             forms,
+            abjad: None,
+        }
+    }
+
+    /// The name as consonant skeletons (`abjad::skeleton`), what a name written in the Arabic
+    /// script and a Latin one can be compared on. Tokens of vowels only go.
+    pub fn consonants(&self) -> Name {
+        let tokens: Vec<String> = self
+            .abjad
+            .as_ref()
+            .unwrap_or(&self.tokens)
+            .iter()
+            .map(|t| abjad::skeleton(t))
+            .filter(|t| !t.is_empty())
+            .collect();
+        Name {
+            keys: tokens.iter().map(|t| phonetic_key(t)).collect(),
+            tokens,
+            forms: self.forms.clone(),
+            abjad: None,
         }
     }
 
@@ -372,6 +426,14 @@ pub fn phonetic_key(token: &str) -> String {
 /// kept as its own token so that `习近平` meets `Xi Jin Ping` and, joined, `Xi Jinping`.
 pub fn fold(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
+    if raw.is_ascii() {
+        for c in raw.chars() {
+            if !matches!(c, '\'' | '`') {
+                out.push(c.to_ascii_lowercase());
+            }
+        }
+        return out;
+    }
     for c in raw.nfkc() {
         if c.is_ascii() {
             match c {

@@ -33,6 +33,9 @@ pub struct Tuning {
     pub phonetic: f64,
     /// Token similarities are raised to this power: near misses count for less than typos.
     pub power: f64,
+    /// Share of a consonant-skeleton score credited (one name in the Arabic script): vowels
+    /// unwritten, `Hasan` and `Husayn` are one skeleton.
+    pub skeleton: f64,
 }
 
 pub const TUNING: Tuning = Tuning {
@@ -44,6 +47,7 @@ pub const TUNING: Tuning = Tuning {
     common_weight: 0.3,
     power: 3.0,
     phonetic: 0.9,
+    skeleton: 0.95,
 };
 
 /// How alike two tokens are (0 when they are not plausibly the same word): the mean of
@@ -107,6 +111,26 @@ pub fn compare(q: &Name, c: &Name) -> NameScore {
 }
 
 pub fn compare_with(q: &Name, c: &Name, t: &Tuning) -> NameScore {
+    let letters = compare_letters(q, c, t);
+    if q.abjad.is_some() == c.abjad.is_some() {
+        return letters;
+    }
+    // One name in the Arabic script, which does not write short vowels: what both can be
+    // compared on is their consonants (`abjad`).
+    let skeletons = compare_letters(&q.consonants(), &c.consonants(), t);
+    let score = skeletons.score * t.skeleton;
+    if score > letters.score {
+        NameScore {
+            score,
+            by_consonants: true,
+            ..skeletons
+        }
+    } else {
+        letters
+    }
+}
+
+fn compare_letters(q: &Name, c: &Name, t: &Tuning) -> NameScore {
     if q.is_empty() || c.is_empty() {
         return NameScore::default();
     }
@@ -187,6 +211,7 @@ pub fn compare_with(q: &Name, c: &Name, t: &Tuning) -> NameScore {
         score: (score + forms).clamp(0.0, 1.0),
         aligned,
         forms,
+        by_consonants: false,
     }
 }
 
@@ -264,6 +289,8 @@ pub struct NameScore {
     pub aligned: usize,
     /// What legal forms added or took away.
     pub forms: f64,
+    /// Compared by consonants, one name being in the Arabic script.
+    pub by_consonants: bool,
 }
 
 /// Facts about a screened party besides its name.
@@ -450,6 +477,9 @@ fn birth_evidence(q: &[String], c: &[String]) -> Option<Evidence> {
 pub fn combine(name: &NameScore, matched_name: &str, evidence: &[Evidence]) -> (f64, String) {
     let mut score = name.score;
     let mut text = format!("name {:.2} against \"{matched_name}\"", name.score);
+    if name.by_consonants {
+        text.push_str(" (by consonants: one name in the Arabic script)");
+    }
     if name.forms != 0.0 {
         let _ = write!(text, " (legal forms {:+.2})", name.forms);
     }
@@ -479,6 +509,32 @@ mod tests {
         assert!(s("V. Putin", "Vladimir Putin") > THRESHOLD);
         assert!(s("CRYSTALORD LIMITED", "CRYSTALORD LTD") > 0.99);
         assert!(s("MOHAMMAD YAQOUB HAQQANI", "MOHAMMAD YAQOUB") > THRESHOLD);
+    }
+
+    #[test]
+    fn a_name_in_the_arabic_script_meets_its_latin_spellings_by_consonants() {
+        let by = |a: &str, b: &str| compare(&Name::parse(a), &Name::parse(b));
+        for (arabic, latin) in [
+            ("محمد حسن", "Muhammad Hassan"),
+            ("أسامة بن لادن", "Usama bin Laden"),
+            ("أيمن الظواهري", "AL-ZAWAHIRI, Ayman"),
+            ("حسن روحاني", "Hassan Rouhani"),
+            ("عبد الله", "Abdullah"),
+            ("معمر القذافي", "Muammar Qaddafi"),
+        ] {
+            let found = by(arabic, latin);
+            assert!(found.score > THRESHOLD, "{arabic} / {latin}: {found:?}");
+            assert!(found.by_consonants, "{arabic} / {latin}");
+            // Credited less than the same name by letters.
+            assert!(found.score < 0.99);
+        }
+        assert!(s("محمد حسن", "Ahmed Hassan") < THRESHOLD);
+        assert!(s("أسامة بن لادن", "Hassan bin Laden") < THRESHOLD);
+        // Two Latin names never go by consonants: their vowels tell them apart.
+        assert!(!by("Mahmoud Hassan", "Muhammad Hassan").by_consonants);
+        assert!(s("Mahmoud Hassan", "Muhammad Hassan") < s("محمد حسن", "Muhammad Hassan"));
+        let (_, text) = combine(&by("محمد حسن", "Muhammad Hassan"), "HASSAN, Muhammad", &[]);
+        assert!(text.contains("by consonants"), "{text}");
     }
 
     #[test]
