@@ -270,8 +270,7 @@ async fn execute_in_span(
     }
 
     let quota = principal.permissions.quota;
-    let user_id = principal.user_id;
-    let reset_at = principal.quota_reset_at;
+    let account = quota::Account::from(&principal);
     // Introspection shows only what this principal may use; the permissions go into the
     // request with the principal, so they are kept here for after execution.
     let introspection =
@@ -307,7 +306,7 @@ async fn execute_in_span(
     } else {
         // The wait for a turn is part of the request's time.
         let execution = async {
-            let _turns = state.admission.enter(user_id, analyses).await;
+            let _turns = state.admission.enter(account.user_id, analyses).await;
             execution.await
         };
         time_limit::run(state.settings.operations.request_time_limit, execution).await
@@ -383,11 +382,6 @@ async fn execute_in_span(
         .collect();
 
     if let (Some(quota), true) = (quota, records > 0) {
-        let account = quota::Account {
-            user_id,
-            username: &username,
-            reset_at,
-        };
         let started = std::time::Instant::now();
         let reserved = state
             .quota
@@ -399,7 +393,7 @@ async fn execute_in_span(
                 if let Some(used) = reservation.refused_with_used() {
                     return lock(
                         state,
-                        user_id,
+                        account.user_id,
                         &username,
                         &source,
                         quota.records,

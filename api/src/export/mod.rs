@@ -221,11 +221,7 @@ async fn export(
     let mut charged = total;
     let mut replay = false;
     if let (Some(q), true) = (principal.permissions.quota, total > 0) {
-        let account = quota::Account {
-            user_id: principal.user_id,
-            username: &principal.username,
-            reset_at: principal.quota_reset_at,
-        };
+        let account = quota::Account::from(principal);
         // A replay recomputes its rows, and rows loaded since the first export may match too.
         // Delivering exactly the first export's rows would need them (or their ids) kept per
         // key, which nothing here stores; the store already keeps, per key, how many records

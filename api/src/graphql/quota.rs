@@ -85,11 +85,7 @@ impl QuotaQuery {
                 locked: db_locked,
             });
         };
-        let key = quota::Account {
-            user_id: account.id,
-            username: &account.username,
-            reset_at: account.quota_reset_at,
-        };
+        let key = quota::Account::from(&account);
         let usage = state
             .quota
             .usage(&state.db, &key, q)

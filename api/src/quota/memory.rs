@@ -30,7 +30,7 @@ impl MemoryQuota {
     async fn counter<'a>(
         state: &'a mut State,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
     ) -> Result<&'a mut u64, QuotaError> {
         let now = Utc::now();
@@ -38,7 +38,7 @@ impl MemoryQuota {
         if !state.counters.contains_key(&key) {
             let used = delivered_since(
                 db,
-                account.username,
+                &account.username,
                 account.window_start(quota.window, now),
             )
             .await?;
@@ -53,7 +53,7 @@ impl QuotaStore for MemoryQuota {
     async fn reserve(
         &self,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
         n: u64,
         idempotency: Option<&str>,
@@ -98,7 +98,7 @@ impl QuotaStore for MemoryQuota {
     async fn usage(
         &self,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
     ) -> Result<Usage, QuotaError> {
         let mut state = self.inner.lock().await;

@@ -14,8 +14,11 @@ mod redis_store;
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveTime, Utc};
+use entities::user;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 use serde::Deserialize;
+
+use crate::auth::Principal;
 
 pub use memory::MemoryQuota;
 pub use redis_store::RedisQuota;
@@ -47,16 +50,37 @@ pub struct Quota {
     pub window: Window,
 }
 
-/// Whose counter, and since when it counts.
+/// Whose counter, and since when it counts: built only from an account (the one a request is
+/// made by, or one read by id), so every counter is keyed and windowed the same way.
 #[derive(Clone, Debug)]
-pub struct Account<'a> {
+pub struct Account {
     pub user_id: i64,
-    pub username: &'a str,
+    pub username: String,
     /// The last unlock or reset: records before it no longer count.
     pub reset_at: Option<DateTime<Utc>>,
 }
 
-impl Account<'_> {
+impl From<&Principal> for Account {
+    fn from(p: &Principal) -> Account {
+        Account {
+            user_id: p.user_id,
+            username: p.username.clone(),
+            reset_at: p.quota_reset_at,
+        }
+    }
+}
+
+impl From<&user::Model> for Account {
+    fn from(u: &user::Model) -> Account {
+        Account {
+            user_id: u.id,
+            username: u.username.clone(),
+            reset_at: u.quota_reset_at,
+        }
+    }
+}
+
+impl Account {
     /// Start of the current window, as the audit log is summed from it.
     pub fn window_start(&self, window: Window, now: DateTime<Utc>) -> DateTime<Utc> {
         let day_start = now.date_naive().and_time(NaiveTime::MIN).and_utc();
@@ -133,7 +157,7 @@ pub trait QuotaStore: Send + Sync {
     async fn reserve(
         &self,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
         n: u64,
         idempotency: Option<&str>,
@@ -141,7 +165,7 @@ pub trait QuotaStore: Send + Sync {
     async fn usage(
         &self,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
     ) -> Result<Usage, QuotaError>;
     /// Clears the lock (the caller also moves `reset_at`, which starts a fresh counter).
@@ -186,7 +210,7 @@ mod tests {
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 15, 30, 0).unwrap();
         let a = Account {
             user_id: 7,
-            username: "a",
+            username: "a".into(),
             reset_at: None,
         };
         assert_eq!(

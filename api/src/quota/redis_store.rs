@@ -81,7 +81,7 @@ impl RedisQuota {
         })
     }
 
-    fn keys(account: &Account<'_>, quota: Quota) -> (String, String) {
+    fn keys(account: &Account, quota: Quota) -> (String, String) {
         (
             format!(
                 "dartts:quota:{}:{}",
@@ -107,13 +107,13 @@ impl RedisQuota {
     async fn rebuild(
         &self,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
         key: &str,
     ) -> Result<(), QuotaError> {
         let used = delivered_since(
             db,
-            account.username,
+            &account.username,
             account.window_start(quota.window, Utc::now()),
         )
         .await?;
@@ -136,7 +136,7 @@ impl QuotaStore for RedisQuota {
     async fn reserve(
         &self,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
         n: u64,
         idempotency: Option<&str>,
@@ -169,7 +169,7 @@ impl QuotaStore for RedisQuota {
     async fn usage(
         &self,
         db: &DatabaseConnection,
-        account: &Account<'_>,
+        account: &Account,
         quota: Quota,
     ) -> Result<Usage, QuotaError> {
         let (counter, lock) = Self::keys(account, quota);
@@ -187,7 +187,7 @@ impl QuotaStore for RedisQuota {
             None => {
                 delivered_since(
                     db,
-                    account.username,
+                    &account.username,
                     account.window_start(quota.window, Utc::now()),
                 )
                 .await?
@@ -233,7 +233,7 @@ mod tests {
     fn an_accounts_keys_share_one_hash_tag() {
         let account = Account {
             user_id: 7,
-            username: "alice",
+            username: "alice".into(),
             reset_at: None,
         };
         let quota = Quota {
