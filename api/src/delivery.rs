@@ -277,14 +277,14 @@ async fn execute_in_span(
         introspection::Plan::of(&request).map(|plan| (plan, principal.permissions.clone()));
     let delivered = Delivered::default();
     let read = DatasetsRead::default();
-    let hit_records = crate::graphql::hit_records::loader(state, &principal.permissions);
+    let records_by_id = crate::graphql::records_by_id::loader(state, &principal.permissions);
     let batches = crate::graphql::batch_loader(state, &principal.permissions);
     let shape = schema.shape(&mut request);
     let (schema, planned) = schema.choose(&mut request, &state.policy, &principal.permissions);
     crate::metrics::execution(planned);
     let execution = schema.execute(
         request
-            .data(hit_records)
+            .data(records_by_id)
             .data(batches)
             .data(principal)
             .data(delivered.clone())

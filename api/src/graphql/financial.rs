@@ -2,6 +2,8 @@
 //! link from a trade record's importer. Every field here carries FINANCIAL data
 //! (`policies/fields.toml`); the guard refuses them to roles without it.
 
+use std::collections::HashMap;
+
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::financial_transaction::{self, Column};
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
@@ -48,7 +50,7 @@ impl ReportType {
 }
 
 /// One transaction from a Bank Secrecy Act report.
-#[derive(SimpleObject)]
+#[derive(SimpleObject, Clone)]
 #[graphql(complex)]
 pub struct FinancialTransaction {
     #[graphql(skip)]
@@ -316,14 +318,18 @@ pub async fn for_subject(
     Ok(rows.into_iter().map(FinancialTransaction::from).collect())
 }
 
-pub async fn by_id(
+/// The transactions with these row ids that the caller may read, by row id, in one query.
+pub async fn by_ids(
     state: &AppState,
     perms: &PermissionSet,
-    id: i64,
-) -> ApiResult<Option<FinancialTransaction>> {
-    Ok(financial_transaction::Entity::find_by_id(id)
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, FinancialTransaction>> {
+    Ok(financial_transaction::Entity::find()
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .filter(scope::all_or_nothing(perms, Column::Id))
-        .one(&state.db)
+        .all(&state.db)
         .await?
-        .map(FinancialTransaction::from))
+        .into_iter()
+        .map(|m| (m.id, FinancialTransaction::from(m)))
+        .collect())
 }

@@ -2,19 +2,20 @@
 
 use std::sync::Arc;
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, ID, Interface, Object};
 
-use super::batch::{self, Batch, DatasetKind};
-use super::financial::{self, FinancialTransaction};
+use super::batch::{Batch, BatchLoader, DatasetKind};
+use super::financial::FinancialTransaction;
 use super::guard::principal;
 use super::ids::{self, NodeType};
-use super::sdn::{self, SdnEntry};
-use super::subjects::{self, SubjectRecord};
-use super::trade::{self, TradeRecord};
+use super::records_by_id::{FinancialRow, RecordsById, SdnRow, SubjectRow, TradeRow};
+use super::sdn::SdnEntry;
+use super::subjects::SubjectRecord;
+use super::trade::TradeRecord;
 use crate::error::ApiError;
 use crate::freshness::warning::mark;
 use crate::policy::Policy;
-use crate::state::AppState;
 
 #[derive(Interface)]
 #[graphql(field(name = "id", ty = "ID"))]
@@ -33,7 +34,6 @@ pub struct NodeQuery;
 impl NodeQuery {
     /// Any object by its global id; null when there is no such object in the caller's scope.
     async fn node(&self, ctx: &Context<'_>, id: ID) -> async_graphql::Result<Option<Node>> {
-        let state = ctx.data::<AppState>()?;
         let policy = ctx.data::<Arc<Policy>>()?;
         let perms = &principal(ctx)?.permissions;
         let (kind, row) = ids::decode(&id)?;
@@ -47,24 +47,31 @@ impl NodeQuery {
             ))
             .into());
         }
+        // Read through the request's loaders: the lookups of one document, however many
+        // aliases, are one statement per type.
+        let by_id = ctx.data::<DataLoader<RecordsById>>()?;
         Ok(match kind {
-            NodeType::TradeRecord => trade::by_id(state, perms, row)
-                .await?
-                .map(Node::TradeRecord),
-            NodeType::FinancialTransaction => financial::by_id(state, perms, row)
+            NodeType::TradeRecord => by_id.load_one(TradeRow(row)).await?.map(Node::TradeRecord),
+            NodeType::FinancialTransaction => by_id
+                .load_one(FinancialRow(row))
                 .await?
                 .map(Node::FinancialTransaction),
             NodeType::SubjectRecord => {
                 mark(ctx, DatasetKind::Subjects);
-                subjects::by_id(state, perms, row)
+                by_id
+                    .load_one(SubjectRow(row))
                     .await?
                     .map(Node::SubjectRecord)
             }
             NodeType::SdnEntry => {
                 mark(ctx, DatasetKind::Sdn);
-                sdn::by_id(state, perms, row).await?.map(Node::SdnEntry)
+                by_id.load_one(SdnRow(row)).await?.map(Node::SdnEntry)
             }
-            NodeType::Batch => batch::by_id(state, perms, row).await?.map(Node::Batch),
+            NodeType::Batch => ctx
+                .data::<DataLoader<BatchLoader>>()?
+                .load_one(row)
+                .await?
+                .map(Node::Batch),
         })
     }
 }

@@ -12,7 +12,7 @@ use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, InputObject, Object, SimpleObject};
 
 use super::guard::principal;
-use super::hit_records::{HitRecords, SdnRow, SubjectRow};
+use super::records_by_id::{RecordsById, SdnRow, SubjectRow};
 use super::scalars::Date;
 use super::sdn::SdnEntry;
 use super::subjects::SubjectRecord;
@@ -123,7 +123,7 @@ impl ScreeningHit {
         if self.source != ScreeningSource::Sdn {
             return Ok(None);
         }
-        let loader = ctx.data::<DataLoader<HitRecords>>()?;
+        let loader = ctx.data::<DataLoader<RecordsById>>()?;
         loader.load_one(SdnRow(self.row_id)).await
     }
 
@@ -135,7 +135,7 @@ impl ScreeningHit {
         if self.source != ScreeningSource::Tecs {
             return Ok(None);
         }
-        let loader = ctx.data::<DataLoader<HitRecords>>()?;
+        let loader = ctx.data::<DataLoader<RecordsById>>()?;
         loader.load_one(SubjectRow(self.row_id)).await
     }
 }

@@ -299,14 +299,6 @@ impl SdnQuery {
     }
 }
 
-pub async fn by_id(
-    state: &AppState,
-    perms: &PermissionSet,
-    id: i64,
-) -> ApiResult<Option<SdnEntry>> {
-    Ok(by_ids(state, perms, &[id]).await?.remove(&id))
-}
-
 /// The entries with these row ids that the caller may read, by row id: one query for the
 /// entries and one per kind of child, however many ids.
 pub async fn by_ids(

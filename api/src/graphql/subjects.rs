@@ -234,14 +234,6 @@ impl SubjectQuery {
     }
 }
 
-pub async fn by_id(
-    state: &AppState,
-    perms: &PermissionSet,
-    id: i64,
-) -> ApiResult<Option<SubjectRecord>> {
-    Ok(by_ids(state, perms, &[id]).await?.remove(&id))
-}
-
 /// The records with these row ids that the caller may read, by row id, in one query.
 pub async fn by_ids(
     state: &AppState,

@@ -1,5 +1,7 @@
 //! Trade declarations: `tradeRecords` and the `TradeRecord` type.
 
+use std::collections::HashMap;
+
 use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::trade_record::{self, Column};
@@ -53,7 +55,8 @@ impl Direction {
 
 /// One line of one trade declaration.
 // `Default` only fills what a page did not read (`trade_columns`): none of it resolves.
-#[derive(SimpleObject, Default)]
+// `Clone` for the per-request loader (`records_by_id`), which keeps what it read.
+#[derive(SimpleObject, Default, Clone)]
 #[graphql(complex)]
 pub struct TradeRecord {
     #[graphql(skip)]
@@ -654,16 +657,19 @@ impl TradeQuery {
     }
 }
 
-/// A trade record by row id, if it exists *within the caller's scope*: a row of another
-/// nation is indistinguishable from one that does not exist.
-pub async fn by_id(
+/// The trade records with these row ids that exist *within the caller's scope*, by row id, in
+/// one query: a row of another nation is indistinguishable from one that does not exist.
+pub async fn by_ids(
     state: &AppState,
     perms: &PermissionSet,
-    id: i64,
-) -> ApiResult<Option<TradeRecord>> {
-    Ok(trade_record::Entity::find_by_id(id)
+    ids: &[i64],
+) -> ApiResult<HashMap<i64, TradeRecord>> {
+    Ok(trade_record::Entity::find()
+        .filter(Column::Id.is_in(ids.iter().copied()))
         .filter(scope::trade(perms))
-        .one(&state.db)
+        .all(&state.db)
         .await?
-        .map(TradeRecord::from))
+        .into_iter()
+        .map(|m| (m.id, TradeRecord::from(m)))
+        .collect())
 }
