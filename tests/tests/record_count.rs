@@ -148,6 +148,28 @@ async fn every_shape_of_response_counts_what_it_delivers() {
     );
     assert_eq!(s.used().await, before, "one key, two fields");
 
+    // One key on two object types that never meet may name two fields, but only of one shape
+    // (`SameResponseShape`): a code and a count under `x` are refused the same way.
+    let (status, body) = s
+        .server
+        .session(Some(&s.token))
+        .post(
+            &format!(
+                r#"{{ node(id: "{}") {{ ... on TradeRecord {{ x: hsCode }} ... on Batch {{ x: acceptedRows }} }} }}"#,
+                ids[0]
+            ),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body.get("data"), Some(&Value::Null), "{body}");
+    assert_eq!(
+        dartts_tests::error_codes(&body),
+        vec!["GRAPHQL_VALIDATION_FAILED"],
+        "{body}"
+    );
+    assert_eq!(s.used().await, before, "one key, two shapes");
+
     // Nothing delivered, nothing counted.
     let (_, used, _) = s
         .delivered("{ tradeRecords(first: 5) { totalCount } }")

@@ -59,8 +59,9 @@ impl Pending {
     /// this only between fields under the same type condition, so
     /// `{ a: me { role } ... on Query { a: tradeRecords { nodes { id } } } }` passed it, ran
     /// both fields and merged their values into one object under `a`; refused here before
-    /// execution. Only fields that apply to one object type are compared (two fragments on
-    /// different types may use one key for different fields).
+    /// execution. Only fields that apply to one object type must be the same field (two
+    /// fragments on different types may use one key for different fields); those must still
+    /// give values of one shape (`same_shape`).
     pub fn conflict(&self) -> Option<ServerError> {
         let operation = planned::operation(&self.doc, self.operation_name.as_deref())?;
         let root = root(operation)?;
@@ -207,6 +208,10 @@ impl<'a> Walk<'a> {
                     }
                 }
             }
+        }
+        // Keys of fields on different object types, which never meet on one value.
+        if types.possible(name).len() > 1 {
+            self.same_shapes(name, sets, depth);
         }
     }
 
@@ -554,5 +559,6 @@ fn overlap(group: &Group<'_>, field: &Positioned<Field>) -> Option<ServerError> 
     Some(error)
 }
 
+mod same_shape;
 #[cfg(test)]
 mod tests;
