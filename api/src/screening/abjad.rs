@@ -201,6 +201,18 @@ mod tests {
 
     proptest! {
         #[test]
+        fn any_arabic_script_text_gives_ascii_tokens_and_skeletons(
+            s in "[\u{0600}-\u{06FF}\u{0750}-\u{077F}\u{FB50}-\u{FDFF}\u{FE70}-\u{FEFF} \u{200C}]{0,40}"
+        ) {
+            let name = crate::screening::normalize::Name::parse(&s);
+            let consonants = name.consonants();
+            for t in name.tokens.iter().chain(name.abjad.iter().flatten()).chain(&consonants.tokens) {
+                prop_assert!(!t.is_empty());
+                prop_assert!(t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{t:?}");
+            }
+        }
+
+        #[test]
         fn a_skeleton_is_its_own_skeleton_without_vowels(t in "[a-z0-9]{0,12}") {
             let s = skeleton(&t);
             prop_assert!(!s.bytes().any(|b| b"aeiou".contains(&b)));
