@@ -62,15 +62,49 @@ pub fn like<C: ColumnTrait>(column: C, before: &str, text: &str, after: &str) ->
         .like(LikeExpr::new(format!("{before}{}{after}", escape_like(text))).escape('\\'))
 }
 
-/// Substring match, case-insensitive for the letters A–Z, that treats `%` and `_` in the input
-/// literally. Both sides fold only ASCII: SQL's `LOWER` does no more on SQLite, nor on
-/// PostgreSQL over the name columns (`COLLATE "C"`, migration 000019), so folding the needle
-/// further (Rust's Unicode `to_lowercase`) made a name with a capital `É` unmatchable, even
-/// by its exact text. Other letters match as written.
+/// Substring match, case-insensitive, that treats `%` and `_` in the input literally.
+///
+/// SQL's `LOWER` folds only A–Z, on SQLite and on PostgreSQL over the name columns (`COLLATE
+/// "C"`, migration 000019), so `LOWER` alone left `MÜLLER` unfound by `müller` (and folding
+/// only the needle made a name with a capital `É` unmatchable even by its exact text). The
+/// needle is folded with Unicode's rules (NFC, then each letter's lower case); in the column,
+/// `LOWER` folds A–Z and one `REPLACE` per other letter of the needle turns that letter's upper
+/// case into it. Letters the needle does not have cannot match any of its positions, so this is
+/// a case-insensitive match for every letter with a one-letter lower and upper case, on both
+/// backends, without a folded copy of each name column. An ASCII needle is the plain `LOWER`.
 pub fn contains<C: ColumnTrait>(column: C, needle: &str) -> SimpleExpr {
-    Expr::expr(Func::lower(Expr::col(column.as_column_ref()))).like(
-        LikeExpr::new(format!("%{}%", escape_like(&needle.to_ascii_lowercase()))).escape('\\'),
-    )
+    let needle = fold_case(needle);
+    let mut haystack: SimpleExpr = Func::lower(Expr::col(column.as_column_ref())).into();
+    let mut folded: Vec<char> = Vec::new();
+    for lower in needle.chars().filter(|c| !c.is_ascii()) {
+        if folded.contains(&lower) {
+            continue;
+        }
+        folded.push(lower);
+        if let Some(upper) = single(lower.to_uppercase()).filter(|u| *u != lower && !u.is_ascii()) {
+            haystack = Func::cust("REPLACE")
+                .arg(haystack)
+                .arg(upper.to_string())
+                .arg(lower.to_string())
+                .into();
+        }
+    }
+    Expr::expr(haystack).like(LikeExpr::new(format!("%{}%", escape_like(&needle))).escape('\\'))
+}
+
+/// `text` in NFC, each letter in its lower case where that is one letter (`İ`, whose lower case
+/// is two, stays as written).
+fn fold_case(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    text.nfc()
+        .map(|c| single(c.to_lowercase()).unwrap_or(c))
+        .collect()
+}
+
+/// The one character of a case mapping, if it is one.
+fn single(mut chars: impl Iterator<Item = char>) -> Option<char> {
+    let first = chars.next()?;
+    chars.next().is_none().then_some(first)
 }
 
 /// Refuses U+0000 anywhere in a request's input (PostgreSQL cannot store or compare it): the
@@ -174,6 +208,15 @@ mod tests {
         assert_eq!(next_digit_prefix("8499").as_deref(), Some("85"));
         assert_eq!(next_digit_prefix("0").as_deref(), Some("1"));
         assert_eq!(next_digit_prefix("99"), None);
+    }
+
+    #[test]
+    fn needles_fold_to_one_lower_case_letter_each() {
+        assert_eq!(fold_case("MÜLLER Straße"), "müller straße");
+        assert_eq!(fold_case("E\u{301}COLE"), "école");
+        assert_eq!(fold_case("ΑΘΗΝΑ"), "αθηνα");
+        // Two letters in lower case: kept as written rather than changed in length.
+        assert_eq!(fold_case("İ"), "İ");
     }
 
     #[test]

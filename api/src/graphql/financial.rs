@@ -108,7 +108,7 @@ pub struct FinancialTransactionFilter {
     pub transaction_date_to: Option<Date>,
     pub amount_usd_min: Option<f64>,
     pub amount_usd_max: Option<f64>,
-    /// Substring (A–Z in either case; other letters as written) of the subject's name.
+    /// Substring (any letter in either case) of the subject's name.
     pub subject_name_contains: Option<String>,
     pub subject_tin: Option<String>,
     pub account_number: Option<String>,

@@ -193,7 +193,7 @@ async fn with_children(state: &AppState, rows: Vec<sdn_entry::Model>) -> ApiResu
 pub struct SdnEntryFilter {
     /// Which loaded list; the most recently loaded one when absent.
     pub batch_id: Option<ID>,
-    /// Substring (A–Z in either case; other letters as written) of the primary name.
+    /// Substring (any letter in either case) of the primary name.
     pub name_contains: Option<String>,
     pub sdn_type: Option<SdnType>,
     /// A program tag such as `SDGT` or `IRAN`.

@@ -136,8 +136,7 @@ impl From<subject_record::Model> for SubjectRecord {
 pub struct SubjectRecordFilter {
     pub kind: Option<SubjectKind>,
     pub case_status: Option<CaseStatus>,
-    /// Substring (A–Z in either case; other letters as written) of the person's or the
-    /// business's name.
+    /// Substring (any letter in either case) of the person's or the business's name.
     pub name_contains: Option<String>,
     pub record_id: Option<String>,
 }

@@ -200,7 +200,7 @@ pub struct TradeRecordFilter {
     pub reporting_country: Option<Vec<String>>,
     pub partner_country: Option<Vec<String>>,
     pub provider_country: Option<Vec<String>>,
-    /// Substring (A–Z in either case; other letters as written) of the importer's name.
+    /// Substring (any letter in either case) of the importer's name.
     pub importer_name_contains: Option<String>,
     pub importer_id: Option<String>,
     pub exporter_name_contains: Option<String>,

@@ -26,7 +26,7 @@ use crate::state::AppState;
 pub struct TradeFinanceFilter {
     pub date_from: Option<Date>,
     pub date_to: Option<Date>,
-    /// Substring (A–Z in either case; other letters as written) of the report subject's name.
+    /// Substring (any letter in either case) of the report subject's name.
     pub subject_name_contains: Option<String>,
     pub subject_tin: Option<String>,
 }
