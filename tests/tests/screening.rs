@@ -84,6 +84,15 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
     // An innocent name meets nobody.
     let none = screen(&server, &hsi, json!({ "name": "Margaret Thornbury" })).await;
     assert_eq!(none["hits"], json!([]), "{none:#}");
+    // Nor does a name of generic words only (it met three listed trading companies, each with
+    // a word of its own, at 0.72–0.75).
+    let generic = screen(
+        &server,
+        &hsi,
+        json!({ "name": "International Trading Company" }),
+    )
+    .await;
+    assert_eq!(generic["hits"], json!([]), "{generic:#}");
 
     // Written in the Arabic script, which leaves short vowels out: found by its consonants
     // (transliterated letter by letter, `ymn lzwhry`, it found nobody), and the explanation

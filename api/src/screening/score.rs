@@ -33,6 +33,9 @@ pub struct Tuning {
     pub phonetic: f64,
     /// Token similarities are raised to this power: near misses count for less than typos.
     pub power: f64,
+    /// Share of the score left to names that align generic words only while one of them has a
+    /// word of its own.
+    pub generic_only: f64,
     /// Share of a consonant-skeleton score credited (one name in the Arabic script): vowels
     /// unwritten, `Hasan` and `Husayn` are one skeleton.
     pub skeleton: f64,
@@ -48,6 +51,7 @@ pub const TUNING: Tuning = Tuning {
     power: 3.0,
     phonetic: 0.9,
     skeleton: 0.95,
+    generic_only: 0.8,
 };
 
 /// How alike two tokens are (0 when they are not plausibly the same word): the mean of
@@ -168,6 +172,7 @@ fn compare_letters(q: &Name, c: &Name, t: &Tuning) -> NameScore {
     let mut c_used = vec![false; ct.len()];
     let (mut matched, mut matched_weight) = (0.0, 0.0);
     let mut aligned = 0;
+    let mut distinctive = false;
     for (i, j, s) in pairs {
         if q_used[i] || c_used[j] {
             continue;
@@ -175,6 +180,9 @@ fn compare_letters(q: &Name, c: &Name, t: &Tuning) -> NameScore {
         q_used[i] = true;
         c_used[j] = true;
         aligned += 1;
+        // Whether two words that are not generic were aligned (`international` taken for
+        // `Intra` is still a generic word).
+        distinctive |= !is_common(&qt[i]) && !is_common(&ct[j]);
         let w = (token_weight(&qt[i], t) + token_weight(&ct[j], t)) / 2.0;
         matched += w * s.powf(t.power);
         matched_weight += w;
@@ -205,6 +213,18 @@ fn compare_letters(q: &Name, c: &Name, t: &Tuning) -> NameScore {
     let (cq, cc) = (q.compact(), c.compact());
     if cq.len() >= 6 && cc.len() >= 6 && qt.len() != ct.len() {
         score = score.max(strsim::normalized_levenshtein(&cq, &cc) - 0.05);
+    }
+    // Names that share only generic words (`International Trading Company` and `Eastnine
+    // International Trading Co.`) are not the same party when one of them has a word of its
+    // own: the shared words say what kind of firm, not which.
+    let unmatched_word = |tokens: &[String], used: &[bool]| {
+        tokens
+            .iter()
+            .zip(used)
+            .any(|(tok, u)| !*u && !is_common(tok))
+    };
+    if !distinctive && (unmatched_word(&qt, &q_used) || unmatched_word(&ct, &c_used)) {
+        score *= t.generic_only;
     }
     let forms = form_effect(&q.forms, &c.forms);
     NameScore {
@@ -535,6 +555,25 @@ mod tests {
         assert!(s("Mahmoud Hassan", "Muhammad Hassan") < s("محمد حسن", "Muhammad Hassan"));
         let (_, text) = combine(&by("محمد حسن", "Muhammad Hassan"), "HASSAN, Muhammad", &[]);
         assert!(text.contains("by consonants"), "{text}");
+    }
+
+    #[test]
+    fn generic_words_alone_do_not_make_a_match() {
+        assert!(
+            s(
+                "International Trading Company",
+                "EASTNINE INTERNATIONAL TRADING CO., LTD."
+            ) < THRESHOLD
+        );
+        assert!(s("Global Trading", "Sinopec Global Trading") < THRESHOLD);
+        // One distinctive word in common still counts as before; so does the whole name.
+        assert!(
+            s(
+                "Eastnine Trading",
+                "EASTNINE INTERNATIONAL TRADING CO., LTD."
+            ) > THRESHOLD
+        );
+        assert!(s("International Trading Company", "International Trading Co.") > 0.99);
     }
 
     #[test]
