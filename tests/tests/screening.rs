@@ -114,6 +114,21 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
         "{r:#}"
     );
 
+    // Each entry names the load it came from (one statement for the page's entries).
+    let page = server
+        .session(Some(&hsi))
+        .data(
+            "{ sdnEntries(first: 3) { nodes { batch { dataset acceptedRows } } } }",
+            json!({}),
+        )
+        .await;
+    let batches = page["sdnEntries"]["nodes"].as_array().expect("nodes");
+    assert_eq!(batches.len(), 3, "{page:#}");
+    for b in batches {
+        assert_eq!(b["batch"]["dataset"], "SDN", "{page:#}");
+        assert!(b["batch"]["acceptedRows"].as_i64() > Some(0), "{page:#}");
+    }
+
     // TECS subjects are screened too, with their case status.
     let tecs = screen(&server, &cbp, json!({ "name": "Golden Gate Metals Inc" })).await;
     let hit = tecs["hits"]

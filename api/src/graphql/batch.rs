@@ -15,7 +15,7 @@ use super::keyset::{KeyKind, Keyset, KeysetConnection, SortKey, fetch};
 use super::pagination::{CONNECTION_COST, page_size};
 use super::scalars::Date;
 use super::scope;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiError;
 use crate::policy::PermissionSet;
 use crate::state::AppState;
 
@@ -222,13 +222,4 @@ impl BatchQuery {
         let edges = page.edges(rows, |m| vec![m.id.into()], Batch::from);
         Ok(page.connection(edges, total))
     }
-}
-
-/// A batch by row id, within the caller's scope.
-pub async fn by_id(state: &AppState, perms: &PermissionSet, id: i64) -> ApiResult<Option<Batch>> {
-    Ok(batch::Entity::find_by_id(id)
-        .filter(scope::batches(perms))
-        .one(&state.db)
-        .await?
-        .map(Batch::from))
 }

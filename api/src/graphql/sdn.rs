@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::{batch, sdn_address, sdn_alias, sdn_entry};
 use sea_orm::sea_query::Expr;
@@ -102,9 +103,10 @@ impl SdnEntry {
         ids::encode(NodeType::SdnEntry, self.row_id)
     }
 
+    /// Through the request's batch loader: a page of entries is one statement, not one each.
     async fn batch(&self, ctx: &Context<'_>) -> async_graphql::Result<super::batch::Batch> {
-        let state = ctx.data::<AppState>()?;
-        super::batch::by_id(state, &principal(ctx)?.permissions, self.batch_id)
+        ctx.data::<DataLoader<super::batch::BatchLoader>>()?
+            .load_one(self.batch_id)
             .await?
             .ok_or_else(|| ApiError::Internal("SDN entry without batch".into()).into())
     }
