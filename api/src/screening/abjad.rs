@@ -134,7 +134,9 @@ pub fn skeleton(token: &str) -> String {
             b'w' | b'y' if i > 0 => continue,
             // `th` and `dh` spell `ث` and `ذ`, which Latin spellings also write `t`, `d`, `s`
             // or `z` (`Qadhafi`, `Qaddafi`): the plain letter is what they share.
-            b'h' if i > 0 && matches!(bytes[i - 1], b't' | b'd') => continue,
+            // After the skeleton's `t` or `d`, not the word's: the vowels between do not
+            // count (`Taha` and `طه` both `t`), and a skeleton stays its own skeleton.
+            b'h' if out.ends_with(['t', 'd']) => continue,
             b'p' => "b",
             b'v' => "f",
             b'q' => "k",
@@ -188,6 +190,8 @@ mod tests {
         same("ayman al zawahiri", "أيمن الظواهري");
         same("muammar qadhafi", "معمر قذافي");
         same("muammar qaddafi", "معمر قذافي");
+        same("taha", "طه");
+        same("thabit", "ثابت");
     }
 
     #[test]
