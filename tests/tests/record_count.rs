@@ -55,6 +55,25 @@ impl Setup {
             .await;
         (body["data"].clone(), used, audited)
     }
+
+    /// Sends `query`, which the specification's validation refuses: no data, the validation
+    /// code, nothing charged.
+    async fn refused_invalid(&self, query: &str, what: &str) {
+        let before = self.used().await;
+        let (status, body) = self
+            .server
+            .session(Some(&self.token))
+            .post(query, json!({}))
+            .await;
+        assert_eq!(status, 200, "{what}: {body}");
+        assert_eq!(body.get("data"), Some(&Value::Null), "{what}: {body}");
+        assert_eq!(
+            dartts_tests::error_codes(&body),
+            vec!["GRAPHQL_VALIDATION_FAILED"],
+            "{what}: {body}"
+        );
+        assert_eq!(self.used().await, before, "{what}");
+    }
 }
 
 fn len(v: &Value) -> u64 {
@@ -130,45 +149,21 @@ async fn every_shape_of_response_counts_what_it_delivers() {
     // One response key naming two fields through a fragment passes async-graphql's validation,
     // which would merge `me` and the page into one object under `a`: refused as the
     // specification's validation refuses it, nothing delivered, nothing counted.
-    let before = s.used().await;
-    let (status, body) = s
-        .server
-        .session(Some(&s.token))
-        .post(
-            "{ a: me { role } ... on Query { a: tradeRecords(first: 4) { nodes { id } } } }",
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body.get("data"), Some(&Value::Null), "{body}");
-    assert_eq!(
-        dartts_tests::error_codes(&body),
-        vec!["GRAPHQL_VALIDATION_FAILED"],
-        "{body}"
-    );
-    assert_eq!(s.used().await, before, "one key, two fields");
-
+    s.refused_invalid(
+        "{ a: me { role } ... on Query { a: tradeRecords(first: 4) { nodes { id } } } }",
+        "one key, two fields",
+    )
+    .await;
     // One key on two object types that never meet may name two fields, but only of one shape
     // (`SameResponseShape`): a code and a count under `x` are refused the same way.
-    let (status, body) = s
-        .server
-        .session(Some(&s.token))
-        .post(
-            &format!(
-                r#"{{ node(id: "{}") {{ ... on TradeRecord {{ x: hsCode }} ... on Batch {{ x: acceptedRows }} }} }}"#,
-                ids[0]
-            ),
-            json!({}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body.get("data"), Some(&Value::Null), "{body}");
-    assert_eq!(
-        dartts_tests::error_codes(&body),
-        vec!["GRAPHQL_VALIDATION_FAILED"],
-        "{body}"
-    );
-    assert_eq!(s.used().await, before, "one key, two shapes");
+    s.refused_invalid(
+        &format!(
+            r#"{{ node(id: "{}") {{ ... on TradeRecord {{ x: hsCode }} ... on Batch {{ x: acceptedRows }} }} }}"#,
+            ids[0]
+        ),
+        "one key, two shapes",
+    )
+    .await;
 
     // Nothing delivered, nothing counted.
     let (_, used, _) = s
