@@ -103,7 +103,7 @@ impl SdnEntry {
         ids::encode(NodeType::SdnEntry, self.row_id)
     }
 
-    /// Through the request's batch loader: a page of entries is one statement, not one each.
+    // Through the request's batch loader: a page of entries is one statement, not one each.
     async fn batch(&self, ctx: &Context<'_>) -> async_graphql::Result<super::batch::Batch> {
         ctx.data::<DataLoader<super::batch::BatchLoader>>()?
             .load_one(self.batch_id)
