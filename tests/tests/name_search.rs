@@ -130,6 +130,19 @@ async fn finds_what_the_substring_finds(backend: Backend) {
         let (_, body) = session.post(SEARCH, json!({ "name": name })).await;
         assert_eq!(ids(&body), found, "{name}: {body}");
     }
+    // The longest needle accepted, 200 distinct letters each with another case: one `REPLACE`
+    // apiece, nested 200 deep, is still a query both backends answer.
+    let needle: String = ('\u{e0}'..='\u{24f}')
+        .chain('\u{3b1}'..='\u{3c9}')
+        .chain('\u{430}'..='\u{45f}')
+        .filter(|c| c.is_lowercase() && c.to_uppercase().count() == 1)
+        .filter(|c| c.to_uppercase().all(|u| u != *c))
+        .take(200)
+        .collect();
+    assert_eq!(needle.chars().count(), 200);
+    let (status, body) = session.post(SEARCH, json!({ "name": needle })).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(ids(&body), Vec::<String>::new(), "{body}");
 }
 
 #[tokio::test]
