@@ -451,6 +451,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             };
             let state = AppState {
                 cursors,
+                table_plans: Arc::default(),
                 admission: Admission::new(settings.operations.analysis_concurrency),
                 screening,
                 audit,

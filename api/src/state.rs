@@ -12,6 +12,7 @@ use crate::auth::oidc::OidcVerifier;
 use crate::auth::partner::PartnerLogin;
 use crate::config::Settings;
 use crate::graphql::CursorKey;
+use crate::graphql::TablePlans;
 use crate::policy::Policy;
 use crate::quota::QuotaStore;
 use crate::screening::Screening;
@@ -38,4 +39,6 @@ pub struct AppState {
     pub admission: Admission,
     /// Seals the connections' cursors (derived from the audit key at start-up).
     pub cursors: Arc<CursorKey>,
+    /// The whole tables' plans a default-ordered page weighs its own against.
+    pub table_plans: Arc<TablePlans>,
 }

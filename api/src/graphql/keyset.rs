@@ -34,7 +34,7 @@ use serde_json::Value;
 use super::pagination::{TotalCount, page_size};
 use crate::error::ApiError;
 pub use fetch::{fetch, fetch_columns, wants_page, wants_total};
-pub use id_walk::{COVERED_SORT_UP_TO, IdWalk};
+pub use id_walk::{COVERED_SORT_UP_TO, IdWalk, TablePlans};
 pub use seal::CursorKey;
 
 /// Bumped when the cursor layout changes; older cursors are then refused, not misread. 2:

@@ -40,7 +40,7 @@ pub(crate) mod trade_finance;
 
 pub use batch::{DatasetKind, loader as batch_loader};
 pub use datasets::cadence_days;
-pub use keyset::CursorKey;
+pub use keyset::{CursorKey, TablePlans};
 
 use async_graphql::{EmptySubscription, MergedObject, Schema, SchemaBuilder};
 

@@ -9,6 +9,7 @@ use sea_orm::{
 
 use super::{IdWalk, KeysetPage, id_walk};
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The page's rows of `select` (already filtered and scoped) and, when the selection asks for
 /// it, the number of all its rows.
@@ -62,7 +63,11 @@ where
 {
     let total = total(ctx, db, select).await?;
     let sort_up_to = page.default_order::<E>().map(|_| page.sort_up_to);
-    let walk = id_walk::choose(db, sort_up_to, select, total).await?;
+    let tables = &ctx
+        .data::<AppState>()
+        .map_err(|e| ApiError::Internal(e.message.into()))?
+        .table_plans;
+    let walk = id_walk::choose(db, tables, sort_up_to, select, total).await?;
     Ok((walk, total))
 }
 

@@ -11,14 +11,19 @@
 //! plan for finding every match (planning only, ~0.5 ms): its row estimate (or the exact count
 //! when the page also counts them) and its cost. The matches are found and sorted
 //! (`ORDER BY id + 0`, an order no index serves) when both are small: few matches, and a plan
-//! that finds them cheaply (through an index, or by reading a small table whole). Otherwise
-//! they are walked as before: many matches are usually met at once, and when no index serves
-//! the filter (a port, a name substring) sorting means reading the whole table, which a walk
-//! only does when the matches sit at its far end. Measured on 1M rows in `psql` (BENCHMARKS.md), sorting against
+//! that finds them for less than reading every id of the table costs (the whole table's plan,
+//! `TablePlans`). Otherwise they are walked as before: many matches are usually met at once,
+//! and when no index serves the filter (a port, a name substring), or there is no filter,
+//! sorting means reading the whole table, which a walk only does when the matches sit at its
+//! far end. Measured on 1M rows in `psql` (BENCHMARKS.md), sorting against
 //! walking: one month's 21,167 matches 7 ms (3 with the id in the date index) against 108;
 //! 33,572 spread evenly 5.6 ms against 1; 185,773 spread evenly 24 ms against 0.4; one year's
 //! 249,994 84 ms (25–27 with the id in the index) against 151; the 13,200 of one port, found
 //! by reading the table, 134 ms against 2.4.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DbBackend, DbErr, EntityTrait, Iterable,
@@ -66,6 +71,7 @@ impl IdWalk {
 /// exact count when it was asked for.
 pub(super) async fn choose<E: EntityTrait>(
     db: &DatabaseConnection,
+    tables: &TablePlans,
     sort_up_to: Option<u64>,
     select: &Select<E>,
     counted: Option<u64>,
@@ -79,7 +85,16 @@ pub(super) async fn choose<E: EntityTrait>(
     let walk = match counted {
         // Too many to sort whatever the plan: no need to ask for it.
         Some(n) if n > sort_up_to => IdWalk::Key,
-        _ => decide(plan(db, select).await?, counted, sort_up_to),
+        _ => {
+            let matches = plan(db, select).await?;
+            if sortable(matches, counted, sort_up_to)
+                && cheaper_than_table(matches, tables.plan::<E>(db).await?)
+            {
+                IdWalk::SortMatches
+            } else {
+                IdWalk::Key
+            }
+        }
     };
     crate::metrics::id_walk(walk.label());
     Ok(walk)
@@ -92,16 +107,59 @@ struct MatchPlan {
     cost: f64,
 }
 
-/// Sorting wins when there are few matches and an index finds them cheaply; a plan that
+/// Sorting can win when there are few matches and an index finds them cheaply; a plan that
 /// cannot be read keeps the walk.
-fn decide(plan: Option<MatchPlan>, counted: Option<u64>, sort_up_to: u64) -> IdWalk {
-    match plan {
-        Some(plan)
-            if counted.unwrap_or(plan.rows) <= sort_up_to && plan.cost <= SORT_COST_UP_TO =>
-        {
-            IdWalk::SortMatches
+fn sortable(plan: Option<MatchPlan>, counted: Option<u64>, sort_up_to: u64) -> bool {
+    plan.is_some_and(|plan| {
+        counted.unwrap_or(plan.rows) <= sort_up_to && plan.cost <= SORT_COST_UP_TO
+    })
+}
+
+/// Whether finding the matches is planned to cost less than reading every id of the table
+/// (`table`, the whole table's plan): a walk reads at most that, and stops at the page's last
+/// match, so a sort that costs as much has nothing to win. On the 1M-row trade table the
+/// whole table costs about as much as `SORT_COST_UP_TO` and this decides nothing; on a smaller
+/// one it keeps the walk for matches found only at the cost of the table (every unfiltered
+/// page of 200,000 trade records had sorted them all, 44 ms a statement; so had 55 importers'
+/// 54,889 records by their reports, 52 ms). Without the table's plan the sort stands.
+fn cheaper_than_table(matches: Option<MatchPlan>, table: Option<MatchPlan>) -> bool {
+    match (matches, table) {
+        (Some(matches), Some(table)) => matches.cost < table.cost,
+        _ => true,
+    }
+}
+
+/// The whole tables' plans (`cheaper_than_table`), asked of PostgreSQL at most once per
+/// `TABLE_PLAN_FOR` and table, and only by pages that would sort. A table's size changes with
+/// loads and purges, not from one page to the next; asking each time was a planning round
+/// trip more for every such page (query 2: about 0.1 ms of PostgreSQL's CPU on 3 ms). A plan
+/// a load has made stale chooses a walk for a minute at most; the rows are the same either way.
+#[derive(Default)]
+pub struct TablePlans(Mutex<HashMap<&'static str, (Instant, Option<MatchPlan>)>>);
+
+const TABLE_PLAN_FOR: Duration = Duration::from_secs(60);
+
+impl TablePlans {
+    async fn plan<E: EntityTrait>(
+        &self,
+        db: &DatabaseConnection,
+    ) -> Result<Option<MatchPlan>, DbErr> {
+        let table = E::default().table_name();
+        let known = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(table)
+            .copied();
+        if let Some((_, plan)) = known.filter(|(at, _)| at.elapsed() < TABLE_PLAN_FOR) {
+            return Ok(plan);
         }
-        _ => IdWalk::Key,
+        let plan = plan(db, &E::find()).await?;
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(table, (Instant::now(), plan));
+        Ok(plan)
     }
 }
 
@@ -172,38 +230,39 @@ mod tests {
     }
 
     #[test]
-    fn few_matches_an_index_finds_are_sorted_the_rest_walked() {
+    fn few_matches_an_index_finds_are_sortable_the_rest_walked() {
         for up_to in [SORT_UP_TO, COVERED_SORT_UP_TO] {
             // Plans measured on the 1M-row table: query 2 through its index, one year
             // through the date index.
             for (rows, cost) in [(0, 0.42), (3824, 572.07), (up_to, 8857.72)] {
-                assert_eq!(
-                    decide(planned(rows, cost), None, up_to),
-                    IdWalk::SortMatches
-                );
+                assert!(sortable(planned(rows, cost), None, up_to));
             }
-            assert_eq!(decide(planned(up_to + 1, 500.0), None, up_to), IdWalk::Key);
+            assert!(!sortable(planned(up_to + 1, 500.0), None, up_to));
             // Found only by reading the table (one port): walked, however few.
-            assert_eq!(decide(planned(13_200, 46_363.33), None, up_to), IdWalk::Key);
-            assert_eq!(
-                decide(planned(10, SORT_COST_UP_TO), None, up_to),
-                IdWalk::SortMatches
-            );
-            assert_eq!(
-                decide(planned(10, SORT_COST_UP_TO + 0.01), None, up_to),
-                IdWalk::Key
-            );
-            assert_eq!(decide(None, None, up_to), IdWalk::Key);
-            assert_eq!(decide(None, Some(10), up_to), IdWalk::Key);
+            assert!(!sortable(planned(13_200, 46_363.33), None, up_to));
+            assert!(sortable(planned(10, SORT_COST_UP_TO), None, up_to));
+            assert!(!sortable(planned(10, SORT_COST_UP_TO + 0.01), None, up_to));
+            assert!(!sortable(None, None, up_to));
+            assert!(!sortable(None, Some(10), up_to));
             // The exact count overrides the estimate, both ways.
-            assert_eq!(
-                decide(planned(up_to + 1, 500.0), Some(up_to), up_to),
-                IdWalk::SortMatches
-            );
-            assert_eq!(
-                decide(planned(10, 500.0), Some(up_to + 1), up_to),
-                IdWalk::Key
-            );
+            assert!(sortable(planned(up_to + 1, 500.0), Some(up_to), up_to));
+            assert!(!sortable(planned(10, 500.0), Some(up_to + 1), up_to));
         }
+    }
+
+    #[test]
+    fn matches_that_cost_what_the_table_costs_are_walked() {
+        // Plans measured on 200,000 trade records: the whole table (also an unfiltered page),
+        // one year through the date index, ten importers' records through a bitmap.
+        let table = planned(200_000, 5_204.42);
+        assert!(!cheaper_than_table(table, table));
+        assert!(cheaper_than_table(planned(66_662, 2_199.01), table));
+        assert!(!cheaper_than_table(planned(9_929, 8_405.94), table));
+        // On 1M rows the query-shape plans stay sorted.
+        let million = planned(1_000_000, 25_980.42);
+        assert!(cheaper_than_table(planned(246_188, 8_720.18), million));
+        assert!(cheaper_than_table(planned(3_824, 572.07), million));
+        // Without the table's plan, the sort stands.
+        assert!(cheaper_than_table(planned(10, 500.0), None));
     }
 }
