@@ -4,13 +4,14 @@
 //! guard, row scopes and record counting are theirs: a role refused one part still gets the
 //! others.
 
+use async_graphql::dataloader::DataLoader;
 use async_graphql::{Context, Object};
 
 use super::anomalies::{AnomalyQuery, DEFAULT_MIN_PEERS, FenceMethod, PriceAnomaly, PriceMeasure};
-use super::financial::{self, FinancialTransaction};
-use super::guard::principal;
+use super::financial::{FinancialTransaction, Subject};
 use super::keyset::KeysetConnection;
 use super::pagination::CONNECTION_COST;
+use super::records_by_id::RecordsById;
 use super::red_flags::{RedFlag, RedFlagKind, RedFlagQuery};
 use super::screening::{self, ScreeningHit, TradeParty};
 use super::totals::{TotalsQuery, TradeTotal};
@@ -19,7 +20,6 @@ use crate::analysis::peers;
 use crate::analysis::red_flags::Thresholds;
 use crate::analysis::totals::Dimension;
 use crate::error::ApiError;
-use crate::state::AppState;
 
 /// How the view was asked for: exactly one of an importer id or a name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -159,13 +159,12 @@ impl EntityView {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<Vec<FinancialTransaction>>> {
-        let state = ctx.data::<AppState>()?;
-        let perms = &principal(ctx)?.permissions;
-        let (tin, name) = match &self.key {
-            Key::Id(id) => (Some(id.as_str()), None),
-            Key::Name(name) => (None, Some(name.as_str())),
+        let subject = match &self.key {
+            Key::Id(id) => Subject::Tin(id.clone()),
+            Key::Name(name) => Subject::Name(name.clone()),
         };
-        Ok(Some(financial::for_subject(state, perms, tin, name).await?))
+        let loader = ctx.data::<DataLoader<RecordsById>>()?;
+        Ok(Some(loader.load_one(subject).await?.unwrap_or_default()))
     }
 
     /// Screening hits (from the sources your role may read), best first, for the name asked

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 
 use async_graphql::{ComplexObject, Context, Enum, ID, InputObject, Object, SimpleObject};
 use entities::financial_transaction::{self, Column};
-use sea_orm::sea_query::{Expr, ExprTrait, Query, SimpleExpr};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, Func, Order, Query, SimpleExpr, WindowStatement,
+};
 use sea_orm::{
-    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, FromQueryResult, QueryFilter,
+    QuerySelect, QueryTrait,
 };
 
 use super::filters::{RecordFilter, check_text, contains, read_if_set};
@@ -232,7 +234,7 @@ fn col(c: Column) -> Expr {
 }
 
 /// Whether FinCEN reports name a trade record's importer as their subject, matched the same
-/// way as `for_subject`: by TIN when the record has an importer id, else by exact name.
+/// way as `for_subjects`: by TIN when the record has an importer id, else by exact name.
 ///
 /// Written as `IN` over the reports' TINs and names, not as a subquery correlated with each
 /// record: both backends then read the reports once per statement (PostgreSQL hashes them,
@@ -295,27 +297,86 @@ pub async fn reported_importers(
 /// Most transactions one link returns; a trade record page must not pull a whole ledger.
 const LINK_LIMIT: u64 = 200;
 
-/// Transactions whose subject is the given importer: by TIN when known, else by exact name.
-pub async fn for_subject(
+/// Whose reports a trade record's importer links to: by TIN when the record has an importer
+/// id, else by exact name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Subject {
+    Tin(String),
+    Name(String),
+}
+
+impl Subject {
+    pub fn of(tin: Option<&str>, name: Option<&str>) -> Option<Subject> {
+        match (tin, name) {
+            (Some(tin), _) => Some(Subject::Tin(tin.to_owned())),
+            (None, Some(name)) => Some(Subject::Name(name.to_owned())),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Each subject's transactions the caller may read, newest first, at most `LINK_LIMIT` each:
+/// one statement for the TINs and one for the names, whatever their number (a page of 50
+/// trade records was 50 statements). The limit is per subject, so each statement numbers its
+/// subject's rows (`ROW_NUMBER() OVER (PARTITION BY subject …)`, both backends) and keeps the
+/// first; a subject without reports is absent from the map.
+pub async fn for_subjects(
     state: &AppState,
     perms: &PermissionSet,
-    tin: Option<&str>,
-    name: Option<&str>,
-) -> ApiResult<Vec<FinancialTransaction>> {
-    let matches = match (tin, name) {
-        (Some(tin), _) => Column::SubjectTin.eq(tin),
-        (None, Some(name)) => Column::SubjectName.eq(name),
-        (None, None) => return Ok(Vec::new()),
-    };
-    let rows = financial_transaction::Entity::find()
-        .filter(scope::all_or_nothing(perms, Column::Id))
-        .filter(matches)
-        .order_by_desc(Column::TransactionDate)
-        .order_by_asc(Column::Id)
-        .limit(LINK_LIMIT)
+    subjects: &[Subject],
+) -> ApiResult<HashMap<Subject, Vec<FinancialTransaction>>> {
+    let (mut tins, mut names) = (Vec::new(), Vec::new());
+    for subject in subjects {
+        match subject {
+            Subject::Tin(tin) => tins.push(tin.as_str()),
+            Subject::Name(name) => names.push(name.as_str()),
+        }
+    }
+    let mut linked: HashMap<Subject, Vec<FinancialTransaction>> = HashMap::new();
+    for (column, values) in [(Column::SubjectTin, tins), (Column::SubjectName, names)] {
+        if values.is_empty() {
+            continue;
+        }
+        let rank = Alias::new("link_rank");
+        let mut numbered = financial_transaction::Entity::find()
+            .filter(scope::all_or_nothing(perms, Column::Id))
+            .filter(column.is_in(values))
+            .into_query();
+        numbered.expr_window_as(
+            Func::cust("ROW_NUMBER"),
+            WindowStatement::partition_by(column)
+                .order_by(Column::TransactionDate, Order::Desc)
+                .order_by(Column::Id, Order::Asc)
+                .to_owned(),
+            rank.clone(),
+        );
+        let ranked = Alias::new("ranked");
+        let statement = Query::select()
+            .column(Asterisk)
+            .from_subquery(numbered, ranked.clone())
+            .and_where(Expr::col((ranked.clone(), rank.clone())).lte(LINK_LIMIT))
+            .order_by((ranked.clone(), column), Order::Asc)
+            .order_by((ranked, rank), Order::Asc)
+            .to_owned();
+        let rows = financial_transaction::Model::find_by_statement(
+            state.db.get_database_backend().build(&statement),
+        )
         .all(&state.db)
         .await?;
-    Ok(rows.into_iter().map(FinancialTransaction::from).collect())
+        for row in rows {
+            let subject = match column {
+                Column::SubjectTin => row.subject_tin.clone().map(Subject::Tin),
+                _ => Some(Subject::Name(row.subject_name.clone())),
+            };
+            if let Some(subject) = subject {
+                linked
+                    .entry(subject)
+                    .or_default()
+                    .push(FinancialTransaction::from(row));
+            }
+        }
+    }
+    Ok(linked)
 }
 
 /// The transactions with these row ids that the caller may read, by row id, in one query.

@@ -1,5 +1,6 @@
 //! Records a response asks for by row id, loaded together: the SDN entries and TECS subject
-//! records behind screening hits, and whatever `node(id:)` lookups name.
+//! records behind screening hits, and whatever `node(id:)` lookups name; and the FinCEN
+//! reports linked to each importer of a page (`TradeRecord.linkedFinancialTransactions`).
 //!
 //! Every hit of a response (`screen`, `screenMany`, `partyHits` on each record of a page) may
 //! ask for its `sdnEntry` or `subjectRecord`. Looked up one by one, a `screenMany` of 100 names
@@ -14,7 +15,7 @@ use std::collections::HashMap;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use super::financial::{self, FinancialTransaction};
+use super::financial::{self, FinancialTransaction, Subject};
 use super::sdn::{self, SdnEntry};
 use super::subjects::{self, SubjectRecord};
 use super::trade::{self, TradeRecord};
@@ -112,5 +113,19 @@ impl Loader<SubjectRow> for RecordsById {
             .into_iter()
             .map(|(id, record)| (SubjectRow(id), record))
             .collect())
+    }
+}
+
+/// The reports linked to an importer: one statement per kind of subject for a whole page's
+/// records, each subject's newest first (`financial::for_subjects`).
+impl Loader<Subject> for RecordsById {
+    type Value = Vec<FinancialTransaction>;
+    type Error = async_graphql::Error;
+
+    async fn load(
+        &self,
+        keys: &[Subject],
+    ) -> Result<HashMap<Subject, Vec<FinancialTransaction>>, Self::Error> {
+        Ok(financial::for_subjects(&self.state, &self.perms, keys).await?)
     }
 }

@@ -10,13 +10,14 @@ use sea_orm::{ColumnTrait, Condition, DatabaseConnection, DbBackend, EntityTrait
 
 use super::batch::{Batch, BatchLoader};
 use super::filters::{RecordFilter, check_text, contains, countries, digit_prefix, read_if_set};
-use super::financial::{self, FinancialTransaction};
+use super::financial::{self, FinancialTransaction, Subject};
 use super::guard::{principal, require_readable};
 use super::ids::{self, NodeType};
 use super::keyset::{
     COVERED_SORT_UP_TO, KeyKind, KeyValue, Keyset, KeysetConnection, SortKey, fetch_columns,
 };
 use super::pagination::CONNECTION_COST;
+use super::records_by_id::RecordsById;
 use super::scalars::{Date, SortDirection};
 use super::scope;
 use super::screening::{self, PartyHit, TradeParty};
@@ -108,19 +109,15 @@ impl TradeRecord {
         &self,
         ctx: &Context<'_>,
     ) -> async_graphql::Result<Option<Vec<FinancialTransaction>>> {
-        let state = ctx.data::<AppState>()?;
-        let principal = principal(ctx)?;
         // The importer's fields as stored, whether or not the caller may read them: the field
-        // guard refuses fields when they resolve; it does not clear the struct.
-        Ok(Some(
-            financial::for_subject(
-                state,
-                &principal.permissions,
-                self.importer_id.as_deref(),
-                self.importer_name.as_deref(),
-            )
-            .await?,
-        ))
+        // guard refuses fields when they resolve; it does not clear the struct. The page's
+        // records are linked together, through the request's loader.
+        let Some(subject) = Subject::of(self.importer_id.as_deref(), self.importer_name.as_deref())
+        else {
+            return Ok(Some(Vec::new()));
+        };
+        let loader = ctx.data::<DataLoader<RecordsById>>()?;
+        Ok(Some(loader.load_one(subject).await?.unwrap_or_default()))
     }
 
     /// Screening hits for the importer, exporter and manufacturer (from the sources your role
