@@ -259,6 +259,16 @@ impl TestEnv {
             .await
     }
 
+    /// Six US lines that link to FinCEN reports by name or not at all
+    /// (`trade_no_importer_ids.csv`): four without an importer id (one name in another case,
+    /// one the canonical fixture's Acme, one no report names), one without any importer, and
+    /// one whose id no report carries under a name reports do.
+    pub async fn load_trade_without_importer_ids(&self) -> Run {
+        let path = fixture("trade_no_importer_ids.csv");
+        self.load_ok(&["trade", path.to_str().expect("path"), "--provider", "US"])
+            .await
+    }
+
     /// The US fixture (`trade_canonical.csv`) as a foreign instance receives it for
     /// `partner`: written by `dartts export-foreign` on a domestic instance of its own
     /// (pseudonymized, the rows with that partner only), then loaded here as US rows — the only

@@ -138,21 +138,7 @@ async fn linked_financial_activity_matches_by_id_else_by_name() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
         env.load_trade_fixture().await;
-        let extra = env.dir.path().join("no_ids.csv");
-        std::fs::write(
-            &extra,
-            "declaration_id,declaration_date,direction,hs_code,importer_name,importer_id,\
-             declared_value,declared_currency\n\
-             NI-1,2024-05-01,IMPORT,8471300100,John Q Courier,,100,USD\n\
-             NI-2,2024-05-02,IMPORT,8471300100,john q courier,,100,USD\n\
-             NI-3,2024-05-03,IMPORT,8471300100,John Q Courier,99-0000000,100,USD\n\
-             NI-4,2024-05-04,IMPORT,8471300100,Acme Imports LLC,,100,USD\n\
-             NI-5,2024-05-05,IMPORT,8471300100,Nobody Reported,,100,USD\n\
-             NI-6,2024-05-06,IMPORT,8471300100,,,100,USD\n",
-        )
-        .expect("write");
-        env.load_ok(&["trade", extra.to_str().expect("path"), "--provider", "US"])
-            .await;
+        env.load_trade_without_importer_ids().await;
         let server = env.serve_as_analyst().await;
         let declarations = |filter: Value| {
             let server = &server;

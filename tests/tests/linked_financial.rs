@@ -72,19 +72,7 @@ async fn a_pages_records_link_their_importers_reports_newest_first() {
     for backend in BACKENDS {
         let env = TestEnv::new(backend).await;
         env.load_trade_fixture().await;
-        let trade = env.dir.path().join("no_ids.csv");
-        std::fs::write(
-            &trade,
-            "declaration_id,declaration_date,direction,hs_code,importer_name,importer_id,\
-             declared_value,declared_currency\n\
-             NI-1,2024-05-01,IMPORT,8471300100,John Q Courier,,100,USD\n\
-             NI-2,2024-05-02,IMPORT,8471300100,john q courier,,100,USD\n\
-             NI-3,2024-05-03,IMPORT,8471300100,John Q Courier,99-0000000,100,USD\n\
-             NI-4,2024-05-04,IMPORT,8471300100,,,100,USD\n",
-        )
-        .expect("write");
-        env.load_ok(&["trade", trade.to_str().expect("path"), "--provider", "US"])
-            .await;
+        env.load_trade_without_importer_ids().await;
         let financial = env.dir.path().join("reports.csv");
         let mut csv = HEADER.to_owned();
         for (id, date, name, tin) in &reports {
