@@ -38,83 +38,46 @@ pub fn loader(state: &AppState, perms: &PermissionSet) -> DataLoader<RecordsById
     )
 }
 
-/// The row id of an SDN entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SdnRow(pub i64);
+/// A key type for the row ids of one kind of record, and its loader: the ids the response
+/// asks for, read by that kind's `by_ids` (its row scope) in one statement.
+macro_rules! by_row_id {
+    ($(#[$doc:meta])* $key:ident => $record:ty, $by_ids:path) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub struct $key(pub i64);
 
-/// The row id of a TECS subject record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct SubjectRow(pub i64);
+        impl Loader<$key> for RecordsById {
+            type Value = $record;
+            type Error = async_graphql::Error;
 
-/// The row id of a trade record.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TradeRow(pub i64);
-
-/// The row id of a financial transaction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct FinancialRow(pub i64);
-
-impl Loader<TradeRow> for RecordsById {
-    type Value = TradeRecord;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[TradeRow]) -> Result<HashMap<TradeRow, TradeRecord>, Self::Error> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        Ok(trade::by_ids(&self.state, &self.perms, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, record)| (TradeRow(id), record))
-            .collect())
-    }
+            async fn load(&self, keys: &[$key]) -> Result<HashMap<$key, $record>, Self::Error> {
+                let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
+                Ok($by_ids(&self.state, &self.perms, &ids)
+                    .await?
+                    .into_iter()
+                    .map(|(id, record)| ($key(id), record))
+                    .collect())
+            }
+        }
+    };
 }
 
-impl Loader<FinancialRow> for RecordsById {
-    type Value = FinancialTransaction;
-    type Error = async_graphql::Error;
-
-    async fn load(
-        &self,
-        keys: &[FinancialRow],
-    ) -> Result<HashMap<FinancialRow, FinancialTransaction>, Self::Error> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        Ok(financial::by_ids(&self.state, &self.perms, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, record)| (FinancialRow(id), record))
-            .collect())
-    }
-}
-
-impl Loader<SdnRow> for RecordsById {
-    type Value = SdnEntry;
-    type Error = async_graphql::Error;
-
-    async fn load(&self, keys: &[SdnRow]) -> Result<HashMap<SdnRow, SdnEntry>, Self::Error> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        Ok(sdn::by_ids(&self.state, &self.perms, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, entry)| (SdnRow(id), entry))
-            .collect())
-    }
-}
-
-impl Loader<SubjectRow> for RecordsById {
-    type Value = SubjectRecord;
-    type Error = async_graphql::Error;
-
-    async fn load(
-        &self,
-        keys: &[SubjectRow],
-    ) -> Result<HashMap<SubjectRow, SubjectRecord>, Self::Error> {
-        let ids: Vec<i64> = keys.iter().map(|k| k.0).collect();
-        Ok(subjects::by_ids(&self.state, &self.perms, &ids)
-            .await?
-            .into_iter()
-            .map(|(id, record)| (SubjectRow(id), record))
-            .collect())
-    }
-}
+by_row_id!(
+    /// The row id of an SDN entry.
+    SdnRow => SdnEntry, sdn::by_ids
+);
+by_row_id!(
+    /// The row id of a TECS subject record.
+    SubjectRow => SubjectRecord, subjects::by_ids
+);
+by_row_id!(
+    /// The row id of a trade record.
+    TradeRow => TradeRecord, trade::by_ids
+);
+by_row_id!(
+    /// The row id of a financial transaction.
+    FinancialRow => FinancialTransaction, financial::by_ids
+);
 
 /// The reports linked to an importer: one statement per kind of subject for a whole page's
 /// records, each subject's newest first (`financial::for_subjects`).
