@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-use migration::{Migrator, MigratorTrait};
+use migration::{AUDIT_SCHEMA, Migrator, MigratorTrait};
 use sea_orm::sqlx::sqlite::SqliteJournalMode;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, Statement,
+};
 
 use crate::config::{DatabaseKind, Settings};
 use crate::time_limit;
@@ -27,6 +29,11 @@ pub enum DbError {
     Connect { url: String, source: DbErr },
     #[error("migration failed: {0}")]
     Migrate(DbErr),
+    #[error(
+        "the audit log of {0} is missing (its file, the database file's name with `-audit` \
+         appended, holds no log): restore it from the backup the database came from"
+    )]
+    AuditFileMissing(String),
 }
 
 /// The pool settings of every connection to the configured database.
@@ -59,9 +66,54 @@ fn options(settings: &Settings) -> ConnectOptions {
                 o.journal_mode(SqliteJournalMode::Wal)
                     .busy_timeout(SQLITE_QUEUE)
                     .create_if_missing(true)
+            })
+            .map_sqlx_sqlite_pool_opts(|o| {
+                o.after_connect(|connection, _| Box::pin(attach_audit(connection)))
             });
     }
     options
+}
+
+/// Where an SQLite database's audit log lives: a file of its own beside it, so that it has a
+/// write lock of its own. SQLite lets one writer at a time into a file, and a `dartts load`
+/// holds the data file's lock for its whole transaction (a minute for 400,000 rows): with the
+/// audit tables in the same file every request, each of which appends its audit event before
+/// it is answered, waited for the load and failed after the busy timeout. Readers never waited
+/// (WAL); now the audit appends do not either. The name keeps it beside SQLite's own `-wal` and
+/// `-shm` files, so a copy of `dartts.db*` takes all of them.
+fn audit_file(database_file: &str) -> String {
+    format!("{database_file}-audit")
+}
+
+/// Attaches the audit log's file to a new SQLite connection (`audit_file`), created when
+/// missing, in WAL mode with every commit synced (an audit record must be on disk before the
+/// response it records leaves). Tables are looked up in `main` first, then in attached files,
+/// so statements name `audit_events` unqualified on both backends once migration 000025 has
+/// moved the tables there. A database without a file (in memory) keeps its audit tables in
+/// `main`: nothing to attach.
+pub async fn attach_audit(
+    connection: &mut sea_orm::sqlx::SqliteConnection,
+) -> Result<(), sea_orm::sqlx::Error> {
+    use sea_orm::sqlx::Executor as _;
+    let (file,): (String,) =
+        sea_orm::sqlx::query_as("SELECT file FROM pragma_database_list WHERE name = 'main'")
+            .fetch_one(&mut *connection)
+            .await?;
+    if file.is_empty() {
+        return Ok(());
+    }
+    sea_orm::sqlx::query(sea_orm::sqlx::AssertSqlSafe(format!(
+        "ATTACH DATABASE ? AS {AUDIT_SCHEMA}"
+    )))
+    .bind(audit_file(&file))
+    .execute(&mut *connection)
+    .await?;
+    connection
+        .execute(sea_orm::sqlx::AssertSqlSafe(format!(
+            "PRAGMA {AUDIT_SCHEMA}.journal_mode = WAL; PRAGMA {AUDIT_SCHEMA}.synchronous = FULL"
+        )))
+        .await?;
+    Ok(())
 }
 
 async fn open(settings: &Settings, options: ConnectOptions) -> Result<DatabaseConnection, DbError> {
@@ -118,8 +170,14 @@ pub async fn serving(
                 .map_sqlx_sqlite_before_acquire(|connection, _| {
                     Box::pin(async move { time_limit::arm(connection).await.map(|()| true) })
                 })
+                // In place of `options`' hook, which this replaces: attach, then arm.
                 .map_sqlx_sqlite_pool_opts(|o| {
-                    o.after_connect(|connection, _| Box::pin(time_limit::arm(connection)))
+                    o.after_connect(|connection, _| {
+                        Box::pin(async move {
+                            attach_audit(connection).await?;
+                            time_limit::arm(connection).await
+                        })
+                    })
                 });
         }
     }
@@ -145,5 +203,32 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
     if pending {
         Migrator::up(&db, None).await.map_err(DbError::Migrate)?;
     }
+    if settings.database_kind == DatabaseKind::Sqlite {
+        audit_tables_present(settings, &db).await?;
+    }
     Ok(db)
+}
+
+/// Refuses an SQLite database whose audit file has gone (`ATTACH` made an empty one in its
+/// place): every request would fail its audit append, and the log would restart from nothing
+/// where it should have been restored with the database.
+async fn audit_tables_present(settings: &Settings, db: &DatabaseConnection) -> Result<(), DbError> {
+    let count = |sql: String| async move {
+        let row = db
+            .query_one_raw(Statement::from_string(DbBackend::Sqlite, sql))
+            .await?;
+        row.map_or(Ok(0), |row| row.try_get_by_index::<i64>(0))
+    };
+    let attached =
+        format!("SELECT count(*) FROM pragma_database_list WHERE name = '{AUDIT_SCHEMA}'");
+    let head =
+        format!("SELECT count(*) FROM {AUDIT_SCHEMA}.sqlite_master WHERE name = 'audit_head'");
+    let failed = |source| DbError::Connect {
+        url: settings.database_url.redacted(),
+        source,
+    };
+    if count(attached).await.map_err(failed)? == 1 && count(head).await.map_err(failed)? == 0 {
+        return Err(DbError::AuditFileMissing(settings.database_url.redacted()));
+    }
+    Ok(())
 }

@@ -185,6 +185,17 @@ fn cannot_serve(err: &sea_orm::DbErr) -> bool {
         DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
             match e.as_ref() {
                 Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed => true,
+                // SQLite: the write lock stayed taken past the busy timeout (a `dartts load`
+                // holds it for its whole transaction), whatever the extended code.
+                Error::Database(db)
+                    if db
+                        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+                        .is_some() =>
+                {
+                    db.code()
+                        .and_then(|code| code.parse::<i32>().ok())
+                        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+                }
                 Error::Database(db) => db.code().is_some_and(|code| {
                     // PostgreSQL: connection exceptions (class 08), and the server shutting
                     // down or starting (57P01–57P03; not 57014, a cancelled statement).
@@ -196,6 +207,9 @@ fn cannot_serve(err: &sea_orm::DbErr) -> bool {
         _ => false,
     }
 }
+
+/// SQLite's primary result code for a lock it could not take.
+const SQLITE_BUSY: i32 = 5;
 
 /// What a request the database could not serve is told.
 pub const UNAVAILABLE_MESSAGE: &str = "the database is busy or cannot be reached (a bulk load may be holding the data, or it is restarting); nothing was read, try again shortly";
@@ -292,6 +306,39 @@ mod tests {
         assert!(!err.message.contains("password"));
         let code = err.extensions.as_ref().and_then(|e| e.get("code")).cloned();
         assert_eq!(code, Some(Value::from("INTERNAL")));
+    }
+
+    /// A write that finds SQLite's write lock taken past the busy timeout is an outage to wait
+    /// out (`UNAVAILABLE`), not an INTERNAL error.
+    #[tokio::test]
+    async fn a_taken_sqlite_write_lock_is_unavailable() {
+        use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let connect = || async {
+            let mut options = ConnectOptions::new(url.clone());
+            options.map_sqlx_sqlite_opts(|o| o.busy_timeout(std::time::Duration::ZERO));
+            Database::connect(options).await.unwrap()
+        };
+        let holder = connect().await;
+        holder
+            .execute_unprepared("CREATE TABLE t (x INTEGER)")
+            .await
+            .unwrap();
+        let held = holder.begin().await.unwrap();
+        held.execute_unprepared("INSERT INTO t VALUES (1)")
+            .await
+            .unwrap();
+        let err = connect()
+            .await
+            .execute_unprepared("INSERT INTO t VALUES (2)")
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(ApiError::from(err), ApiError::Unavailable),
+            "a busy database is UNAVAILABLE"
+        );
+        held.rollback().await.unwrap();
     }
 
     #[test]

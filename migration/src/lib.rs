@@ -28,9 +28,11 @@ mod m20261205_000021_value_index_dates;
 mod m20261205_000022_declaration_index;
 mod m20261206_000023_importer_name_index;
 mod m20261206_000024_value_index_dates_sqlite;
+mod m20261207_000025_audit_file_sqlite;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
+pub use m20261207_000025_audit_file_sqlite::AUDIT_SCHEMA;
 
 /// Runs `sql` on PostgreSQL only, for what SQLite does not have or does not need.
 async fn on_postgres(manager: &SchemaManager<'_>, sql: &str) -> Result<(), DbErr> {
@@ -114,6 +116,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000022_declaration_index::Migration),
             Box::new(m20261206_000023_importer_name_index::Migration),
             Box::new(m20261206_000024_value_index_dates_sqlite::Migration),
+            Box::new(m20261207_000025_audit_file_sqlite::Migration),
         ]
     }
 }

@@ -333,8 +333,16 @@ impl TestEnv {
         )
     }
 
+    /// A connection as the server makes it: on SQLite, with the audit log's file attached
+    /// (`dartts::db::attach_audit`), where the audit tables are.
     pub async fn db(&self) -> DatabaseConnection {
-        Database::connect(&self.database_url)
+        let mut options = sea_orm::ConnectOptions::new(self.database_url.clone());
+        if self.backend == Backend::Sqlite {
+            options.map_sqlx_sqlite_pool_opts(|o| {
+                o.after_connect(|connection, _| Box::pin(dartts::db::attach_audit(connection)))
+            });
+        }
+        Database::connect(options)
             .await
             .expect("connect to test database")
     }
