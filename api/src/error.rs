@@ -154,10 +154,11 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
-/// Whether a database error says only that the database gave this request no connection:
-/// none came free within the pool's wait (an overload: a burst of clients, or readers queued
-/// behind `dartts load --exclusive`, which holds the trade tables), or none could be opened
-/// (the database is down, restarting, or was dropped). Either is an outage to wait out, not a
+/// Whether a database error says only that the database could not serve this request now:
+/// no connection came free within the pool's wait (an overload: a burst of clients, or readers
+/// queued behind `dartts load --exclusive`, which holds the trade tables), none could be opened
+/// (the database is down, restarting, or was dropped), or, on SQLite, a write found the file's
+/// lock taken (by a load) past the busy timeout. Each is an outage to wait out, not a
 /// fault: its answer is `UNAVAILABLE` (HTTP 503 where the request is refused whole), not an
 /// INTERNAL error with a log reference. An outage is logged here (warn), as its answer
 /// carries no reference; a pool that was only busy is not (`dartts_graphql_errors_total`
