@@ -186,17 +186,7 @@ fn cannot_serve(err: &sea_orm::DbErr) -> bool {
         DbErr::Query(RuntimeErr::SqlxError(e)) | DbErr::Exec(RuntimeErr::SqlxError(e)) => {
             match e.as_ref() {
                 Error::Io(_) | Error::PoolTimedOut | Error::PoolClosed => true,
-                // SQLite: the write lock stayed taken past the busy timeout (a `dartts load`
-                // holds it for its whole transaction), whatever the extended code.
-                Error::Database(db)
-                    if db
-                        .try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
-                        .is_some() =>
-                {
-                    db.code()
-                        .and_then(|code| code.parse::<i32>().ok())
-                        .is_some_and(|code| code & 0xff == SQLITE_BUSY)
-                }
+                busy if sqlite_busy(busy) => true,
                 Error::Database(db) => db.code().is_some_and(|code| {
                     // PostgreSQL: connection exceptions (class 08), and the server shutting
                     // down or starting (57P01–57P03; not 57014, a cancelled statement).
@@ -211,6 +201,20 @@ fn cannot_serve(err: &sea_orm::DbErr) -> bool {
 
 /// SQLite's primary result code for a lock it could not take.
 const SQLITE_BUSY: i32 = 5;
+
+/// Whether SQLite found the file's write lock taken past the busy timeout (a `dartts load` or
+/// a purge holds it for its whole transaction), whatever the extended code.
+pub fn sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
+    let sea_orm::sqlx::Error::Database(db) = err else {
+        return false;
+    };
+    db.try_downcast_ref::<sea_orm::sqlx::sqlite::SqliteError>()
+        .is_some()
+        && db
+            .code()
+            .and_then(|code| code.parse::<i32>().ok())
+            .is_some_and(|code| code & 0xff == SQLITE_BUSY)
+}
 
 /// What a request the database could not serve is told.
 pub const UNAVAILABLE_MESSAGE: &str = "the database is busy or cannot be reached (a bulk load may be holding the data, or it is restarting); nothing was read, try again shortly";
@@ -310,7 +314,7 @@ mod tests {
     }
 
     /// A write that finds SQLite's write lock taken past the busy timeout is an outage to wait
-    /// out (`UNAVAILABLE`), not an INTERNAL error.
+    /// out (`UNAVAILABLE`), not an INTERNAL error; a load that does is told what holds it.
     #[tokio::test]
     async fn a_taken_sqlite_write_lock_is_unavailable() {
         use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
@@ -330,15 +334,18 @@ mod tests {
         held.execute_unprepared("INSERT INTO t VALUES (1)")
             .await
             .unwrap();
-        let err = connect()
-            .await
-            .execute_unprepared("INSERT INTO t VALUES (2)")
-            .await
-            .unwrap_err();
+        let other = connect().await;
+        let busy = || other.execute_unprepared("INSERT INTO t VALUES (2)");
         assert!(
-            matches!(ApiError::from(err), ApiError::Unavailable),
+            matches!(
+                ApiError::from(busy().await.unwrap_err()),
+                ApiError::Unavailable
+            ),
             "a busy database is UNAVAILABLE"
         );
+        // And a second load on the embedded default is told why it failed.
+        let message = crate::ingest::IngestError::from(busy().await.unwrap_err()).to_string();
+        assert!(message.contains("another load or a purge"), "{message}");
         held.rollback().await.unwrap();
     }
 
