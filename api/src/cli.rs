@@ -545,7 +545,7 @@ fn announce(settings: &Settings) {
     eprintln!("dartts: {} instance", settings.instance.as_str());
     match settings.database_kind {
         DatabaseKind::Sqlite => eprintln!(
-            "dartts: embedded SQLite database {} (single node; set DARTTS_DATABASE_URL=postgres://… for production)",
+            "dartts: embedded SQLite database {} and its audit log beside it (`-audit`; single node; set DARTTS_DATABASE_URL=postgres://… for production)",
             settings.database_url
         ),
         DatabaseKind::Postgres => {
