@@ -2,8 +2,22 @@
 //! `UNAVAILABLE`, never INTERNAL; when the pool was only busy it is audited, and the requests
 //! that did get a connection finish once it frees.
 
-use dartts_tests::{Backend, TestEnv, error_codes};
+use dartts_tests::{Backend, Server, TestEnv, error_codes};
 use serde_json::json;
+
+/// A page of the trade fixture that every test here reads.
+const PAGE: &str = "{ tradeRecords(first: 5) { edges { node { declarationId } } } }";
+
+/// The trade fixture on `backend`, an analyst's server that has read one page, and the id of
+/// the last audit event before what the test does next.
+async fn reading(backend: Backend) -> (TestEnv, Server, i64) {
+    let env = TestEnv::new(backend).await;
+    env.load_trade_fixture().await;
+    let server = env.serve_as_analyst().await;
+    assert!(server.data(PAGE, json!({})).await["tradeRecords"]["edges"][0].is_object());
+    let audited_before = env.scalar("SELECT max(id) FROM audit_events").await;
+    (env, server, audited_before)
+}
 
 /// Another transaction holds `trade_records` as `dartts load --exclusive` does while more trade
 /// reads arrive than the server's pool has connections: those that got one wait for the table,
@@ -13,19 +27,13 @@ use serde_json::json;
 /// writer's own connection.
 #[tokio::test]
 async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
-    let env = TestEnv::new(Backend::Postgres).await;
-    env.load_trade_fixture().await;
-    let server = env.serve_as_analyst().await;
-    let query = "{ tradeRecords(first: 5) { edges { node { declarationId } } } }";
-    assert!(server.data(query, json!({})).await["tradeRecords"]["edges"][0].is_object());
-    let audited_before = env.scalar("SELECT max(id) FROM audit_events").await;
-
+    let (env, server, audited_before) = reading(Backend::Postgres).await;
     let holder = env
         .holding("LOCK TABLE trade_records IN ACCESS EXCLUSIVE MODE")
         .await;
     const READS: usize = 30;
     let session = server.session(server.token.as_deref());
-    let reads = futures_util::future::join_all((0..READS).map(|_| session.post(query, json!({}))));
+    let reads = futures_util::future::join_all((0..READS).map(|_| session.post(PAGE, json!({}))));
     let meanwhile = async {
         // Once the reads hold the pool, a request that needs a connection before execution
         // (its account) is refused whole.
@@ -80,6 +88,44 @@ async fn requests_the_pool_cannot_serve_are_unavailable_not_internal() {
         ))
         .await,
         i64::try_from(READS + 2).expect("count")
+    );
+}
+
+/// The embedded default keeps its audit log in a file of its own (`dartts::db::audit_file`):
+/// SQLite admits one writer per file, and a `dartts load` holds the data file's write lock
+/// from its first row to its commit. Another transaction holds it here: reads are answered and
+/// audited meanwhile, while it is still held (with the audit tables in the data file they
+/// waited for it and failed `INTERNAL` after the 60 s busy timeout).
+#[tokio::test]
+async fn sqlite_requests_are_answered_and_audited_while_a_load_holds_the_data_file() {
+    let (env, server, audited_before) = reading(Backend::Sqlite).await;
+    let holder = env
+        .holding("UPDATE batches SET file_name = file_name")
+        .await;
+    const READS: usize = 12;
+    let session = server.session(server.token.as_deref());
+    let responses = futures_util::future::join_all((0..READS).map(|i| {
+        let query = if i % 2 == 0 { PAGE } else { "{ me { role } }" };
+        session.post(query, json!({}))
+    }))
+    .await;
+    for (status, body) in &responses {
+        assert_eq!(*status, 200, "{body:#}");
+        assert!(body.get("errors").is_none(), "{body:#}");
+    }
+    let audited = env
+        .scalar(&format!(
+            "SELECT count(*) FROM audit_events WHERE id > {audited_before} AND event_type = 'query'"
+        ))
+        .await;
+    assert_eq!(
+        audited, READS as i64,
+        "every read audited while the lock is held"
+    );
+    holder.rollback().await.expect("release");
+    assert!(
+        env.dir.path().join("t.db-audit").exists(),
+        "the audit file beside the database"
     );
 }
 

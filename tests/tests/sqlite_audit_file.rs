@@ -1,55 +1,10 @@
-//! The embedded default keeps its audit log in a file of its own (`dartts::db::audit_file`):
-//! SQLite admits one writer per file, and a `dartts load` holds the data file's write lock for
-//! its whole transaction, so with the audit tables beside the data every request (each appends
-//! its audit event before it is answered) waited for the load and failed `INTERNAL` after the
-//! busy timeout.
+//! The embedded default's audit log in a file of its own (`dartts::db::audit_file`; why, and
+//! the requests a load no longer holds: `busy.rs`): how an older database is moved there, and
+//! what start-up says when that file has gone.
 
 use dartts_tests::{Backend, TestEnv};
 use migration::{Migrator, MigratorTrait};
 use sea_orm::ConnectionTrait;
-use serde_json::json;
-
-/// Another transaction holds the data file's write lock, as a load does from its first row to
-/// its commit: reads are answered and audited meanwhile, and the lock is still held when they
-/// are (on one file they would have waited for it, then failed after 60 s).
-#[tokio::test]
-async fn requests_are_answered_and_audited_while_a_load_holds_the_data_file() {
-    let env = TestEnv::new(Backend::Sqlite).await;
-    env.load_trade_fixture().await;
-    let server = env.serve_as_analyst().await;
-    let query = "{ tradeRecords(first: 5) { edges { node { declarationId } } } }";
-    assert!(server.data(query, json!({})).await["tradeRecords"]["edges"][0].is_object());
-    let audited_before = env.scalar("SELECT max(id) FROM audit_events").await;
-
-    let holder = env
-        .holding("UPDATE batches SET file_name = file_name")
-        .await;
-    const READS: usize = 12;
-    let session = server.session(server.token.as_deref());
-    let responses = futures_util::future::join_all((0..READS).map(|i| {
-        let query = if i % 2 == 0 { query } else { "{ me { role } }" };
-        session.post(query, json!({}))
-    }))
-    .await;
-    for (status, body) in &responses {
-        assert_eq!(*status, 200, "{body:#}");
-        assert!(body.get("errors").is_none(), "{body:#}");
-    }
-    let audited = env
-        .scalar(&format!(
-            "SELECT count(*) FROM audit_events WHERE id > {audited_before} AND event_type = 'query'"
-        ))
-        .await;
-    assert_eq!(
-        audited, READS as i64,
-        "every read audited while the lock is held"
-    );
-    holder.rollback().await.expect("release");
-    assert!(
-        env.dir.path().join("t.db-audit").exists(),
-        "the audit file beside the database"
-    );
-}
 
 /// A database made before the audit file existed (its audit tables in the data file, as
 /// migration 000025's `down` leaves them) is moved on the next start, the chain intact; and a
