@@ -216,6 +216,29 @@ pub fn sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
             .is_some_and(|code| code & 0xff == SQLITE_BUSY)
 }
 
+/// What an operator's command (`dartts load`, `dartts purge`) is told when SQLite's write lock
+/// stayed taken: on the embedded default one process writes at a time, and a load or a purge
+/// holds the lock until it commits.
+pub fn sqlite_busy_hint(err: Option<&sea_orm::sqlx::Error>) -> &'static str {
+    if err.is_some_and(sqlite_busy) {
+        " (another load or a purge is writing to this SQLite database and held it past the 60 s \
+         wait: run this again once that one has finished)"
+    } else {
+        ""
+    }
+}
+
+/// The sqlx error under a sea-orm one, if any.
+pub fn sqlx_source(err: &sea_orm::DbErr) -> Option<&sea_orm::sqlx::Error> {
+    use sea_orm::{DbErr, RuntimeErr};
+    match err {
+        DbErr::Exec(RuntimeErr::SqlxError(e))
+        | DbErr::Query(RuntimeErr::SqlxError(e))
+        | DbErr::Conn(RuntimeErr::SqlxError(e)) => Some(e.as_ref()),
+        _ => None,
+    }
+}
+
 /// What a request the database could not serve is told.
 pub const UNAVAILABLE_MESSAGE: &str = "the database is busy or cannot be reached (a bulk load may be holding the data, or it is restarting); nothing was read, try again shortly";
 
@@ -343,8 +366,10 @@ mod tests {
             ),
             "a busy database is UNAVAILABLE"
         );
-        // And a second load on the embedded default is told why it failed.
+        // And a second load or a purge on the embedded default is told why it failed.
         let message = crate::ingest::IngestError::from(busy().await.unwrap_err()).to_string();
+        assert!(message.contains("another load or a purge"), "{message}");
+        let message = crate::purge::PurgeError::from(busy().await.unwrap_err()).to_string();
         assert!(message.contains("another load or a purge"), "{message}");
         held.rollback().await.unwrap();
     }

@@ -64,7 +64,7 @@ pub enum PurgeError {
     Cutoff(u32),
     #[error("no batch {0} is held (never loaded, or already purged): nothing was purged")]
     NoSuchBatch(i64),
-    #[error("database error: {0}")]
+    #[error("database error: {0}{hint}", hint = crate::error::sqlite_busy_hint(crate::error::sqlx_source(.0)))]
     Database(#[from] DbErr),
     #[error("the purge cannot be audited, so nothing was purged: {0}")]
     NotAudited(AuditError),

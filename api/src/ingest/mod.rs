@@ -116,35 +116,15 @@ pub enum IngestError {
         .0.len()
     )]
     SdnRejected(Vec<Rejection>),
-    #[error("database error: {0}{hint}", hint = busy_hint(Some(.0)))]
+    #[error("database error: {0}{hint}", hint = crate::error::sqlite_busy_hint(Some(.0)))]
     Database(#[from] sqlx::Error),
-    #[error("database error: {0}{hint}", hint = busy_hint(orm_source(.0)))]
+    #[error("database error: {0}{hint}", hint = crate::error::sqlite_busy_hint(crate::error::sqlx_source(.0)))]
     Orm(#[from] sea_orm::DbErr),
     #[error(
         "the rows were loaded, but the peer profiles of their HS codes could not be recomputed \
          ({0}); run `dartts analysis refresh`"
     )]
     Profiles(sea_orm::DbErr),
-}
-
-/// What an operator is told when SQLite's write lock stayed taken: on the embedded default one
-/// process writes at a time, and a load or purge holds the lock until it commits.
-fn busy_hint(err: Option<&sqlx::Error>) -> &'static str {
-    if err.is_some_and(crate::error::sqlite_busy) {
-        " (another load or a purge is writing to this SQLite database and held it longer than \
-         the 60 s wait; nothing was written: run it again once that one has finished)"
-    } else {
-        ""
-    }
-}
-
-fn orm_source(err: &sea_orm::DbErr) -> Option<&sqlx::Error> {
-    match err {
-        sea_orm::DbErr::Exec(sea_orm::RuntimeErr::SqlxError(e))
-        | sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(e))
-        | sea_orm::DbErr::Conn(sea_orm::RuntimeErr::SqlxError(e)) => Some(e.as_ref()),
-        _ => None,
-    }
 }
 
 /// A trade load of at least this many rows gathers the planner's statistics before its rollup
