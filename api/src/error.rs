@@ -221,8 +221,8 @@ pub fn sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
 /// holds the lock until it commits.
 pub fn sqlite_busy_hint(err: Option<&sea_orm::sqlx::Error>) -> &'static str {
     if err.is_some_and(sqlite_busy) {
-        " (another load or a purge is writing to this SQLite database and held it past the 60 s \
-         wait: run this again once that one has finished)"
+        " (another load or a purge is writing to this SQLite database and held it longer than \
+         this command waits for it: run this again once that one has finished)"
     } else {
         ""
     }
