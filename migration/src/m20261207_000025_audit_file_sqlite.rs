@@ -11,8 +11,9 @@
 //! from their own definitions and the rows copied, in one transaction that writes only that
 //! file; the originals are dropped in a second. A crash between the two leaves both copies and
 //! the rerun only drops (the copy is whole or absent). Unqualified names find the tables in the
-//! attached file once `main` no longer holds them, so no statement changes. A database in
-//! memory has nothing attached and keeps them where they are.
+//! attached file once `main` no longer holds them, so no statement changes. The originals are
+//! dropped only when the other side holds as many events. A database in memory has nothing
+//! attached and keeps them where they are.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::{ConnectionTrait, DatabaseBackend, Statement};
@@ -86,6 +87,19 @@ async fn move_tables(manager: &SchemaManager<'_>, from: &str, to: &str) -> Resul
         }
         sql.push_str("COMMIT;");
         db.execute_unprepared(&sql).await?;
+    }
+    // Nothing is dropped unless every event is on the other side: a copy is whole or absent,
+    // but an audit file put back from elsewhere might hold fewer.
+    let events = |schema: &str| format!("SELECT count(*) FROM {schema}.audit_events");
+    let (here, there) = (
+        count(manager, &events(from)).await?,
+        count(manager, &events(to)).await?,
+    );
+    if there < here {
+        return Err(DbErr::Migration(format!(
+            "the audit log in `{to}` holds {there} events and the one in `{from}` {here}: \
+             neither was dropped; restore the audit file that belongs with this database"
+        )));
     }
     db.execute_unprepared(&format!(
         "BEGIN; DROP TABLE {from}.audit_events; DROP TABLE {from}.audit_head; COMMIT;"

@@ -31,6 +31,29 @@ async fn an_older_database_is_moved_and_a_lost_audit_file_is_refused() {
     assert_eq!(env.scalar(&in_file("main")).await, 2);
     assert_eq!(env.scalar(&in_file("audit")).await, 0);
 
+    // An audit file that holds fewer events than the database (put back from elsewhere): the
+    // move stops and drops neither.
+    let db = env.db().await;
+    db.execute_unprepared(
+        "CREATE TABLE audit.audit_events AS SELECT * FROM main.audit_events WHERE id = 1; \
+         CREATE TABLE audit.audit_head AS SELECT * FROM main.audit_head",
+    )
+    .await
+    .expect("a stale audit file");
+    let refused = env.run(&["audit", "verify"]).await;
+    assert!(!refused.ok, "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("neither was dropped"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(env.scalar(&in_file("main")).await, 2);
+    assert_eq!(env.count("main.audit_events").await, events);
+    db.execute_unprepared("DROP TABLE audit.audit_events; DROP TABLE audit.audit_head")
+        .await
+        .expect("remove the stale copy");
+    db.close().await.expect("close");
+
     // The next command migrates first.
     let verified = env.run(&["audit", "verify"]).await;
     assert!(verified.ok, "{}", verified.stderr);
