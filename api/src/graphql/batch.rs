@@ -228,10 +228,10 @@ impl Loader<RejectionsOf> for BatchLoader {
 }
 
 /// The statements that read `windows`, each row numbered `w` by its window's place in it.
-/// PostgreSQL: one statement, the windows a JSON parameter
-/// joined `LATERAL` to the rejections (a `UNION ALL` of 250 parts took it 30–40 ms to plan for
-/// 0.2 ms of execution). SQLite, which has no `LATERAL`: a `UNION ALL` of one part per window
-/// (cheap to plan there), 250 parts a statement.
+/// PostgreSQL: one statement, the windows a JSON parameter joined `LATERAL` to the rejections
+/// (a `UNION ALL` of 250 parts took it 30–40 ms to plan for 0.2 ms of execution). SQLite,
+/// which has no `LATERAL`: a `UNION ALL` of one part per window (cheap to plan there), 250
+/// parts a statement.
 fn rejection_windows(backend: DbBackend, windows: &[RejectionsOf]) -> Vec<Statement> {
     use batch_rejection::Column as C;
     if backend == DbBackend::Postgres {
