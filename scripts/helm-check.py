@@ -45,6 +45,17 @@ def render(instance):
     return docs
 
 
+def refused(instance, edit):
+    """The render error of `instance`'s values changed by `edit`, or None if it rendered."""
+    values = helm.values_from_yaml((CHART / f"values-{instance}.yaml").read_text())
+    edit(values)
+    try:
+        helm.Chart.load(str(CHART)).render(values, name=f"dartts-{instance}", namespace="dartts", is_install=True)
+    except Exception as e:  # HelmRenderError; any other error is a failure too, shown in the check
+        return str(e)
+    return None
+
+
 def by_kind(docs, kind):
     return [d for d in docs if d["kind"] == kind]
 
@@ -134,6 +145,19 @@ def main():
           annotations.get("nginx.ingress.kubernetes.io/ssl-passthrough") == "true" and backend == "mtls"
           and not ingress["spec"].get("tls"))
     check("foreign: the mTLS listener is configured", "DARTTS_TLS_LISTEN" in foreign_settings)
+    spec = by_kind(foreign, "Deployment")[0]["spec"]["template"]["spec"]
+    crl_volumes = [v for v in spec["volumes"] if v["name"] == "client-crl"]
+    crl_mounts = [m for m in foreign_api["volumeMounts"] if m["name"] == "client-crl"]
+    check("foreign: the partner revocation list is mounted, without subPath, where DARTTS_TLS_CLIENT_CRL points",
+          len(crl_volumes) == 1 and len(crl_mounts) == 1 and "subPath" not in crl_mounts[0]
+          and foreign_settings.get("DARTTS_TLS_CLIENT_CRL")
+          == f"{crl_mounts[0]['mountPath']}/{crl_volumes[0]['secret']['items'][0]['path']}")
+    for what, edit in [
+        ("the list's Secret without the setting", lambda v: v["settings"].pop("DARTTS_TLS_CLIENT_CRL")),
+        ("the setting without the list's Secret", lambda v: v["secrets"]["clientCrl"].update(name="")),
+    ]:
+        error = refused("foreign", edit)
+        check(f"foreign: {what} is refused", error is not None and "go together" in error, str(error))
     # The policy files are the same for both instances (the foreign one denies those
     # categories to every role); everything else must not mention the domestic-only data.
     text = yaml.safe_dump_all([d for d in foreign if not d["metadata"]["name"].endswith("-policies")])

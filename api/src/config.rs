@@ -142,6 +142,8 @@ struct Raw {
     #[serde(default, deserialize_with = "lenient")]
     tls_client_ca: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
+    tls_client_crl: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
     login_max_failures: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
     audit: Option<String>,
@@ -199,6 +201,7 @@ const SETTINGS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "tls_client_ca",
+    "tls_client_crl",
     "login_max_failures",
     "audit",
     "retention_years",
@@ -298,7 +301,13 @@ impl Settings {
             raw.oidc_client_secret,
             raw.oidc_redirect_url,
         )?;
-        let tls = tls_settings(raw.tls_listen, raw.tls_cert, raw.tls_key, raw.tls_client_ca)?;
+        let tls = tls_settings(
+            raw.tls_listen,
+            raw.tls_cert,
+            raw.tls_key,
+            raw.tls_client_ca,
+            raw.tls_client_crl,
+        )?;
         let login_max_failures = match non_empty(raw.login_max_failures) {
             None => DEFAULT_LOGIN_MAX_FAILURES,
             Some(text) => text

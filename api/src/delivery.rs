@@ -117,6 +117,7 @@ pub fn refuse(err: &AuthError) -> Response {
         AuthError::Invalid(reason) | AuthError::UnknownAccount(reason) => {
             tracing::info!(reason, "token refused");
         }
+        AuthError::Certificate(reason) => tracing::info!(reason, "client certificate refused"),
         _ => {}
     }
     crate::metrics::request("refused", std::iter::once(err.code().as_str().to_owned()));
@@ -545,6 +546,8 @@ pub async fn audit_refusal(state: &AppState, err: &AuthError, source: Option<Str
             "no local account".to_owned(),
         ),
         AuthError::Missing => (EventType::TokenRefused, None, "no token".to_owned()),
+        // Before any token is read: the certificate (named in the reason) is what is known.
+        AuthError::Certificate(reason) => (EventType::AccessDenied, None, reason.clone()),
         AuthError::Internal(reason) => (EventType::RequestFailed, None, reason.clone()),
         AuthError::Unavailable => (EventType::RequestFailed, None, err.to_string()),
         // The account exists and its token was verified: the name is the account's, not a

@@ -48,6 +48,11 @@ struct Walk {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reload {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Dataset {
     dataset: String,
 }
@@ -66,6 +71,9 @@ pub struct Metrics {
     dataset_rows: Family<Dataset, Gauge>,
     dataset_age_days: Family<Dataset, Gauge>,
     database_up: Gauge,
+    crl_reloads: Family<Reload, Counter>,
+    crl_revoked: Gauge,
+    crl_next_update: Gauge,
 }
 
 fn seconds_buckets() -> impl Iterator<Item = f64> {
@@ -87,6 +95,9 @@ impl Metrics {
         let dataset_rows = Family::<Dataset, Gauge>::default();
         let dataset_age_days = Family::<Dataset, Gauge>::default();
         let database_up = Gauge::default();
+        let crl_reloads = Family::<Reload, Counter>::default();
+        let crl_revoked = Gauge::default();
+        let crl_next_update = Gauge::default();
         registry.register(
             "graphql_requests",
             "GraphQL requests answered, by outcome (ok, partial, failed, refused)",
@@ -150,6 +161,24 @@ impl Metrics {
              (the dataset_* gauges are then absent)",
             database_up.clone(),
         );
+        registry.register(
+            "partner_crl_reloads",
+            "Changes of the partner revocation list file (DARTTS_TLS_CLIENT_CRL) seen while \
+             serving, by outcome: ok (in force), refused (the lists before stay in force) or \
+             unreadable",
+            crl_reloads.clone(),
+        );
+        registry.register(
+            "partner_crl_revoked",
+            "Revoked partner certificates in the lists in force",
+            crl_revoked.clone(),
+        );
+        registry.register(
+            "partner_crl_next_update_seconds",
+            "The earliest nextUpdate of the lists in force, Unix seconds: past it, that CA's \
+             certificates are refused until a newer list is in the file",
+            crl_next_update.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -164,6 +193,9 @@ impl Metrics {
             dataset_rows,
             dataset_age_days,
             database_up,
+            crl_reloads,
+            crl_revoked,
+            crl_next_update,
         }
     }
 }
@@ -208,6 +240,22 @@ pub fn audit_append(events: usize, took: Duration) {
 
 pub fn quota_reservation(took: Duration) {
     global().quota_seconds.observe(took.as_secs_f64());
+}
+
+/// The partner revocation lists now in force: how many serials they revoke, and until when.
+pub fn partner_crl_in_force(revoked: usize, next_update: Option<i64>) {
+    let m = global();
+    m.crl_revoked
+        .set(i64::try_from(revoked).unwrap_or(i64::MAX));
+    m.crl_next_update.set(next_update.unwrap_or(0));
+}
+
+/// One change of the revocation list file seen while serving, and what became of it.
+pub fn partner_crl_reload(outcome: &'static str) {
+    global()
+        .crl_reloads
+        .get_or_create(&Reload { outcome })
+        .inc();
 }
 
 /// Counts one request as waiting for its turns until the returned value is dropped (when it

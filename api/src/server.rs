@@ -116,7 +116,7 @@ pub async fn serve(
             .map_err(|source| ServeError::Bind { addr, source })?;
         eprintln!("dartts: metrics at http://{bound}/metrics");
     }
-    let app = router(state);
+    let app = router(state.clone());
     if let Some(mtls) = &mtls {
         on_tls_ready(mtls.addr);
     }
@@ -150,7 +150,7 @@ pub async fn serve(
     });
     let plain = async { plain.await.map_err(ServeError::from) };
     let secure = async {
-        tls::serve(mtls, app, handle)
+        tls::serve(mtls, app, handle, state)
             .await
             .map_err(ServeError::from)
     };

@@ -46,6 +46,14 @@ pub enum AuthError {
     Invalid(String),
     #[error("the token is not valid")]
     UnknownAccount(String),
+    /// On the mTLS listener, a certificate the verifier no longer accepts (revoked while the
+    /// connection was open, expired, or its CA's revocation list out of date). The reason
+    /// names the certificate for the audit record.
+    #[error(
+        "the client certificate is no longer accepted (revoked, expired, or its CA's revocation \
+         list is out of date); connect again with a valid certificate"
+    )]
+    Certificate(String),
     /// The refusals below name an existing account (a verified token vouched for it), so its
     /// audit record can name the actor.
     #[error("this account is disabled")]
@@ -74,9 +82,10 @@ impl From<sea_orm::DbErr> for AuthError {
 impl AuthError {
     pub fn code(&self) -> ErrorCode {
         match self {
-            AuthError::Missing | AuthError::Invalid(_) | AuthError::UnknownAccount(_) => {
-                ErrorCode::Unauthenticated
-            }
+            AuthError::Missing
+            | AuthError::Invalid(_)
+            | AuthError::UnknownAccount(_)
+            | AuthError::Certificate(_) => ErrorCode::Unauthenticated,
             AuthError::Disabled(_) => ErrorCode::AccountDisabled,
             AuthError::Pending(_) => ErrorCode::Forbidden,
             AuthError::Locked(_) => ErrorCode::AccountLocked,
@@ -87,9 +96,10 @@ impl AuthError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            AuthError::Missing | AuthError::Invalid(_) | AuthError::UnknownAccount(_) => {
-                StatusCode::UNAUTHORIZED
-            }
+            AuthError::Missing
+            | AuthError::Invalid(_)
+            | AuthError::UnknownAccount(_)
+            | AuthError::Certificate(_) => StatusCode::UNAUTHORIZED,
             AuthError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::FORBIDDEN,

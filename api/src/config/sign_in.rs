@@ -42,6 +42,8 @@ pub struct TlsSettings {
     pub key: PathBuf,
     /// PEM of the CA (or CAs) that sign partner client certificates.
     pub client_ca: PathBuf,
+    /// PEM of those CAs' certificate revocation lists; re-read while serving (`server::tls`).
+    pub client_crl: Option<PathBuf>,
 }
 
 /// Validates the `DARTTS_OIDC_*` group: all or nothing around the issuer, and the sign-in flow
@@ -145,22 +147,28 @@ pub(super) fn oidc_settings(
     }))
 }
 
-/// Validates the `DARTTS_TLS_*` group: the listener needs all three files, and the files mean
-/// nothing without the listener. The files must exist; their contents are checked when the
+/// Validates the `DARTTS_TLS_*` group: the listener needs all three files (a revocation list is
+/// optional), and the files mean nothing without the listener. The files must exist; their contents are checked when the
 /// listener starts (`server::tls`), still before anything is served.
 pub(super) fn tls_settings(
     listen: Option<String>,
     cert: Option<String>,
     key: Option<String>,
     client_ca: Option<String>,
+    client_crl: Option<String>,
 ) -> Result<Option<TlsSettings>, ConfigError> {
+    let client_crl = non_empty(client_crl);
     let files = [
         (non_empty(cert), "DARTTS_TLS_CERT"),
         (non_empty(key), "DARTTS_TLS_KEY"),
         (non_empty(client_ca), "DARTTS_TLS_CLIENT_CA"),
     ];
     let Some(listen_text) = non_empty(listen) else {
-        if let Some((_, setting)) = files.iter().find(|(value, _)| value.is_some()) {
+        let crl = (client_crl.is_some(), "DARTTS_TLS_CLIENT_CRL");
+        let set = files
+            .iter()
+            .map(|(value, setting)| (value.is_some(), *setting));
+        if let Some((_, setting)) = set.chain([crl]).find(|(is_set, _)| *is_set) {
             return Err(ConfigError::Invalid {
                 setting,
                 reason: "is set but DARTTS_TLS_LISTEN is not".into(),
@@ -172,11 +180,8 @@ pub(super) fn tls_settings(
         setting: "DARTTS_TLS_LISTEN",
         reason: format!("{listen_text:?} is not an address:port such as 0.0.0.0:8443"),
     })?;
-    let [cert, key, client_ca] = files.map(|(value, setting)| {
-        let path = PathBuf::from(value.ok_or_else(|| ConfigError::Invalid {
-            setting,
-            reason: "is required with DARTTS_TLS_LISTEN (a PEM file)".into(),
-        })?);
+    let file = |setting, value: String| {
+        let path = PathBuf::from(value);
         if !path.is_file() {
             return Err(ConfigError::Invalid {
                 setting,
@@ -184,12 +189,22 @@ pub(super) fn tls_settings(
             });
         }
         Ok(path)
+    };
+    let [cert, key, client_ca] = files.map(|(value, setting)| {
+        let value = value.ok_or_else(|| ConfigError::Invalid {
+            setting,
+            reason: "is required with DARTTS_TLS_LISTEN (a PEM file)".into(),
+        })?;
+        file(setting, value)
     });
     Ok(Some(TlsSettings {
         listen,
         cert: cert?,
         key: key?,
         client_ca: client_ca?,
+        client_crl: client_crl
+            .map(|value| file("DARTTS_TLS_CLIENT_CRL", value))
+            .transpose()?,
     }))
 }
 

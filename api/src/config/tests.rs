@@ -150,6 +150,7 @@ fn every_setting_is_read_from_the_environment() {
         tls_cert: Some("cert.pem".into()),
         tls_key: Some("key.pem".into()),
         tls_client_ca: Some("ca.pem".into()),
+        tls_client_crl: Some("crl.pem".into()),
         login_max_failures: Some("5".into()),
         audit: Some("on".into()),
         retention_years: Some("10".into()),
@@ -273,6 +274,20 @@ fn tls_settings_are_all_or_nothing_and_files_must_exist() {
     let tls = s.tls.unwrap();
     assert_eq!(tls.listen.to_string(), "0.0.0.0:8443");
     assert!(tls.client_ca.ends_with("ca.pem"));
+    assert_eq!(tls.client_crl, None);
+    let with_crl = Settings::from_raw(Raw {
+        tls_client_crl: file("crl.pem"),
+        ..complete()
+    });
+    assert!(
+        with_crl
+            .unwrap()
+            .tls
+            .unwrap()
+            .client_crl
+            .unwrap()
+            .ends_with("crl.pem")
+    );
     assert_eq!(s.login_max_failures, DEFAULT_LOGIN_MAX_FAILURES);
     assert!(Settings::from_raw(raw()).unwrap().tls.is_none());
     let max = Settings::from_raw(Raw {
@@ -310,6 +325,24 @@ fn tls_settings_are_all_or_nothing_and_files_must_exist() {
                 ..complete()
             },
             "DARTTS_TLS_CLIENT_CA",
+        ),
+        (
+            Raw {
+                tls_client_crl: Some(dir.path().join("missing.pem").display().to_string()),
+                ..complete()
+            },
+            "DARTTS_TLS_CLIENT_CRL",
+        ),
+        (
+            Raw {
+                tls_listen: None,
+                tls_cert: None,
+                tls_key: None,
+                tls_client_ca: None,
+                tls_client_crl: file("crl.pem"),
+                ..complete()
+            },
+            "DARTTS_TLS_CLIENT_CRL",
         ),
         (
             Raw {

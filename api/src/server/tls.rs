@@ -8,29 +8,45 @@
 //! request's extensions; `client_cert` turns the leaf certificate into the `ClientCert` that
 //! authentication reads. Clients cannot set extensions, so only this listener can produce one.
 //!
-//! Revocation: no CRL is configured yet; a partner's certificate is withdrawn by re-issuing the
-//! CA or, faster, by disabling the accounts that partner uses.
+//! Revocation (`DARTTS_TLS_CLIENT_CRL`, optional): the partner CAs' revocation lists, checked
+//! by the same verifier (`crl` checks each list comes from a configured CA first). The file is
+//! read again every `CRL_CHECK_INTERVAL`; a changed file that passes those checks replaces the
+//! lists for new handshakes and for every request on a connection already open, which the
+//! verifier checks again (`client_cert`), so a certificate revoked mid-connection is refused on
+//! its next request and the connection closed. A changed file that fails keeps the previous
+//! lists in force, and says so in the log. A list past its `nextUpdate` refuses its CA's
+//! certificates until a newer one is in the file.
+
+mod crl;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::Request;
-use axum::http::StatusCode;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
 use axum_server::tls::TlsInfo;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls::{RootCertStore, ServerConfig};
 
+use crate::auth::AuthError;
 use crate::auth::partner::ClientCert;
 use crate::config::TlsSettings;
+use crate::delivery;
+use crate::state::AppState;
+
+/// How often the revocation list file is read again. Revoking is urgent, reading a small file
+/// is not expensive.
+const CRL_CHECK_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -42,6 +58,8 @@ pub enum TlsError {
     },
     #[error("DARTTS_TLS_CLIENT_CA: {0}")]
     ClientCa(String),
+    #[error("DARTTS_TLS_CLIENT_CRL={path}: {reason}")]
+    ClientCrl { path: String, reason: String },
     #[error("DARTTS_TLS_CERT / DARTTS_TLS_KEY: {0}")]
     ServerCert(String),
     #[error("cannot listen on {addr} (DARTTS_TLS_LISTEN): {source}")]
@@ -57,13 +75,60 @@ pub enum TlsError {
 pub struct Bound {
     listener: std::net::TcpListener,
     config: RustlsConfig,
+    trust: Arc<Trust>,
+    /// The revocation list file as read for `config`: what a change is measured against.
+    crl: Option<Vec<u8>>,
     pub addr: SocketAddr,
+}
+
+/// The client verifier in force: the handshake's, kept here too so that every request is
+/// checked against the lists of now, not those of its connection's handshake.
+struct Trust {
+    settings: TlsSettings,
+    verifier: RwLock<Arc<dyn ClientCertVerifier>>,
+}
+
+impl Trust {
+    fn check(&self, chain: &[Vec<u8>]) -> Result<(), String> {
+        let Some((leaf, intermediates)) = chain.split_first() else {
+            return Err("no client certificate".into());
+        };
+        let intermediates: Vec<CertificateDer<'_>> = intermediates
+            .iter()
+            .map(|c| CertificateDer::from(c.as_slice()))
+            .collect();
+        let verifier = Arc::clone(&self.verifier.read().unwrap_or_else(PoisonError::into_inner));
+        verifier
+            .verify_client_cert(
+                &CertificateDer::from(leaf.as_slice()),
+                &intermediates,
+                UnixTime::now(),
+            )
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Reads the PEM files and binds `settings.listen`; any problem stops start-up, naming the
 /// setting.
 pub async fn bind(settings: &TlsSettings) -> Result<Bound, TlsError> {
-    let config = RustlsConfig::from_config(server_config(settings)?);
+    let crl = match &settings.client_crl {
+        Some(path) => Some(std::fs::read(path).map_err(|e| TlsError::File {
+            setting: "DARTTS_TLS_CLIENT_CRL",
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?),
+        None => None,
+    };
+    let loaded = load(settings, crl.as_deref())?;
+    if crl.is_some() {
+        in_force(&loaded);
+    }
+    let config = RustlsConfig::from_config(loaded.config);
+    let trust = Arc::new(Trust {
+        settings: settings.clone(),
+        verifier: RwLock::new(loaded.verifier),
+    });
     let addr = settings.listen;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -73,6 +138,8 @@ pub async fn bind(settings: &TlsSettings) -> Result<Bound, TlsError> {
     Ok(Bound {
         listener,
         config,
+        trust,
+        crl,
         addr,
     })
 }
@@ -81,19 +148,33 @@ pub async fn bind(settings: &TlsSettings) -> Result<Bound, TlsError> {
 /// (a connection that trickles bytes holds a task and a socket).
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `router` on the bound listener until `handle` is told to shut down.
+/// Serves `router` on the bound listener until `handle` is told to shut down; `state` audits
+/// the requests refused for their certificate.
 pub async fn serve(
     bound: Bound,
     router: Router,
     handle: Handle<SocketAddr>,
+    state: AppState,
 ) -> Result<(), TlsError> {
-    let app = router.layer(middleware::from_fn(client_cert));
+    let watcher = match (&bound.trust.settings.client_crl, bound.crl) {
+        (Some(path), Some(read)) => Some(tokio::spawn(watch(
+            Arc::clone(&bound.trust),
+            bound.config.clone(),
+            path.clone(),
+            read,
+        ))),
+        _ => None,
+    };
+    let app = router.layer(middleware::from_fn_with_state(
+        (bound.trust, state),
+        client_cert,
+    ));
     let mut server = axum_server::from_tcp_rustls(bound.listener, bound.config)?;
     server
         .http_builder()
         .http1()
         .header_read_timeout(REQUEST_HEAD_TIMEOUT);
-    server
+    let served = server
         .handle(handle)
         .http1_only()
         .first_request_timeout(REQUEST_HEAD_TIMEOUT)
@@ -103,11 +184,87 @@ pub async fn serve(
         })
         // Connection info, as on the plain listener: the source address of each request.
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-        .await?;
+        .await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    served?;
     Ok(())
 }
 
-fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> {
+/// Re-reads the revocation list file every `CRL_CHECK_INTERVAL` and, when it changed and
+/// passes `load`, puts its lists in force for handshakes and requests alike.
+async fn watch(
+    trust: Arc<Trust>,
+    config: RustlsConfig,
+    path: std::path::PathBuf,
+    mut last: Vec<u8>,
+) {
+    let mut unreadable = false;
+    loop {
+        tokio::time::sleep(CRL_CHECK_INTERVAL).await;
+        let bytes = match tokio::fs::read(&path).await {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                if !unreadable {
+                    crate::metrics::partner_crl_reload("unreadable");
+                    tracing::error!(path = %path.display(), %error,
+                        "cannot read the partner revocation list file; the lists read before stay in force");
+                }
+                unreadable = true;
+                continue;
+            }
+        };
+        unreadable = false;
+        if last == bytes {
+            continue;
+        }
+        match load(&trust.settings, Some(&bytes)) {
+            Ok(loaded) => {
+                config.reload_from_config(Arc::clone(&loaded.config));
+                *trust
+                    .verifier
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&loaded.verifier);
+                crate::metrics::partner_crl_reload("ok");
+                tracing::info!(path = %path.display(), lists = loaded.lists,
+                    "partner revocation lists reloaded");
+                in_force(&loaded);
+            }
+            Err(error) => {
+                crate::metrics::partner_crl_reload("refused");
+                tracing::error!(%error,
+                    "the changed partner revocation list file is refused; the lists read before stay in force");
+            }
+        }
+        last = bytes;
+    }
+}
+
+/// Reports the lists just put in force (metrics, and a warning when one is already out of
+/// date).
+fn in_force(loaded: &Loaded) {
+    crate::metrics::partner_crl_in_force(loaded.revoked, loaded.next_update);
+    let now = i64::try_from(UnixTime::now().as_secs()).unwrap_or(i64::MAX);
+    if loaded.next_update.is_some_and(|next| next < now) {
+        tracing::warn!(
+            next_update = loaded.next_update,
+            "a partner revocation list is past its nextUpdate: that CA's certificates are refused until a newer list is in DARTTS_TLS_CLIENT_CRL"
+        );
+    }
+}
+
+/// The server configuration and its client verifier, from the files of `settings` and the
+/// revocation list file's content `crl`.
+struct Loaded {
+    config: Arc<ServerConfig>,
+    verifier: Arc<dyn ClientCertVerifier>,
+    lists: usize,
+    revoked: usize,
+    next_update: Option<i64>,
+}
+
+fn load(settings: &TlsSettings, crl: Option<&[u8]>) -> Result<Loaded, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates("DARTTS_TLS_CERT", &settings.cert)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| TlsError::File {
@@ -115,25 +272,54 @@ fn server_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, TlsError> 
         path: settings.key.display().to_string(),
         reason: format!("no usable private key: {e}"),
     })?;
+    let cas = certificates("DARTTS_TLS_CLIENT_CA", &settings.client_ca)?;
+    let lists = match &settings.client_crl {
+        None => None,
+        Some(path) => {
+            let refused = |reason: String| TlsError::ClientCrl {
+                path: path.display().to_string(),
+                reason,
+            };
+            let pem = crl.ok_or_else(|| refused("the file was not read".into()))?;
+            Some(crl::read(pem, &cas).map_err(refused)?)
+        }
+    };
     let mut roots = RootCertStore::empty();
-    for ca in certificates("DARTTS_TLS_CLIENT_CA", &settings.client_ca)? {
+    for ca in cas {
         roots
             .add(ca)
             .map_err(|e| TlsError::ClientCa(format!("not a usable CA certificate: {e}")))?;
     }
     // Requires a certificate (no `allow_unauthenticated`): the handshake itself refuses
     // clients without one.
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    let (mut count, mut revoked, mut next_update) = (0, 0, None);
+    if let Some(lists) = lists {
+        (count, revoked, next_update) = (lists.ders.len(), lists.revoked, lists.next_update);
+        // The whole chain is checked and a certificate whose issuer has no list is refused
+        // (rustls's defaults); a list past its nextUpdate no longer vouches for anything.
+        builder = builder
+            .with_crls(lists.ders)
+            .enforce_revocation_expiration();
+    }
+    let verifier = builder
         .build()
         .map_err(|e| TlsError::ClientCa(e.to_string()))?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::ServerCert(e.to_string()))?
-        .with_client_cert_verifier(verifier)
+        .with_client_cert_verifier(Arc::clone(&verifier))
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::ServerCert(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok(Loaded {
+        config: Arc::new(config),
+        verifier,
+        lists: count,
+        revoked,
+        next_update,
+    })
 }
 
 /// Every CERTIFICATE block of a PEM file; at least one.
@@ -156,19 +342,36 @@ fn certificates(
     Ok(certs)
 }
 
-/// Makes the verified leaf certificate available to handlers as a `ClientCert`.
-async fn client_cert(mut request: Request, next: Next) -> Response {
-    let cert = request
-        .extensions()
-        .get::<Arc<TlsInfo>>()
-        .and_then(|info| info.peer_certificates.first())
-        .map(|der| ClientCert::from_der(der));
-    match cert {
-        Some(cert) => {
-            request.extensions_mut().insert(cert);
-            next.run(request).await
-        }
+/// Makes the leaf certificate available to handlers as a `ClientCert`, once the verifier in
+/// force accepts its chain again: the handshake may predate a revocation.
+async fn client_cert(
+    State((trust, state)): State<(Arc<Trust>, AppState)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(info) = request.extensions().get::<Arc<TlsInfo>>().cloned() else {
         // The verifier requires a certificate, so this is a bug, never a partner's mistake.
-        None => (StatusCode::UNAUTHORIZED, "client certificate required").into_response(),
+        return (StatusCode::UNAUTHORIZED, "client certificate required").into_response();
+    };
+    let Some(leaf) = info.peer_certificates.first() else {
+        return (StatusCode::UNAUTHORIZED, "client certificate required").into_response();
+    };
+    let cert = ClientCert::from_der(leaf);
+    if let Err(reason) = trust.check(&info.peer_certificates) {
+        let refusal =
+            AuthError::Certificate(format!("client certificate {}: {reason}", cert.thumbprint));
+        let source = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        delivery::audit_refusal(&state, &refusal, source).await;
+        let mut response = delivery::refuse(&refusal);
+        // The next handshake meets the same verifier and fails: nothing more on this one.
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
     }
+    request.extensions_mut().insert(cert);
+    next.run(request).await
 }

@@ -70,6 +70,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
   mountPath: /etc/dartts/client-ca
   readOnly: true
 {{- end }}
+{{- if .Values.secrets.clientCrl.name }}
+- name: client-crl
+  mountPath: /etc/dartts/client-crl
+  readOnly: true
+{{- end }}
 {{- end -}}
 
 {{- define "dartts.volumes" -}}
@@ -93,6 +98,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
     items:
       - key: {{ .Values.secrets.clientCa.key }}
         path: ca.crt
+{{- end }}
+{{- if .Values.secrets.clientCrl.name }}
+{{- /* A whole-volume mount (no subPath): the kubelet swaps in an updated Secret. */}}
+- name: client-crl
+  secret:
+    secretName: {{ .Values.secrets.clientCrl.name }}
+    items:
+      - key: {{ .Values.secrets.clientCrl.key }}
+        path: crl.pem
 {{- end }}
 {{- end -}}
 

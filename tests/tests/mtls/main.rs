@@ -4,7 +4,9 @@
 //!
 //! The PKI is made at test time with rcgen: a server CA and the server's certificate, a partner
 //! CA with a Korean and a Chinese partner certificate (C=KR, C=CN), and a rogue CA whose client
-//! certificate the server must not trust.
+//! certificate the server must not trust. Withdrawing a certificate: `revocation`.
+
+mod revocation;
 
 use std::time::{Duration, Instant};
 
@@ -33,9 +35,14 @@ fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
     (cert.pem(), Issuer::new(params, key))
 }
 
-/// A leaf certificate and its key, both PEM.
+/// Serial numbers of the partner certificates, which revocation lists name.
+const KR_SERIAL: u64 = 0x1001;
+const CN_SERIAL: u64 = 0x1002;
+
+/// A leaf certificate with serial number `serial`, and its key, both PEM.
 fn leaf(
     issuer: &Issuer<'static, KeyPair>,
+    serial: u64,
     names: &[&str],
     cn: &str,
     country: Option<&str>,
@@ -44,6 +51,7 @@ fn leaf(
     let mut params =
         CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
             .expect("params");
+    params.serial_number = Some(serial.into());
     params.distinguished_name.push(DnType::CommonName, cn);
     if let Some(c) = country {
         params.distinguished_name.push(DnType::CountryName, c);
@@ -57,9 +65,14 @@ fn leaf(
 
 struct Pki {
     server_ca: String,
+    /// Signs the partner certificates and their revocation lists.
+    partner_ca: Issuer<'static, KeyPair>,
+    rogue_ca: Issuer<'static, KeyPair>,
     kr: reqwest::Identity,
     cn: reqwest::Identity,
     rogue: reqwest::Identity,
+    /// The test's directory, where the server's files are.
+    dir: std::path::PathBuf,
 }
 
 /// Writes the server's files into `env`'s directory, sets `DARTTS_TLS_*`, and returns the
@@ -70,14 +83,16 @@ fn with_pki(env: TestEnv) -> (TestEnv, Pki) {
     let (_, rogue_issuer) = ca("Someone else's CA");
     let (server_cert, server_key) = leaf(
         &server_issuer,
+        1,
         &["localhost", "127.0.0.1"],
         "dartts.test",
         None,
         ExtendedKeyUsagePurpose::ServerAuth,
     );
-    let identity = |issuer: &Issuer<'static, KeyPair>, cn: &str, country: &str| {
+    let identity = |issuer: &Issuer<'static, KeyPair>, serial: u64, cn: &str, country: &str| {
         let (cert, key) = leaf(
             issuer,
+            serial,
             &[],
             cn,
             Some(country),
@@ -87,9 +102,22 @@ fn with_pki(env: TestEnv) -> (TestEnv, Pki) {
     };
     let pki = Pki {
         server_ca,
-        kr: identity(&partner_issuer, "KCS trade transparency unit", "KR"),
-        cn: identity(&partner_issuer, "GACC trade transparency unit", "CN"),
-        rogue: identity(&rogue_issuer, "KCS trade transparency unit", "KR"),
+        kr: identity(
+            &partner_issuer,
+            KR_SERIAL,
+            "KCS trade transparency unit",
+            "KR",
+        ),
+        cn: identity(
+            &partner_issuer,
+            CN_SERIAL,
+            "GACC trade transparency unit",
+            "CN",
+        ),
+        rogue: identity(&rogue_issuer, 0x1003, "KCS trade transparency unit", "KR"),
+        partner_ca: partner_issuer,
+        rogue_ca: rogue_issuer,
+        dir: env.dir.path().to_owned(),
     };
     let write = |name: &str, pem: &str| {
         let path = env.dir.path().join(name);

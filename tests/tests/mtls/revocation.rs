@@ -1,0 +1,218 @@
+//! Withdrawing a partner's certificate: the partner CA's revocation list
+//! (`DARTTS_TLS_CLIENT_CRL`), checked at start-up, read again while serving, and applied to new
+//! handshakes and to connections already open alike.
+
+use rcgen::{
+    CertificateRevocationListParams, KeyIdMethod, RevokedCertParams, SerialNumber, date_time_ymd,
+};
+
+use super::*;
+
+/// A revocation list of `issuer` naming `revoked`, valid until January of `until`.
+fn revocation_list(issuer: &Issuer<'static, KeyPair>, revoked: &[u64], until: i32) -> String {
+    CertificateRevocationListParams {
+        this_update: date_time_ymd(2000, 1, 1),
+        next_update: date_time_ymd(until, 1, 1),
+        crl_number: SerialNumber::from(1),
+        issuing_distribution_point: None,
+        revoked_certs: revoked
+            .iter()
+            .map(|serial| RevokedCertParams {
+                serial_number: SerialNumber::from(*serial),
+                revocation_time: date_time_ymd(2000, 6, 1),
+                reason_code: None,
+                invalidity_date: None,
+            })
+            .collect(),
+        key_identifier_method: KeyIdMethod::Sha256,
+    }
+    .signed_by(issuer)
+    .expect("signed list")
+    .pem()
+    .expect("pem")
+}
+
+impl Pki {
+    /// Puts `pem` in the revocation list file whole (written aside, then renamed, as a
+    /// mounted secret changes) and returns its path.
+    fn publish(&self, pem: &str) -> String {
+        let path = self.dir.join("partner-crl.pem");
+        let aside = self.dir.join("partner-crl.pem.new");
+        std::fs::write(&aside, pem).expect("write list");
+        std::fs::rename(&aside, &path).expect("rename list");
+        path.to_str().expect("utf-8 path").to_owned()
+    }
+}
+
+/// Waits until the server's `/metrics` holds `line` (the file is read every few seconds).
+async fn until_metric(server: &dartts_tests::Server, line: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let metrics = server.metrics().await;
+        if metrics.lines().any(|l| l == line) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "no {line:?} in\n{metrics}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Whether a fresh connection with `identity` gets through the handshake.
+async fn handshake(pki: &Pki, mtls: &str, identity: &reqwest::Identity) -> bool {
+    try_post(&pki.client(Some(identity)), mtls, ME, json!({}), None)
+        .await
+        .is_ok()
+}
+
+#[tokio::test]
+async fn a_revoked_certificate_is_refused_at_the_handshake_and_on_an_open_connection() {
+    let (env, pki) = with_pki(TestEnv::new(Backend::Postgres).await);
+    let crl = pki.publish(&revocation_list(&pki.partner_ca, &[CN_SERIAL], 2099));
+    let env = env.with_env("DARTTS_TLS_CLIENT_CRL", &crl).with_metrics();
+    partner(&env, "kr-partner", "KR").await;
+    partner(&env, "cn-partner", "CN").await;
+    let (server, mtls) = env.serve_mtls().await;
+
+    // Revoked before the server started: the handshake fails, so no sign-in is possible.
+    assert!(!handshake(&pki, &mtls, &pki.cn).await);
+    let kr = pki.client(Some(&pki.kr));
+    let answer = login(&kr, &mtls, "kr-partner", PASSWORD).await;
+    let token = answer.body["data"]["login"]["token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no token: {}", answer.body))
+        .to_owned();
+    let me = post(&kr, &mtls, ME, json!({}), Some(&token)).await;
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert!(
+        server
+            .metrics()
+            .await
+            .lines()
+            .any(|l| l == "dartts_partner_crl_revoked 1")
+    );
+
+    // Revoked while the partner's connection is open: its next request there is refused (an
+    // answer, so on the connection already open: a new handshake would fail instead).
+    pki.publish(&revocation_list(
+        &pki.partner_ca,
+        &[CN_SERIAL, KR_SERIAL],
+        2099,
+    ));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let refused = loop {
+        let answer = post(&kr, &mtls, ME, json!({}), Some(&token)).await;
+        if answer.status != 200 {
+            break answer;
+        }
+        assert!(Instant::now() < deadline, "still served: {}", answer.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(refused.status, 401, "{}", refused.body);
+    assert_eq!(refused.codes(), vec!["UNAUTHENTICATED"]);
+    assert_eq!(refused.body["data"], Value::Null);
+    let message = refused.body["errors"][0]["message"].as_str().unwrap_or("");
+    assert!(message.contains("no longer accepted"), "{message}");
+    // That answer closed the connection; the next one meets the new list at the handshake.
+    assert!(
+        try_post(&kr, &mtls, ME, json!({}), Some(&token))
+            .await
+            .is_err()
+    );
+    assert!(!handshake(&pki, &mtls, &pki.kr).await);
+    assert!(
+        server
+            .metrics()
+            .await
+            .lines()
+            .any(|l| l == "dartts_partner_crl_revoked 2")
+    );
+    // The refusal is audited, naming the certificate.
+    assert_eq!(
+        env.scalar(
+            "SELECT COUNT(*) FROM audit_events WHERE event_type = 'access_denied' \
+             AND detail LIKE '%client certificate%' AND outcome = 'denied'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn the_list_file_is_checked_at_start_up_and_a_bad_change_keeps_the_lists_in_force() {
+    let (env, pki) = with_pki(TestEnv::new(Backend::Sqlite).await);
+    let crl = pki.publish("");
+    let env = env.with_env("DARTTS_TLS_CLIENT_CRL", &crl).with_metrics();
+    for (pem, expected) in [
+        ("not a list".to_owned(), "no X509 CRL block"),
+        (
+            revocation_list(&pki.rogue_ca, &[], 2099),
+            "which is not a partner CA",
+        ),
+    ] {
+        pki.publish(&pem);
+        let run = env.run(&["serve"]).await;
+        assert_eq!(run.code, Some(1), "{run:?}");
+        assert!(
+            run.stderr.contains("DARTTS_TLS_CLIENT_CRL"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.stderr.contains(expected), "{}", run.stderr);
+    }
+
+    pki.publish(&revocation_list(&pki.partner_ca, &[CN_SERIAL], 2099));
+    let (server, mtls) = env.serve_mtls().await;
+    assert!(handshake(&pki, &mtls, &pki.kr).await);
+    assert!(!handshake(&pki, &mtls, &pki.cn).await);
+
+    // A damaged or foreign file is refused while serving: the lists read before still hold.
+    pki.publish("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n");
+    until_metric(
+        &server,
+        "dartts_partner_crl_reloads_total{outcome=\"refused\"} 1",
+    )
+    .await;
+    pki.publish(&revocation_list(&pki.rogue_ca, &[], 2099));
+    until_metric(
+        &server,
+        "dartts_partner_crl_reloads_total{outcome=\"refused\"} 2",
+    )
+    .await;
+    assert!(handshake(&pki, &mtls, &pki.kr).await);
+    assert!(!handshake(&pki, &mtls, &pki.cn).await);
+
+    // A good change after them is taken: a certificate taken off the list is accepted again.
+    pki.publish(&revocation_list(&pki.partner_ca, &[], 2099));
+    until_metric(
+        &server,
+        "dartts_partner_crl_reloads_total{outcome=\"ok\"} 1",
+    )
+    .await;
+    assert!(handshake(&pki, &mtls, &pki.cn).await);
+    assert!(handshake(&pki, &mtls, &pki.kr).await);
+}
+
+#[tokio::test]
+async fn an_out_of_date_list_refuses_its_cas_certificates() {
+    let (env, pki) = with_pki(TestEnv::new(Backend::Sqlite).await);
+    let crl = pki.publish(&revocation_list(&pki.partner_ca, &[], 2001));
+    let env = env.with_env("DARTTS_TLS_CLIENT_CRL", &crl).with_metrics();
+    let (server, mtls) = env.serve_mtls().await;
+    assert!(
+        server
+            .metrics()
+            .await
+            .lines()
+            .any(|l| l == "dartts_partner_crl_next_update_seconds 978307200"),
+        "2001-01-01"
+    );
+    // Nothing vouches for a certificate any more, not even one never revoked.
+    assert!(!handshake(&pki, &mtls, &pki.kr).await);
+    pki.publish(&revocation_list(&pki.partner_ca, &[], 2099));
+    until_metric(
+        &server,
+        "dartts_partner_crl_reloads_total{outcome=\"ok\"} 1",
+    )
+    .await;
+    assert!(handshake(&pki, &mtls, &pki.kr).await);
+}
