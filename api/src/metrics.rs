@@ -175,8 +175,8 @@ impl Metrics {
         );
         registry.register(
             "partner_crl_next_update_seconds",
-            "The earliest nextUpdate of the lists in force, Unix seconds: past it, that CA's \
-             certificates are refused until a newer list is in the file",
+            "The earliest nextUpdate of the lists in force, Unix seconds (0: none has one): past \
+             it, that CA's certificates are refused until a newer list is in the file",
             crl_next_update.clone(),
         );
         Metrics {

@@ -34,8 +34,8 @@ use axum_server::tls::TlsInfo;
 use axum_server::tls_rustls::RustlsConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 
 use crate::auth::AuthError;
@@ -305,7 +305,14 @@ fn load(settings: &TlsSettings, crl: Option<&[u8]>) -> Result<Loaded, TlsError> 
     }
     let verifier = builder
         .build()
-        .map_err(|e| TlsError::ClientCa(e.to_string()))?;
+        .map_err(|e| match (e, &settings.client_crl) {
+            // One `crl::read` let through but rustls cannot use (a delta list, a version-1 list).
+            (VerifierBuilderError::InvalidCrl(e), Some(path)) => TlsError::ClientCrl {
+                path: path.display().to_string(),
+                reason: format!("a list rustls cannot use: {e:?}"),
+            },
+            (e, _) => TlsError::ClientCa(e.to_string()),
+        })?;
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::ServerCert(e.to_string()))?

@@ -28,7 +28,7 @@ pub fn read(pem: &[u8], cas: &[CertificateDer<'_>]) -> Result<Lists, String> {
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| format!("not PEM: {e}"))?;
     if ders.is_empty() {
-        return Err("no X509 CRL block".into());
+        return Err("no X509 CRL block (PEM: -----BEGIN X509 CRL-----)".into());
     }
     let cas = cas
         .iter()
