@@ -104,7 +104,7 @@ pub async fn serve(
         return Err(ServeError::NotLoopback(addr));
     }
     let mtls = match &state.settings.tls {
-        Some(settings) => Some(tls::bind(settings).await?),
+        Some(settings) => Some(tls::bind(settings, state.clone()).await?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(addr)
@@ -116,7 +116,7 @@ pub async fn serve(
             .map_err(|source| ServeError::Bind { addr, source })?;
         eprintln!("dartts: metrics at http://{bound}/metrics");
     }
-    let app = router(state.clone());
+    let app = router(state);
     if let Some(mtls) = &mtls {
         on_tls_ready(mtls.addr);
     }
@@ -150,7 +150,7 @@ pub async fn serve(
     });
     let plain = async { plain.await.map_err(ServeError::from) };
     let secure = async {
-        tls::serve(mtls, app, handle, state)
+        tls::serve(mtls, app, handle)
             .await
             .map_err(ServeError::from)
     };

@@ -17,6 +17,7 @@
 //! lists in force, and says so in the log. A list past its `nextUpdate` refuses its CA's
 //! certificates until a newer one is in the file.
 
+mod audited;
 mod crl;
 
 use std::net::SocketAddr;
@@ -85,7 +86,11 @@ pub struct Bound {
 /// checked against the lists of now, not those of its connection's handshake.
 struct Trust {
     settings: TlsSettings,
+    /// Unaudited: a request it refuses is audited by `client_cert`.
     verifier: RwLock<Arc<dyn ClientCertVerifier>>,
+    /// Audits the handshakes the lists refuse (`audited`), and holds the state requests are
+    /// audited with.
+    recorder: Arc<audited::Recorder>,
 }
 
 impl Trust {
@@ -110,8 +115,9 @@ impl Trust {
 }
 
 /// Reads the PEM files and binds `settings.listen`; any problem stops start-up, naming the
-/// setting.
-pub async fn bind(settings: &TlsSettings) -> Result<Bound, TlsError> {
+/// setting. `state` audits the handshakes and requests refused for their certificate.
+pub async fn bind(settings: &TlsSettings, state: AppState) -> Result<Bound, TlsError> {
+    let recorder = audited::Recorder::new(state);
     let crl = match &settings.client_crl {
         Some(path) => Some(std::fs::read(path).map_err(|e| TlsError::File {
             setting: "DARTTS_TLS_CLIENT_CRL",
@@ -120,7 +126,7 @@ pub async fn bind(settings: &TlsSettings) -> Result<Bound, TlsError> {
         })?),
         None => None,
     };
-    let loaded = load(settings, crl.as_deref())?;
+    let loaded = load(settings, crl.as_deref(), &recorder)?;
     if crl.is_some() {
         in_force(&loaded);
     }
@@ -128,6 +134,7 @@ pub async fn bind(settings: &TlsSettings) -> Result<Bound, TlsError> {
     let trust = Arc::new(Trust {
         settings: settings.clone(),
         verifier: RwLock::new(loaded.verifier),
+        recorder,
     });
     let addr = settings.listen;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -148,13 +155,11 @@ pub async fn bind(settings: &TlsSettings) -> Result<Bound, TlsError> {
 /// (a connection that trickles bytes holds a task and a socket).
 const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Serves `router` on the bound listener until `handle` is told to shut down; `state` audits
-/// the requests refused for their certificate.
+/// Serves `router` on the bound listener until `handle` is told to shut down.
 pub async fn serve(
     bound: Bound,
     router: Router,
     handle: Handle<SocketAddr>,
-    state: AppState,
 ) -> Result<(), TlsError> {
     let watcher = match (&bound.trust.settings.client_crl, bound.crl) {
         (Some(path), Some(read)) => Some(tokio::spawn(watch(
@@ -165,10 +170,7 @@ pub async fn serve(
         ))),
         _ => None,
     };
-    let app = router.layer(middleware::from_fn_with_state(
-        (bound.trust, state),
-        client_cert,
-    ));
+    let app = router.layer(middleware::from_fn_with_state(bound.trust, client_cert));
     let mut server = axum_server::from_tcp_rustls(bound.listener, bound.config)?;
     server
         .http_builder()
@@ -219,7 +221,7 @@ async fn watch(
         if last == bytes {
             continue;
         }
-        match load(&trust.settings, Some(&bytes)) {
+        match load(&trust.settings, Some(&bytes), &trust.recorder) {
             Ok(loaded) => {
                 config.reload_from_config(Arc::clone(&loaded.config));
                 *trust
@@ -255,7 +257,7 @@ fn in_force(loaded: &Loaded) {
 }
 
 /// The server configuration and its client verifier, from the files of `settings` and the
-/// revocation list file's content `crl`.
+/// revocation list file's content `crl`; the configuration's verifier audits with `recorder`.
 struct Loaded {
     config: Arc<ServerConfig>,
     verifier: Arc<dyn ClientCertVerifier>,
@@ -264,7 +266,11 @@ struct Loaded {
     next_update: Option<i64>,
 }
 
-fn load(settings: &TlsSettings, crl: Option<&[u8]>) -> Result<Loaded, TlsError> {
+fn load(
+    settings: &TlsSettings,
+    crl: Option<&[u8]>,
+    recorder: &Arc<audited::Recorder>,
+) -> Result<Loaded, TlsError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let chain = certificates("DARTTS_TLS_CERT", &settings.cert)?;
     let key = PrivateKeyDer::from_pem_file(&settings.key).map_err(|e| TlsError::File {
@@ -316,7 +322,10 @@ fn load(settings: &TlsSettings, crl: Option<&[u8]>) -> Result<Loaded, TlsError> 
     let mut config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::ServerCert(e.to_string()))?
-        .with_client_cert_verifier(Arc::clone(&verifier))
+        .with_client_cert_verifier(Arc::new(audited::Audited::new(
+            Arc::clone(&verifier),
+            Arc::clone(recorder),
+        )))
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::ServerCert(e.to_string()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -352,7 +361,7 @@ fn certificates(
 /// Makes the leaf certificate available to handlers as a `ClientCert`, once the verifier in
 /// force accepts its chain again: the handshake may predate a revocation.
 async fn client_cert(
-    State((trust, state)): State<(Arc<Trust>, AppState)>,
+    State(trust): State<Arc<Trust>>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -371,7 +380,7 @@ async fn client_cert(
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
             .map(|ConnectInfo(addr)| addr.ip().to_string());
-        delivery::audit_refusal(&state, &refusal, source).await;
+        delivery::audit_refusal(trust.recorder.state(), &refusal, source).await;
         let mut response = delivery::refuse(&refusal);
         // The next handshake meets the same verifier and fails: nothing more on this one.
         response
