@@ -148,8 +148,9 @@ pub(super) fn oidc_settings(
 }
 
 /// Validates the `DARTTS_TLS_*` group: the listener needs all three files (a revocation list is
-/// optional), and the files mean nothing without the listener. The files must exist; their contents are checked when the
-/// listener starts (`server::tls`), still before anything is served.
+/// optional), and the files mean nothing without the listener. The files must exist; their
+/// contents are checked when the listener starts (`server::tls`), still before anything is
+/// served.
 pub(super) fn tls_settings(
     listen: Option<String>,
     cert: Option<String>,

@@ -210,8 +210,12 @@ async fn watch(
             Err(error) => {
                 if !unreadable {
                     crate::metrics::partner_crl_reload("unreadable");
-                    tracing::error!(path = %path.display(), %error,
-                        "cannot read the partner revocation list file; the lists read before stay in force");
+                    tracing::error!(
+                        path = %path.display(),
+                        %error,
+                        "cannot read the partner revocation list file; the lists read before \
+                         stay in force"
+                    );
                 }
                 unreadable = true;
                 continue;
@@ -229,14 +233,20 @@ async fn watch(
                     .write()
                     .unwrap_or_else(PoisonError::into_inner) = Arc::clone(&loaded.verifier);
                 crate::metrics::partner_crl_reload("ok");
-                tracing::info!(path = %path.display(), lists = loaded.lists,
-                    "partner revocation lists reloaded");
+                tracing::info!(
+                    path = %path.display(),
+                    lists = loaded.lists,
+                    "partner revocation lists reloaded"
+                );
                 in_force(&loaded);
             }
             Err(error) => {
                 crate::metrics::partner_crl_reload("refused");
-                tracing::error!(%error,
-                    "the changed partner revocation list file is refused; the lists read before stay in force");
+                tracing::error!(
+                    %error,
+                    "the changed partner revocation list file is refused; the lists read \
+                     before stay in force"
+                );
             }
         }
         last = bytes;
@@ -251,7 +261,8 @@ fn in_force(loaded: &Loaded) {
     if loaded.next_update.is_some_and(|next| next < now) {
         tracing::warn!(
             next_update = loaded.next_update,
-            "a partner revocation list is past its nextUpdate: that CA's certificates are refused until a newer list is in DARTTS_TLS_CLIENT_CRL"
+            "a partner revocation list is past its nextUpdate: that CA's certificates are \
+             refused until a newer list is in DARTTS_TLS_CLIENT_CRL"
         );
     }
 }

@@ -54,7 +54,10 @@ pub fn read(pem: &[u8], cas: &[CertificateDer<'_>]) -> Result<Lists, String> {
             .enumerate()
             .find(|(_, ca)| ca.subject().as_raw() == issuer.as_raw())
             .ok_or_else(|| {
-                format!("list {n} is issued by \"{issuer}\", which is not a partner CA (DARTTS_TLS_CLIENT_CA)")
+                format!(
+                    "list {n} is issued by \"{issuer}\", which is not a partner CA \
+                     (DARTTS_TLS_CLIENT_CA)"
+                )
             })?;
         list.verify_signature(cert.public_key())
             .map_err(|e| format!("list {n}'s signature is not \"{issuer}\"'s: {e}"))?;
