@@ -32,7 +32,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum_server::Handle;
 use axum_server::tls::TlsInfo;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
@@ -171,7 +171,8 @@ pub async fn serve(
         _ => None,
     };
     let app = router.layer(middleware::from_fn_with_state(bound.trust, client_cert));
-    let mut server = axum_server::from_tcp_rustls(bound.listener, bound.config)?;
+    let tls = RustlsAcceptor::new(bound.config);
+    let mut server = axum_server::from_tcp(bound.listener)?.acceptor(audited::WithPeer(tls));
     server
         .http_builder()
         .http1()

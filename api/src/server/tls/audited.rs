@@ -5,10 +5,19 @@
 //! another CA, a self-made certificate that merely expired) can come from anyone on the network
 //! and stays in the log only, as before: an audit row each would let them fill the log. A
 //! revoked certificate is recorded at most once per `QUIET` (a client retrying in a loop).
+//!
+//! A verifier is not told who is connecting, and an audit record says where from: `WithPeer`
+//! runs each connection's accept, handshake included, with the peer's address in a task-local
+//! that the verifier reads.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use axum_server::accept::Accept;
+use tokio::net::TcpStream;
+use tokio::task::futures::TaskLocalFuture;
 
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
@@ -19,6 +28,29 @@ use crate::auth::AuthError;
 use crate::auth::partner::ClientCert;
 use crate::delivery;
 use crate::state::AppState;
+
+tokio::task_local! {
+    /// The address of the peer whose connection is being accepted (`WithPeer`).
+    static PEER: Option<SocketAddr>;
+}
+
+/// An acceptor (the TLS one) run with the connection's peer address in `PEER`.
+#[derive(Clone)]
+pub struct WithPeer<A>(pub A);
+
+impl<A, S> Accept<TcpStream, S> for WithPeer<A>
+where
+    A: Accept<TcpStream, S>,
+{
+    type Stream = A::Stream;
+    type Service = A::Service;
+    type Future = TaskLocalFuture<Option<SocketAddr>, A::Future>;
+
+    fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        let peer = stream.peer_addr().ok();
+        PEER.scope(peer, self.0.accept(stream, service))
+    }
+}
 
 /// How long one certificate's refusals go unrecorded after one was.
 const QUIET: Duration = Duration::from_secs(60);
@@ -98,6 +130,7 @@ impl ClientCertVerifier for Audited {
             .verify_client_cert(end_entity, intermediates, now);
         if let Err(rustls::Error::InvalidCertificate(CertificateError::Revoked)) = &verdict {
             let thumbprint = ClientCert::from_der(end_entity).thumbprint;
+            let source = PEER.try_with(|peer| peer.map(|addr| addr.ip().to_string()));
             // The handshake runs inside the runtime; outside it (never here) nothing is lost
             // but the record, and the refusal stands either way.
             if self.recorder.quiet.due(&thumbprint, Instant::now())
@@ -108,7 +141,7 @@ impl ClientCertVerifier for Audited {
                     let refusal = AuthError::Certificate(format!(
                         "client certificate {thumbprint} refused at the handshake: revoked"
                     ));
-                    delivery::audit_refusal(&recorder.state, &refusal, None).await;
+                    delivery::audit_refusal(&recorder.state, &refusal, source.ok().flatten()).await;
                 });
             }
         }
