@@ -16,13 +16,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum_server::accept::Accept;
-use tokio::net::TcpStream;
-use tokio::task::futures::TaskLocalFuture;
-
 use rustls::client::danger::HandshakeSignatureValid;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, SignatureScheme};
+use tokio::net::TcpStream;
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::auth::AuthError;
 use crate::auth::partner::ClientCert;
