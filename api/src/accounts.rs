@@ -32,8 +32,8 @@ pub enum AccountError {
     NationRequired(String),
     #[error("role {0} is not scoped to a nation; --nation does not apply")]
     NationNotApplicable(String),
-    #[error("{0:?} is not an ISO 3166 alpha-2 country code")]
-    BadNation(String),
+    #[error("nation {0}")]
+    BadNation(crate::country::NotACountry),
     #[error(
         "role {0} is scoped to a partner nation; US is this system's own nation, not a partner"
     )]
@@ -131,13 +131,7 @@ fn check_role(
         return Err(AccountError::NotOnInstance(role.to_owned()));
     }
     let nation = match nation {
-        Some(n) => {
-            let upper = n.trim().to_ascii_uppercase();
-            if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(AccountError::BadNation(n.to_owned()));
-            }
-            Some(upper)
-        }
+        Some(n) => Some(crate::country::alpha2(n).map_err(AccountError::BadNation)?),
         None => None,
     };
     // Whether a role needs a nation follows from its row scope in the policy, not its name.

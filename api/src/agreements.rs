@@ -19,8 +19,9 @@ pub struct Grant {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AgreementError {
-    #[error("{0:?} is not an ISO 3166 alpha-2 country code")]
-    BadCountry(String),
+    /// The input field (GraphQL's name) and what is wrong with it.
+    #[error("{0}: {1}")]
+    BadCountry(&'static str, crate::country::NotACountry),
     #[error("a nation does not need an agreement to see its own rows")]
     SelfGrant,
     #[error("hsPrefix must be 2 to 10 digits")]
@@ -48,26 +49,23 @@ pub struct NewAgreement<'a> {
     pub reason: &'a str,
 }
 
-fn country(code: &str) -> Result<String, AgreementError> {
-    let upper = code.trim().to_ascii_uppercase();
-    if upper.len() == 2 && upper.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(upper)
-    } else {
-        Err(AgreementError::BadCountry(code.to_owned()))
-    }
-}
-
 pub async fn create(
     db: &DatabaseConnection,
     new: NewAgreement<'_>,
     by: &str,
 ) -> Result<Model, AgreementError> {
-    let grantee = country(new.grantee_nation)?;
-    let provider = country(new.provider_country)?;
+    let country = |field, code| {
+        crate::country::alpha2(code).map_err(|e| AgreementError::BadCountry(field, e))
+    };
+    let grantee = country("granteeNation", new.grantee_nation)?;
+    let provider = country("providerCountry", new.provider_country)?;
     if grantee == provider {
         return Err(AgreementError::SelfGrant);
     }
-    let partner = new.partner_country.map(country).transpose()?;
+    let partner = new
+        .partner_country
+        .map(|code| country("partnerCountry", code))
+        .transpose()?;
     let hs_prefix = match new.hs_prefix {
         Some(p) if (2..=10).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()) => {
             Some(p.to_owned())

@@ -35,8 +35,10 @@ pub const MIN_KEY_BYTES: usize = 32;
 pub enum ExportError {
     #[error("export-foreign runs on the domestic instance, which holds the US data")]
     NotDomestic,
-    #[error("--partner {0:?} is not an ISO 3166 alpha-2 code other than US")]
-    BadPartner(String),
+    #[error("--partner {0}")]
+    BadPartner(crate::country::NotACountry),
+    #[error("--partner must be a nation other than US, this system's own")]
+    DomesticPartner,
     #[error("the pseudonym key must be at least {MIN_KEY_BYTES} bytes (DARTTS_PSEUDONYM_KEY)")]
     ShortKey,
     #[error("cannot write {path}: {source}")]
@@ -122,9 +124,9 @@ pub async fn export(
     if instance != Instance::Domestic {
         return Err(ExportError::NotDomestic);
     }
-    let partner = partner.trim().to_ascii_uppercase();
-    if partner.len() != 2 || !partner.bytes().all(|b| b.is_ascii_uppercase()) || partner == US {
-        return Err(ExportError::BadPartner(partner));
+    let partner = crate::country::alpha2(partner).map_err(ExportError::BadPartner)?;
+    if partner == US {
+        return Err(ExportError::DomesticPartner);
     }
     let write_err = |source| ExportError::Write {
         path: out.display().to_string(),

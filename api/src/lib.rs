@@ -10,6 +10,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod country;
 pub mod db;
 pub mod delivery;
 pub mod error;

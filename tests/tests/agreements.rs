@@ -86,6 +86,10 @@ async fn agreements_grant_exactly_what_they_say_until_revoked() {
             "ISO 3166",
         ),
         (
+            json!({ "granteeNation": "KR", "providerCountry": "CN", "partnerCountry": "UK", "validFrom": "2024-01-01", "reason": "x" }),
+            "partnerCountry: \\\"UK\\\" is not an ISO 3166-1 alpha-2 country code (the United Kingdom's code is GB)",
+        ),
+        (
             json!({ "granteeNation": "KR", "providerCountry": "CN", "hsPrefix": "7%", "validFrom": "2024-01-01", "reason": "x" }),
             "hsPrefix",
         ),

@@ -384,7 +384,7 @@ async fn bad_arguments_are_explained() {
         .run(&["load", "trade", path(&file), "--provider", "USA"])
         .await;
     assert!(
-        run.stderr.contains("not an ISO 3166 alpha-2"),
+        run.stderr.contains("not an ISO 3166-1 alpha-2"),
         "{}",
         run.stderr
     );

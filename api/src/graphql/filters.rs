@@ -164,7 +164,8 @@ fn next_digit_prefix(prefix: &str) -> Option<String> {
     Some(upper)
 }
 
-/// Adds `column IN (codes)` for a list of ISO country codes, validating each.
+/// Adds `column IN (codes)` for a list of ISO country codes, each checked by
+/// `crate::country::alpha2`: a code no country has would match nothing, silently.
 pub fn countries<C: ColumnTrait>(
     cond: Condition,
     column: C,
@@ -172,16 +173,11 @@ pub fn countries<C: ColumnTrait>(
     argument: &str,
 ) -> Result<Condition, ApiError> {
     let Some(codes) = codes else { return Ok(cond) };
-    let mut upper = Vec::with_capacity(codes.len());
-    for code in codes {
-        let c = code.trim().to_ascii_uppercase();
-        if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(ApiError::bad_input(format!(
-                "{argument}: {code:?} is not an ISO 3166 alpha-2 code"
-            )));
-        }
-        upper.push(c);
-    }
+    let upper = codes
+        .iter()
+        .map(|code| crate::country::alpha2(code))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError::bad_input(format!("{argument}: {e}")))?;
     Ok(cond.add(column.is_in(upper)))
 }
 

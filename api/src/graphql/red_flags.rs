@@ -316,17 +316,11 @@ impl RedFlagQuery {
             ..Thresholds::default()
         };
         if let Some(hubs) = hubs {
-            t.hubs = hubs.iter().map(|h| h.trim().to_ascii_uppercase()).collect();
-            if let Some(bad) = t
-                .hubs
+            t.hubs = hubs
                 .iter()
-                .find(|h| h.len() != 2 || !h.bytes().all(|b| b.is_ascii_uppercase()))
-            {
-                return Err(ApiError::bad_input(format!(
-                    "hubs: {bad:?} is not an ISO 3166 alpha-2 code"
-                ))
-                .into());
-            }
+                .map(|h| crate::country::alpha2(h))
+                .collect::<Result<_, _>>()
+                .map_err(|e| ApiError::bad_input(format!("hubs: {e}")))?;
         }
         t.validate().map_err(ApiError::bad_input)?;
         let principal = principal(ctx)?;

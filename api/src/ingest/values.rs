@@ -125,17 +125,9 @@ pub fn converted_usd(usd: f64, value: f64, currency: &str) -> Result<f64, String
     }
 }
 
-/// ISO 3166-1 alpha-2, upper-cased.
+/// An ISO 3166-1 alpha-2 code (`crate::country`), upper-cased.
 pub fn country(raw: &str, column: &str) -> Result<String, String> {
-    let text = raw.trim().to_ascii_uppercase();
-    if text.len() == 2 && text.bytes().all(|b| b.is_ascii_uppercase()) {
-        Ok(text)
-    } else {
-        Err(format!(
-            "{column} {:?} is not an ISO 3166 alpha-2 country code",
-            raw.trim()
-        ))
-    }
+    crate::country::alpha2(raw).map_err(|e| format!("{column} {e}"))
 }
 
 pub fn optional_country(raw: &str, column: &str) -> Result<Option<String>, String> {
