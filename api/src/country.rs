@@ -8,7 +8,8 @@
 //! finds. So a code must be one ISO 3166-1 assigns (`celes`'s table, which adds `XK`, Kosovo,
 //! as the EU and most customs systems use it), or one of the ranges ISO leaves to users (`AA`,
 //! `QM`–`QZ`, `XA`–`XZ`, `ZZ`): customs data writes `ZZ` for an unknown origin, and a partner
-//! may use such a code for a territory of its own, so refusing those would lose rows.
+//! may use such a code for a territory of its own, so refusing those would lose rows. `EU`,
+//! which ISO reserves for the European Union, is taken too: goods are declared of EU origin.
 
 use std::fmt;
 use std::sync::LazyLock;
@@ -99,6 +100,9 @@ static KNOWN: LazyLock<[bool; 26 * 26]> = LazyLock::new(|| {
             }
         }
     }
+    if let Some(i) = slot("EU") {
+        known[i] = true;
+    }
     known
 });
 
@@ -170,7 +174,7 @@ mod tests {
     #[test]
     fn what_no_country_has_is_refused_without_a_hint() {
         for raw in [
-            "", "U", "U1", "ÜS", "OO", "YU", "EU", "Korea", "Congo", "999", "ABC",
+            "", "U", "U1", "ÜS", "OO", "YU", "UN", "Korea", "Congo", "999", "ABC",
         ] {
             let err = alpha2(raw).unwrap_err();
             assert_eq!(err.instead, None, "{raw:?}");
@@ -188,8 +192,9 @@ mod tests {
     #[test]
     fn the_table_holds_celes_countries_and_the_user_ranges() {
         let known = KNOWN.iter().filter(|k| **k).count();
-        // 250 in `celes` (249 assigned and XK) and 42 left to users, XK among them.
-        assert_eq!(known, 250 + 42 - 1);
+        // 250 in `celes` (249 assigned and XK), 42 left to users (XK among them) and EU.
+        assert_eq!(known, 250 + 42 - 1 + 1);
+        assert_eq!(alpha2("eu").as_deref(), Ok("EU"));
     }
 
     proptest! {
