@@ -111,11 +111,19 @@ fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
             accepted,
             per_file,
             rejections,
+            unread_columns,
         }) => {
             println!(
                 "batch {batch_id}: {accepted} rows accepted, {} rejected (sha256 {sha256})",
                 rejections.len()
             );
+            if !unread_columns.is_empty() {
+                println!(
+                    "columns not loaded (the layout has no field for them; the kept raw file \
+                     has them): {}",
+                    unread_columns.join(", ")
+                );
+            }
             if per_file.len() > 1 {
                 for (file, n) in &per_file {
                     println!("  {file}: {n} rows accepted");

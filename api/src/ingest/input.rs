@@ -165,7 +165,7 @@ impl CsvInput {
             // Two columns under one name: which one a layout reads would be a guess.
             if let Some(first) = names
                 .iter()
-                .position(|n: &String| !name.is_empty() && n.eq_ignore_ascii_case(&name))
+                .position(|n: &String| !name.is_empty() && names_column(n, &name))
             {
                 return Err(InputError::Structure {
                     file: file.clone(),
@@ -315,10 +315,74 @@ mod tests {
     }
 
     #[test]
+    fn a_layout_reads_header_names_in_any_case_and_names_what_it_does_not_read() {
+        let headers: Vec<String> = ["REPORT_ID", "Amount_USD", "note", ""]
+            .map(String::from)
+            .to_vec();
+        let index = HeaderIndex::bind(
+            "f.csv",
+            &headers,
+            &["report_id", "amount_usd"],
+            &["report_id"],
+        )
+        .unwrap();
+        assert_eq!(index.positions, vec![Some(0), Some(1)]);
+        assert_eq!(index.unread(&headers), vec!["note"]);
+    }
+
+    #[test]
+    fn a_single_cell_header_with_another_separator_is_explained() {
+        for (header, separator) in [("a\tb", "'\\t'"), ("a|b", "'|'"), ("a;b", "';'")] {
+            let hint = separator_hint(&[header.to_owned()]);
+            assert!(
+                hint.contains(&format!("separated by {separator}")),
+                "{hint}"
+            );
+        }
+        assert_eq!(separator_hint(&["a".to_owned()]), "");
+        assert_eq!(separator_hint(&["a;b".to_owned(), "c".to_owned()]), "");
+    }
+
+    #[test]
     fn bom_is_stripped_from_headers() {
         let (_f, mut input) = input("\u{feff}Declaration ID,Date\n1,2\n".as_bytes(), true);
         assert_eq!(input.headers().unwrap(), vec!["Declaration ID", "Date"]);
     }
+}
+
+/// Whether the header cell `header` names a layout's column `column`. ASCII case does not
+/// matter (a partner's `DECLARATION_ID` is `declaration_id`): the one rule for every layout, and
+/// the one `CsvInput::headers` refuses two columns by.
+pub fn names_column(header: &str, column: &str) -> bool {
+    header.eq_ignore_ascii_case(column)
+}
+
+/// The named header cells no column of the layout reads (`is_read` by position): said at the
+/// end of a load, because a misspelt optional column would otherwise be dropped in silence.
+pub fn unread_columns(headers: &[String], is_read: impl Fn(usize) -> bool) -> Vec<String> {
+    headers
+        .iter()
+        .enumerate()
+        .filter(|(i, h)| !h.is_empty() && !is_read(*i))
+        .map(|(_, h)| h.clone())
+        .collect()
+}
+
+/// Added to a "missing column" refusal when the header is one cell holding another separator:
+/// otherwise the message lists every column as missing and does not say why.
+pub fn separator_hint(headers: &[String]) -> String {
+    let [only] = headers else {
+        return String::new();
+    };
+    [';', '\t', '|']
+        .into_iter()
+        .find(|c| only.contains(*c))
+        .map(|c| {
+            format!(
+                " (the header is a single column: the file seems separated by {c:?}, not by commas)"
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// Column lookup by header name for the canonical (self-describing) layouts.
@@ -339,7 +403,7 @@ impl HeaderIndex {
     ) -> Result<Self, InputError> {
         let positions: Vec<Option<usize>> = names
             .iter()
-            .map(|n| headers.iter().position(|h| h.eq_ignore_ascii_case(n)))
+            .map(|n| headers.iter().position(|h| names_column(h, n)))
             .collect();
         let missing: Vec<&str> = names
             .iter()
@@ -351,7 +415,11 @@ impl HeaderIndex {
             return Err(InputError::Structure {
                 file: file.to_owned(),
                 line: 1,
-                message: format!("missing required column(s): {}", missing.join(", ")),
+                message: format!(
+                    "missing required column(s): {}{}",
+                    missing.join(", "),
+                    separator_hint(headers)
+                ),
             });
         }
         Ok(HeaderIndex {
@@ -359,6 +427,11 @@ impl HeaderIndex {
             positions,
             names,
         })
+    }
+
+    /// The header's columns this layout does not read (`unread_columns`).
+    pub fn unread(&self, headers: &[String]) -> Vec<String> {
+        unread_columns(headers, |i| self.positions.contains(&Some(i)))
     }
 
     /// Rejects a record whose column count differs from the header's.

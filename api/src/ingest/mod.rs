@@ -88,6 +88,8 @@ pub enum LoadOutcome {
         /// Accepted rows per input file, in load order.
         per_file: Vec<(String, i64)>,
         rejections: Vec<Rejection>,
+        /// Named header columns the layout has no field for: not loaded, kept in the raw file.
+        unread_columns: Vec<String>,
     },
     /// The same content was loaded before; nothing was written.
     AlreadyLoaded { batch_id: i64, sha256: String },
@@ -346,6 +348,7 @@ async fn load_kept(
     let mut touched_hs_codes: BTreeSet<String> = BTreeSet::new();
     // Whether the trade rows went in frozen; a large load whose rows did not is vacuumed.
     let mut frozen = false;
+    let mut unread_columns = Vec::new();
     match req.dataset {
         Dataset::Trade => {
             let (name, path) = &files[0];
@@ -356,6 +359,7 @@ async fn load_kept(
             let mut input = CsvInput::open(path, name, true)?;
             let headers = input.headers()?;
             let bound = profile.bind(&headers)?;
+            unread_columns = bound.unread(&headers);
             let table = Table {
                 name: "trade_records",
                 columns: &analysis::facts::TRADE_COLUMNS_WITH_FACTS,
@@ -401,6 +405,7 @@ async fn load_kept(
             let mut input = CsvInput::open(path, name, true)?;
             let headers = input.headers()?;
             let index = HeaderIndex::bind(name, &headers, financial::COLUMNS, financial::REQUIRED)?;
+            unread_columns = index.unread(&headers);
             let table = Table {
                 name: "financial_transactions",
                 columns: financial::TABLE_COLUMNS,
@@ -413,6 +418,7 @@ async fn load_kept(
             let mut input = CsvInput::open(path, name, true)?;
             let headers = input.headers()?;
             let index = HeaderIndex::bind(name, &headers, subjects::COLUMNS, subjects::REQUIRED)?;
+            unread_columns = index.unread(&headers);
             let table = Table {
                 name: "subject_records",
                 columns: subjects::TABLE_COLUMNS,
@@ -475,12 +481,16 @@ async fn load_kept(
     span.record("batch_id", batch_id);
     span.record("accepted", accepted);
     span.record("rejected", rejected);
+    if !unread_columns.is_empty() {
+        tracing::warn!(columns = ?unread_columns, "columns the layout does not read were not loaded");
+    }
     Ok(LoadOutcome::Loaded {
         batch_id,
         sha256,
         accepted,
         per_file,
         rejections,
+        unread_columns,
     })
 }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde::Deserialize;
 
+use super::input::{self, unread_columns};
 use super::sink::Cell;
 use super::values;
 
@@ -234,7 +235,7 @@ impl ProfileFile {
 
     /// Binds the profile to a file's header row.
     pub fn bind(&self, headers: &[String]) -> Result<BoundProfile<'_>, ProfileError> {
-        let find = |column: &str| headers.iter().position(|h| h == column);
+        let find = |column: &str| headers.iter().position(|h| input::names_column(h, column));
         let mut missing = Vec::new();
         let mut sources = BTreeMap::new();
         for (field, column) in &self.columns {
@@ -265,7 +266,11 @@ impl ProfileFile {
         if !missing.is_empty() {
             return Err(ProfileError::Invalid {
                 profile: self.name.clone(),
-                reason: format!("the file has no column(s) {}", missing.join(", ")),
+                reason: format!(
+                    "the file has no column(s) {}{}",
+                    missing.join(", "),
+                    input::separator_hint(headers)
+                ),
             });
         }
         Ok(BoundProfile {
@@ -316,6 +321,18 @@ pub const CANONICAL_HEADER: &[&str] = canonical_trade_fields!();
 pub const TRADE_COLUMNS: &[&str] = canonical_trade_fields!("batch_id", "provider_country");
 
 impl BoundProfile<'_> {
+    /// The header's columns this profile does not read (`input::unread_columns`).
+    pub fn unread(&self, headers: &[String]) -> Vec<String> {
+        unread_columns(headers, |i| {
+            self.currency_column == Some(i)
+                || self.usd_column == Some(i)
+                || self
+                    .sources
+                    .values()
+                    .any(|s| matches!(s, Source::Column(c) if *c == i))
+        })
+    }
+
     /// The field's value after code mapping; `None` when unmapped or empty.
     fn get(&self, fields: &[String], field: Field) -> Result<Option<String>, String> {
         let raw = match self.sources.get(&field) {

@@ -112,6 +112,64 @@ fn canonical_profile_reads_exactly_the_canonical_header() {
     expected.sort_unstable();
     assert_eq!(mapped, expected);
     assert_eq!(bound.width, CANONICAL_HEADER.len());
+    assert_eq!(bound.unread(&headers), Vec::<String>::new());
+}
+
+#[test]
+fn header_names_bind_in_any_ascii_case_and_unread_columns_are_named() {
+    let canonical = ProfileFile::resolve("canonical").unwrap();
+    let headers = strings(&[
+        "DECLARATION_ID",
+        "Declaration_Date",
+        "direction",
+        "hs_code",
+        "exporter_nam",
+        "declared_value",
+        "declared_currency",
+        "",
+        "Declared_Value_USD",
+    ]);
+    let bound = canonical.bind(&headers).unwrap();
+    // The misspelt optional column is not read, and said so; the unnamed one is no column.
+    assert_eq!(bound.unread(&headers), strings(&["exporter_nam"]));
+    let row = strings(&[
+        "D-1",
+        "2024-05-01",
+        "IMPORT",
+        "847130",
+        "Acme",
+        "100",
+        "EUR",
+        "",
+        "110",
+    ]);
+    let cells = bound.map(&row, 1, "US").unwrap();
+    let col = |name: &str| &cells[TRADE_COLUMNS.iter().position(|c| *c == name).unwrap()];
+    assert_eq!(col("declaration_id"), &Cell::Text("D-1".into()));
+    assert_eq!(col("exporter_name"), &Cell::Null);
+    assert_eq!(col("declared_value_usd"), &Cell::Float(110.0));
+}
+
+#[test]
+fn a_header_of_one_cell_with_another_separator_says_so() {
+    let canonical = ProfileFile::resolve("canonical").unwrap();
+    let err = canonical
+        .bind(&strings(&["declaration_id;declaration_date;hs_code"]))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.ends_with(
+            "(the header is a single column: the file seems separated by ';', not by commas)"
+        ),
+        "{err}"
+    );
+    let err = canonical
+        .bind(&strings(&["declaration_id"]))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains("separated"), "{err}");
 }
 
 #[test]
