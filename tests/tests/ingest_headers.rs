@@ -45,6 +45,15 @@ async fn header_names_in_any_case_load_and_unread_columns_are_named() {
             .await,
         10
     );
+    // The load's audit record says so too.
+    assert_eq!(
+        env.text(
+            "SELECT json_extract(detail, '$.unreadColumns') FROM audit_events \
+             WHERE event_type = 'ingest' AND outcome = 'ok'"
+        )
+        .await,
+        r#"["EXPORTER_NAM","REMARKS"]"#
+    );
 
     // A file whose every column is read says nothing of the kind.
     let run = env

@@ -25,10 +25,11 @@ pub(super) async fn load_audited(
             sha256,
             accepted,
             rejections,
+            unread_columns,
             ..
         }) => (
             "ok",
-            json!({ "batchId": batch_id, "sha256": sha256, "accepted": accepted, "rejected": rejections.len() }),
+            json!({ "batchId": batch_id, "sha256": sha256, "accepted": accepted, "rejected": rejections.len(), "unreadColumns": unread_columns }),
         ),
         Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => (
             "ok",
