@@ -1,6 +1,6 @@
 //! How a file's header row meets a layout (`ingest::input::names_column`): names in any ASCII
 //! case, a column the layout does not read named at the end of the load instead of dropped in
-//! silence, and a file separated by something other than commas told so.
+//! silence, and an empty file or one separated by something other than commas told so.
 
 use dartts_tests::{Backend, TestEnv, fixture};
 
@@ -60,6 +60,18 @@ async fn header_names_in_any_case_load_and_unread_columns_are_named() {
         .load_ok(&["financial", path(&fixture("financial.csv"))])
         .await;
     assert!(!run.stdout.contains("columns not loaded"), "{}", run.stdout);
+
+    // An empty file is said to be empty, not to lack each column.
+    let empty = env.dir.path().join("empty.csv");
+    std::fs::write(&empty, "").expect("write");
+    let run = env.run(&["load", "financial", path(&empty)]).await;
+    assert!(!run.ok);
+    assert!(
+        run.stderr
+            .contains("the first line names no column: the file is empty or has no header row"),
+        "{}",
+        run.stderr
+    );
 
     // Semicolons: every column is missing, and the refusal says why.
     for (dataset, source) in [

@@ -179,6 +179,15 @@ impl CsvInput {
             }
             names.push(name);
         }
+        // Else a layout would list every one of its columns as missing, and not say why.
+        if names.iter().all(String::is_empty) {
+            return Err(InputError::Structure {
+                file,
+                line: 1,
+                message: "the first line names no column: the file is empty or has no header row"
+                    .into(),
+            });
+        }
         Ok(names)
     }
 
@@ -341,6 +350,18 @@ mod tests {
         }
         assert_eq!(separator_hint(&["a".to_owned()]), "");
         assert_eq!(separator_hint(&["a;b".to_owned(), "c".to_owned()]), "");
+    }
+
+    #[test]
+    fn an_empty_file_is_said_to_be_empty() {
+        for empty in [&b""[..], b"\n", b"\xef\xbb\xbf\n", b" , \n1,2\n"] {
+            let (_f, mut input) = input(empty, true);
+            let err = input.headers().unwrap_err().to_string();
+            assert!(
+                err.contains("the first line names no column"),
+                "{empty:?}: {err}"
+            );
+        }
     }
 
     #[test]
