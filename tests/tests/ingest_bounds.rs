@@ -3,7 +3,7 @@
 //! rate), is rejected with its line and reason, and the rest of the file loads, on both
 //! backends, with totals that stay numbers.
 
-use dartts_tests::{BACKENDS, TestEnv, fixture};
+use dartts_tests::{BACKENDS, Backend, TestEnv, fixture};
 use serde_json::json;
 
 fn path(p: &std::path::Path) -> &str {
@@ -162,4 +162,57 @@ rates = [
             "{backend:?}: {data}"
         );
     }
+}
+
+/// A date of birth that has not come yet is a typo, not a person: the row is rejected, in the
+/// subject records and in the FinCEN reports alike.
+#[tokio::test]
+async fn a_date_of_birth_in_the_future_is_rejected() {
+    let env = TestEnv::new(Backend::Sqlite).await;
+    let later = (chrono::Utc::now().date_naive() + chrono::Days::new(3)).format("%Y-%m-%d");
+    let subjects = env.dir.path().join("subjects.csv");
+    std::fs::write(
+        &subjects,
+        format!(
+            "record_id,kind,creating_agency,involvement,case_status,created_date,name,date_of_birth\n\
+             S-1,PERSON,ICE,SUBJECT,OPEN,2023-05-01,A Person,1980-04-12\n\
+             S-2,PERSON,ICE,SUBJECT,OPEN,2023-05-01,A Typo,{later}\n"
+        ),
+    )
+    .expect("write");
+    let run = env.load_ok(&["subjects", path(&subjects)]).await;
+    assert!(
+        run.stdout.contains("1 rows accepted, 1 rejected"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains(&format!(
+            "line 3: date_of_birth \"{later}\" is in the future"
+        )),
+        "{}",
+        run.stdout
+    );
+    let financial = env.dir.path().join("financial.csv");
+    std::fs::write(
+        &financial,
+        format!(
+            "report_id,report_type,transaction_date,amount_usd,subject_name,subject_dob\n\
+             F-1,CTR,2024-01-10,15000,A Person,1980-04-12\n\
+             F-2,CTR,2024-01-10,15000,A Typo,{later}\n"
+        ),
+    )
+    .expect("write");
+    let run = env.load_ok(&["financial", path(&financial)]).await;
+    assert!(
+        run.stdout.contains("1 rows accepted, 1 rejected"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains(&format!("line 3: subject_dob \"{later}\" is in the future")),
+        "{}",
+        run.stdout
+    );
 }

@@ -59,13 +59,7 @@ pub fn map(index: &HeaderIndex, record: &Record, batch_id: i64) -> Result<Vec<Ce
         text("filer_institution"),
         Cell::Text(values::required(get("subject_name"), "subject_name")?),
         text("subject_tin"),
-        values::optional_date(
-            get("subject_dob"),
-            "subject_dob",
-            DATE,
-            values::Years::default(),
-        )?
-        .into(),
+        values::optional_birth_date(get("subject_dob"), "subject_dob", DATE)?.into(),
         text("subject_address"),
         text("subject_id_number"),
         text("account_number"),

@@ -91,13 +91,7 @@ pub fn map(index: &HeaderIndex, record: &Record, batch_id: i64) -> Result<Vec<Ce
         text("name"),
         text("business_name"),
         text("address"),
-        values::optional_date(
-            get("date_of_birth"),
-            "date_of_birth",
-            DATE,
-            values::Years::default(),
-        )?
-        .into(),
+        values::optional_birth_date(get("date_of_birth"), "date_of_birth", DATE)?.into(),
         text("ssn_tin"),
         text("passport_number"),
         passport_country.into(),

@@ -61,6 +61,23 @@ pub fn optional_date(
     }
 }
 
+/// A date of birth, if given: a date within `Years::default()` that has already come. A later
+/// one is a typo (a year's digits swapped), not a person; a day of slack past today (UTC) is for
+/// the zones ahead of it.
+pub fn optional_birth_date(
+    raw: &str,
+    column: &str,
+    format: &str,
+) -> Result<Option<NaiveDate>, String> {
+    let Some(date) = optional_date(raw, column, format, Years::default())? else {
+        return Ok(None);
+    };
+    if date > Utc::now().date_naive() + chrono::Days::new(1) {
+        return Err(format!("{column} {:?} is in the future", raw.trim()));
+    }
+    Ok(Some(date))
+}
+
 /// The largest value in US dollars one row may carry (a declaration line's value, a financial
 /// report's amount): a quadrillion dollars, about ten times the world's yearly product, so far
 /// above any real row that only a corrupt or hostile file reaches it. Bounded so that any sum
@@ -215,6 +232,23 @@ mod tests {
         assert_eq!(country("kr", "c").unwrap(), "KR");
         assert!(country("KOR", "c").is_err());
         assert!(country("K1", "c").is_err());
+    }
+
+    #[test]
+    fn a_birth_date_has_already_come() {
+        let today = Utc::now().date_naive();
+        let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+        assert_eq!(optional_birth_date("", "dob", "%Y-%m-%d"), Ok(None));
+        assert_eq!(
+            optional_birth_date(&day(today), "dob", "%Y-%m-%d"),
+            Ok(Some(today))
+        );
+        let later = today + chrono::Days::new(2);
+        assert_eq!(
+            optional_birth_date(&day(later), "dob", "%Y-%m-%d"),
+            Err(format!("dob {:?} is in the future", day(later)))
+        );
+        assert!(optional_birth_date("1899-12-31", "dob", "%Y-%m-%d").is_err());
     }
 
     #[test]
