@@ -74,13 +74,23 @@ pub fn alpha2(raw: &str) -> Result<String, NotACountry> {
         country.ok().map(|c| (c.alpha2, c.long_name))
     };
     Err(NotACountry {
-        given: raw.trim().to_owned(),
+        given: shown(raw.trim()),
         instead: STAND_INS
             .iter()
             .find(|(stand_in, ..)| *stand_in == code)
             .map(|(_, code, country)| (*code, *country))
             .or_else(other_code),
     })
+}
+
+/// What the refusal quotes of the input: enough to find it, never a whole request body that a
+/// list of "codes" could carry back out.
+fn shown(text: &str) -> String {
+    const AT_MOST: usize = 24;
+    match text.char_indices().nth(AT_MOST) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
 }
 
 /// Every two-letter pair, true for the codes `alpha2` takes. A table, because a trade file's
@@ -179,6 +189,13 @@ mod tests {
             let err = alpha2(raw).unwrap_err();
             assert_eq!(err.instead, None, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn a_long_input_is_quoted_in_part() {
+        let long = "ü".repeat(10_000);
+        let err = alpha2(&long).unwrap_err();
+        assert_eq!(err.given, format!("{}…", "ü".repeat(24)));
     }
 
     #[test]

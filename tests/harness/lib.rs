@@ -61,6 +61,11 @@ pub fn samples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/samples")
 }
 
+/// A path as the command line takes it (the tests' paths are all UTF-8).
+pub fn path(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures")

@@ -4,7 +4,7 @@
 //! `UK` answered an empty page, and rows written with `UK` loaded where no filter for the
 //! United Kingdom found them.
 
-use dartts_tests::{BACKENDS, TestEnv, error_codes, fixture};
+use dartts_tests::{BACKENDS, TestEnv, error_codes, fixture, path};
 use serde_json::json;
 
 #[tokio::test]
@@ -24,7 +24,7 @@ async fn a_code_no_country_has_is_refused_at_load_and_in_every_filter() {
         let file = env.dir.path().join("countries.csv");
         std::fs::write(&file, lines.join("\n") + "\n").expect("write");
         let run = env
-            .load_ok(&["trade", file.to_str().expect("utf-8"), "--provider", "US"])
+            .load_ok(&["trade", path(&file), "--provider", "US"])
             .await;
         assert!(
             run.stdout.contains("2 rows accepted, 1 rejected"),

@@ -2,7 +2,7 @@
 //! but its FinCEN activity (refused on that field alone), a bad key is BAD_USER_INPUT, and the
 //! quota grows by exactly the records the view delivered.
 
-use dartts_tests::{Backend, TestEnv, error_codes, fixture};
+use dartts_tests::{Backend, TestEnv, error_codes, fixture, path};
 use serde_json::{Value, json};
 
 const VIEW: &str = "query($id: String, $name: String) { entity(importerId: $id, name: $name) {
@@ -12,10 +12,6 @@ const VIEW: &str = "query($id: String, $name: String) { entity(importerId: $id, 
     redFlags { totalCount edges { node { kind } } }
     financialTransactions { reportId subjectTin amountUsd }
     screeningHits { source matchedName score } } }";
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 fn len(v: &Value) -> u64 {
     v.as_array().map_or(0, |a| a.len() as u64)

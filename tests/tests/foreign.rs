@@ -1,14 +1,10 @@
 //! The foreign instance end to end: the domestic instance exports pseudonymized US rows for a
 //! partner, the partner's instance loads them beside its own data and serves trade only.
 
-use dartts_tests::{Backend, TestEnv, error_codes, fixture};
+use dartts_tests::{Backend, TestEnv, error_codes, fixture, path};
 use serde_json::json;
 
 const KEY: &str = "test-pseudonym-key-0123456789abcdef";
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 #[tokio::test]
 async fn exported_partner_file_is_pseudonymized_stable_and_loadable() {

@@ -1,12 +1,10 @@
 //! `dartts load` on both backends: the real data sets, their counts, reloads, atomicity and
 //! malformed input.
 
-use dartts_tests::{BACKENDS, Backend, TestEnv, error_codes, fixture, fixture_lines, samples};
+use dartts_tests::{
+    BACKENDS, Backend, TestEnv, error_codes, fixture, fixture_lines, path, samples,
+};
 use serde_json::json;
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 #[tokio::test]
 async fn ofac_2021_set_gives_the_published_counts() {

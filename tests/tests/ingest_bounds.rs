@@ -3,12 +3,8 @@
 //! rate), is rejected with its line and reason, and the rest of the file loads, on both
 //! backends, with totals that stay numbers.
 
-use dartts_tests::{BACKENDS, Backend, TestEnv, fixture};
+use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, path};
 use serde_json::json;
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 const TRADE_HEADER: &str = "declaration_id,declaration_date,direction,hs_code,importer_id,\
 country_of_origin,quantity,net_weight_kg,declared_value,declared_currency,declared_value_usd\n";

@@ -2,11 +2,7 @@
 //! case, a column the layout does not read named at the end of the load instead of dropped in
 //! silence, and an empty file or one separated by something other than commas told so.
 
-use dartts_tests::{Backend, TestEnv, fixture};
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
+use dartts_tests::{Backend, TestEnv, fixture, path};
 
 #[tokio::test]
 async fn header_names_in_any_case_load_and_unread_columns_are_named() {

@@ -2,12 +2,8 @@
 //! drops them and builds them after its rows, so does `dartts load --exclusive` into tables
 //! that hold rows, and any other load updates them row by row.
 
-use dartts_tests::{Backend, TestEnv, fixture};
+use dartts_tests::{Backend, TestEnv, fixture, path};
 use sea_orm::ConnectionTrait;
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// The secondary indexes of the three trade tables, as `name=definition` lines in name order.
 const DEFINITIONS: &str = "SELECT string_agg(indexname || '=' || indexdef, E'\\n' ORDER BY indexname) \

@@ -2,16 +2,12 @@
 //! rows, rejections and unshared raw files, keep their `batches` row marked purged, and every
 //! run is audited before anything is deleted.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use dartts_tests::{BACKENDS, Backend, TestEnv, fixture};
+use dartts_tests::{BACKENDS, Backend, TestEnv, fixture, path};
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::Value;
 use sha2::Digest;
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
-}
 
 /// Where the raw store keeps `content`, relative to the data directory.
 fn raw_path(content: &[u8]) -> String {

@@ -5,16 +5,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture, fixture_lines, samples};
+use dartts_tests::{Backend, Server, TestEnv, error_codes, fixture, fixture_lines, path, samples};
 use serde_json::{Value, json};
 
 /// The one place the SDN list the tests screen against is named (the samples may move).
 fn sdn_2021() -> PathBuf {
     samples().join("ofac/2021-07_watchman_bench")
-}
-
-fn path(p: &std::path::Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 const SCREEN: &str = r#"query($i: ScreeningInput!) { screen(input: $i) {

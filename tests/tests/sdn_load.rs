@@ -4,15 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use dartts_tests::{BACKENDS, Run, TestEnv, fixture, samples};
+use dartts_tests::{BACKENDS, Run, TestEnv, fixture, path, samples};
 use serde_json::json;
 
 fn sdn_2021() -> PathBuf {
     samples().join("ofac/2021-07_watchman_bench")
-}
-
-fn path(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// A copy of the 2021 set in `name` under the test's directory, with `edit` applied to it.

@@ -243,7 +243,7 @@ mod tests {
             optional_birth_date(&day(today), "dob", "%Y-%m-%d"),
             Ok(Some(today))
         );
-        let later = today + chrono::Days::new(2);
+        let later = today + chrono::Days::new(3);
         assert_eq!(
             optional_birth_date(&day(later), "dob", "%Y-%m-%d"),
             Err(format!("dob {:?} is in the future", day(later)))
