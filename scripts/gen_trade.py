@@ -116,6 +116,10 @@ def main():
     parser.add_argument("--mirror", help="partner-reported export rows to write (table layout)")
     parser.add_argument("--start", default="2021-01-01", help="first declaration date")
     parser.add_argument("--years", type=int, default=4, help="years the dates span")
+    parser.add_argument("--first-declaration", type=int, default=1,
+                        help="sequence number of the first declaration id; a second file for "
+                        "the same database starts past the first's, since a load rejects a "
+                        "declaration line another batch holds")
     args = parser.parse_args()
 
     rng = random.Random(args.seed)
@@ -196,7 +200,7 @@ def main():
         table.writerow(TABLE_COLUMNS)
 
     written = 0
-    seq = 0
+    seq = args.first_declaration - 1
     filers = ["".join(rng.choice(letters + digits) for _ in range(3)) for _ in range(300)]
     while written < args.rows:
         seq += 1

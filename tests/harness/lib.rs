@@ -608,6 +608,17 @@ pub struct Run {
     pub stderr: String,
 }
 
+impl Run {
+    /// The id of the batch a successful `dartts load` reports first ("batch N: …").
+    pub fn batch_id(&self) -> i64 {
+        self.stdout
+            .strip_prefix("batch ")
+            .and_then(|rest| rest.split(':').next())
+            .and_then(|id| id.parse().ok())
+            .unwrap_or_else(|| panic!("no batch id in {:?}", self.stdout))
+    }
+}
+
 impl From<Output> for Run {
     fn from(o: Output) -> Self {
         Run {

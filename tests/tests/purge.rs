@@ -23,14 +23,6 @@ fn raw_file(env: &TestEnv, content: &[u8]) -> PathBuf {
 }
 
 /// The batch id `dartts load` printed (`batch N: …`).
-fn batch_id(run: &dartts_tests::Run) -> i64 {
-    run.stdout
-        .strip_prefix("batch ")
-        .and_then(|rest| rest.split(':').next())
-        .and_then(|id| id.parse().ok())
-        .unwrap_or_else(|| panic!("no batch id in {:?}", run.stdout))
-}
-
 /// Moves a batch's load time eleven years back, as if it had been loaded then.
 async fn age(env: &TestEnv, batch: i64) {
     let sql = match env.backend {
@@ -101,7 +93,7 @@ async fn load_and_age(env: &TestEnv) -> Loaded {
         .load_ok(&["trade", path(&trade), "--provider", "US"])
         .await;
     assert!(run.stdout.contains(", 1 rejected"), "{}", run.stdout);
-    let old_trade = batch_id(&run);
+    let old_trade = run.batch_id();
 
     for (dir, files) in [
         (
@@ -127,12 +119,18 @@ async fn load_and_age(env: &TestEnv) -> Loaded {
             std::fs::write(inputs.join(dir).join(name), content).expect("write");
         }
     }
-    let old_sdn = batch_id(&env.load_ok(&["sdn", path(&inputs.join("set"))]).await);
-    let young_sdn = batch_id(&env.load_ok(&["sdn", path(&inputs.join("young"))]).await);
-    let young_financial = batch_id(
-        &env.load_ok(&["financial", path(&fixture("financial.csv"))])
-            .await,
-    );
+    let old_sdn = env
+        .load_ok(&["sdn", path(&inputs.join("set"))])
+        .await
+        .batch_id();
+    let young_sdn = env
+        .load_ok(&["sdn", path(&inputs.join("young"))])
+        .await
+        .batch_id();
+    let young_financial = env
+        .load_ok(&["financial", path(&fixture("financial.csv"))])
+        .await
+        .batch_id();
 
     age(env, old_trade).await;
     age(env, old_sdn).await;
@@ -319,7 +317,7 @@ async fn old_batches_are_purged_young_ones_kept_and_the_purge_is_audited() {
         let reload = env
             .load_ok(&["trade", path(&trade), "--provider", "US"])
             .await;
-        let new_id = batch_id(&reload);
+        let new_id = reload.batch_id();
         assert_ne!(new_id, b.old_trade, "{backend:?}");
         assert_eq!(rows_of(&env, "trade_records", new_id).await, old_trade_rows);
         assert!(old_raw.exists(), "{backend:?}");
@@ -542,7 +540,7 @@ async fn a_wrong_load_is_withdrawn_by_its_batch_and_can_be_loaded_again() {
         let wrong = env
             .load_ok(&["trade", path(&file), "--provider", "KR"])
             .await;
-        let wrong = batch_id(&wrong);
+        let wrong = wrong.batch_id();
         let held = rows_of(&env, "trade_records", wrong).await;
         assert!(held > 0);
         let kept = env.load_trade_fixture().await;
@@ -605,7 +603,7 @@ async fn a_wrong_load_is_withdrawn_by_its_batch_and_can_be_loaded_again() {
         let again = env
             .load_ok(&["trade", path(&file), "--provider", "CN"])
             .await;
-        let right = batch_id(&again);
+        let right = again.batch_id();
         assert_ne!(right, wrong);
         assert_eq!(rows_of(&env, "trade_records", right).await, held);
         assert_eq!(

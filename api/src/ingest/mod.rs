@@ -14,6 +14,7 @@ pub mod profile;
 mod progress;
 pub(crate) mod raw_store;
 pub mod refresh;
+mod repeats;
 mod sdn;
 pub(crate) mod sink;
 mod subjects;
@@ -34,6 +35,7 @@ use input::{CsvInput, HeaderIndex, InputError};
 use job::Job;
 use profile::{ProfileError, ProfileFile};
 use progress::Progress;
+use repeats::Seen;
 use sink::{Cell, LoadTx, NewBatch, Table};
 
 /// Rows per bulk write: large enough to amortise round trips, small enough to stream.
@@ -371,11 +373,13 @@ async fn load_kept(
             };
             let mut deferred = job.tx.defer_indexes(table.name, indexes).await?;
             frozen = job.tx.frozen(table.name);
+            let mut seen = Seen::new(&repeats::TRADE, table.columns);
             job.stream(&mut input, &table, |r| {
                 if pseudonyms_only {
                     bound.check_pseudonymized(&r.fields)?;
                 }
                 let mut row = bound.map(&r.fields, batch_id, provider)?;
+                seen.note(&row, r.line)?;
                 if let Some(code) = analysis::facts::hs_code(&row)
                     && !touched_hs_codes.contains(code)
                 {
@@ -388,6 +392,7 @@ async fn load_kept(
             if !deferred.is_empty() || job.accepted >= ANALYZE_AFTER_ROWS {
                 job.tx.analyze(table.name).await?;
             }
+            job.reject_loaded_keys(&seen, name).await?;
             // In the load's transaction: totals never see the rows without their sums.
             job.tx
                 .execute_on_postgres(analysis::rollup::set_fill_work_mem())
@@ -410,8 +415,14 @@ async fn load_kept(
                 name: "financial_transactions",
                 columns: financial::TABLE_COLUMNS,
             };
-            job.stream(&mut input, &table, |r| financial::map(&index, r, batch_id))
-                .await?;
+            let mut seen = Seen::new(&repeats::FINANCIAL, table.columns);
+            job.stream(&mut input, &table, |r| {
+                let row = financial::map(&index, r, batch_id)?;
+                seen.note(&row, r.line)?;
+                Ok(row)
+            })
+            .await?;
+            job.reject_loaded_keys(&seen, name).await?;
         }
         Dataset::Subjects => {
             let (name, path) = &files[0];
@@ -423,8 +434,14 @@ async fn load_kept(
                 name: "subject_records",
                 columns: subjects::TABLE_COLUMNS,
             };
-            job.stream(&mut input, &table, |r| subjects::map(&index, r, batch_id))
-                .await?;
+            let mut seen = Seen::new(&repeats::SUBJECTS, table.columns);
+            job.stream(&mut input, &table, |r| {
+                let row = subjects::map(&index, r, batch_id)?;
+                seen.note(&row, r.line)?;
+                Ok(row)
+            })
+            .await?;
+            job.reject_loaded_keys(&seen, name).await?;
         }
         Dataset::Sdn => job.load_sdn(&files).await?,
     }

@@ -177,6 +177,53 @@ impl LoadTx {
         Ok(())
     }
 
+    /// Runs `sql`, which binds the batch id as `$1` and selects an integer and then `texts`
+    /// text columns. `sql` is the program's own text, never input.
+    pub async fn fetch_for_batch(
+        &mut self,
+        sql: String,
+        texts: usize,
+        batch_id: i64,
+    ) -> Result<Vec<(i64, Vec<String>)>, sqlx::Error> {
+        use sqlx::Row as _;
+        let sql = sqlx::AssertSqlSafe(sql);
+        macro_rules! run {
+            ($conn:expr) => {{
+                let rows = sqlx::query(sql)
+                    .bind(batch_id)
+                    .fetch_all(&mut **$conn)
+                    .await?;
+                rows.iter()
+                    .map(|row| {
+                        let first = row.try_get::<i64, _>(0)?;
+                        let rest = (1..=texts)
+                            .map(|i| row.try_get::<String, _>(i))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        Ok((first, rest))
+                    })
+                    .collect()
+            }};
+        }
+        match self {
+            LoadTx::Postgres { tx, .. } => run!(tx),
+            LoadTx::Sqlite(tx) => run!(tx),
+        }
+    }
+
+    /// Makes every other load that checks `table`'s keys wait until this one commits or rolls
+    /// back (PostgreSQL; SQLite has one writer, so its loads are in turn already).
+    pub async fn lock_for_keys(&mut self, table: &str) -> Result<(), sqlx::Error> {
+        if let LoadTx::Postgres { tx, .. } = self {
+            // One application-wide lock class, keyed by the table's name within it.
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(KEY_LOCK_CLASS)
+                .bind(table)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Deletes the rows of `table` whose `column` holds one of `values`. `table` and `column`
     /// are the program's own names, never input; the values are bound.
     pub async fn delete_where_in(
@@ -347,6 +394,29 @@ impl LoadTx {
         Ok(())
     }
 
+    /// `analyze`, when the `rows` just written are more than a tenth of what the planner's
+    /// statistics say `table` holds. A statement that joins the new batch's rows with the
+    /// table's, planned on statistics from before them, took a 20,000-row batch for one row
+    /// and read the whole table once per row (a minute, where it takes milliseconds).
+    pub async fn analyze_if_grown(
+        &mut self,
+        table: &'static str,
+        rows: i64,
+    ) -> Result<(), sqlx::Error> {
+        if let LoadTx::Postgres { tx, .. } = self {
+            // -1 before the first ANALYZE or VACUUM.
+            let known: f32 =
+                sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
+                    .bind(table)
+                    .fetch_one(&mut **tx)
+                    .await?;
+            if (rows as f32) * 10.0 > known {
+                self.analyze(table).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether the rows written into `table` from here on go in frozen and all-visible (`COPY
     /// … FREEZE`, after `defer_indexes` emptied it anew).
     pub fn frozen(&self, table: &str) -> bool {
@@ -474,6 +544,9 @@ fn copy_statement(table: &Table, fresh: Option<&str>) -> String {
 
 /// Bound parameters per SQLite statement (it allows 32,766), with room to spare.
 const SQLITE_MAX_PARAMETERS: usize = 32_000;
+
+/// The first key of the PostgreSQL advisory locks loads take (`lock_for_keys`): "DRTS".
+const KEY_LOCK_CLASS: i32 = 0x4452_5453;
 
 /// Multi-row `INSERT`s with bound parameters.
 async fn insert_sqlite(
