@@ -29,6 +29,8 @@ pub enum DbError {
     Connect { url: String, source: DbErr },
     #[error("migration failed: {0}")]
     Migrate(DbErr),
+    #[error("cannot wait for another process's migrations to finish: {0}")]
+    MigrationTurn(Box<dyn std::error::Error + Send + Sync>),
     #[error(
         "the audit log of {0} is missing (its file, the database file's name with `-audit` \
          appended, holds no log): restore it from the backup the database came from"
@@ -201,12 +203,71 @@ pub async fn connect(settings: &Settings) -> Result<DatabaseConnection, DbError>
         .await
         .map_or(true, |p| !p.is_empty());
     if pending {
-        Migrator::up(&db, None).await.map_err(DbError::Migrate)?;
+        migrate(&db).await?;
     }
     if settings.database_kind == DatabaseKind::Sqlite {
         audit_tables_present(settings, &db).await?;
     }
     Ok(db)
+}
+
+/// The PostgreSQL advisory lock `migrate` takes: "DRTM".
+const MIGRATION_LOCK: i64 = 0x4452_544d;
+
+/// Runs the pending migrations, one process at a time. Two `dartts` commands started together
+/// on a new database both found the same migrations pending, and the second failed on the
+/// first's work (`duplicate key value violates unique constraint "seaql_migrations_pkey"`).
+/// `Migrator::up` reads what is applied once it runs, so the second now finds nothing to do.
+async fn migrate(db: &DatabaseConnection) -> Result<(), DbError> {
+    use sea_orm::sqlx::{self, Connection as _};
+    let turn = |e: Box<dyn std::error::Error + Send + Sync>| DbError::MigrationTurn(e);
+    match db.get_database_backend() {
+        DbBackend::Postgres => {
+            // A connection of its own, whatever the pool's size: `up` takes the pool's.
+            let options = db.get_postgres_connection_pool().connect_options();
+            let mut held = sqlx::PgConnection::connect_with(&options)
+                .await
+                .map_err(|e| turn(e.into()))?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut held)
+                .await
+                .map_err(|e| turn(e.into()))?;
+            let migrated = Migrator::up(db, None).await.map_err(DbError::Migrate);
+            // Closing the session releases its lock.
+            held.close().await.map_err(|e| turn(e.into()))?;
+            migrated
+        }
+        _ => {
+            let row = db
+                .query_one_raw(Statement::from_string(
+                    DbBackend::Sqlite,
+                    "SELECT file FROM pragma_database_list WHERE name = 'main'",
+                ))
+                .await
+                .map_err(DbError::Migrate)?;
+            let file: String = match row {
+                Some(row) => row.try_get_by_index(0).map_err(DbError::Migrate)?,
+                None => String::new(),
+            };
+            if file.is_empty() {
+                // In memory: no other process sees this database.
+                return Migrator::up(db, None).await.map_err(DbError::Migrate);
+            }
+            // `flock` on the database file, which SQLite's own (`fcntl`) locks do not touch.
+            let held = tokio::task::spawn_blocking(move || {
+                let held = std::fs::File::open(file)?;
+                held.lock()?;
+                Ok::<_, std::io::Error>(held)
+            })
+            .await
+            .map_err(|e| turn(e.into()))?
+            .map_err(|e| turn(e.into()))?;
+            let migrated = Migrator::up(db, None).await.map_err(DbError::Migrate);
+            drop(held);
+            migrated
+        }
+    }
 }
 
 /// Refuses an SQLite database whose audit file has gone (`ATTACH` made an empty one in its

@@ -32,6 +32,20 @@ async fn migrations_go_up_down_and_up_again() {
     }
 }
 
+/// Commands started together on a new database migrate it once, in turn: each found the same
+/// migrations pending, and all but the first failed on its work (a duplicate key in
+/// `seaql_migrations`).
+#[tokio::test]
+async fn commands_started_together_on_a_new_database_all_start() {
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let runs = futures_util::future::join_all((0..4).map(|_| env.run(&["migrate"]))).await;
+        for run in runs {
+            assert!(run.ok, "{backend:?}: {}", run.stderr);
+        }
+    }
+}
+
 /// Every text column of the schema compares in byte order on PostgreSQL (migration 000019):
 /// a later table's text column under the database's collation could not be joined with the
 /// others (PostgreSQL refuses to compare two collations), and its indexes would be built the

@@ -20,9 +20,9 @@ use std::io::{self, Write};
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::IngestError;
 use super::job::Job;
 use super::sink::Cell;
+use super::{ANALYZE_AFTER_ROWS, IngestError};
 
 /// What identifies one row of a data set.
 #[derive(Debug)]
@@ -235,16 +235,33 @@ impl Job {
         // Two loads of one data set check in turn, each after the other's commit: otherwise
         // neither would see the other's rows, and both copies would stay.
         self.tx.lock_for_keys(key.table).await?;
-        self.tx.analyze_if_grown(key.table, self.accepted).await?;
+        // A large batch has had its statistics gathered (`ANALYZE_AFTER_ROWS`); for a small
+        // one the planner still goes by the table's from before it, so it probes the key's
+        // index instead, which costs less than gathering them.
+        self.tx
+            .prefer_indexes(self.accepted < ANALYZE_AFTER_ROWS)
+            .await?;
         let found = self
             .tx
             .fetch_for_batch(loaded_elsewhere_sql(key), key.columns.len(), self.batch_id)
             .await?;
-        if found.is_empty() {
-            return Ok(());
+        if !found.is_empty() {
+            self.take_out(seen, file, &found).await?;
         }
+        self.tx.prefer_indexes(false).await?;
+        Ok(())
+    }
+
+    /// Rejects the rows `reject_loaded_keys` found, with their lines, and deletes them.
+    async fn take_out(
+        &mut self,
+        seen: &Seen,
+        file: &str,
+        found: &[(i64, Vec<String>)],
+    ) -> Result<(), IngestError> {
+        let key = seen.key;
         let mut nth: HashMap<Digest, usize> = HashMap::new();
-        for (earlier, parts) in &found {
+        for (earlier, parts) in found {
             let n = nth.entry(digest(parts)).or_default();
             // Every row written was noted; a line not found would be a loader defect.
             let line = seen.line(parts, *n).unwrap_or_default();

@@ -394,25 +394,19 @@ impl LoadTx {
         Ok(())
     }
 
-    /// `analyze`, when the `rows` just written are more than a tenth of what the planner's
-    /// statistics say `table` holds. A statement that joins the new batch's rows with the
-    /// table's, planned on statistics from before them, took a 20,000-row batch for one row
-    /// and read the whole table once per row (a minute, where it takes milliseconds).
-    pub async fn analyze_if_grown(
-        &mut self,
-        table: &'static str,
-        rows: i64,
-    ) -> Result<(), sqlx::Error> {
+    /// Steers the planner of the statements that follow to indexes, or lets it choose again
+    /// (PostgreSQL: `enable_seqscan`, for the rest of the transaction). For a statement that
+    /// joins a new batch's rows with the table's before any statistics know the batch: the
+    /// planner took a 20,000-row batch for one row and read the whole table once per row, a
+    /// minute where probing an index takes milliseconds.
+    pub async fn prefer_indexes(&mut self, prefer: bool) -> Result<(), sqlx::Error> {
         if let LoadTx::Postgres { tx, .. } = self {
-            // -1 before the first ANALYZE or VACUUM.
-            let known: f32 =
-                sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = $1::regclass")
-                    .bind(table)
-                    .fetch_one(&mut **tx)
-                    .await?;
-            if (rows as f32) * 10.0 > known {
-                self.analyze(table).await?;
-            }
+            let sql = if prefer {
+                "SET LOCAL enable_seqscan = off"
+            } else {
+                "SET LOCAL enable_seqscan = on"
+            };
+            sqlx::query(sql).execute(&mut **tx).await?;
         }
         Ok(())
     }
