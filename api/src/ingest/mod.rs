@@ -405,49 +405,14 @@ async fn load_kept(
             }
             job.tx.restore_indexes(&deferred).await?;
         }
-        Dataset::Financial => {
-            let (name, path) = &files[0];
-            let mut input = CsvInput::open(path, name, true)?;
-            let headers = input.headers()?;
-            let index = HeaderIndex::bind(name, &headers, financial::COLUMNS, financial::REQUIRED)?;
-            unread_columns = index.unread(&headers);
-            let table = Table {
-                name: "financial_transactions",
-                columns: financial::TABLE_COLUMNS,
+        Dataset::Financial | Dataset::Subjects => {
+            let layout = if req.dataset == Dataset::Financial {
+                &FINANCIAL
+            } else {
+                &SUBJECTS
             };
-            let mut seen = Seen::new(&repeats::FINANCIAL, table.columns);
-            job.stream(&mut input, &table, |r| {
-                let row = financial::map(&index, r, batch_id)?;
-                seen.note(&row, r.line)?;
-                Ok(row)
-            })
-            .await?;
-            if job.accepted >= ANALYZE_AFTER_ROWS {
-                job.tx.analyze(table.name).await?;
-            }
-            job.reject_loaded_keys(&seen, name).await?;
-        }
-        Dataset::Subjects => {
             let (name, path) = &files[0];
-            let mut input = CsvInput::open(path, name, true)?;
-            let headers = input.headers()?;
-            let index = HeaderIndex::bind(name, &headers, subjects::COLUMNS, subjects::REQUIRED)?;
-            unread_columns = index.unread(&headers);
-            let table = Table {
-                name: "subject_records",
-                columns: subjects::TABLE_COLUMNS,
-            };
-            let mut seen = Seen::new(&repeats::SUBJECTS, table.columns);
-            job.stream(&mut input, &table, |r| {
-                let row = subjects::map(&index, r, batch_id)?;
-                seen.note(&row, r.line)?;
-                Ok(row)
-            })
-            .await?;
-            if job.accepted >= ANALYZE_AFTER_ROWS {
-                job.tx.analyze(table.name).await?;
-            }
-            job.reject_loaded_keys(&seen, name).await?;
+            unread_columns = load_fixed(&mut job, layout, name, path).await?;
         }
         Dataset::Sdn => job.load_sdn(&files).await?,
     }
@@ -515,6 +480,64 @@ async fn load_kept(
         rejections,
         unread_columns,
     })
+}
+
+/// A data set in a fixed layout (FinCEN reports, TECS records): the file's columns, the table
+/// its rows go to, the key that names a row there, and the mapping of a record to a row.
+struct FixedLayout {
+    columns: &'static [&'static str],
+    required: &'static [&'static str],
+    table: Table,
+    key: &'static repeats::Key,
+    map: fn(&HeaderIndex, &input::Record, i64) -> Result<Vec<Cell>, String>,
+}
+
+const FINANCIAL: FixedLayout = FixedLayout {
+    columns: financial::COLUMNS,
+    required: financial::REQUIRED,
+    table: Table {
+        name: repeats::FINANCIAL.table,
+        columns: financial::TABLE_COLUMNS,
+    },
+    key: &repeats::FINANCIAL,
+    map: financial::map,
+};
+
+const SUBJECTS: FixedLayout = FixedLayout {
+    columns: subjects::COLUMNS,
+    required: subjects::REQUIRED,
+    table: Table {
+        name: repeats::SUBJECTS.table,
+        columns: subjects::TABLE_COLUMNS,
+    },
+    key: &repeats::SUBJECTS,
+    map: subjects::map,
+};
+
+/// Streams a fixed-layout file into its table, rejecting the rows that repeat a key; returns
+/// the header's columns the layout does not read.
+async fn load_fixed(
+    job: &mut Job,
+    layout: &FixedLayout,
+    name: &str,
+    path: &Path,
+) -> Result<Vec<String>, IngestError> {
+    let mut input = CsvInput::open(path, name, true)?;
+    let headers = input.headers()?;
+    let index = HeaderIndex::bind(name, &headers, layout.columns, layout.required)?;
+    let batch_id = job.batch_id;
+    let mut seen = Seen::new(layout.key, layout.table.columns);
+    job.stream(&mut input, &layout.table, |r| {
+        let row = (layout.map)(&index, r, batch_id)?;
+        seen.note(&row, r.line)?;
+        Ok(row)
+    })
+    .await?;
+    if job.accepted >= ANALYZE_AFTER_ROWS {
+        job.tx.analyze(layout.table.name).await?;
+    }
+    job.reject_loaded_keys(&seen, name).await?;
+    Ok(index.unread(&headers))
 }
 
 /// Removes a refused load's raw copies: no batch names them, so the purge never would, and a
