@@ -347,6 +347,20 @@ mod tests {
         }
     }
 
+    /// A key column missing from its table's rows would digest as empty, and every row after
+    /// the first would look like a repeat.
+    #[test]
+    fn every_key_column_is_one_the_load_writes() {
+        for (key, columns) in [
+            (&TRADE, super::super::profile::TRADE_COLUMNS),
+            (&FINANCIAL, super::super::financial::TABLE_COLUMNS),
+            (&SUBJECTS, super::super::subjects::TABLE_COLUMNS),
+        ] {
+            let seen = Seen::new(key, columns);
+            assert!(seen.positions.iter().all(|p| *p < columns.len()), "{key:?}");
+        }
+    }
+
     #[test]
     fn a_key_costs_32_bytes_before_the_map_s_own() {
         assert_eq!(std::mem::size_of::<(Digest, Lines)>(), 32);
