@@ -258,6 +258,7 @@ mod tests {
         let row = trade_record::Model {
             id: 1,
             batch_id: 1,
+            source_line: Some(2),
             provider_country: US.into(),
             declaration_id: "ABC-1234567-8".into(),
             line_number: 2,

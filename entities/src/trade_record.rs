@@ -7,6 +7,9 @@ pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i64,
     pub batch_id: i64,
+    /// The line of the delivered file the row was read from (from migration 000027; earlier rows
+    /// have none): where a load names a row it rejects after writing it.
+    pub source_line: Option<i64>,
     /// ISO 3166 alpha-2 code of the nation that delivered the file (drives row scoping).
     pub provider_country: String,
     pub declaration_id: String,

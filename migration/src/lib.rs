@@ -30,6 +30,7 @@ mod m20261206_000023_importer_name_index;
 mod m20261206_000024_value_index_dates_sqlite;
 mod m20261207_000025_audit_file_sqlite;
 mod m20261207_000026_key_indexes;
+mod m20261207_000027_source_lines;
 
 pub use m20261204_000014_importer_years::{TABLE as IMPORTER_YEARS, fill as fill_importer_years};
 pub use m20261204_000017_hs6_years::{TABLE as HS6_YEARS, fill as fill_hs6_years};
@@ -119,6 +120,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261206_000024_value_index_dates_sqlite::Migration),
             Box::new(m20261207_000025_audit_file_sqlite::Migration),
             Box::new(m20261207_000026_key_indexes::Migration),
+            Box::new(m20261207_000027_source_lines::Migration),
         ]
     }
 }

@@ -104,7 +104,8 @@ async fn a_declaration_line_delivered_again_is_rejected_and_totals_count_it_once
         let first_batch = run.batch_id();
 
         // The same data exported again (other line endings, so another digest), with one new
-        // declaration: only the new one loads.
+        // declaration: only the new one loads. A line repeated within this file is named for
+        // the file's line even when that line was loaded before.
         let again = write(
             &env,
             "again.csv",
@@ -113,6 +114,8 @@ async fn a_declaration_line_delivered_again_is_rejected_and_totals_count_it_once
                 trade("D-1", "1"),
                 trade("D-3", "1"),
                 trade("D-2", "1"),
+                trade("D-3", "1"),
+                trade("D-1", ""),
             ],
             "\r\n",
         );
@@ -125,8 +128,13 @@ async fn a_declaration_line_delivered_again_is_rejected_and_totals_count_it_once
         );
         says(
             &run,
-            "1 rows accepted, 2 rejected",
-            &[("again.csv", 2, line.clone()), ("again.csv", 4, line)],
+            "1 rows accepted, 4 rejected",
+            &[
+                ("again.csv", 2, line.clone()),
+                ("again.csv", 4, line),
+                ("again.csv", 5, format!("{FILE_REPEAT} 3")),
+                ("again.csv", 6, format!("{FILE_REPEAT} 2")),
+            ],
         );
         let again_batch = run.batch_id();
         assert_eq!(
@@ -134,7 +142,16 @@ async fn a_declaration_line_delivered_again_is_rejected_and_totals_count_it_once
                 "SELECT accepted_rows * 10 + rejected_rows FROM batches WHERE id = {again_batch}"
             ))
             .await,
-            12,
+            14,
+            "{backend:?}"
+        );
+        // The row kept is the one read from line 3, and says so.
+        assert_eq!(
+            env.scalar(&format!(
+                "SELECT source_line FROM trade_records WHERE batch_id = {again_batch}"
+            ))
+            .await,
+            3,
             "{backend:?}"
         );
 

@@ -165,8 +165,8 @@ fn read(
         Column::DeclaredValue => r.declared_value = row.try_get_by_index(i)?,
         Column::DeclaredCurrency => r.declared_currency = row.try_get_by_index(i)?,
         Column::DeclaredValueUsd => r.declared_value_usd = row.try_get_by_index(i)?,
-        // The analysis engine's facts: no `TradeRecord` field shows them.
-        Column::PeerYear | Column::LogUnitPrice | Column::LogValuePerKg => {}
+        // The analysis engine's facts, and the loader's line: no `TradeRecord` field shows them.
+        Column::PeerYear | Column::LogUnitPrice | Column::LogValuePerKg | Column::SourceLine => {}
     }
     Ok(())
 }

@@ -26,8 +26,8 @@ pub const REQUIRED: &[&str] = &[
     "subject_name",
 ];
 
-/// Table columns: `batch_id` then `COLUMNS`.
-pub const TABLE_COLUMNS: &[&str] = financial_columns!("batch_id");
+/// Table columns: `batch_id`, the line the row was read from, then `COLUMNS`.
+pub const TABLE_COLUMNS: &[&str] = financial_columns!("batch_id", "source_line");
 
 const DATE: &str = "%Y-%m-%d";
 
@@ -42,6 +42,7 @@ pub fn map(index: &HeaderIndex, record: &Record, batch_id: i64) -> Result<Vec<Ce
     };
     Ok(vec![
         Cell::Int(batch_id),
+        Cell::from(record.line),
         Cell::Text(values::required(get("report_id"), "report_id")?),
         Cell::Text(report_type.to_owned()),
         Cell::Date(values::date(

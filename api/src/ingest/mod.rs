@@ -35,7 +35,7 @@ use input::{CsvInput, HeaderIndex, InputError};
 use job::Job;
 use profile::{ProfileError, ProfileFile};
 use progress::Progress;
-use repeats::Seen;
+use repeats::InFile;
 use sink::{Cell, LoadTx, NewBatch, Table};
 
 /// Rows per bulk write: large enough to amortise round trips, small enough to stream.
@@ -373,13 +373,13 @@ async fn load_kept(
             };
             let mut deferred = job.tx.defer_indexes(table.name, indexes).await?;
             frozen = job.tx.frozen(table.name);
-            let mut seen = Seen::new(&repeats::TRADE, table.columns);
+            let mut in_file = InFile::new(&repeats::TRADE, table.columns);
             job.stream(&mut input, &table, |r| {
                 if pseudonyms_only {
                     bound.check_pseudonymized(&r.fields)?;
                 }
-                let mut row = bound.map(&r.fields, batch_id, provider)?;
-                seen.note(&row, r.line)?;
+                let mut row = bound.map(&r.fields, batch_id, r.line, provider)?;
+                in_file.note(&row);
                 if let Some(code) = analysis::facts::hs_code(&row)
                     && !touched_hs_codes.contains(code)
                 {
@@ -392,11 +392,12 @@ async fn load_kept(
             if !deferred.is_empty() || job.accepted >= ANALYZE_AFTER_ROWS {
                 job.tx.analyze(table.name).await?;
             }
-            job.reject_loaded_keys(&seen, name).await?;
-            // In the load's transaction: totals never see the rows without their sums.
+            // For the fills, and for the key check's grouping of the file's rows if it has to.
             job.tx
                 .execute_on_postgres(analysis::rollup::set_fill_work_mem())
                 .await?;
+            job.reject_repeated_keys(&in_file, name).await?;
+            // In the load's transaction: totals never see the rows without their sums.
             for rollup in analysis::rollup::ROLLUPS {
                 deferred.extend(job.tx.defer_indexes(rollup.table, indexes).await?);
                 job.tx
@@ -440,7 +441,7 @@ async fn load_kept(
             vec![
                 Cell::Int(batch_id),
                 Cell::Text(r.file.clone()),
-                Cell::Int(i64::try_from(r.line).unwrap_or(i64::MAX)),
+                Cell::from(r.line),
                 Cell::Text(r.reason.clone()),
             ]
         })
@@ -526,17 +527,17 @@ async fn load_fixed(
     let headers = input.headers()?;
     let index = HeaderIndex::bind(name, &headers, layout.columns, layout.required)?;
     let batch_id = job.batch_id;
-    let mut seen = Seen::new(layout.key, layout.table.columns);
+    let mut in_file = InFile::new(layout.key, layout.table.columns);
     job.stream(&mut input, &layout.table, |r| {
         let row = (layout.map)(&index, r, batch_id)?;
-        seen.note(&row, r.line)?;
+        in_file.note(&row);
         Ok(row)
     })
     .await?;
     if job.accepted >= ANALYZE_AFTER_ROWS {
         job.tx.analyze(layout.table.name).await?;
     }
-    job.reject_loaded_keys(&seen, name).await?;
+    job.reject_repeated_keys(&in_file, name).await?;
     Ok(index.unread(&headers))
 }
 

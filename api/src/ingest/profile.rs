@@ -318,7 +318,8 @@ macro_rules! canonical_trade_fields {
 pub const CANONICAL_HEADER: &[&str] = canonical_trade_fields!();
 
 /// Columns of `trade_records` in the order `BoundProfile::map` produces them.
-pub const TRADE_COLUMNS: &[&str] = canonical_trade_fields!("batch_id", "provider_country");
+pub const TRADE_COLUMNS: &[&str] =
+    canonical_trade_fields!("batch_id", "source_line", "provider_country");
 
 impl BoundProfile<'_> {
     /// The header's columns this profile does not read (`input::unread_columns`).
@@ -392,11 +393,12 @@ impl BoundProfile<'_> {
         }
     }
 
-    /// Maps one record to a `trade_records` row (see `TRADE_COLUMNS`).
+    /// Maps the record read from `line` to a `trade_records` row (see `TRADE_COLUMNS`).
     pub fn map(
         &self,
         fields: &[String],
         batch_id: i64,
+        line: u64,
         provider: &str,
     ) -> Result<Vec<Cell>, String> {
         if fields.len() != self.width {
@@ -466,6 +468,7 @@ impl BoundProfile<'_> {
 
         Ok(vec![
             Cell::Int(batch_id),
+            Cell::from(line),
             Cell::Text(provider.to_owned()),
             Cell::Text(declaration_id),
             Cell::Int(i64::from(line_number)),

@@ -37,6 +37,13 @@ impl From<Option<f64>> for Cell {
     }
 }
 
+/// A line of the file being read (`source_line`, a rejection's line).
+impl From<u64> for Cell {
+    fn from(line: u64) -> Self {
+        Cell::Int(i64::try_from(line).unwrap_or(i64::MAX))
+    }
+}
+
 impl From<Option<NaiveDate>> for Cell {
     fn from(value: Option<NaiveDate>) -> Self {
         value.map_or(Cell::Null, Cell::Date)
@@ -177,36 +184,33 @@ impl LoadTx {
         Ok(())
     }
 
-    /// Runs `sql`, which binds the batch id as `$1` and selects an integer and then `texts`
-    /// text columns. `sql` is the program's own text, never input.
-    pub async fn fetch_for_batch(
+    /// Runs `sql`, which binds the batch id as `$1`, and returns its rows as `R` (a tuple of
+    /// the selected columns). `sql` is the program's own text, never input.
+    pub async fn fetch_for_batch<R>(
         &mut self,
         sql: String,
-        texts: usize,
         batch_id: i64,
-    ) -> Result<Vec<(i64, Vec<String>)>, sqlx::Error> {
-        use sqlx::Row as _;
+    ) -> Result<Vec<R>, sqlx::Error>
+    where
+        R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+            + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+            + Send
+            + Unpin,
+    {
         let sql = sqlx::AssertSqlSafe(sql);
-        macro_rules! run {
-            ($conn:expr) => {{
-                let rows = sqlx::query(sql)
-                    .bind(batch_id)
-                    .fetch_all(&mut **$conn)
-                    .await?;
-                rows.iter()
-                    .map(|row| {
-                        let first = row.try_get::<i64, _>(0)?;
-                        let rest = (1..=texts)
-                            .map(|i| row.try_get::<String, _>(i))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        Ok((first, rest))
-                    })
-                    .collect()
-            }};
-        }
         match self {
-            LoadTx::Postgres { tx, .. } => run!(tx),
-            LoadTx::Sqlite(tx) => run!(tx),
+            LoadTx::Postgres { tx, .. } => {
+                sqlx::query_as(sql)
+                    .bind(batch_id)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+            LoadTx::Sqlite(tx) => {
+                sqlx::query_as(sql)
+                    .bind(batch_id)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
         }
     }
 
@@ -226,12 +230,23 @@ impl LoadTx {
 
     /// Deletes the rows of `table` whose `column` holds one of `values`. `table` and `column`
     /// are the program's own names, never input; the values are bound.
-    pub async fn delete_where_in(
+    pub async fn delete_where_in<T>(
         &mut self,
         table: &str,
         column: &str,
-        values: &[String],
-    ) -> Result<(), sqlx::Error> {
+        values: &[T],
+    ) -> Result<(), sqlx::Error>
+    where
+        T: Clone
+            + Send
+            + Sync
+            + 'static
+            + sqlx::Type<Postgres>
+            + sqlx::postgres::PgHasArrayType
+            + for<'q> sqlx::Encode<'q, Postgres>
+            + sqlx::Type<Sqlite>
+            + for<'q> sqlx::Encode<'q, Sqlite>,
+    {
         match self {
             LoadTx::Postgres { tx, .. } => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(

@@ -34,8 +34,9 @@ pub const REQUIRED: &[&str] = &[
     "case_status",
 ];
 
-/// Table columns: `batch_id`, then the stored columns of the file.
-pub const TABLE_COLUMNS: &[&str] = subject_columns!("batch_id";);
+/// Table columns: `batch_id`, the line the row was read from, then the stored columns of the
+/// file.
+pub const TABLE_COLUMNS: &[&str] = subject_columns!("batch_id", "source_line";);
 
 pub const KINDS: &[&str] = &[
     "PERSON",
@@ -77,6 +78,7 @@ pub fn map(index: &HeaderIndex, record: &Record, batch_id: i64) -> Result<Vec<Ce
     let passport_country = values::optional_country(get("passport_country"), "passport_country")?;
     Ok(vec![
         Cell::Int(batch_id),
+        Cell::from(record.line),
         Cell::Text(values::required(get("record_id"), "record_id")?),
         Cell::Text(kind.to_owned()),
         Cell::Text(agency.to_owned()),

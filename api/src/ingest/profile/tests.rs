@@ -64,7 +64,7 @@ fn kcs_row_maps_with_dated_krw_rate() {
         "0",
         "0",
     ]);
-    let cells = bound.map(&row, 7, "KR").unwrap();
+    let cells = bound.map(&row, 7, 2, "KR").unwrap();
     let col = |name: &str| &cells[TRADE_COLUMNS.iter().position(|c| *c == name).unwrap()];
     assert_eq!(col("direction"), &Cell::Text("IMPORT".into()));
     assert_eq!(col("transport_mode"), &Cell::Text("SEA".into()));
@@ -80,13 +80,13 @@ fn kcs_row_maps_with_dated_krw_rate() {
     unknown_mode[7] = "77".into();
     assert!(
         bound
-            .map(&unknown_mode, 7, "KR")
+            .map(&unknown_mode, 7, 2, "KR")
             .unwrap_err()
             .contains("transport_mode")
     );
     let mut late = row;
     late[1] = "2025-01-01".into();
-    assert!(bound.map(&late, 7, "KR").unwrap_err().contains("rate"));
+    assert!(bound.map(&late, 7, 2, "KR").unwrap_err().contains("rate"));
 }
 
 #[test]
@@ -143,7 +143,7 @@ fn header_names_bind_in_any_ascii_case_and_unread_columns_are_named() {
         "",
         "110",
     ]);
-    let cells = bound.map(&row, 1, "US").unwrap();
+    let cells = bound.map(&row, 1, 2, "US").unwrap();
     let col = |name: &str| &cells[TRADE_COLUMNS.iter().position(|c| *c == name).unwrap()];
     assert_eq!(col("declaration_id"), &Cell::Text("D-1".into()));
     assert_eq!(col("exporter_name"), &Cell::Null);
@@ -200,11 +200,13 @@ fn optional_columns_may_be_absent_from_the_header() {
         .map(
             &strings(&["D-1", "2024-01-02", "IMPORT", "847130", "10.5", "USD"]),
             7,
+            2,
             "US",
         )
         .unwrap();
     assert_eq!(row.len(), TRADE_COLUMNS.len());
     let cell = |column: &str| &row[TRADE_COLUMNS.iter().position(|c| *c == column).unwrap()];
+    assert_eq!(*cell("source_line"), Cell::Int(2));
     assert_eq!(*cell("exporter_name"), Cell::Null);
     assert_eq!(*cell("country_of_destination"), Cell::Null);
     assert_eq!(*cell("declared_value_usd"), Cell::Float(10.5));
