@@ -17,12 +17,27 @@ use crate::ingest::sink::{Cell, LoadTx, Table};
 
 use super::peers::{self, GroupKey, PeerFacts, Profile};
 
-/// HS codes recomputed per round trip: bounds the rows held in memory to those codes' rows.
-/// Each round is a read, a delete, inserts and a commit: with 50 codes, refreshing the 6,000
-/// codes of 200,000 generated rows took 12 s in 120 rounds; with 400, 4.4 s in 15 rounds and
-/// about 100 MB resident (a round holds the facts of 400 codes' rows: at 10M rows of 6,000
-/// codes, about 670,000).
+/// HS codes recomputed per round trip, at most. Each round is a read, a delete, inserts and a
+/// commit: with 50 codes, refreshing the 6,000 codes of 200,000 generated rows took 12 s in 120
+/// rounds; with 400, 4.4 s in 15 rounds.
 const CODES_PER_ROUND: usize = 400;
+
+/// The records a round reads, about: a round holds its codes' facts (about 200 bytes each) and
+/// the next round's are read meanwhile. A fixed number of codes held what their rows came to:
+/// 400 codes of a 3M-row load took the loader to 290 MB, and 10M rows would have been about
+/// 670,000 facts a round.
+const RECORDS_PER_ROUND: usize = 100_000;
+
+/// The first round's codes, before any round has told how many records a code has.
+const FIRST_ROUND_CODES: usize = 100;
+
+/// The codes of the round after one of `codes` codes that read `records` records: as many as
+/// `RECORDS_PER_ROUND` holds at that round's records per code, at most twice as many as it had
+/// (the next codes may have more records) and at most `CODES_PER_ROUND`.
+fn next_round(codes: usize, records: usize) -> usize {
+    let fit = RECORDS_PER_ROUND.saturating_mul(codes) / records.max(1);
+    fit.clamp(1, codes.saturating_mul(2).clamp(1, CODES_PER_ROUND))
+}
 
 /// The columns of a record that its peer groups need, in `PeerFacts` order.
 pub type FactRow = (
@@ -80,40 +95,47 @@ pub async fn facts(db: &DatabaseConnection, condition: Condition) -> Result<Vec<
 /// and then the computing came after both.
 pub async fn refresh(db: &DatabaseConnection, hs_codes: &BTreeSet<String>) -> Result<u64, DbErr> {
     let codes: Vec<String> = hs_codes.iter().cloned().collect();
-    let rounds: Vec<&[String]> = codes.chunks(CODES_PER_ROUND).collect();
-    let Some(first) = rounds.first() else {
+    let mut round = &codes[..FIRST_ROUND_CODES.min(codes.len())];
+    if round.is_empty() {
         return Ok(0);
-    };
-    let mut profiles = profiles_of(db, first).await?;
+    }
+    let (mut profiles, mut records) = profiles_of(db, round).await?;
+    let mut done = round.len();
     let mut written = 0;
-    for (i, round) in rounds.iter().enumerate() {
+    loop {
         let write = replace(db, round, &profiles);
-        let next = match rounds.get(i + 1) {
-            Some(following) => {
-                let (wrote, next) = tokio::join!(write, profiles_of(db, following));
-                wrote?;
-                next?
-            }
-            None => {
-                write.await?;
-                Vec::new()
-            }
+        let size = next_round(round.len(), records);
+        let following = &codes[done..(done + size).min(codes.len())];
+        let next = if following.is_empty() {
+            write.await?;
+            None
+        } else {
+            let (wrote, next) = tokio::join!(write, profiles_of(db, following));
+            wrote?;
+            Some(next?)
         };
         written += profiles.len() as u64;
-        profiles = next;
+        let Some((next_profiles, next_records)) = next else {
+            return Ok(written);
+        };
+        (round, profiles, records) = (following, next_profiles, next_records);
+        done += round.len();
     }
-    Ok(written)
 }
 
-/// The profiles of the groups of `codes`' records. The facts are dropped once summed.
+/// The profiles of the groups of `codes`' records, and how many records they came from. The
+/// facts are dropped once summed.
 async fn profiles_of(
     db: &DatabaseConnection,
     codes: &[String],
-) -> Result<Vec<(GroupKey, Profile)>, DbErr> {
+) -> Result<(Vec<(GroupKey, Profile)>, usize), DbErr> {
     let records = facts_of(db, codes).await?;
-    tokio::task::spawn_blocking(move || peers::profiles(&records).into_iter().collect())
-        .await
-        .map_err(|e| DbErr::Custom(format!("computing peer profiles: {e}")))
+    let count = records.len();
+    let profiles =
+        tokio::task::spawn_blocking(move || peers::profiles(&records).into_iter().collect())
+            .await
+            .map_err(|e| DbErr::Custom(format!("computing peer profiles: {e}")))?;
+    Ok((profiles, count))
 }
 
 async fn facts_of(db: &DatabaseConnection, codes: &[String]) -> Result<Vec<PeerFacts>, DbErr> {
@@ -211,4 +233,24 @@ pub async fn refresh_all(db: &DatabaseConnection) -> Result<u64, DbErr> {
     codes.extend(profiled);
     // A code with no rows left gets no profiles back: `refresh` deletes before it inserts.
     refresh(db, &codes).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_round_holds_about_as_many_records_as_allowed() {
+        // 1M generated rows of 6,000 codes: about 167 records a code.
+        assert_eq!(next_round(FIRST_ROUND_CODES, 16_700), 200);
+        assert_eq!(next_round(200, 33_400), 400);
+        assert_eq!(next_round(400, 66_800), 400);
+        // Ten times as many a code: about 60 codes.
+        assert_eq!(next_round(400, 668_000), 59);
+        // A code with more records than a round allows is a round of its own.
+        assert_eq!(next_round(3, 900_000), 1);
+        // Codes without records left (a purge's refresh) grow the rounds.
+        assert_eq!(next_round(100, 0), 200);
+        assert_eq!(next_round(CODES_PER_ROUND, 0), CODES_PER_ROUND);
+    }
 }

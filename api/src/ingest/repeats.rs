@@ -13,7 +13,7 @@
 //!
 //! Both are found by the database once the rows are written, each row with the line it was read
 //! from (`source_line`), so the loader's memory stays flat whatever the file's size. Finding a
-//! file's own repeats means grouping all its rows (0.9 s for a million); a fixed-size Bloom
+//! file's own repeats means grouping all its rows (0.8 s for a million); a fixed-size Bloom
 //! filter over the keys read tells when a file cannot have any, and then that statement is
 //! skipped.
 
@@ -97,34 +97,31 @@ impl InFile {
 
     /// Notes the key of a row the load writes.
     pub(super) fn note(&mut self, row: &[Cell]) {
-        if self.filter.is_none() {
-            return;
-        }
-        let digest = self.digest(row);
         if let Some(filter) = &mut self.filter {
-            self.maybe_repeats |= filter.insert_hash(digest);
+            self.maybe_repeats |= filter.insert_hash(digest(&self.positions, row));
         }
     }
+}
 
-    fn digest(&self, row: &[Cell]) -> u64 {
-        let mut digest = Xxh3::new();
-        for position in &self.positions {
-            // Each part length-prefixed, so that no two keys run together alike.
-            let int;
-            let part: &[u8] = match row.get(*position) {
-                Some(Cell::Text(s)) => s.as_bytes(),
-                Some(Cell::Int(i)) => {
-                    int = i.to_le_bytes();
-                    &int
-                }
-                // Key columns are required text or integers; anything else matches no key.
-                _ => &[],
-            };
-            digest.update(&(part.len() as u64).to_le_bytes());
-            digest.update(part);
-        }
-        digest.digest()
+/// The key of `row`, whose columns are at `positions`, as a 64-bit digest.
+fn digest(positions: &[usize], row: &[Cell]) -> u64 {
+    let mut digest = Xxh3::new();
+    for position in positions {
+        // Each part length-prefixed, so that no two keys run together alike.
+        let int;
+        let part: &[u8] = match row.get(*position) {
+            Some(Cell::Text(s)) => s.as_bytes(),
+            Some(Cell::Int(i)) => {
+                int = i.to_le_bytes();
+                &int
+            }
+            // Key columns are required text or integers; anything else matches no key.
+            _ => &[],
+        };
+        digest.update(&(part.len() as u64).to_le_bytes());
+        digest.update(part);
     }
+    digest.digest()
 }
 
 /// `o` has the same key as `n`, in another batch.
@@ -328,12 +325,15 @@ mod tests {
     fn parts_do_not_run_together() {
         let in_file = InFile::new(&TRADE, COLUMNS);
         let [a, b] = [["ab", "c"], ["a", "bc"]].map(|[country, declaration]| {
-            in_file.digest(&[
-                Cell::Int(7),
-                Cell::Text(country.into()),
-                Cell::Text(declaration.into()),
-                Cell::Int(1),
-            ])
+            digest(
+                &in_file.positions,
+                &[
+                    Cell::Int(7),
+                    Cell::Text(country.into()),
+                    Cell::Text(declaration.into()),
+                    Cell::Int(1),
+                ],
+            )
         });
         assert_ne!(a, b);
     }
