@@ -124,19 +124,14 @@ fn digest(positions: &[usize], row: &[Cell]) -> u64 {
     digest.digest()
 }
 
-/// `o` has the same key as `n`, in another batch.
-fn same_key_elsewhere(key: &Key, n: &str) -> String {
-    let mut cond: Vec<String> = key
+/// Row `a` has the same key as row `b`.
+fn same_key(key: &Key, a: &str, b: &str) -> String {
+    let columns: Vec<String> = key
         .columns
         .iter()
-        .map(|c| format!("o.{c} = {n}.{c}"))
+        .map(|c| format!("{a}.{c} = {b}.{c}"))
         .collect();
-    cond.push("o.batch_id <> $1".into());
-    format!(
-        "EXISTS (SELECT 1 FROM {} o WHERE {})",
-        key.table,
-        cond.join(" AND ")
-    )
+    columns.join(" AND ")
 }
 
 /// The keys that more than one of the batch's rows have, with the first line of each.
@@ -157,35 +152,24 @@ fn repeats_in_file_sql(key: &Key) -> String {
 /// The batch's rows whose key an earlier line of its file has: each one's id and line, then
 /// the first line with the key, in file order.
 fn repeated_in_file_sql(key: &Key) -> String {
-    let on: Vec<String> = key
-        .columns
-        .iter()
-        .map(|c| format!("n.{c} = d.{c}"))
-        .collect();
     format!(
         "SELECT n.id, n.source_line, d.first_line FROM ({r}) d JOIN {t} n ON {on} \
          WHERE n.batch_id = $1 AND n.source_line > d.first_line ORDER BY n.source_line",
         r = repeated_keys(key),
         t = key.table,
-        on = on.join(" AND "),
+        on = same_key(key, "n", "d"),
     )
 }
 
 /// The batch's rows whose key another batch has: each one's id and line, then the earliest
 /// such batch, in file order.
 fn loaded_elsewhere_sql(key: &Key) -> String {
-    let matches: Vec<String> = key
-        .columns
-        .iter()
-        .map(|c| format!("o.{c} = n.{c}"))
-        .collect();
     format!(
-        "SELECT n.id, n.source_line, CAST((SELECT MIN(o.batch_id) FROM {t} o WHERE {m} AND \
-         o.batch_id <> $1) AS BIGINT) FROM {t} n WHERE n.batch_id = $1 AND {e} \
-         ORDER BY n.source_line",
+        "SELECT n.id, n.source_line, CAST((SELECT MIN(o.batch_id) FROM {t} o WHERE {same} AND \
+         o.batch_id <> $1) AS BIGINT) FROM {t} n WHERE n.batch_id = $1 AND EXISTS (SELECT 1 \
+         FROM {t} o WHERE {same} AND o.batch_id <> $1) ORDER BY n.source_line",
         t = key.table,
-        m = matches.join(" AND "),
-        e = same_key_elsewhere(key, "n"),
+        same = same_key(key, "o", "n"),
     )
 }
 
@@ -220,11 +204,7 @@ impl Job {
                 .first()
                 .is_some_and(|(n,)| *n > 0)
         {
-            let found = self
-                .tx
-                .fetch_for_batch(repeated_in_file_sql(key), self.batch_id)
-                .await?;
-            self.take_out(file, key, &found, |first| {
+            self.take_out(file, key, repeated_in_file_sql(key), |first| {
                 format!(
                     "repeats the {} of line {first}; a file holds each once",
                     key.what
@@ -232,11 +212,7 @@ impl Job {
             })
             .await?;
         }
-        let found = self
-            .tx
-            .fetch_for_batch(loaded_elsewhere_sql(key), self.batch_id)
-            .await?;
-        self.take_out(file, key, &found, |earlier| {
+        self.take_out(file, key, loaded_elsewhere_sql(key), |earlier| {
             format!(
                 "the same {} was loaded by batch {earlier}; purge that batch first to load this \
                  row in its place",
@@ -248,19 +224,20 @@ impl Job {
         Ok(())
     }
 
-    /// Rejects the rows found, each `(id, line, what it repeats)`, with `reason`, and deletes
-    /// them.
+    /// Rejects the rows `find` selects, each `(id, line, what it repeats)`, with `reason`, and
+    /// deletes them.
     async fn take_out(
         &mut self,
         file: &str,
         key: &Key,
-        found: &[(i64, i64, i64)],
+        find: String,
         reason: impl Fn(i64) -> String,
     ) -> Result<(), IngestError> {
+        let found: Vec<(i64, i64, i64)> = self.tx.fetch_for_batch(find, self.batch_id).await?;
         if found.is_empty() {
             return Ok(());
         }
-        for (_, line, repeated) in found {
+        for (_, line, repeated) in &found {
             self.reject(
                 file,
                 u64::try_from(*line).unwrap_or_default(),
