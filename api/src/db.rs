@@ -119,12 +119,28 @@ pub async fn attach_audit(
 }
 
 async fn open(settings: &Settings, options: ConnectOptions) -> Result<DatabaseConnection, DbError> {
-    Database::connect(options)
-        .await
-        .map_err(|source| DbError::Connect {
-            url: settings.database_url.redacted(),
-            source,
-        })
+    let started = std::time::Instant::now();
+    loop {
+        match Database::connect(options.clone()).await {
+            // Commands started together on a new SQLite file: while one turns it to WAL or
+            // migrates, another's first statements may need a lock that SQLite refuses at once,
+            // without the busy timeout, where waiting could deadlock ("database is locked",
+            // seen once in CI). A moment later the lock is free.
+            Err(e)
+                if settings.database_kind == DatabaseKind::Sqlite
+                    && crate::error::sqlx_source(&e).is_some_and(crate::error::sqlite_busy)
+                    && started.elapsed() < SQLITE_QUEUE =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            opened => {
+                return opened.map_err(|source| DbError::Connect {
+                    url: settings.database_url.redacted(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// The audit writer's own connection on PostgreSQL, outside the requests' pool: when every
