@@ -202,8 +202,9 @@ fn cannot_serve(err: &sea_orm::DbErr) -> bool {
 /// SQLite's primary result code for a lock it could not take.
 const SQLITE_BUSY: i32 = 5;
 
-/// Whether SQLite found the file's write lock taken past the busy timeout (a `dartts load` or
-/// a purge holds it for its whole transaction), whatever the extended code.
+/// Whether SQLite refused a lock, whatever the extended code: past the busy timeout (a `dartts
+/// load` or a purge holds the write lock for its whole transaction), or at once where waiting
+/// could deadlock (`db::open` tries again then).
 pub fn sqlite_busy(err: &sea_orm::sqlx::Error) -> bool {
     let sea_orm::sqlx::Error::Database(db) = err else {
         return false;
