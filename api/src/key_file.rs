@@ -30,13 +30,17 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool), KeyFileError> {
     let (key, created) = match std::fs::read(path) {
         Ok(bytes) => (bytes, false),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
             let mut key = vec![0u8; KEY_LEN];
             getrandom::fill(&mut key).map_err(|e| KeyFileError::Random(e.to_string()))?;
-            write_private(path, &key).map_err(io)?;
-            (key, true)
+            match publish_private(path, &key) {
+                Ok(()) => (key, true),
+                // Another process started at the same moment and published its key first: use
+                // that one, so both sign and verify with the same key.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    (std::fs::read(path).map_err(io)?, false)
+                }
+                Err(e) => return Err(io(e)),
+            }
         }
         Err(e) => return Err(io(e)),
     };
@@ -46,23 +50,22 @@ pub fn load_or_create(path: &Path) -> Result<(Vec<u8>, bool), KeyFileError> {
     Ok((key, created))
 }
 
-/// Creates `path` readable by its owner only; fails if it exists (two processes starting at
-/// once must not overwrite each other's key).
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes the key to a private temporary file beside `path` (owner-only, as `tempfile` creates
+/// it) and links it into place only when whole. Creating `path` itself and then writing it
+/// would let a process started at the same moment read it empty and call it damaged; linking
+/// fails with `AlreadyExists` instead of replacing another process's key.
+fn publish_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(bytes)
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -76,11 +79,43 @@ mod tests {
         let (first, created) = load_or_create(&path).unwrap();
         assert!(created);
         assert_eq!(first.len(), KEY_LEN);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "owner-only");
+        }
         assert_eq!(load_or_create(&path).unwrap(), (first, false));
         std::fs::write(&path, b"short").unwrap();
         assert!(matches!(
             load_or_create(&path),
             Err(KeyFileError::Corrupt(_))
         ));
+    }
+
+    /// Commands started together on a new data directory (a test's four `dartts migrate`, or
+    /// replicas sharing a volume) must end with one key, and none may fail or find it empty.
+    #[test]
+    fn processes_starting_together_share_one_key() {
+        for _ in 0..20 {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("data/k.key");
+            let barrier = std::sync::Barrier::new(8);
+            let results: Vec<_> = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|_| {
+                        s.spawn(|| {
+                            barrier.wait();
+                            load_or_create(&path).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+            assert_eq!(results.iter().filter(|(_, created)| *created).count(), 1);
+            assert!(results.iter().all(|(key, _)| *key == results[0].0));
+            let leftovers = std::fs::read_dir(dir.path().join("data")).unwrap().count();
+            assert_eq!(leftovers, 1, "only the key file remains");
+        }
     }
 }
