@@ -250,9 +250,10 @@ async fn migrate(db: &DatabaseConnection) -> Result<(), DbError> {
                 .await
                 .map_err(|e| turn(e.into()))?;
             let migrated = Migrator::up(db, None).await.map_err(DbError::Migrate);
-            // Closing the session releases its lock.
-            held.close().await.map_err(|e| turn(e.into()))?;
-            migrated
+            // Closing the session releases its lock. A migration that failed is the error to
+            // report, even when the close fails too.
+            let closed = held.close().await.map_err(|e| turn(e.into()));
+            migrated.and(closed)
         }
         _ => {
             let row = db

@@ -37,7 +37,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, UnixTime};
 use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{VerifierBuilderError, WebPkiClientVerifier};
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{CertRevocationListError, RootCertStore, ServerConfig};
 
 use crate::auth::AuthError;
 use crate::auth::partner::ClientCert;
@@ -278,6 +278,28 @@ struct Loaded {
     next_update: Option<i64>,
 }
 
+/// Why rustls refuses a list `crl::read` let through, in words an operator can act on.
+fn unusable_list(e: &CertRevocationListError) -> String {
+    let what = match e {
+        CertRevocationListError::UnsupportedDeltaCrl => {
+            "a delta list; give the CA's complete list".to_owned()
+        }
+        // webpki reads the version as required, so a version 1 list (which has none) does not
+        // parse, and a version past 2 is refused as such.
+        CertRevocationListError::ParseError => {
+            "a list it cannot parse (a version 1 list is one); version 2 is needed".to_owned()
+        }
+        CertRevocationListError::UnsupportedCrlVersion => {
+            "a list of another version; version 2 is needed".to_owned()
+        }
+        CertRevocationListError::UnsupportedIndirectCrl => {
+            "an indirect list; each CA's own list is needed".to_owned()
+        }
+        other => format!("{other:?}"),
+    };
+    format!("a list rustls cannot use: {what}")
+}
+
 fn load(
     settings: &TlsSettings,
     crl: Option<&[u8]>,
@@ -327,7 +349,7 @@ fn load(
             // One `crl::read` let through but rustls cannot use (a delta list, a version-1 list).
             (VerifierBuilderError::InvalidCrl(e), Some(path)) => TlsError::ClientCrl {
                 path: path.display().to_string(),
-                reason: format!("a list rustls cannot use: {e:?}"),
+                reason: unusable_list(&e),
             },
             (e, _) => TlsError::ClientCa(e.to_string()),
         })?;

@@ -32,6 +32,111 @@ fn revocation_list(issuer: &Issuer<'static, KeyPair>, revoked: &[u64], until: i3
     .expect("pem")
 }
 
+/// `list` re-signed by `issuer` after `edit` changed the elements of its `tbsCertList`: the
+/// kinds of list rcgen does not make (a delta list, a version 1 list), which `crl::read`
+/// lets through and rustls refuses.
+fn edited_list(
+    list: &str,
+    issuer: &Issuer<'static, KeyPair>,
+    edit: impl FnOnce(&mut Vec<Vec<u8>>),
+) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let body: String = list.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = b64.decode(body).expect("base64");
+    let outer = der_elements(der_body(&der)); // tbsCertList, signatureAlgorithm, signature
+    let mut parts = der_elements(der_body(&outer[0]));
+    edit(&mut parts);
+    let tbs = der_element(0x30, &parts.concat());
+    let mut bits = vec![0]; // a BIT STRING with no unused bits
+    bits.extend(rcgen::SigningKey::sign(issuer.key(), &tbs).expect("sign"));
+    let signed = der_element(
+        0x30,
+        &[tbs, outer[1].clone(), der_element(0x03, &bits)].concat(),
+    );
+    let lines: Vec<String> = b64
+        .encode(signed)
+        .as_bytes()
+        .chunks(64)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    format!(
+        "-----BEGIN X509 CRL-----\n{}\n-----END X509 CRL-----\n",
+        lines.join("\n")
+    )
+}
+
+/// The `tbsCertList` edit that makes a list a delta list: a critical `deltaCRLIndicator`
+/// (2.5.29.27, base list number 1) added to its extensions, the last element.
+fn made_delta(parts: &mut Vec<Vec<u8>>) {
+    let extensions = parts.pop().expect("crlExtensions");
+    let list = der_elements(der_body(&extensions)).remove(0);
+    let delta = der_element(
+        0x30,
+        &[
+            der_element(0x06, &[0x55, 0x1d, 0x1b]),
+            der_element(0x01, &[0xff]),
+            der_element(0x04, &der_element(0x02, &[1])),
+        ]
+        .concat(),
+    );
+    let list = der_element(0x30, &[der_body(&list), delta.as_slice()].concat());
+    parts.push(der_element(0xa0, &list));
+}
+
+/// The `tbsCertList` edit that makes a list version 1: no version and no extensions.
+fn made_version_1(parts: &mut Vec<Vec<u8>>) {
+    assert_eq!(parts[0], [0x02, 0x01, 0x01], "version 2");
+    parts.remove(0);
+    parts.pop();
+}
+
+/// The content of the DER element `element` (definite lengths only, as DER has).
+fn der_body(element: &[u8]) -> &[u8] {
+    let (header, _) = der_header(element);
+    &element[header..]
+}
+
+/// The length of the element's header and of its content.
+fn der_header(element: &[u8]) -> (usize, usize) {
+    match element[1] {
+        short if short < 0x80 => (2, usize::from(short)),
+        long => {
+            let n = usize::from(long & 0x7f);
+            let len = element[2..2 + n]
+                .iter()
+                .fold(0, |len, b| len << 8 | usize::from(*b));
+            (2 + n, len)
+        }
+    }
+}
+
+/// The elements that follow one another in `content`, each whole.
+fn der_elements(mut content: &[u8]) -> Vec<Vec<u8>> {
+    let mut elements = Vec::new();
+    while !content.is_empty() {
+        let (header, len) = der_header(content);
+        elements.push(content[..header + len].to_vec());
+        content = &content[header + len..];
+    }
+    elements
+}
+
+fn der_element(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut element = vec![tag];
+    match u8::try_from(content.len()) {
+        Ok(short) if short < 0x80 => element.push(short),
+        _ => {
+            let len = content.len().to_be_bytes();
+            let len: Vec<u8> = len.into_iter().skip_while(|b| *b == 0).collect();
+            element.push(0x80 | u8::try_from(len.len()).expect("length of a length"));
+            element.extend(len);
+        }
+    }
+    element.extend_from_slice(content);
+    element
+}
+
 impl Pki {
     /// Puts `pem` in the revocation list file whole (written aside, then renamed, as a
     /// mounted secret changes) and returns its path.
@@ -179,6 +284,23 @@ async fn the_list_file_is_checked_at_start_up_and_a_bad_change_keeps_the_lists_i
             revocation_list(&pki.rogue_ca, &[], 2099),
             "which is not a partner CA",
         ),
+        // Signed by the partner CA and read by `crl::read`, but not a list rustls can use.
+        (
+            edited_list(
+                &revocation_list(&pki.partner_ca, &[CN_SERIAL], 2099),
+                &pki.partner_ca,
+                made_delta,
+            ),
+            "a delta list",
+        ),
+        (
+            edited_list(
+                &revocation_list(&pki.partner_ca, &[CN_SERIAL], 2099),
+                &pki.partner_ca,
+                made_version_1,
+            ),
+            "version 2 is needed",
+        ),
     ] {
         pki.publish(&pem);
         let run = env.run(&["serve"]).await;
@@ -191,7 +313,13 @@ async fn the_list_file_is_checked_at_start_up_and_a_bad_change_keeps_the_lists_i
         assert!(run.stderr.contains(expected), "{}", run.stderr);
     }
 
-    pki.publish(&revocation_list(&pki.partner_ca, &[CN_SERIAL], 2099));
+    // Re-signed without a change, as the two lists above were with theirs: the list serves, so
+    // what refused them was their change.
+    pki.publish(&edited_list(
+        &revocation_list(&pki.partner_ca, &[CN_SERIAL], 2099),
+        &pki.partner_ca,
+        |_| {},
+    ));
     let (server, mtls) = env.serve_mtls().await;
     assert!(handshake(&pki, &mtls, &pki.kr).await);
     assert!(!handshake(&pki, &mtls, &pki.cn).await);
