@@ -109,6 +109,18 @@ async fn screening_finds_listed_parties_counts_hits_and_respects_roles() {
             .contains("by consonants"),
         "{r:#}"
     );
+    // Hebrew leaves short vowels out too: `ויקטור וקסלברג` is Viktor Vekselberg (letter by
+    // letter, `vykt vvr vqslbrg`, it found nobody).
+    let r = screen(&server, &hsi, json!({ "name": "ויקטור וקסלברג" })).await;
+    let top = &r["hits"][0];
+    assert_eq!(top["sdnEntry"]["entNum"], 24306, "{r:#}");
+    assert!(
+        top["explanation"]
+            .as_str()
+            .expect("explanation")
+            .contains("by consonants"),
+        "{r:#}"
+    );
 
     // Each entry names the load it came from (one statement for the page's entries).
     let page = server

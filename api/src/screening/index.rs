@@ -76,10 +76,10 @@ pub struct Index {
     names: Vec<(u32, Name, u16)>,
     /// The names' tokens as written (folded), what a query finds its candidates by.
     letters: Vocabulary,
-    /// The same names' consonant skeletons (`Name::consonants`), what a query written in the
-    /// Arabic script finds its candidates by, and any query when a listed name is in it.
+    /// The same names' consonant skeletons (`Name::consonants`), what a query written in an
+    /// abjad finds its candidates by, and any query when a listed name is in it.
     consonants: Vocabulary,
-    /// Whether any listed name is written in the Arabic script.
+    /// Whether any listed name is written in an abjad (Arabic, Hebrew).
     abjad: bool,
 }
 
@@ -362,8 +362,8 @@ impl Index {
         if name.is_empty() || self.names.is_empty() {
             return Vec::new();
         }
-        // Candidates by letters, and by consonants where one side may be in the Arabic
-        // script (`abjad`): a slot's share is the most of the query's weight it could match.
+        // Candidates by letters, and by consonants where one side may be in an
+        // abjad (`abjad`): a slot's share is the most of the query's weight it could match.
         let mut shares = self
             .letters
             .candidates(&name, is_common, min_score, self.names.len());
@@ -495,7 +495,7 @@ mod tests {
         assert_eq!(first("Путин Владимир"), Some(1));
         assert_eq!(first("Sergei Lavrov"), Some(2));
         assert_eq!(first("Aiman Zawahri"), Some(3));
-        // Written in the Arabic script, without short vowels: found by consonants.
+        // Written in an abjad, without short vowels: found by consonants.
         assert_eq!(first("أيمن الظواهري"), Some(3));
         assert_eq!(first("محمد علي حسن"), Some(4));
         assert_eq!(first("سيرجي لافروف"), Some(2));

@@ -246,7 +246,7 @@ pub struct Name {
     pub keys: Vec<String>,
     /// Legal forms the name carries.
     pub forms: Vec<Form>,
-    /// Written in the Arabic script, without its short vowels: its tokens with the long vowels
+    /// Written in an abjad (Arabic, Hebrew), without its short vowels: its tokens with the long vowels
     /// read (`abjad::romanize`), what `consonants` compares with a Latin spelling.
     pub abjad: Option<Vec<String>>,
 }
@@ -255,7 +255,7 @@ impl Name {
     pub fn parse(raw: &str) -> Name {
         let mut name = Name::of_folded(&fold(raw));
         if abjad::written_in(raw) {
-            // Two names in the Arabic script compare by `fold`'s letters, as both are written;
+            // Two names in an abjad compare by `fold`'s letters, as both are written;
             // the long vowels are for meeting a Latin spelling (`consonants`). Measured on the
             // labelled pairs: reading both sides' long vowels lost one Arabic pair of each kind.
             let romanized = abjad::romanize(&raw.nfkc().collect::<String>());
@@ -298,8 +298,8 @@ impl Name {
         }
     }
 
-    /// The name as consonant skeletons (`abjad::skeleton`), what a name written in the Arabic
-    /// script and a Latin one can be compared on. Tokens of vowels only go.
+    /// The name as consonant skeletons (`abjad::skeleton`), what a name written in an abjad
+    /// and a Latin one can be compared on. Tokens of vowels only go.
     pub fn consonants(&self) -> Name {
         let tokens: Vec<String> = self
             .abjad

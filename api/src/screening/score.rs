@@ -36,7 +36,7 @@ pub struct Tuning {
     /// Share of the score left to names that align generic words only while one of them has a
     /// word of its own.
     pub generic_only: f64,
-    /// Share of a consonant-skeleton score credited (one name in the Arabic script): vowels
+    /// Share of a consonant-skeleton score credited (one name in an abjad): vowels
     /// unwritten, `Hasan` and `Husayn` are one skeleton.
     pub skeleton: f64,
 }
@@ -119,7 +119,7 @@ pub fn compare_with(q: &Name, c: &Name, t: &Tuning) -> NameScore {
     if q.abjad.is_some() == c.abjad.is_some() {
         return letters;
     }
-    // One name in the Arabic script, which does not write short vowels: what both can be
+    // One name in an abjad (Arabic, Hebrew), which does not write short vowels: what both can be
     // compared on is their consonants (`abjad`).
     let skeletons = compare_letters(&q.consonants(), &c.consonants(), t);
     let score = skeletons.score * t.skeleton;
@@ -309,7 +309,7 @@ pub struct NameScore {
     pub aligned: usize,
     /// What legal forms added or took away.
     pub forms: f64,
-    /// Compared by consonants, one name being in the Arabic script.
+    /// Compared by consonants, one name being in an abjad (`abjad`).
     pub by_consonants: bool,
 }
 
@@ -498,7 +498,7 @@ pub fn combine(name: &NameScore, matched_name: &str, evidence: &[Evidence]) -> (
     let mut score = name.score;
     let mut text = format!("name {:.2} against \"{matched_name}\"", name.score);
     if name.by_consonants {
-        text.push_str(" (by consonants: one name in the Arabic script)");
+        text.push_str(" (by consonants: one name in a script without short vowels)");
     }
     if name.forms != 0.0 {
         let _ = write!(text, " (legal forms {:+.2})", name.forms);
