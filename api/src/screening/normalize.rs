@@ -265,7 +265,7 @@ impl Name {
     }
 
     fn of_folded(folded: &str) -> Name {
-        let folded = given_name_first(&join_dotted_initials(folded));
+        let folded = given_name_first(&initials_and_numerals(folded));
         let all: Vec<&str> = words(&folded).collect();
         // Titles go, unless the name is nothing else (`Mr` is then what was written).
         let titled = |w: &&str| HONORIFICS.contains(w);
@@ -383,8 +383,15 @@ fn expand_abbreviation(word: &str) -> &str {
 
 /// Initials written with dots and no spaces (`A.B.C.`, `U.S.A.`) as one word: their order is
 /// part of the name (`C.B.A.` is not `A.B.C.`), which separate one-letter tokens would lose.
-fn join_dotted_initials(folded: &str) -> String {
+/// And Roman numerals after the first word (`Fund II`, `Fund IX`) as numbers, here where the
+/// dots are still seen: a letter with a dot of its own is an initial (`Putin V.`, `В. В.
+/// Путин`), not five or ten.
+fn initials_and_numerals(folded: &str) -> String {
+    const ROMAN: [&str; 12] = [
+        "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii",
+    ];
     let mut out = String::with_capacity(folded.len());
+    let mut first = true;
     let chunks = folded.split_inclusive(|c: char| !c.is_ascii_alphanumeric() && c != '.');
     for chunk in chunks {
         let (body, sep) = match chunk.char_indices().last() {
@@ -392,17 +399,24 @@ fn join_dotted_initials(folded: &str) -> String {
             _ => (chunk, ""),
         };
         let letters: Vec<&str> = body.split('.').filter(|p| !p.is_empty()).collect();
-        let initials = letters.len() >= 2
-            && body.contains('.')
+        let dotted_letters = body.contains('.')
+            && !letters.is_empty()
             && letters
                 .iter()
                 .all(|p| p.len() == 1 && p.bytes().all(|b| b.is_ascii_alphabetic()));
-        if initials {
-            out.extend(letters);
+        let numeral = ROMAN
+            .iter()
+            .position(|r| *r == body.trim_end_matches('.'))
+            .filter(|_| !first && !dotted_letters);
+        if dotted_letters && letters.len() >= 2 {
+            out.extend(letters.iter().copied());
             out.push(' ');
+        } else if let Some(n) = numeral {
+            out.push_str(&(n + 2).to_string());
         } else {
             out.push_str(body);
         }
+        first &= letters.is_empty();
         out.push_str(sep);
     }
     out
@@ -513,15 +527,7 @@ fn numbers(words: Vec<String>) -> Vec<String> {
     };
     let mut out: Vec<String> = Vec::with_capacity(words.len());
     let mut last_tens = false;
-    for (i, w) in words.into_iter().enumerate() {
-        // `Fund II`, `Fund IX`: a Roman numeral after the first word is a number.
-        const ROMAN: [&str; 12] = [
-            "ii", "iii", "iv", "v", "vi", "vii", "viii", "ix", "x", "xi", "xii", "xiii",
-        ];
-        let w = match ROMAN.iter().position(|r| *r == w) {
-            Some(n) if i > 0 => (n + 2).to_string(),
-            _ => w,
-        };
+    for w in words {
         let v = value(&w).or_else(|| w.parse::<usize>().ok().filter(|n| *n < 10));
         match v {
             Some(unit) if last_tens && unit < 10 => {

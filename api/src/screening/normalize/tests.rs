@@ -55,6 +55,14 @@ fn initials_abbreviations_and_inverted_names() {
     assert_eq!(toks("ABC Co."), ["abc", "company"]);
     assert_eq!(toks("Bank Int’l"), ["bank", "international"]);
     assert_eq!(toks("Frost, William G."), ["william", "g", "frost"]);
+    // A letter with a dot of its own is an initial, never a Roman numeral; without one, after
+    // the first word, `V` and `II` are numbers (`Apollo Fund IX` above).
+    assert_eq!(toks("Путин В. В."), ["putin", "v", "v"]);
+    assert_eq!(toks("Putin V."), ["putin", "v"]);
+    assert_eq!(toks("Smith, John X."), ["john", "x", "smith"]);
+    assert_eq!(toks("Apollo Fund V"), ["apollo", "fund", "5"]);
+    assert_eq!(toks("Apollo Fund II."), ["apollo", "fund", "2"]);
+    assert_eq!(toks("V Group"), ["v", "group"]);
     // A form after the comma is not a given name, dotted or not.
     let santander = Name::parse("Banco Santander, S.A.");
     assert_eq!(santander.tokens, ["banco", "santander"]);
