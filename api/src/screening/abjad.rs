@@ -4,7 +4,7 @@
 //! `محمد حسن` is written with the consonants of `Muhammad Hassan` only, so no letter-by-letter
 //! transliteration (`any_ascii` gives `mhmd hsn`) comes close to the Latin spellings the SDN
 //! list uses: Jaro-Winkler put them at 0. Hebrew is the same (`משה כהן` is `Moshe Cohen`, and
-//! `any_ascii` gives `mshh khn`). Two steps close the gap:
+//! `any_ascii` gives `msh khhn`). Two steps close the gap:
 //! - `romanize` writes the letters that stand for long vowels (alif, waw and ya inside a word,
 //!   ta marbuta, hamza carriers; Hebrew alef, vav and yod inside a word, he at its end) as
 //!   vowels rather than as `w`/`y`/`h` or nothing, and splits the Arabic article `ال` off as
@@ -94,18 +94,18 @@ fn letter(c: char, initial: bool) -> Option<&'static str> {
     })
 }
 
-/// One Hebrew letter in Latin, from `word` (the letters from it to the word's end, marks left
-/// out), and how many characters it took: a geresh after `ג`, `ז` or `צ` (as in `ג׳ורג׳`,
+/// The Hebrew letter starting `rest` (the name's characters from it on, marks left out) in
+/// Latin, and how many characters it took: a geresh after `ג`, `ז` or `צ` (as in `ג׳ורג׳`,
 /// George, often typed as an apostrophe) makes them `j`, `zh` and `ch`, and a doubled vav or
 /// yod inside a word is the consonant. `ב`, `כ` and `פ` are `v`, `kh` and `f` after a vowel
 /// letter or at the word's end (`אברהם` Avraham, `יעקב` Yaakov), where unpointed text would
 /// mark nothing else.
-fn hebrew(word: &[char], initial: bool, after_vowel: bool) -> Option<(&'static str, usize)> {
-    let next = word.get(1).copied();
+fn hebrew(rest: &[char], initial: bool, after_vowel: bool) -> Option<(&'static str, usize)> {
+    let next = rest.get(1).copied();
     let geresh = matches!(next, Some('\u{05F3}' | '\'' | '\u{2019}'));
     let last = next.is_none_or(|n| !is_hebrew_letter(n));
     let soft = !initial && (after_vowel || last);
-    Some(match word[0] {
+    Some(match rest[0] {
         'ג' if geresh => ("j", 2),
         'ז' if geresh => ("zh", 2),
         'צ' | 'ץ' if geresh => ("ch", 2),
@@ -162,13 +162,8 @@ pub fn romanize(raw: &str) -> String {
     while i < chars.len() {
         let c = chars[i];
         if is_hebrew_letter(c) {
-            let word: Vec<char> = chars[i..]
-                .iter()
-                .copied()
-                .take_while(|c| is_hebrew_letter(*c) || matches!(c, '\u{05F3}' | '\'' | '\u{2019}'))
-                .collect();
             let after_vowel = out.ends_with(['a', 'i', 'u']);
-            match hebrew(&word, initial, after_vowel) {
+            match hebrew(&chars[i..], initial, after_vowel) {
                 Some((latin, took)) => {
                     out.push_str(latin);
                     i += took;

@@ -246,8 +246,8 @@ pub struct Name {
     pub keys: Vec<String>,
     /// Legal forms the name carries.
     pub forms: Vec<Form>,
-    /// Written in an abjad (Arabic, Hebrew), without its short vowels: its tokens with the long vowels
-    /// read (`abjad::romanize`), what `consonants` compares with a Latin spelling.
+    /// Written in an abjad (Arabic, Hebrew), without its short vowels: its tokens with the long
+    /// vowels read (`abjad::romanize`), what `consonants` compares with a Latin spelling.
     pub abjad: Option<Vec<String>>,
 }
 
