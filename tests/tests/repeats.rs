@@ -114,6 +114,8 @@ async fn a_declaration_line_delivered_again_is_rejected_and_totals_count_it_once
                 trade("D-1", "1"),
                 trade("D-3", "1"),
                 trade("D-2", "1"),
+                // Refused while reading, between rows the key check refuses.
+                trade("D-4", "x"),
                 trade("D-3", "1"),
                 trade("D-1", ""),
             ],
@@ -128,13 +130,19 @@ async fn a_declaration_line_delivered_again_is_rejected_and_totals_count_it_once
         );
         says(
             &run,
-            "1 rows accepted, 4 rejected",
+            "1 rows accepted, 5 rejected",
             &[
                 ("again.csv", 2, line.clone()),
                 ("again.csv", 4, line),
-                ("again.csv", 5, format!("{FILE_REPEAT} 3")),
-                ("again.csv", 6, format!("{FILE_REPEAT} 2")),
+                ("again.csv", 6, format!("{FILE_REPEAT} 3")),
+                ("again.csv", 7, format!("{FILE_REPEAT} 2")),
             ],
+        );
+        assert!(
+            run.stdout
+                .contains("rejected again.csv line 5: line_number"),
+            "{}",
+            run.stdout
         );
         let again_batch = run.batch_id();
         assert_eq!(
@@ -142,7 +150,28 @@ async fn a_declaration_line_delivered_again_is_rejected_and_totals_count_it_once
                 "SELECT accepted_rows * 10 + rejected_rows FROM batches WHERE id = {again_batch}"
             ))
             .await,
-            14,
+            15,
+            "{backend:?}"
+        );
+        // Stored in file order, the order `Batch.rejections` reads them in: the rejections read
+        // from the file and those of the key check (kept in the database) merged by line.
+        assert_eq!(
+            env.scalar(&format!(
+                "SELECT COUNT(*) FROM batch_rejections a JOIN batch_rejections b \
+                 ON b.batch_id = a.batch_id AND a.id < b.id AND a.line_number > b.line_number \
+                 WHERE a.batch_id = {again_batch}"
+            ))
+            .await,
+            0,
+            "{backend:?}"
+        );
+        assert_eq!(
+            env.scalar(&format!(
+                "SELECT CAST(SUM(line_number) AS BIGINT) FROM batch_rejections \
+                 WHERE batch_id = {again_batch}"
+            ))
+            .await,
+            2 + 4 + 5 + 6 + 7,
             "{backend:?}"
         );
         // The row kept is the one read from line 3, and says so.

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{cli_event, fail, operator};
 use crate::audit::{AuditSink, DbAudit, EventType};
 use crate::config::Settings;
-use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest, refresh};
+use crate::ingest::{self, Dataset, IngestError, LoadOutcome, LoadRequest, Rejections, refresh};
 
 /// Loads one batch and audits the outcome (the `attempted` event is the caller's).
 pub(super) async fn load_audited(
@@ -29,7 +29,7 @@ pub(super) async fn load_audited(
             ..
         }) => (
             "ok",
-            json!({ "batchId": batch_id, "sha256": sha256, "accepted": accepted, "rejected": rejections.len(), "unreadColumns": unread_columns }),
+            json!({ "batchId": batch_id, "sha256": sha256, "accepted": accepted, "rejected": rejections.total, "unreadColumns": unread_columns }),
         ),
         Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => (
             "ok",
@@ -97,9 +97,6 @@ pub(super) async fn refresh_sdn(
     load_audited(db, settings, audit, &request).await
 }
 
-/// Shown on stdout per rejected row, at most; every rejection is stored with the batch.
-const REJECTIONS_SHOWN: usize = 50;
-
 fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
     match result {
         Ok(LoadOutcome::AlreadyLoaded { batch_id, sha256 }) => {
@@ -116,7 +113,7 @@ fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
         }) => {
             println!(
                 "batch {batch_id}: {accepted} rows accepted, {} rejected (sha256 {sha256})",
-                rejections.len()
+                rejections.total
             );
             if !unread_columns.is_empty() {
                 println!(
@@ -130,13 +127,11 @@ fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
                     println!("  {file}: {n} rows accepted");
                 }
             }
-            for r in rejections.iter().take(REJECTIONS_SHOWN) {
-                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
-            }
-            if rejections.len() > REJECTIONS_SHOWN {
+            show(&rejections);
+            if rejections.total > rejections.first.len() as u64 {
                 println!(
                     "… and {} more; all are listed in Batch.rejections (1,000 at a time, by offset)",
-                    rejections.len() - REJECTIONS_SHOWN
+                    rejections.total - rejections.first.len() as u64
                 );
             }
             ExitCode::SUCCESS
@@ -145,15 +140,23 @@ fn report(result: Result<LoadOutcome, IngestError>) -> ExitCode {
             ref e @ (IngestError::StrictRejected(ref rejections)
             | IngestError::SdnRejected(ref rejections)),
         ) => {
-            for r in rejections.iter().take(REJECTIONS_SHOWN) {
-                println!("rejected {} line {}: {}", r.file, r.line, r.reason);
-            }
-            if rejections.len() > REJECTIONS_SHOWN {
-                println!("… and {} more", rejections.len() - REJECTIONS_SHOWN);
+            show(rejections);
+            if rejections.total > rejections.first.len() as u64 {
+                println!(
+                    "… and {} more",
+                    rejections.total - rejections.first.len() as u64
+                );
             }
             fail(&e)
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// The rejections a load names on stdout; every one is stored with the batch.
+fn show(rejections: &Rejections) {
+    for r in &rejections.first {
+        println!("rejected {} line {}: {}", r.file, r.line, r.reason);
     }
 }
 

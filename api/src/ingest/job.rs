@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use super::input::{self, CsvInput};
 use super::progress::Progress;
+use super::repeats::STAGED;
 use super::sink::{Cell, LoadTx, Table};
-use super::{CHUNK_ROWS, IngestError, Rejection, sdn};
+use super::{CHUNK_ROWS, IngestError, REJECTIONS_SHOWN, Rejection, Rejections, sdn};
 
 /// The state of one running load.
 pub(super) struct Job {
@@ -15,7 +16,10 @@ pub(super) struct Job {
     pub(super) batch_id: i64,
     pub(super) accepted: i64,
     pub(super) per_file: Vec<(String, i64)>,
+    /// Rejections found while reading, in file order.
     pub(super) rejections: Vec<Rejection>,
+    /// Rejections the key check left in the database (`repeats::STAGED`).
+    pub(super) staged: i64,
     pub(super) progress: Progress,
 }
 
@@ -78,6 +82,72 @@ impl Job {
         }
         per_file.push((input.file_name().to_owned(), *accepted - before));
         Ok(())
+    }
+
+    /// Writes every rejection of the load to `batch_rejections` in file order (the order
+    /// `Batch.rejections` reads them in), and returns how many there are with the first
+    /// `REJECTIONS_SHOWN`. Those the key check staged are merged in the database, so they never
+    /// pass through the loader's memory.
+    pub(super) async fn store_rejections(&mut self) -> Result<Rejections, IngestError> {
+        let read = std::mem::take(&mut self.rejections);
+        let total = u64::try_from(self.staged).unwrap_or_default() + read.len() as u64;
+        let into = if self.staged == 0 {
+            "batch_rejections"
+        } else {
+            STAGED
+        };
+        let table = Table {
+            name: into,
+            columns: &["batch_id", "file_name", "line_number", "reason"],
+        };
+        for chunk in read.chunks(CHUNK_ROWS) {
+            let rows: Vec<Vec<Cell>> = chunk
+                .iter()
+                .map(|r| {
+                    vec![
+                        Cell::Int(self.batch_id),
+                        Cell::Text(r.file.clone()),
+                        Cell::from(r.line),
+                        Cell::Text(r.reason.clone()),
+                    ]
+                })
+                .collect();
+            self.tx.write(&table, &rows).await?;
+        }
+        if self.staged == 0 {
+            let first = read.into_iter().take(REJECTIONS_SHOWN).collect();
+            return Ok(Rejections { total, first });
+        }
+        let columns = "batch_id, file_name, line_number, reason";
+        self.tx
+            .execute_for_batch(
+                format!(
+                    "INSERT INTO batch_rejections ({columns}) SELECT {columns} FROM {STAGED} \
+                     WHERE batch_id = $1 ORDER BY line_number"
+                ),
+                self.batch_id,
+                &[],
+            )
+            .await?;
+        let first: Vec<(String, i64, String)> = self
+            .tx
+            .fetch_for_batch(
+                format!(
+                    "SELECT file_name, line_number, reason FROM {STAGED} WHERE batch_id = $1 \
+                     ORDER BY line_number LIMIT {REJECTIONS_SHOWN}"
+                ),
+                self.batch_id,
+            )
+            .await?;
+        let first = first
+            .into_iter()
+            .map(|(file, line, reason)| Rejection {
+                file,
+                line: u64::try_from(line).unwrap_or_default(),
+                reason,
+            })
+            .collect();
+        Ok(Rejections { total, first })
     }
 
     pub(super) fn reject(&mut self, file: &str, line: u64, reason: String) {

@@ -81,6 +81,18 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// How many rows a load rejected, at most, in full (`Rejections::first`); every one is stored
+/// with the batch (`Batch.rejections`).
+pub const REJECTIONS_SHOWN: usize = 50;
+
+/// A load's rejections as it reports them.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Rejections {
+    pub total: u64,
+    /// The first `REJECTIONS_SHOWN`, in file order.
+    pub first: Vec<Rejection>,
+}
+
 #[derive(Debug)]
 pub enum LoadOutcome {
     Loaded {
@@ -89,7 +101,7 @@ pub enum LoadOutcome {
         accepted: i64,
         /// Accepted rows per input file, in load order.
         per_file: Vec<(String, i64)>,
-        rejections: Vec<Rejection>,
+        rejections: Rejections,
         /// Named header columns the layout has no field for: not loaded, kept in the raw file.
         unread_columns: Vec<String>,
     },
@@ -109,17 +121,17 @@ pub enum IngestError {
     Input(#[from] InputError),
     #[error("cannot store the raw input: {0}")]
     RawStore(#[from] std::io::Error),
-    #[error("{} row(s) rejected and --strict is set; nothing was written", .0.len())]
-    StrictRejected(Vec<Rejection>),
+    #[error("{} row(s) rejected and --strict is set; nothing was written", .0.total)]
+    StrictRejected(Rejections),
     /// Not the whole list: it would become the list screening reads.
     #[error(transparent)]
     SdnSet(#[from] refresh::RefreshError),
     #[error(
         "{} row(s) of the SDN list rejected: a list loads whole or not at all (a truncated or \
          damaged file?); nothing was written",
-        .0.len()
+        .0.total
     )]
-    SdnRejected(Vec<Rejection>),
+    SdnRejected(Rejections),
     #[error("database error: {0}{hint}", hint = crate::error::sqlite_busy_hint(Some(.0)))]
     Database(#[from] sqlx::Error),
     #[error("database error: {0}{hint}", hint = crate::error::sqlite_busy_hint(crate::error::sqlx_source(.0)))]
@@ -344,6 +356,7 @@ async fn load_kept(
         accepted: 0,
         per_file: Vec::new(),
         rejections: Vec::new(),
+        staged: 0,
         progress: Progress::new(total_bytes),
     };
     // The peer groups this load changes: their profiles are recomputed after the commit.
@@ -401,7 +414,7 @@ async fn load_kept(
             for rollup in analysis::rollup::ROLLUPS {
                 deferred.extend(job.tx.defer_indexes(rollup.table, indexes).await?);
                 job.tx
-                    .execute_for_batch(rollup.fill(db.get_database_backend(), true), batch_id)
+                    .execute_for_batch(rollup.fill(db.get_database_backend(), true), batch_id, &[])
                     .await?;
             }
             job.tx.restore_indexes(&deferred).await?;
@@ -419,14 +432,14 @@ async fn load_kept(
     }
 
     job.progress.finish();
+    let rejections = job.store_rejections().await?;
     let Job {
         mut tx,
         accepted,
         per_file,
-        rejections,
         ..
     } = job;
-    if !rejections.is_empty() && (req.strict || req.dataset == Dataset::Sdn) {
+    if rejections.total > 0 && (req.strict || req.dataset == Dataset::Sdn) {
         // Dropping the transaction rolls back the batch row and every row written so far.
         drop(tx);
         return Err(if req.strict {
@@ -435,26 +448,7 @@ async fn load_kept(
             IngestError::SdnRejected(rejections)
         });
     }
-    let rejection_rows: Vec<Vec<Cell>> = rejections
-        .iter()
-        .map(|r| {
-            vec![
-                Cell::Int(batch_id),
-                Cell::Text(r.file.clone()),
-                Cell::from(r.line),
-                Cell::Text(r.reason.clone()),
-            ]
-        })
-        .collect();
-    tx.write(
-        &Table {
-            name: "batch_rejections",
-            columns: &["batch_id", "file_name", "line_number", "reason"],
-        },
-        &rejection_rows,
-    )
-    .await?;
-    let rejected = i64::try_from(rejections.len()).unwrap_or(i64::MAX);
+    let rejected = i64::try_from(rejections.total).unwrap_or(i64::MAX);
     tx.finish_batch(batch_id, accepted, rejected).await?;
     tx.commit().await?;
     if req.dataset == Dataset::Trade && !frozen && accepted >= ANALYZE_AFTER_ROWS {

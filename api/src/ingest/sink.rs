@@ -147,20 +147,54 @@ impl LoadTx {
         Ok(())
     }
 
-    /// Runs `sql`, which binds the batch id as `$1` (a statement deriving rows from the
-    /// batch's rows, such as a rollup's fill). `sql` is the program's own text, never input.
+    /// Runs `sql`, which binds the batch id as `$1` and `texts` as `$2`, `$3` … (a statement
+    /// deriving rows from the batch's rows, such as a rollup's fill), and returns the rows it
+    /// changed. `sql` is the program's own text, never input; `texts` may be.
     pub async fn execute_for_batch(
         &mut self,
         sql: String,
         batch_id: i64,
-    ) -> Result<(), sqlx::Error> {
+        texts: &[&str],
+    ) -> Result<u64, sqlx::Error> {
         let sql = sqlx::AssertSqlSafe(sql);
-        match self {
+        Ok(match self {
             LoadTx::Postgres { tx, .. } => {
-                sqlx::query(sql).bind(batch_id).execute(&mut **tx).await?;
+                let mut query = sqlx::query(sql).bind(batch_id);
+                for text in texts {
+                    query = query.bind(*text);
+                }
+                query.execute(&mut **tx).await?.rows_affected()
             }
             LoadTx::Sqlite(tx) => {
-                sqlx::query(sql).bind(batch_id).execute(&mut **tx).await?;
+                let mut query = sqlx::query(sql).bind(batch_id);
+                for text in texts {
+                    query = query.bind(*text);
+                }
+                query.execute(&mut **tx).await?.rows_affected()
+            }
+        })
+    }
+
+    /// Creates the temporary table `name` with `columns` (an SQL column list), empty, for the
+    /// rest of the transaction: PostgreSQL drops it at the commit; on SQLite it lasts as long
+    /// as the pooled connection, so an earlier load's is dropped first. `name` and `columns`
+    /// are the program's own text.
+    pub async fn temp_table(&mut self, name: &str, columns: &str) -> Result<(), sqlx::Error> {
+        match self {
+            LoadTx::Postgres { tx, .. } => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP TABLE IF EXISTS pg_temp.{name}; \
+                     CREATE TEMPORARY TABLE {name} ({columns}) ON COMMIT DROP"
+                )))
+                .execute(&mut **tx)
+                .await?;
+            }
+            LoadTx::Sqlite(tx) => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP TABLE IF EXISTS temp.{name}; CREATE TEMPORARY TABLE {name} ({columns})"
+                )))
+                .execute(&mut **tx)
+                .await?;
             }
         }
         Ok(())
@@ -223,23 +257,12 @@ impl LoadTx {
 
     /// Deletes the rows of `table` whose `column` holds one of `values`. `table` and `column`
     /// are the program's own names, never input; the values are bound.
-    pub async fn delete_where_in<T>(
+    pub async fn delete_where_in(
         &mut self,
         table: &str,
         column: &str,
-        values: &[T],
-    ) -> Result<(), sqlx::Error>
-    where
-        T: Clone
-            + Send
-            + Sync
-            + 'static
-            + sqlx::Type<Postgres>
-            + sqlx::postgres::PgHasArrayType
-            + for<'q> sqlx::Encode<'q, Postgres>
-            + sqlx::Type<Sqlite>
-            + for<'q> sqlx::Encode<'q, Sqlite>,
-    {
+        values: &[String],
+    ) -> Result<(), sqlx::Error> {
         match self {
             LoadTx::Postgres { tx, .. } => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
