@@ -184,6 +184,26 @@ fn date_prefix(backend: DbBackend, len: usize) -> SimpleExpr {
     }
 }
 
+/// `SUM(expression)` of a floating-point column, the same whatever order the rows are added in.
+///
+/// A sum is a page's position (`tradeTotals` sorted by value, an entity's excess in
+/// `tradeVsMoney`), recomputed by the next page's request. PostgreSQL adds a float sum in the
+/// order its parallel workers happen to read the rows: two runs of one query on 1M rows gave
+/// 2,072 of 5,001 groups different last bits, so a group whose sum ties with the page's last
+/// could come out just above it next time and be passed over. Each value as `NUMERIC` (its
+/// shortest decimal, 15 significant digits) is added exactly, so the sum is one number, and a
+/// sum of cents is exact in cents. Measured on 1M rows (`psql`, 201 to 898,272 groups): within
+/// the noise of the float sum, read in parallel or not. SQLite reads rows in one order and
+/// compensates its rounding already (`SUM` since 3.43).
+pub fn exact_sum(backend: DbBackend, expression: &str) -> String {
+    match backend {
+        DbBackend::Postgres => {
+            format!("CAST(SUM(CAST({expression} AS NUMERIC)) AS DOUBLE PRECISION)")
+        }
+        _ => format!("SUM({expression})"),
+    }
+}
+
 impl Measure {
     pub fn fields_read(self) -> &'static [&'static str] {
         reads_of(self, MEASURE_READS)
@@ -392,7 +412,10 @@ impl Grouping {
                 (
                     format!("MIN({})", unit("quantity_unit")),
                     format!("MAX({})", unit("quantity_unit")),
-                    "SUM(CASE WHEN \"quantity_unit\" IS NOT NULL THEN \"quantity\" END)",
+                    exact_sum(
+                        backend,
+                        "CASE WHEN \"quantity_unit\" IS NOT NULL THEN \"quantity\" END",
+                    ),
                     "COUNT(*)",
                 )
             }
@@ -403,7 +426,7 @@ impl Grouping {
                 (
                     format!("MIN({})", unit("min_unit")),
                     format!("MAX({})", unit("max_unit")),
-                    "SUM(\"quantity\")",
+                    exact_sum(backend, "\"quantity\""),
                     // PostgreSQL's SUM of a BIGINT is NUMERIC; the grand total of no rows is
                     // one group with a count of 0, as COUNT(*) gives it.
                     "CAST(COALESCE(SUM(\"record_count\"), 0) AS BIGINT)",
@@ -418,7 +441,10 @@ impl Grouping {
         // Never NULL, not even for the grand total of no rows: the value served (0) is then
         // the value sorted on and sought after, so a cursor finds its own group.
         q.expr_as(
-            Expr::cust("COALESCE(SUM(\"declared_value_usd\"), 0.0)"),
+            Expr::cust(format!(
+                "COALESCE({}, 0.0)",
+                exact_sum(backend, "\"declared_value_usd\"")
+            )),
             Alias::new("value_usd"),
         )
         .expr_as(
@@ -430,7 +456,7 @@ impl Grouping {
             Alias::new("quantity_unit"),
         )
         .expr_as(
-            Expr::cust("SUM(\"net_weight_kg\")"),
+            Expr::cust(exact_sum(backend, "\"net_weight_kg\"")),
             Alias::new("net_weight_kg"),
         )
         .expr_as(Expr::cust(count), Alias::new("record_count"))

@@ -191,11 +191,14 @@ pub fn episodes(mut cash: Vec<CashTransaction>, thresholds: &Thresholds) -> Vec<
 /// then by TIN with entities known only by name last, then by name), so the served order and
 /// the cursors are one definition.
 pub fn mismatches(
-    reported: Vec<ReportedSums>,
+    mut reported: Vec<ReportedSums>,
     cash: Vec<CashTransaction>,
     declared: &Declared,
     thresholds: &Thresholds,
 ) -> Vec<Mismatch> {
+    // One entity's sums are added in one order, whatever order the database gave them in, so
+    // its excess (a page's position) is the same number on the next page's request.
+    reported.sort_by(|a, b| (&a.tin, &a.name).cmp(&(&b.tin, &b.name)));
     let mut entities: BTreeMap<(bool, String), Mismatch> = BTreeMap::new();
     for r in reported {
         let key = entity_key(r.tin.as_deref(), &r.name);
@@ -358,6 +361,27 @@ mod tests {
         assert!((harbor.ratio.unwrap() - 250_000.0 / 83_000.0).abs() < 1e-9);
         assert_eq!(harbor.reasons, vec![Reason::ReportedExceedsDeclared]);
         assert_eq!(entity("John Q Courier").ratio, None);
+    }
+
+    /// One TIN reported under three names: its sums come from the database in any order
+    /// (no `ORDER BY`), and float addition is not associative, yet its excess is a page's
+    /// position and must be the same number on every request.
+    #[test]
+    fn an_entitys_sums_do_not_depend_on_the_order_they_arrive_in() {
+        let parts = [("A", 0.1), ("B", 1e16), ("C", 1.0)];
+        let reported = |order: [usize; 3]| {
+            let rows = order
+                .iter()
+                .map(|&i| sums(Some("55"), parts[i].0, parts[i].1))
+                .collect();
+            mismatches(rows, vec![], &Declared::default(), &Thresholds::default())[0].reported_usd
+        };
+        // The orders differ in their last bits when added as given.
+        assert_ne!((0.1 + 1.0) + 1e16, (0.1 + 1e16) + 1.0);
+        let first = reported([0, 1, 2]);
+        for order in [[2, 1, 0], [1, 0, 2], [1, 2, 0], [0, 2, 1], [2, 0, 1]] {
+            assert_eq!(reported(order).to_bits(), first.to_bits(), "{order:?}");
+        }
     }
 
     #[test]

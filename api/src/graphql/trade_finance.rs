@@ -14,6 +14,7 @@ use super::keyset::{KeyKind, KeyValue, Keyset, KeysetConnection, SortKey};
 use super::pagination::CONNECTION_COST;
 use super::scalars::Date;
 use super::scope;
+use crate::analysis::totals::exact_sum;
 use crate::analysis::trade_finance::{
     self, CashTransaction, Declared, Episode, Mismatch, Reason, ReportedSums, Thresholds,
 };
@@ -276,15 +277,22 @@ fn mismatch_position(m: &Mismatch) -> Vec<KeyValue> {
 async fn reported_sums(state: &AppState, reports: Condition) -> ApiResult<Vec<ReportedSums>> {
     use financial_transaction::Column;
     // `0.0`, not `0`: SQLite types a sum of integer zeros as INTEGER, which is no `f64`.
+    let backend = state.db.get_database_backend();
     let cash = |direction: &str| {
-        Expr::cust(format!(
-            "SUM(CASE WHEN \"cash_direction\" = '{direction}' THEN \"amount_usd\" ELSE 0.0 END)"
+        Expr::cust(exact_sum(
+            backend,
+            &format!(
+                "CASE WHEN \"cash_direction\" = '{direction}' THEN \"amount_usd\" ELSE 0.0 END"
+            ),
         ))
     };
     let q = Query::select()
         .column(Column::SubjectTin)
         .column(Column::SubjectName)
-        .expr_as(Expr::cust("SUM(\"amount_usd\")"), Alias::new("total_usd"))
+        .expr_as(
+            Expr::cust(exact_sum(backend, "\"amount_usd\"")),
+            Alias::new("total_usd"),
+        )
         .expr_as(cash("IN"), Alias::new("cash_in_usd"))
         .expr_as(cash("OUT"), Alias::new("cash_out_usd"))
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("report_count"))
@@ -386,7 +394,13 @@ async fn sums_by(
 ) -> ApiResult<Vec<(String, (f64, i64))>> {
     let q = Query::select()
         .expr_as(Expr::col(column), Alias::new("k"))
-        .expr_as(Expr::cust("SUM(\"declared_value_usd\")"), Alias::new("v"))
+        .expr_as(
+            Expr::cust(exact_sum(
+                state.db.get_database_backend(),
+                "\"declared_value_usd\"",
+            )),
+            Alias::new("v"),
+        )
         .expr_as(Expr::cust("COUNT(*)"), Alias::new("n"))
         .from(trade_record::Entity)
         .cond_where(cond)
