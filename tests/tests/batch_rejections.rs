@@ -1,7 +1,8 @@
+//! Stored rejections: every row a load refuses, in file order, however many; and
 //! `Batch.rejections` across a page of many loads: each load's own refused rows, each window
 //! where it was asked for, on both backends.
 
-use dartts_tests::{BACKENDS, TestEnv};
+use dartts_tests::{BACKENDS, TestEnv, path};
 use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
@@ -59,6 +60,80 @@ async fn every_load_on_a_page_lists_its_own_rejections() {
                 .collect();
             assert_eq!(load["window"], json!(window), "{backend:?} {file}");
             assert_eq!(load["none"], json!([]), "{backend:?} {file}");
+        }
+    }
+}
+
+/// More rows refused while reading than the loader keeps in memory (`ingest::rejection_log`
+/// spills them to a temporary file past one chunk of 5,000): every one is stored whole, in file
+/// order, and the load prints the first 50.
+#[tokio::test]
+async fn more_rejections_than_a_chunk_are_all_stored_in_file_order() {
+    const ROWS: u64 = 12_000;
+    let mut lines = vec![
+        "declaration_id,line_number,declaration_date,direction,hs_code,\
+                          country_of_origin,declared_value,declared_currency"
+            .to_owned(),
+    ];
+    for i in 0..ROWS {
+        // Every fifth row loads; the others carry a date that names their row.
+        let date = if i % 5 == 0 {
+            "2024-03-01".to_owned()
+        } else {
+            format!("day-{i}")
+        };
+        lines.push(format!("D-{i},1,{date},IMPORT,8471300100,CN,100,USD"));
+    }
+    let refused = ROWS - ROWS / 5;
+    // Row i is on line i + 2; the sum of the refused rows' lines.
+    let line_sum: u64 = (0..ROWS).filter(|i| i % 5 != 0).map(|i| i + 2).sum();
+    for backend in BACKENDS {
+        let env = TestEnv::new(backend).await;
+        let file = env.dir.path().join("mostly bad.csv");
+        std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+        let run = env
+            .load_ok(&["trade", path(&file), "--provider", "US"])
+            .await;
+        assert!(
+            run.stdout
+                .contains(&format!("{} rows accepted, {refused} rejected", ROWS / 5)),
+            "{}",
+            run.stdout
+        );
+        // The 50th refused row is row 62 (four of every five), on line 64.
+        assert!(
+            run.stdout.contains("line 64: declaration_date \"day-62\""),
+            "{}",
+            run.stdout
+        );
+        assert!(!run.stdout.contains("line 65:"), "{}", run.stdout);
+        assert_eq!(
+            env.count("batch_rejections").await,
+            i64::try_from(refused).unwrap()
+        );
+        assert_eq!(
+            env.scalar("SELECT CAST(SUM(line_number) AS BIGINT) FROM batch_rejections")
+                .await,
+            i64::try_from(line_sum).unwrap()
+        );
+        // Stored in file order: no later row before an earlier one.
+        assert_eq!(
+            env.scalar(
+                "SELECT COUNT(*) FROM (SELECT line_number, LAG(line_number) OVER (ORDER BY id) \
+                 AS before FROM batch_rejections) r WHERE before >= line_number"
+            )
+            .await,
+            0
+        );
+        // A row from the spilled part and one from the last chunk, whole.
+        for i in [4_001_u64, 11_999] {
+            let reason = env
+                .text(&format!(
+                    "SELECT reason FROM batch_rejections WHERE line_number = {}",
+                    i + 2
+                ))
+                .await;
+            assert!(reason.contains(&format!("\"day-{i}\"")), "{i}: {reason}");
         }
     }
 }

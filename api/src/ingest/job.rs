@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use super::input::{self, CsvInput};
 use super::progress::Progress;
+use super::rejection_log::RejectionLog;
 use super::repeats::STAGED;
 use super::sink::{Cell, LoadTx, Table};
 use super::{CHUNK_ROWS, IngestError, REJECTIONS_SHOWN, Rejection, Rejections, sdn};
@@ -17,7 +18,7 @@ pub(super) struct Job {
     pub(super) accepted: i64,
     pub(super) per_file: Vec<(String, i64)>,
     /// Rejections found while reading, in file order.
-    pub(super) rejections: Vec<Rejection>,
+    pub(super) rejections: RejectionLog,
     /// Rejections the key check left in the database (`repeats::STAGED`).
     pub(super) staged: i64,
     pub(super) progress: Progress,
@@ -49,18 +50,13 @@ impl Job {
             while let Some(next) = input.next_record()? {
                 match next.and_then(|record| map(&record).map_err(|reason| (record.line, reason))) {
                     Ok(row) => chunk.push(row),
-                    Err((line, reason)) => rejections.push(Rejection {
-                        file: input.file_name().to_owned(),
-                        line,
-                        reason,
-                    }),
+                    Err((line, reason)) => rejections.add(input.file_name(), line, reason)?,
                 }
                 if chunk.len() == CHUNK_ROWS {
                     writer.write(&chunk).await?;
                     *accepted += i64::try_from(chunk.len()).unwrap_or(i64::MAX);
                     chunk.clear();
-                    let read =
-                        u64::try_from(*accepted).unwrap_or_default() + rejections.len() as u64;
+                    let read = u64::try_from(*accepted).unwrap_or_default() + rejections.len();
                     progress.update(read, input.bytes_read());
                 }
             }
@@ -90,7 +86,7 @@ impl Job {
     /// pass through the loader's memory.
     pub(super) async fn store_rejections(&mut self) -> Result<Rejections, IngestError> {
         let read = std::mem::take(&mut self.rejections);
-        let total = u64::try_from(self.staged).unwrap_or_default() + read.len() as u64;
+        let total = u64::try_from(self.staged).unwrap_or_default() + read.len();
         let into = if self.staged == 0 {
             "batch_rejections"
         } else {
@@ -100,22 +96,23 @@ impl Job {
             name: into,
             columns: &["batch_id", "file_name", "line_number", "reason"],
         };
-        for chunk in read.chunks(CHUNK_ROWS) {
+        let first = read.first().to_vec();
+        let mut chunks = read.into_chunks().map_err(IngestError::RejectionLog)?;
+        while let Some(chunk) = chunks.next_chunk().map_err(IngestError::RejectionLog)? {
             let rows: Vec<Vec<Cell>> = chunk
-                .iter()
+                .into_iter()
                 .map(|r| {
                     vec![
                         Cell::Int(self.batch_id),
-                        Cell::Text(r.file.clone()),
+                        Cell::Text(r.file),
                         Cell::from(r.line),
-                        Cell::Text(r.reason.clone()),
+                        Cell::Text(r.reason),
                     ]
                 })
                 .collect();
             self.tx.write(&table, &rows).await?;
         }
         if self.staged == 0 {
-            let first = read.into_iter().take(REJECTIONS_SHOWN).collect();
             return Ok(Rejections { total, first });
         }
         let columns = "batch_id, file_name, line_number, reason";
@@ -150,14 +147,6 @@ impl Job {
         Ok(Rejections { total, first })
     }
 
-    pub(super) fn reject(&mut self, file: &str, line: u64, reason: String) {
-        self.rejections.push(Rejection {
-            file: file.to_owned(),
-            line,
-            reason,
-        });
-    }
-
     /// sdn.csv first (with comments folded into remarks), then addresses and aliases, which may
     /// only refer to entries of this same list (`refresh::verify` made sure all four are here).
     pub(super) async fn load_sdn(
@@ -180,7 +169,7 @@ impl Job {
                         first_lines.entry(ent).or_insert(line);
                         continuations.entry(ent).or_default().push_str(&text);
                     }
-                    Err((line, reason)) => self.reject(name, line, reason),
+                    Err((line, reason)) => self.rejections.add(name, line, reason)?,
                 }
             }
             self.progress.file_done(input.bytes_read());
@@ -208,11 +197,11 @@ impl Job {
             .collect();
         orphans.sort_unstable();
         for (line, ent) in orphans {
-            self.reject(
+            self.rejections.add(
                 "sdn_comments.csv",
                 line,
                 format!("ent_num {ent} is not in sdn.csv"),
-            );
+            )?;
         }
 
         for (file, table, mapper) in [

@@ -14,6 +14,7 @@ pub mod profile;
 mod progress;
 pub(crate) mod raw_store;
 pub mod refresh;
+mod rejection_log;
 mod repeats;
 mod sdn;
 pub(crate) mod sink;
@@ -35,6 +36,7 @@ use input::{CsvInput, HeaderIndex, InputError};
 use job::Job;
 use profile::{ProfileError, ProfileFile};
 use progress::Progress;
+use rejection_log::RejectionLog;
 use repeats::InFile;
 use sink::{Cell, LoadTx, NewBatch, Table};
 
@@ -121,6 +123,8 @@ pub enum IngestError {
     Input(#[from] InputError),
     #[error("cannot store the raw input: {0}")]
     RawStore(#[from] std::io::Error),
+    #[error("cannot keep the rejected rows aside in a temporary file: {0}; nothing was written")]
+    RejectionLog(std::io::Error),
     #[error("{} row(s) rejected and --strict is set; nothing was written", .0.total)]
     StrictRejected(Rejections),
     /// Not the whole list: it would become the list screening reads.
@@ -355,7 +359,7 @@ async fn load_kept(
         batch_id,
         accepted: 0,
         per_file: Vec::new(),
-        rejections: Vec::new(),
+        rejections: RejectionLog::default(),
         staged: 0,
         progress: Progress::new(total_bytes),
     };
