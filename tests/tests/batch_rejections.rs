@@ -66,7 +66,8 @@ async fn every_load_on_a_page_lists_its_own_rejections() {
 
 /// More rows refused while reading than the loader keeps in memory (`ingest::rejection_log`
 /// spills them to a temporary file past one chunk of 5,000): every one is stored whole, in file
-/// order, and the load prints the first 50.
+/// order, and the load prints the first 50. Without a usable temporary folder the load is
+/// refused and writes nothing.
 #[tokio::test]
 async fn more_rejections_than_a_chunk_are_all_stored_in_file_order() {
     const ROWS: u64 = 12_000;
@@ -88,9 +89,28 @@ async fn more_rejections_than_a_chunk_are_all_stored_in_file_order() {
     // Row i is on line i + 2; the sum of the refused rows' lines.
     let line_sum: u64 = (0..ROWS).filter(|i| i % 5 != 0).map(|i| i + 2).sum();
     for backend in BACKENDS {
-        let env = TestEnv::new(backend).await;
+        let mut env = TestEnv::new(backend).await;
         let file = env.dir.path().join("mostly bad.csv");
         std::fs::write(&file, lines.join("\n") + "\n").expect("write");
+        // With nowhere to keep them, the load is refused whole, saying why.
+        let nowhere = env.dir.path().join("no such folder");
+        env.extra_env
+            .push(("TMPDIR".into(), nowhere.to_str().expect("utf-8").into()));
+        let refused_load = env
+            .run(&["load", "trade", path(&file), "--provider", "US"])
+            .await;
+        env.extra_env.pop();
+        assert!(!refused_load.ok, "{}", refused_load.stdout);
+        assert!(
+            refused_load.stderr.contains(
+                "cannot keep the rejected rows aside in a temporary file: No such file or directory"
+            ) && refused_load.stderr.contains("nothing was written"),
+            "{}",
+            refused_load.stderr
+        );
+        for table in ["batches", "trade_records", "batch_rejections"] {
+            assert_eq!(env.count(table).await, 0, "{backend:?} {table}");
+        }
         let run = env
             .load_ok(&["trade", path(&file), "--provider", "US"])
             .await;
