@@ -226,42 +226,40 @@ impl RecordFilter for TradeRecordFilter {
                 importers.names_without_id,
             ));
         }
-        c = countries(
-            c,
-            Column::CountryOfOrigin,
-            self.country_of_origin.as_ref(),
-            "countryOfOrigin",
-        )?;
-        c = countries(
-            c,
-            Column::CountryOfExport,
-            self.country_of_export.as_ref(),
-            "countryOfExport",
-        )?;
-        c = countries(
-            c,
-            Column::CountryOfDestination,
-            self.country_of_destination.as_ref(),
-            "countryOfDestination",
-        )?;
-        c = countries(
-            c,
-            Column::ReportingCountry,
-            self.reporting_country.as_ref(),
-            "reportingCountry",
-        )?;
-        c = countries(
-            c,
-            Column::PartnerCountry,
-            self.partner_country.as_ref(),
-            "partnerCountry",
-        )?;
-        c = countries(
-            c,
-            Column::ProviderCountry,
-            self.provider_country.as_ref(),
-            "providerCountry",
-        )?;
+        for (column, values, argument) in [
+            (
+                Column::CountryOfOrigin,
+                &self.country_of_origin,
+                "countryOfOrigin",
+            ),
+            (
+                Column::CountryOfExport,
+                &self.country_of_export,
+                "countryOfExport",
+            ),
+            (
+                Column::CountryOfDestination,
+                &self.country_of_destination,
+                "countryOfDestination",
+            ),
+            (
+                Column::ReportingCountry,
+                &self.reporting_country,
+                "reportingCountry",
+            ),
+            (
+                Column::PartnerCountry,
+                &self.partner_country,
+                "partnerCountry",
+            ),
+            (
+                Column::ProviderCountry,
+                &self.provider_country,
+                "providerCountry",
+            ),
+        ] {
+            c = countries(c, column, values.as_ref(), argument)?;
+        }
         for (value, argument) in [
             (self.declared_value_usd_min, "declaredValueUsdMin"),
             (self.declared_value_usd_max, "declaredValueUsdMax"),
